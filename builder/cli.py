@@ -1,0 +1,88 @@
+"""The kernel-prompts command line: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from builder.errors import KernelPromptsError, PromptParseError
+
+
+class BadInput(click.ClickException):
+    """A file that is not what the command reads: exit code 2."""
+
+    exit_code = 2
+
+
+def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's errors into clean click errors."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PromptParseError as exc:
+            raise BadInput(str(exc)) from exc
+        except KernelPromptsError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kernel-prompts")
+def cli() -> None:
+    """Build a HuggingFace dataset of Triton kernel-optimization prompts.
+
+    Each row pairs a prompt (GPU spec, stage, current code, its ncu metrics) with a verified,
+    measured reference solution.
+    """
+
+
+@cli.command()
+@click.argument("prompt_file", type=click.File("r", encoding="utf-8"))
+@friendly_errors
+def parse(prompt_file: Any) -> None:
+    """Print the JSON spec of PROMPT_FILE (a file or -).
+
+    The spec holds the GPU key, the stage key and text variant, the current code, and the
+    metrics as {kernel_name: {metric: value}}. Exits with code 2 when the file is not such a
+    prompt, naming the missing section.
+
+    Example: kernel-prompts parse seeds/avgpool2d/seed_prompt.txt > spec.json
+    """
+    from builder.prompt import parse as parse_prompt
+
+    click.echo(parse_prompt(prompt_file.read()).to_json(), nl=False)
+
+
+@cli.command()
+@click.argument("spec_file", type=click.File("r", encoding="utf-8"))
+@friendly_errors
+def render(spec_file: Any) -> None:
+    """Print the prompt for the JSON spec in SPEC_FILE (a file or -).
+
+    Example: kernel-prompts parse seed.txt | kernel-prompts render - | diff - seed.txt
+    """
+    from builder.prompt import PromptSpec, render as render_prompt
+
+    sys.stdout.write(render_prompt(PromptSpec.from_json(spec_file.read())))
+
+
+@cli.command()
+@friendly_errors
+def problems() -> None:
+    """List the problems found under seeds/, with their stages' reference solutions.
+
+    Example: kernel-prompts problems
+    """
+    from builder.seeds import load_problems
+
+    for p in load_problems():
+        solutions = ", ".join(p.solutions) or "none"
+        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, shape {list(p.shape)}, "
+                   f"{len(p.cases)} cases, solutions: {solutions}")

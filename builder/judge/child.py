@@ -1,0 +1,77 @@
+"""Entry point of a judge child process: `python -m builder.judge.child KIND JOB_JSON RESULT_JSON`.
+
+It prepares the process (the Triton interpreter for CPU runs), runs the job function registered
+for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Only this process
+ever imports code under test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+#: Job kinds and the functions that run them, as "module:function". A kind that itself has the
+#: form "module:function" names its function directly (the tests use this).
+JOBS: dict[str, str] = {
+    "verify": "builder.judge.correctness:verify_job",
+    "time": "builder.judge.timing:time_job",
+    "profile": "builder.judge.ncu:profile_job",
+}
+
+
+def prepare_cpu() -> None:
+    """Run Triton kernels on CPU tensors: the interpreter, and `is_cuda` reporting True.
+
+    TRITON_INTERPRET must be set before triton is first imported. Seed kernels assert
+    `x.is_cuda`; in this throwaway process every tensor claims to be on CUDA.
+    """
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+
+    torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
+
+
+def _classify(exc: BaseException) -> str:
+    """A reason code for an exception that escaped a job."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if "out of memory" in text or "illegal memory access" in text or "misaligned address" in text:
+        return "crash"
+    return "runtime_error"
+
+
+def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    from builder.judge.runner import JobFailure
+
+    target = JOBS.get(kind, kind)
+    if ":" not in target:
+        return {"status": "failed", "reason": "runtime_error", "detail": f"unknown job kind '{kind}'"}
+    if params.get("device", "cpu") == "cpu":
+        prepare_cpu()
+    module_name, func_name = target.split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return {"status": "ok", "payload": func(params)}
+    except JobFailure as exc:
+        return {"status": "failed", "reason": exc.reason, "detail": exc.detail}
+    except Exception as exc:  # any failure of the job becomes data for the parent
+        return {"status": "failed", "reason": _classify(exc), "detail": traceback.format_exc(limit=8)}
+
+
+def main(argv: list[str]) -> int:
+    kind, job_file, result_file = argv
+    params = json.loads(Path(job_file).read_text())
+    result = run(kind, params)
+    tmp = Path(result_file).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, default=str))
+    tmp.replace(result_file)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

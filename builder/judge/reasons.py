@@ -1,0 +1,44 @@
+"""The one list of reasons a judged piece of code can be rejected for.
+
+Every check returns one of these codes, so rejects can be counted by reason and never dropped.
+"""
+
+REASONS: dict[str, str] = {
+    # output format
+    "no_code_block": "the answer holds no fenced python code block",
+    "syntax_error": "the code does not parse as Python",
+    "no_model_new": "the code defines no class ModelNew",
+    "no_triton_kernel": "the code defines no @triton.jit kernel",
+    "rule_order": "sections are not in the order imports, @triton.jit kernels, wrappers, class ModelNew",
+    "forbidden_section": "the code holds testing code, `if __name__`, get_inputs or get_init_inputs",
+    # static anti-cheat
+    "torch_op": "a PyTorch operator does the work instead of a Triton kernel",
+    "fallback": "a try/except can fall back to PyTorch",
+    "inherits_reference": "ModelNew inherits the reference Model or a PyTorch pooling module",
+    "system_access": "the code reaches for the process, network or file system",
+    "timer_patch": "the code patches timers, events or synchronize",
+    "side_stream": "the code launches work on a side stream",
+    "hardcoded_shape": "the code hard-codes the benchmark's sizes",
+    # running it
+    "import_error": "importing the code or building ModelNew raised",
+    "runtime_error": "forward raised",
+    "timeout": "the run exceeded its time limit",
+    "crash": "the child process died (illegal memory access, abort, out of memory)",
+    "no_kernel_launched": "forward launched no Triton kernel",
+    "wrong_shape": "the output shape differs from the reference",
+    "wrong_dtype": "the output dtype differs from the reference",
+    "nan_inf": "the output holds NaN or Inf where the reference does not",
+    "uninitialized_output": "some output elements were never written",
+    "precision_loss": "the output misses the tolerance by a margin typical of lowered precision",
+    "mismatch": "the output differs from the reference beyond tolerance",
+    "input_mutated": "forward modified its input",
+    "output_cached": "forward returned a result computed for an earlier input",
+    # timing (GPU)
+    "slower": "the code is slower than the code it should improve",
+    "timing_drift": "the measured time drifts more than 10% from the recorded one",
+}
+
+
+def describe(reason: str) -> str:
+    """The sentence for a reason code; raises KeyError for an unknown code."""
+    return REASONS[reason]

@@ -1,0 +1,99 @@
+"""The stage catalog: the four optimization stages, their texts, metrics and exit criteria."""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+
+from builder import DATA_DIR
+from builder.errors import RegistryError
+
+CATALOG_FILE = DATA_DIR / "stages.toml"
+TEXT_DIR = DATA_DIR / "templates" / "stages"
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One exit condition: `metric op value` on the current kernel's metrics."""
+
+    metric: str  # ncu metric name
+    op: str  # one of >=, <=, >, <
+    value: float  # threshold
+
+    def holds(self, value: float) -> bool:
+        return _OPS[self.op](value, self.value)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One optimization stage."""
+
+    key: str  # e.g. "grid_and_parallel"
+    number: int  # 1-based position in the chain
+    title: str  # short human title
+    variants: tuple[str, ...]  # available text variants; the first is the default
+    metrics: tuple[str, ...]  # ncu metrics the stage works with
+    exit: tuple[Condition, ...]  # all holding: the stage has little left to gain
+
+    def text(self, variant: str = "default") -> str:
+        """The stage text as printed under [OPTIMIZATION STAGE]."""
+        if variant not in self.variants:
+            raise RegistryError(f"stage '{self.key}' has no variant '{variant}'; known: {', '.join(self.variants)}")
+        return (TEXT_DIR / f"{self.key}.{variant}.txt").read_text()
+
+    def exit_met(self, metrics: dict[str, float | None]) -> bool:
+        """Whether every exit condition holds on one kernel's metrics; False when one is missing."""
+        return all(metrics.get(c.metric) is not None and c.holds(metrics[c.metric]) for c in self.exit)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The stages in order, and the metrics every prompt prints."""
+
+    base_metrics: tuple[str, ...]  # printed in every prompt
+    stages: tuple[Stage, ...]  # in chain order
+
+    def get(self, key: str) -> Stage:
+        for stage in self.stages:
+            if stage.key == key:
+                return stage
+        close = difflib.get_close_matches(key, [s.key for s in self.stages], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise RegistryError(f"unknown stage '{key}'{hint}; known: {', '.join(s.key for s in self.stages)}")
+
+    def prompt_metrics(self, stage: Stage) -> tuple[str, ...]:
+        """The metrics a prompt of `stage` prints: the base ones, then the stage's own."""
+        return self.base_metrics + tuple(m for m in stage.metrics if m not in self.base_metrics)
+
+    def all_metrics(self) -> tuple[str, ...]:
+        """Every metric any prompt prints or any exit criterion reads, each once."""
+        names = list(self.base_metrics)
+        for stage in self.stages:
+            names += [m for m in (*stage.metrics, *(c.metric for c in stage.exit)) if m not in names]
+        return tuple(names)
+
+    def previous(self, stage: Stage) -> Stage | None:
+        """The stage before `stage` in the chain, or None for the first."""
+        return self.stages[stage.number - 2] if stage.number > 1 else None
+
+
+@cache
+def catalog() -> Catalog:
+    data = tomllib.loads(CATALOG_FILE.read_text())
+    stages = tuple(
+        Stage(
+            key=s["key"],
+            number=i,
+            title=s["title"],
+            variants=tuple(s["variants"]),
+            metrics=tuple(s["metrics"]),
+            exit=tuple(Condition(c["metric"], c["op"], float(c["value"])) for c in s["exit"]),
+        )
+        for i, s in enumerate(data["stage"], start=1)
+    )
+    return Catalog(base_metrics=tuple(data["base_metrics"]), stages=stages)

@@ -1,0 +1,29 @@
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    """Simple model that performs 2D Average Pooling."""
+
+    def __init__(self, kernel_size: int, stride: int = None, padding: int = 0):
+        super().__init__()
+        self.avg_pool = nn.AvgPool2d(kernel_size=kernel_size, stride=stride, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.avg_pool(x)
+
+
+batch_size = 16
+channels = 64
+height = 2048
+width = 2048
+kernel_size = 11
+
+
+def get_inputs():
+    x = torch.rand(batch_size, channels, height, width)
+    return [x]
+
+
+def get_init_inputs():
+    return [kernel_size]

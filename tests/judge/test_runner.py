@@ -1,0 +1,55 @@
+import time
+
+import pytest
+
+from builder.judge.runner import run_job
+
+JOBS = "tests.fixtures.jobs"
+
+
+def test_ok_result_carries_payload_and_cpu_setup():
+    res = run_job(f"{JOBS}:echo", {"value": 7, "device": "cpu"}, timeout_s=60)
+    assert res.ok, res
+    assert res.payload == {"echo": 7, "interpret": "1"}
+
+
+def test_cuda_device_does_not_turn_on_interpreter():
+    res = run_job(f"{JOBS}:echo", {"value": 1, "device": "cuda"}, timeout_s=60)
+    assert res.payload["interpret"] is None
+
+
+def test_timeout_kills_the_process_group():
+    start = time.monotonic()
+    res = run_job(f"{JOBS}:spawn_sleeper", {"device": "cuda"}, timeout_s=3)
+    assert res.status == "timeout" and res.reason == "timeout"
+    assert time.monotonic() - start < 20
+
+
+def test_abort_is_a_crash_not_an_exception():
+    res = run_job(f"{JOBS}:abort", {"device": "cuda"}, timeout_s=60)
+    assert res.status == "crash" and res.reason == "crash"
+    assert "signal" in res.detail
+
+
+@pytest.mark.parametrize(
+    ("job", "params", "reason"),
+    [
+        ("raise_error", {"message": "bad things"}, "runtime_error"),
+        ("fail_with", {"reason": "mismatch", "message": "off by one"}, "mismatch"),
+        ("out_of_memory", {}, "crash"),
+    ],
+)
+def test_failures_come_back_with_reasons(job, params, reason):
+    res = run_job(f"{JOBS}:{job}", {**params, "device": "cuda"}, timeout_s=60)
+    assert res.status == "failed"
+    assert res.reason == reason
+
+
+def test_unknown_kind_is_a_failed_result():
+    res = run_job("no_such_kind", {"device": "cuda"}, timeout_s=60)
+    assert res.status == "failed" and "unknown job kind" in res.detail
+
+
+def test_next_job_runs_after_a_crash():
+    assert run_job(f"{JOBS}:abort", {"device": "cuda"}, timeout_s=60).status == "crash"
+    assert run_job(f"{JOBS}:echo", {"value": 2, "device": "cuda"}, timeout_s=60).ok
