@@ -74,6 +74,33 @@ def render(spec_file: Any) -> None:
 
 
 @cli.command()
+@click.option("--problem", "-p", "keys", multiple=True, help="Problem key (repeatable); default: all.")
+@click.option("--force", is_flag=True, help="Re-measure even where fresh records exist.")
+@friendly_errors
+def measure(keys: tuple[str, ...], force: bool) -> None:
+    """Measure the seed kernels, baselines and reference solutions on this GPU.
+
+    For each problem: correctness of every code on the GPU, then timing side by side with torch
+    eager, torch.compile and the copy bandwidth, then one ncu profile per code. Records go to
+    outputs/measurements/<gpu>/<problem>/. Fresh records are skipped unless --force; a killed
+    run resumes where it stopped. Needs a CUDA GPU.
+
+    Example: kernel-prompts measure --problem avgpool1d
+    """
+    import time
+
+    from builder.measure import measure as run_measure
+    from builder.seeds import get_problem, load_problems
+
+    problems = [get_problem(k) for k in keys] if keys else load_problems()
+    start = time.monotonic()
+    written = run_measure(problems, force=force, progress=lambda msg: click.echo(msg, err=True))
+    for key, labels in written.items():
+        click.echo(f"{key}: wrote {len(labels)} record(s){': ' + ', '.join(labels) if labels else ''}")
+    click.echo(f"measure took {time.monotonic() - start:.0f} s")
+
+
+@cli.command()
 @friendly_errors
 def problems() -> None:
     """List the problems found under seeds/, with their stages' reference solutions.
