@@ -1,0 +1,121 @@
+"""The dataset card: front matter, summary table, field list, figures and provenance."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from datasets.info import DatasetInfo
+from huggingface_hub import DatasetCard
+
+from builder.card import (
+    TEMPLATE,
+    CardParams,
+    field_table,
+    markdown_table,
+    size_category,
+    summary_frame,
+    summary_table,
+)
+from builder.dataset import features, write_dataset
+from builder.schema import load_schema
+from tests.rowfactory import make_row, make_rows
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    params = CardParams(repo_id="someone/kernel-prompts")
+    return write_dataset(make_rows(), tmp_path_factory.mktemp("card") / "dataset", card_params=params)
+
+
+@pytest.fixture(scope="module")
+def card(built: Path) -> DatasetCard:
+    return DatasetCard.load(built / "README.md")
+
+
+@pytest.mark.parametrize(("n", "label"), [(1, "n<1K"), (999, "n<1K"), (1000, "1K<n<10K"), (10**7, "n>1M")])
+def test_size_category(n: int, label: str) -> None:
+    assert size_category(n) == label
+
+
+def test_front_matter_has_hub_metadata(card: DatasetCard) -> None:
+    data = card.data.to_dict()
+    assert data["license"] == "mit"
+    assert data["task_categories"] == ["text-generation"]
+    assert data["size_categories"] == ["n<1K"]
+    assert "triton" in data["tags"]
+    assert data["pretty_name"] == CardParams().pretty_name
+    assert data["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}
+    ]
+
+
+def test_front_matter_dataset_info_carries_the_features(card: DatasetCard) -> None:
+    info = DatasetInfo._from_yaml_dict(card.data.to_dict()["dataset_info"])
+    assert info.features == features()
+    assert info.splits["train"].num_examples == 4
+
+
+def test_summary_table_has_one_line_per_row_in_stage_order() -> None:
+    table = summary_table(summary_frame(make_rows()))
+    lines = table.splitlines()
+    assert lines[0].startswith("| problem | stage | GPU | median ms (current → solution) |")
+    assert len(lines) == 2 + 4
+    assert lines[2] == "| avgpool1d | 1. grid_and_parallel | h100 | 4.000 → 3.200 | 1.25 | 1.70 | 0.60 | 44 |"
+    assert [line.split(" | ")[1] for line in lines[2:5]] == [
+        "1. grid_and_parallel", "2. block_tiling", "3. memory_access",
+    ]
+
+
+def test_markdown_table_escapes_cells() -> None:
+    frame = pd.DataFrame({"a|b": ["x|y"], "c": ["<problem>"]})
+    assert markdown_table(frame).splitlines() == ["| a\\|b | c |", "|---|---|", "| x\\|y | &lt;problem&gt; |"]
+
+
+def test_field_table_lists_every_field_with_its_description() -> None:
+    table = field_table(load_schema("row"))
+    assert "| `current.metrics[].value` | number or null | metric value; null when it could not be read |" in table
+    assert "| `messages` | list of object |" in table
+    assert "| `env.ncu` | string or null |" in table
+    assert len(table.splitlines()) == 2 + _count_properties(load_schema("row"))
+
+
+def _count_properties(node: dict[str, Any]) -> int:
+    target = node.get("items", node)
+    return sum(1 + _count_properties(child) for child in target.get("properties", {}).values())
+
+
+def test_card_links_figures_that_exist(built: Path, card: DatasetCard) -> None:
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card.text)
+    assert links == ["figures/speedup_per_stage.png", "figures/bandwidth_vs_roofline.png"]
+    for link in links:
+        content = (built / link).read_bytes()
+        assert content.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(content) > 10_000
+
+
+def test_card_body_says_where_rows_come_from_and_how_to_use_them(card: DatasetCard) -> None:
+    text = card.text
+    assert "${" not in text
+    assert "Alisehen/LLMKernel" in text and "ScalingIntelligence/KernelBench" in text
+    assert "level 1 #44 `44_Average_Pooling_1D`" in text
+    assert "NVIDIA H100 80GB HBM3 (132 SMs)" in text
+    assert "| h100 | 570.86.15 | 12.8 | 2.11.0 | 3.6.0 | 2025.1.0 |" in text
+    assert 'load_dataset("someone/kernel-prompts", split="train")' in text
+    assert "SFTTrainer" in text and "GRPOTrainer" in text
+    assert "builder.judge.score import reward_fn" in text
+    assert "The dataset has 4 rows: 2 problem(s), 3 stage(s)" in text
+
+
+def test_software_without_ncu_shows_na(tmp_path: Path) -> None:
+    folder = write_dataset([make_row("avgpool1d", 4)], tmp_path / "d", card_params=CardParams())
+    assert "| h100 | 570.86.15 | 12.8 | 2.11.0 | 3.6.0 | n/a |" in (folder / "README.md").read_text()
+
+
+def test_template_is_package_data() -> None:
+    pyproject = (TEMPLATE.parents[3] / "pyproject.toml").read_text()
+    assert TEMPLATE.is_file()
+    assert '"data/templates/*.md"' in pyproject
