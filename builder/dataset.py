@@ -118,12 +118,15 @@ def write_dataset(rows: list[dict[str, Any]], out_dir: Path | str, *, card_param
 
 
 def _refuse_foreign_folder(out: Path) -> None:
-    if out.exists() and not (out.is_dir() and (out / CARD_NAME).is_file() and (out / "data").is_dir()):
-        if not out.is_dir() or any(out.iterdir()):
-            raise DatasetError(
-                f"refusing to replace {out}: it exists and is not a dataset folder "
-                f"(no {CARD_NAME} and data/); pick another --out"
-            )
+    """Only a missing path, an empty folder or an earlier dataset folder may be replaced."""
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return
+    if out.is_dir() and (out / CARD_NAME).is_file() and (out / "data").is_dir():
+        return
+    raise DatasetError(
+        f"refusing to replace {out}: it exists and is not a dataset folder "
+        f"(no {CARD_NAME} and data/); pick another output folder"
+    )
 
 
 def _build(rows: list[dict[str, Any]], folder: Path, card_params: CardParams) -> None:
