@@ -378,6 +378,13 @@ class FakeHub:
         self._server.server_close()
         self._thread.join(timeout=5)
 
+    def seed(self, repo_id: str, files: dict[str, bytes]) -> None:
+        """Create `repo_id` with one commit on main holding `files`, as if pushed earlier."""
+        with self.state.lock:
+            repo = Repo(private=False)
+            repo.commit("main", hashlib.sha1(f"seed:{repo_id}".encode()).hexdigest(), dict(files))
+            self.state.repos[repo_id] = repo
+
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         """The files of `repo_id` at the head of `revision`."""
         with self.state.lock:

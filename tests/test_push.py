@@ -74,7 +74,9 @@ def _closed_port() -> int:
 
 
 def test_push_then_load_back_through_the_hub(folder: Path, tmp_path: Path) -> None:
+    stale = "data/train-00000-of-00002.parquet"
     with FakeHub() as hub:
+        hub.seed("someone/kernel-prompts", {stale: b"a shard of an earlier push", "notes.txt": b"kept"})
         result = _run(CHILD, [str(folder), "someone/kernel-prompts", str(tmp_path / "cache")],
                       _child_env(hub.url, tmp_path / "home"))
         assert result.returncode == 0, result.stderr[-3000:]
@@ -88,6 +90,7 @@ def test_push_then_load_back_through_the_hub(folder: Path, tmp_path: Path) -> No
     for files in (main_files, branch_files):
         for name in ("README.md", "data/train-00000-of-00001.parquet", "figures/speedup_per_stage.png"):
             assert files[name] == (folder / name).read_bytes(), name
+    assert stale not in main_files and main_files["notes.txt"] == b"kept"
     assert tokens == {"hf_dummy_token"}
     assert {"create_repo", "validate_yaml", "preupload", "lfs_batch", "lfs_put", "commit", "create_branch",
             "repo_info", "tree", "resolve"} <= calls
