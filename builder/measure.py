@@ -81,7 +81,7 @@ def checked_metrics(gpu: Gpu, ncu_bin: str | None, root: Path, force: bool) -> d
     if ncu_bin is None:
         return {m: False for m in wanted}
     listed = ncu.available_metrics(ncu_bin)
-    result = {m: m in listed for m in wanted}
+    result = {m: m in listed or ncu.is_launch_attribute(m) for m in wanted}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"ncu": ncu.ncu_version(ncu_bin), "metrics": result}, indent=2) + "\n")
     return result

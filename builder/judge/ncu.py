@@ -41,6 +41,12 @@ def wrap_command(ncu: str, metrics: list[str], log_file: Path) -> list[str]:
     ]
 
 
+def is_launch_attribute(metric: str) -> bool:
+    """launch__* values describe the launch itself: ncu reports them for every kernel, but
+    --query-metrics lists only hardware counters, so they never appear there."""
+    return metric.startswith("launch__")
+
+
 def available_metrics(ncu: str, chip: str | None = None) -> set[str]:
     """Every metric name (with suffixes) ncu lists for this GPU, or for `chip` (e.g. 'ad102')."""
     cmd = [ncu, "--query-metrics", "--query-metrics-mode", "all"]

@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+
+from builder.judge import ncu
+from builder.stages import catalog
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "ncu_raw_h200_avgpool2d.csv"
+METRICS = list(catalog().all_metrics())
+
+
+def test_parses_real_raw_csv_into_kernel_metric_map():
+    parsed = ncu.parse_csv(FIXTURE.read_text(), METRICS)
+    assert list(parsed) == ["avgpool2d_kernel"]
+    values = parsed["avgpool2d_kernel"]
+    assert values["dram__throughput.avg.pct_of_peak_sustained_elapsed"] == 86.16
+    assert values["launch__grid_size"] == 380928
+    assert isinstance(values["launch__grid_size"], int)
+    assert set(values) == set(METRICS)
+    assert all(isinstance(v, (int, float)) for v in values.values())
+
+
+def test_metric_absent_from_csv_is_none_not_invented():
+    parsed = ncu.parse_csv(FIXTURE.read_text(), ["smsp__made_up_metric.pct"])
+    assert parsed["avgpool2d_kernel"] == {"smsp__made_up_metric.pct": None}
+
+
+def test_thousands_separators_and_na():
+    assert ncu._number("4,181,024") == 4181024
+    assert ncu._number("n/a") is None and ncu._number("") is None
+    assert ncu._number("6.0") == 6.0 and isinstance(ncu._number("6.0"), float)
+
+
+@pytest.mark.parametrize("text", ["", "==PROF== No kernels were profiled.\n", '"ID","Other"\n"1","2"\n'])
+def test_output_without_kernels_gives_empty_map(text):
+    assert ncu.parse_csv(text, METRICS) == {}
+
+
+def test_several_kernels_in_the_range_are_kept_apart():
+    lines = FIXTURE.read_text().splitlines()
+    data_row = next(l for l in lines if l.startswith('"0"'))
+    second = data_row.replace('"0"', '"1"', 1).replace('"avgpool2d_kernel"', '"other_kernel"')
+    parsed = ncu.parse_csv("\n".join(lines + [second]), METRICS)
+    assert set(parsed) == {"avgpool2d_kernel", "other_kernel"}
+
+
+def test_wrap_command_scopes_to_the_nvtx_range_and_leaves_clocks_alone(tmp_path):
+    cmd = ncu.wrap_command("ncu", ["a.b", "c.d"], tmp_path / "log.csv")
+    assert cmd[cmd.index("--clock-control") + 1] == "none"
+    assert cmd[cmd.index("--nvtx-include") + 1] == "profiled/"
+    assert cmd[cmd.index("--metrics") + 1] == "a.b,c.d"
+
+
+def test_launch_attributes_count_as_available():
+    assert ncu.is_launch_attribute("launch__grid_size")
+    assert not ncu.is_launch_attribute("sm__throughput.avg.pct_of_peak_sustained_elapsed")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("chip", ["ad102", "gh100"])
+def test_catalog_metrics_exist_on_sm89_and_sm90(chip):
+    path = ncu.ncu_path()
+    if path is None:
+        pytest.skip("ncu not installed")
+    listed = ncu.available_metrics(path, chip)
+    missing = [m for m in METRICS if not (m in listed or ncu.is_launch_attribute(m))]
+    assert missing == []
+    assert "smsp__warp_issue_stalled_memory_dependency_per_warp_active.pct" not in listed

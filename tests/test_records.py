@@ -1,0 +1,84 @@
+import dataclasses
+import json
+
+import pytest
+
+from builder.errors import RecordError
+from builder.records import Record, current_hashes, lookup, read_record, record_path, write_record
+from builder.seeds import load_problem
+
+
+def make_record(problem, label="seed", **changes):
+    timing = {"median_ms": 2.0, "min_ms": 1.9, "max_ms": 2.5, "runs": 100}
+    record = Record(
+        gpu="h100_sxm", problem=problem.key, label=label, **current_hashes(problem, label), run_id="r1",
+        measured_at="2026-11-21T10:00:00+00:00",
+        env={"gpu_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "driver": "580", "torch": "2.11", "triton": "3.6",
+             "cuda": "13.0", "ncu": "2025.3.1.0"},
+        timing=timing, gbps=2000.0, roofline_pct=66.0, bytes_moved=4_000_000_000,
+        baselines={"eager": timing, "compile": timing, "copy_gbps": 3000.0},
+        metrics={"k": {"launch__grid_size": 12, "lts__t_sector_hit_rate.pct": None}},
+        metric_notes={"lts__t_sector_hit_rate.pct": "not reported by ncu"},
+        verification={"passed": True, "cases": 14, "max_abs_err": 1e-7, "max_rel_err": 1e-7, "atol": 1e-4,
+                      "rtol": 1e-4, "device": "cuda"},
+    )
+    return dataclasses.replace(record, **changes)
+
+
+@pytest.fixture
+def problem(seed_copy):
+    return load_problem(seed_copy / "avgpool1d")
+
+
+def test_write_then_read_round_trip(problem, tmp_path):
+    record = make_record(problem)
+    path = write_record(record, tmp_path)
+    assert path == record_path("h100_sxm", "avgpool1d", "seed", tmp_path)
+    assert read_record(path) == record
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_record_is_frozen(problem):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        make_record(problem).gbps = 1.0
+
+
+def test_fresh_record_is_found(problem, tmp_path):
+    write_record(make_record(problem), tmp_path)
+    state, record = lookup(problem, "seed", "h100_sxm", tmp_path)
+    assert state == "fresh" and record.timing["median_ms"] == 2.0
+
+
+def test_missing_record(problem, tmp_path):
+    assert lookup(problem, "seed", "h100_sxm", tmp_path) == ("missing", None)
+
+
+@pytest.mark.parametrize("changed", ["kernel.py", "manifest.toml", "reference.py"])
+def test_editing_any_hashed_file_makes_the_record_stale(problem, tmp_path, changed):
+    write_record(make_record(problem), tmp_path)
+    path = problem.dir / changed
+    path.write_text(path.read_text() + "\n# edited\n")
+    reloaded = load_problem(problem.dir)
+    assert lookup(reloaded, "seed", "h100_sxm", tmp_path) == ("stale", None)
+
+
+def test_hashes_are_sha256_of_file_bytes(problem):
+    import hashlib
+
+    hashes = current_hashes(problem, "seed")
+    assert hashes["code_sha256"] == hashlib.sha256(problem.kernel_path.read_bytes()).hexdigest()
+    assert hashes["manifest_sha256"] == hashlib.sha256((problem.dir / "manifest.toml").read_bytes()).hexdigest()
+
+
+def test_malformed_record_is_an_error_naming_the_field(problem, tmp_path):
+    path = write_record(make_record(problem), tmp_path)
+    data = json.loads(path.read_text())
+    del data["timing"]["median_ms"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="timing: missing required field 'median_ms'"):
+        read_record(path)
+
+
+def test_unknown_stage_label_is_an_error(problem):
+    with pytest.raises(RecordError, match="no solution for stage 'nonsense'"):
+        current_hashes(problem, "nonsense")
