@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from builder.errors import KernelPromptsError, PromptParseError
+
+DEFAULT_DATASET_DIR = Path("outputs/dataset")
 
 
 class BadInput(click.ClickException):
@@ -98,6 +101,69 @@ def measure(keys: tuple[str, ...], force: bool) -> None:
     for key, labels in written.items():
         click.echo(f"{key}: wrote {len(labels)} record(s){': ' + ', '.join(labels) if labels else ''}")
     click.echo(f"measure took {time.monotonic() - start:.0f} s")
+
+
+class _Bar:
+    """Adapts click.progressbar to the library's (items, label) -> iterable progress hook."""
+
+    def __call__(self, items: list[Any], label: str) -> Any:
+        with click.progressbar(items, label=label, file=sys.stderr,
+                               item_show_func=lambda item: item and f"{item[0].key}/{item[1]}") as bar:
+            yield from bar
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_DATASET_DIR,
+              show_default=True, help="Dataset folder; an earlier one is replaced only once the new one is complete.")
+@click.option("--allow-missing", is_flag=True, help="Skip rows whose records are missing or stale, with a report.")
+@click.option("--skip-verify", is_flag=True, help="Do not re-check the reference solutions on the CPU interpreter.")
+@click.option("--repo-id", default=None, help="Hub id shown in the card's loading example.")
+@friendly_errors
+def build(out_dir: Path, allow_missing: bool, skip_verify: bool, repo_id: str | None) -> None:
+    """Build the dataset: one row per (problem, stage, GPU), in the Hub layout.
+
+    Rows join the seeds, the stage catalog and the measurement records under
+    outputs/measurements. Without a GPU the committed records are used; on a GPU machine what is
+    missing is measured first. The reference solutions are re-checked on the CPU interpreter
+    unless --skip-verify. Rows whose records are missing or stale are an error listing them,
+    unless --allow-missing.
+
+    Example: kernel-prompts build --out outputs/dataset
+    """
+    from builder.build import build as run_build
+    from builder.card import CardParams
+    from builder.seeds import load_problems
+
+    folder, rows, skipped = run_build(
+        load_problems(), out_dir, allow_missing=allow_missing, skip_verify=skip_verify, bar=_Bar(),
+        card_params=CardParams(repo_id=repo_id) if repo_id else CardParams(),
+        progress=lambda msg: click.echo(msg, err=True),
+    )
+    for s in skipped:
+        click.echo(f"skipped {s.row_id}: {s.reason}", err=True)
+    click.echo(f"wrote {len(rows)} rows to {folder}")
+
+
+@cli.command()
+@click.argument("repo_id")
+@click.option("--dataset", "dataset_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_DATASET_DIR, show_default=True, help="Dataset folder written by build.")
+@click.option("--private", is_flag=True, help="Create the repository as private (an existing one keeps its visibility).")
+@click.option("--revision", default=None, help="Branch to push to, created from main when missing. [default: main]")
+@click.option("--token", default=None, help="Hub token. [default: $HF_TOKEN, else the `hf auth login` token]")
+@friendly_errors
+def push(repo_id: str, dataset_dir: Path, private: bool, revision: str | None, token: str | None) -> None:
+    """Upload the dataset folder to the HuggingFace Hub as REPO_ID (namespace/name).
+
+    The folder must pass the integrity check first: the card is there, the rows load with the
+    Features of schemas/row.schema.json and pass the schema. HF_ENDPOINT selects another Hub.
+
+    Example: kernel-prompts push my-user/kernel-prompts --dataset outputs/dataset
+    """
+    from builder.push import push_dataset
+
+    url = push_dataset(dataset_dir, repo_id, token=token, private=private, revision=revision)
+    click.echo(f"pushed {dataset_dir} to {url}")
 
 
 @cli.command()

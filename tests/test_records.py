@@ -4,25 +4,9 @@ import json
 import pytest
 
 from builder.errors import RecordError
-from builder.records import Record, current_hashes, lookup, read_record, record_path, write_record
+from builder.records import current_hashes, lookup, read_record, record_path, write_record
 from builder.seeds import load_problem
-
-
-def make_record(problem, label="seed", **changes):
-    timing = {"median_ms": 2.0, "min_ms": 1.9, "max_ms": 2.5, "runs": 100}
-    record = Record(
-        gpu="h100_sxm", problem=problem.key, label=label, **current_hashes(problem, label), run_id="r1",
-        measured_at="2026-11-21T10:00:00+00:00",
-        env={"gpu_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "driver": "580", "torch": "2.11", "triton": "3.6",
-             "cuda": "13.0", "ncu": "2025.3.1.0"},
-        timing=timing, gbps=2000.0, roofline_pct=66.0, bytes_moved=4_000_000_000,
-        baselines={"eager": timing, "compile": timing, "copy_gbps": 3000.0},
-        metrics={"k": {"launch__grid_size": 12, "lts__t_sector_hit_rate.pct": None}},
-        metric_notes={"lts__t_sector_hit_rate.pct": "not reported by ncu"},
-        verification={"passed": True, "cases": 14, "max_abs_err": 1e-7, "max_rel_err": 1e-7, "atol": 1e-4,
-                      "rtol": 1e-4, "device": "cuda"},
-    )
-    return dataclasses.replace(record, **changes)
+from tests.recordfactory import make_record
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""The main job: from seeds and records to the dataset folder.
+
+On a GPU machine, what is not yet measured is measured first. The reference solutions are
+re-checked on the CPU interpreter, then the rows are joined and written in the Hub layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from builder.card import CardParams
+from builder.dataset import write_dataset
+from builder.errors import RecordError
+from builder.judge.runner import run_job
+from builder.rows import Skipped, build_rows
+from builder.seeds import Problem
+
+#: Time limit for re-checking one solution in the Triton interpreter.
+CPU_VERIFY_TIMEOUT_S = 900
+
+T = TypeVar("T")
+#: Wraps a list of work items to show progress while they are consumed.
+ProgressBar = Callable[[list[T], str], Iterable[T]]
+
+
+def no_bar(items: list[T], label: str) -> Iterator[T]:
+    return iter(items)
+
+
+def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar) -> list[str]:
+    """Re-check every reference solution on the manifest's cases in the CPU interpreter.
+
+    Returns one line per solution that failed, empty when all pass.
+    """
+    items = [(p, key, path) for p in problems for key, path in p.solutions.items()]
+    failures = []
+    for problem, key, path in bar(items, "verify solutions (CPU interpreter)"):
+        params = {"problem_dir": str(problem.dir), "code": path.read_text(), "device": "cpu", "cases": None, "seed": 0}
+        result = run_job("verify", params, CPU_VERIFY_TIMEOUT_S)
+        if not (result.ok and result.payload.get("ok")):
+            reason = result.reason or result.payload.get("reason")
+            detail = result.detail or result.payload.get("detail", "")
+            failures.append(f"{problem.key}/{key}: {reason}: {detail.strip()[-300:]}")
+    return failures
+
+
+def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, skip_verify: bool = False,
+          measure_missing: bool | None = None, records_root: Path | None = None, bar: ProgressBar = no_bar,
+          card_params: CardParams = CardParams(), progress: Callable[[str], None] = print) -> tuple[Path, list[dict[str, Any]], list[Skipped]]:
+    """Build the dataset folder at `out`; return it with its rows and the rows skipped.
+
+    measure_missing: None means "when a CUDA GPU is present".
+    """
+    if measure_missing is None:
+        import torch
+
+        measure_missing = torch.cuda.is_available()
+    if measure_missing:
+        from builder.measure import measure
+
+        measure(problems, root=records_root, progress=progress)
+    if not skip_verify:
+        failures = verify_on_cpu(problems, bar)
+        if failures:
+            raise RecordError("reference solutions failed the CPU check:\n  " + "\n  ".join(failures))
+    rows, skipped = build_rows(problems, root=records_root)
+    if skipped and not allow_missing:
+        lines = "\n  ".join(f"{s.row_id}: {s.reason}" for s in skipped)
+        raise RecordError(f"{len(skipped)} row(s) lack fresh records (run `kernel-prompts measure` on a GPU, "
+                          f"or pass --allow-missing):\n  {lines}")
+    if not rows:
+        raise RecordError("no row has fresh records: nothing to build")
+    return write_dataset(rows, out, card_params=card_params), rows, skipped

@@ -1,0 +1,87 @@
+import pytest
+from click.testing import CliRunner
+
+from builder import build as B
+from builder import records
+from builder.cli import cli
+from builder.dataset import integrity_check, load_rows
+from builder.errors import RecordError
+from builder.judge.runner import JobResult
+from builder.seeds import load_problem
+from builder.stages import catalog
+from tests.recordfactory import write_chain
+
+STAGES = [s.key for s in catalog().stages]
+
+
+@pytest.fixture
+def problem(seed_copy):
+    folder = seed_copy / "avgpool2d"
+    (folder / "solutions").mkdir(exist_ok=True)
+    for key in STAGES:
+        (folder / "solutions" / f"{key}.py").write_text(f"# {key}\n")
+    return load_problem(folder)
+
+
+def test_build_writes_a_loadable_dataset_from_records(problem, tmp_path):
+    root = tmp_path / "m"
+    write_chain(problem, root)
+    folder, rows, skipped = B.build([problem], tmp_path / "ds", skip_verify=True, measure_missing=False, records_root=root)
+    integrity_check(folder)
+    assert [r["id"] for r in load_rows(folder)] == sorted(r["id"] for r in rows)
+    assert len(rows) == 4 and skipped == []
+
+
+def test_same_inputs_give_the_same_files(problem, tmp_path):
+    root = tmp_path / "m"
+    write_chain(problem, root)
+    a = B.build([problem], tmp_path / "a", skip_verify=True, measure_missing=False, records_root=root)[0]
+    b = B.build([problem], tmp_path / "b", skip_verify=True, measure_missing=False, records_root=root)[0]
+    for name in ("data/train-00000-of-00001.parquet", "README.md"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_missing_records_are_listed_unless_allowed(problem, tmp_path):
+    root = tmp_path / "m"
+    write_chain(problem, root)
+    (root / "h100_sxm" / "avgpool2d" / "memory_access.json").unlink()
+    with pytest.raises(RecordError, match=r"2 row\(s\) lack fresh records.*\n.*avgpool2d/memory_access/h100_sxm: record of 'memory_access' is missing"):
+        B.build([problem], tmp_path / "ds", skip_verify=True, measure_missing=False, records_root=root)
+    assert not (tmp_path / "ds").exists()
+    _, rows, skipped = B.build([problem], tmp_path / "ds", allow_missing=True, skip_verify=True,
+                               measure_missing=False, records_root=root)
+    assert len(rows) == 2 and len(skipped) == 2
+
+
+def test_cpu_verification_failure_stops_the_build(problem, tmp_path, monkeypatch):
+    root = tmp_path / "m"
+    write_chain(problem, root)
+    seen = []
+
+    def fake_run_job(kind, params, timeout_s):
+        seen.append(params["device"])
+        bad = "block_tiling" in params["code"]
+        return JobResult("ok", None, "", {"ok": not bad, "reason": "mismatch" if bad else None, "detail": "case x"})
+
+    monkeypatch.setattr(B, "run_job", fake_run_job)
+    with pytest.raises(RecordError, match="avgpool2d/block_tiling: mismatch"):
+        B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root)
+    assert seen == ["cpu"] * 4
+
+
+def test_cli_build_lists_missing_rows_and_exits_nonzero(problem, tmp_path, monkeypatch):
+    monkeypatch.setattr(records, "MEASUREMENTS_DIR", tmp_path / "empty")
+    (tmp_path / "empty" / "h100_sxm").mkdir(parents=True)
+    monkeypatch.setattr("builder.seeds.SEEDS_DIR", problem.dir.parent)
+    result = CliRunner().invoke(cli, ["build", "--out", str(tmp_path / "ds"), "--skip-verify"])
+    assert result.exit_code == 1
+    assert "avgpool2d/grid_and_parallel/h100_sxm: record of 'seed' is missing" in result.output
+
+
+@pytest.mark.slow
+def test_cpu_verification_accepts_the_seed_kernel(problem):
+    seed_as_solution = problem.dir / "solutions" / "grid_and_parallel.py"
+    seed_as_solution.write_text(problem.kernel_path.read_text())
+    for key in STAGES[1:]:
+        (problem.dir / "solutions" / f"{key}.py").unlink()
+    assert B.verify_on_cpu([load_problem(problem.dir)]) == []
