@@ -167,6 +167,31 @@ def push(repo_id: str, dataset_dir: Path, private: bool, revision: str | None, t
 
 
 @cli.command()
+@click.option("--problem", "-p", "keys", multiple=True, help="Problem key (repeatable); default: all.")
+@click.option("--records", "gpu", default=None, metavar="GPU",
+              help="Print the table from the committed records of GPU (e.g. h100_sxm) instead of timing now.")
+@friendly_errors
+def bench(keys: tuple[str, ...], gpu: str | None) -> None:
+    """Print the benchmark table: problem, stage, median ms, GB/s, % of copy roofline, speedups.
+
+    Speedups are against the code each stage improves, torch eager and torch.compile; the
+    numbers of one problem come from one timing run. Without --records it times everything now
+    (needs a CUDA GPU); with --records it reads the records of one measure run.
+
+    Example: kernel-prompts bench --records h100_sxm
+    """
+    from builder.bench import format_table, from_records, run_fresh
+    from builder.seeds import get_problem, load_problems
+
+    problems = [get_problem(k) for k in keys] if keys else load_problems()
+    lines, copy = [], {}
+    for problem in problems:
+        got, copy[problem.key] = from_records(problem, gpu) if gpu else run_fresh(problem)
+        lines += got
+    click.echo(format_table(lines, copy))
+
+
+@cli.command()
 @friendly_errors
 def problems() -> None:
     """List the problems found under seeds/, with their stages' reference solutions.
