@@ -19,6 +19,8 @@ REASONS: dict[str, str] = {
     "timer_patch": "the code patches timers, events or synchronize",
     "side_stream": "the code launches work on a side stream",
     "hardcoded_shape": "the code hard-codes the benchmark's sizes",
+    "forbidden_import": "the code imports a module outside torch, triton and plain-Python helpers",
+    "monkey_patch": "the code reassigns attributes of torch, triton or other modules",
     # running it
     "import_error": "importing the code or building ModelNew raised",
     "runtime_error": "forward raised",
@@ -29,6 +31,7 @@ REASONS: dict[str, str] = {
     "wrong_dtype": "the output dtype differs from the reference",
     "nan_inf": "the output holds NaN or Inf where the reference does not",
     "uninitialized_output": "some output elements were never written",
+    "out_of_bounds": "the kernel read or wrote the guard bands around its input",
     "precision_loss": "the output misses the tolerance by a margin typical of lowered precision",
     "mismatch": "the output differs from the reference beyond tolerance",
     "input_mutated": "forward modified its input",

@@ -1,0 +1,144 @@
+"""The output rules of the prompts, checked on the text of an answer without running it.
+
+`check_answer` extracts the python block, applies the format rules (section order, forbidden
+sections, ModelNew, a Triton kernel) and the static anti-cheat checks, and returns every
+finding; `first_finding` picks the one that names the verdict.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+
+from builder.judge.anticheat import Finding, import_aliases, is_triton_kernel, scan
+
+#: Fenced blocks: the language tag, then the body up to the closing fence.
+FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
+PYTHON_TAGS = frozenset({"python", "py", "python3"})
+
+#: Reason codes by precedence: the first present names the verdict. Cheats outrank format slips.
+PRECEDENCE = (
+    "no_code_block", "syntax_error", "system_access", "timer_patch", "monkey_patch",
+    "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
+    "hardcoded_shape", "no_model_new", "no_triton_kernel", "forbidden_section", "rule_order",
+)
+#: Section ranks in the required order; imports are ranked among themselves by IMPORT_RANKS.
+IMPORTS, KERNELS, WRAPPERS, MODEL = range(4)
+SECTION_NAMES = ("imports", "@triton.jit kernels", "wrapper functions", "class ModelNew")
+IMPORT_RANKS = {"torch": 0, "torch.nn": 1, "triton": 2, "triton.language": 3}
+FORBIDDEN_NAMES = frozenset({"get_inputs", "get_init_inputs"})
+TEST_MODULES = frozenset({"pytest", "unittest", "doctest"})
+
+
+def extract_code(answer: str) -> str | None:
+    """The last non-empty python-fenced block of `answer` (an untagged one if none is tagged)."""
+    tagged, untagged = [], []
+    for match in FENCE.finditer(answer):
+        tag, body = match.group(1).lower(), match.group(2)
+        if not body.strip():
+            continue
+        if tag in PYTHON_TAGS:
+            tagged.append(body)
+        elif not tag:
+            untagged.append(body)
+    blocks = tagged or untagged
+    return blocks[-1] if blocks else None
+
+
+def check_answer(answer: str, sizes: frozenset[int] = frozenset()) -> tuple[str, list[Finding]]:
+    """The extracted code ("" if there is none, with a no_code_block finding) and every finding."""
+    code = extract_code(answer)
+    if code is None:
+        return "", [Finding("no_code_block", "the answer holds no fenced python block")]
+    return code, check_code(code, sizes)
+
+
+def check_code(code: str, sizes: frozenset[int] = frozenset()) -> list[Finding]:
+    """Every format and anti-cheat finding on `code`; `sizes` are the benchmark's forbidden literals."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        return [Finding("syntax_error", f"line {exc.lineno}: {exc.msg}")]
+    forbidden = list(_forbidden_sections(tree))
+    skipped = {id(node) for node, _ in forbidden}
+    kept = ast.Module(body=[n for n in tree.body if id(n) not in skipped], type_ignores=[])
+    found = [finding for _, finding in forbidden]
+    found += scan(kept, sizes)
+    found += _structure(kept)
+    return found
+
+
+def first_finding(findings: list[Finding]) -> Finding | None:
+    """The finding that names the verdict, by PRECEDENCE; None for no findings."""
+    if not findings:
+        return None
+    rank = {reason: i for i, reason in enumerate(PRECEDENCE)}
+    return min(findings, key=lambda f: rank.get(f.reason, len(rank)))
+
+
+def _forbidden_sections(tree: ast.Module) -> Iterator[tuple[ast.stmt, Finding]]:
+    """Top-level statements that are testing code rather than the module's definitions."""
+    for node in tree.body:
+        line = node.lineno
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
+            yield node, Finding("forbidden_section", f"line {line}: `if __name__` block")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
+                node.name in FORBIDDEN_NAMES or node.name.startswith("test")):
+            yield node, Finding("forbidden_section", f"line {line}: defines {node.name}")
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            yield node, Finding("forbidden_section", f"line {line}: test class {node.name}")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                _module_of(node, a.name).split(".")[0] in TEST_MODULES for a in node.names):
+            yield node, Finding("forbidden_section", f"line {line}: imports a test framework")
+        elif isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id in FORBIDDEN_NAMES for t in node.targets):
+            yield node, Finding("forbidden_section", f"line {line}: binds get_inputs/get_init_inputs")
+        elif not _is_definition(node):
+            yield node, Finding("forbidden_section", f"line {line}: top-level code runs on import")
+
+
+def _is_definition(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef,
+                         ast.Assign, ast.AnnAssign)):
+        return True
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(
+        node.value.value, str)
+
+
+def _module_of(node: ast.Import | ast.ImportFrom, name: str) -> str:
+    return name if isinstance(node, ast.Import) else (node.module or "")
+
+
+def _structure(tree: ast.Module) -> Iterator[Finding]:
+    """ModelNew and a kernel exist, and sections come in the required order."""
+    aliases = import_aliases(tree)
+    ranks: list[tuple[int, int]] = []
+    import_ranks: list[tuple[int, str]] = []
+    has_model = has_kernel = False
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            ranks.append((IMPORTS, node.lineno))
+            for alias in node.names:
+                module = alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+                if module in IMPORT_RANKS:
+                    import_ranks.append((IMPORT_RANKS[module], module))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            kernel = is_triton_kernel(node, aliases)
+            has_kernel |= kernel
+            ranks.append((KERNELS if kernel else WRAPPERS, node.lineno))
+        elif isinstance(node, ast.ClassDef) and node.name == "ModelNew":
+            has_model = True
+            ranks.append((MODEL, node.lineno))
+    if not has_model:
+        yield Finding("no_model_new", "no class ModelNew")
+    if not has_kernel:
+        yield Finding("no_triton_kernel", "no @triton.jit function")
+    for (before, _), (after, line) in zip(ranks, ranks[1:]):
+        if after < before:
+            yield Finding("rule_order", f"line {line}: {SECTION_NAMES[after]} after {SECTION_NAMES[before]}")
+            break
+    for (before, first), (after, second) in zip(import_ranks, import_ranks[1:]):
+        if after < before:
+            yield Finding("rule_order", f"imports {second} after {first}")
+            break

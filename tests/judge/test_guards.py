@@ -1,0 +1,104 @@
+import pytest
+import torch
+
+from builder.judge.guards import (
+    GUARD_VALUE,
+    GuardedInput,
+    Guards,
+    compare,
+    poison,
+    untouched,
+)
+
+REF = torch.rand(2, 3, 8, generator=torch.Generator().manual_seed(0))
+
+
+def test_within_tolerance_passes_with_error_figures():
+    result = compare(REF + 1e-6, REF, atol=1e-4, rtol=1e-4)
+    assert result.reason is None and 0 < result.max_abs_err < 1e-5
+
+
+@pytest.mark.parametrize(
+    "make_out,reason",
+    [
+        (lambda r: r[..., :-1], "wrong_shape"),
+        (lambda r: r.tolist(), "wrong_shape"),
+        (lambda r: r.double(), "wrong_dtype"),
+        (lambda r: r + 1e-3, "precision_loss"),
+        (lambda r: r + 0.5, "mismatch"),
+        (lambda r: torch.where(r > 0.5, float("nan"), r), "nan_inf"),
+        (lambda r: torch.where(r > 0.5, float("inf"), r), "nan_inf"),
+        (lambda r: r + GUARD_VALUE, "out_of_bounds"),
+    ],
+)
+def test_compare_reasons(make_out, reason):
+    assert compare(make_out(REF.clone()), REF, atol=1e-4, rtol=1e-4).reason == reason
+
+
+def test_poisoned_elements_count_as_never_written():
+    out = REF.clone()
+    poison(out[0])
+    assert untouched(out) == 24
+    assert compare(out, REF, atol=1e-4, rtol=1e-4).reason == "uninitialized_output"
+
+
+def test_guarded_input_is_seeded_uniform_between_bands():
+    a = GuardedInput((2, 3, 5), torch.float32, "cpu", seed=3)
+    b = GuardedInput((2, 3, 5), torch.float32, "cpu", seed=3)
+    assert torch.equal(a.x, b.x) and a.x.is_contiguous()
+    assert float(a.x.min()) >= 0 and float(a.x.max()) < 1
+    assert a.bands_intact()
+    flat = a.x.view(-1)
+    torch.as_strided(flat, (1,), (1,), flat.storage_offset() + flat.numel()).fill_(0.0)
+    assert not a.bands_intact()
+
+
+def test_fingerprint_sees_a_changed_element():
+    a = GuardedInput((2, 3, 5), torch.float32, "cpu", seed=1)
+    before = a.fingerprint()
+    a.x[1, 2, 4] = 0.25
+    assert a.fingerprint() != before
+
+
+def test_watch_records_ops_and_poisons_allocations():
+    with Guards(cuda=False) as guards:
+        with guards.watch() as record:
+            y = torch.empty(4)
+            z = REF.view(-1).clone()
+            w = REF.sum()
+    assert record.ops[:3] == ["empty", "view", "clone"]
+    assert record.computing_ops() == ["sum"] and record.launches == 0
+    assert untouched(y) == 4 and untouched(z) == 0 and float(w) > 0
+
+
+def test_allocations_poison_without_recording():
+    with Guards(cuda=False) as guards:
+        with guards.allocations():
+            y = torch.empty(3)
+    assert untouched(y) == 3 and guards.record is None
+
+
+def test_tampering_with_timers_and_judge_tools(monkeypatch):
+    with Guards(cuda=False) as guards:
+        assert guards.tampering() is None
+        monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: None)
+        assert guards.tampering().reason == "timer_patch"
+        monkeypatch.undo()
+        monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+        assert guards.tampering().reason == "monkey_patch"
+        monkeypatch.undo()
+        assert guards.tampering() is None
+
+
+def test_replacing_the_launch_wrapper_is_tampering():
+    from triton.runtime.jit import JITFunction
+
+    original = JITFunction.run
+    with Guards(cuda=False) as guards:
+        wrapped = JITFunction.run
+        JITFunction.run = original
+        try:
+            assert guards.tampering().reason == "monkey_patch"
+        finally:
+            JITFunction.run = wrapped
+    assert JITFunction.run is original

@@ -1,0 +1,147 @@
+import math
+import tomllib
+
+import pytest
+
+from builder.judge.reasons import REASONS
+from builder.judge.rules import check_answer, first_finding
+from builder.judge.runner import JobResult, run_job
+from builder.judge.score import (
+    Verdict,
+    benchmark_sizes,
+    read_answer,
+    reward,
+    reward_fn,
+    score_answer,
+)
+from builder.seeds import get_problem, load_problems
+
+PROBLEMS = load_problems()
+P1 = get_problem("avgpool1d")
+#: Reasons the issue asks the judge to tell apart, each shown by at least one fixture.
+REQUIRED = {
+    "no_code_block", "syntax_error", "no_model_new", "forbidden_section", "rule_order", "torch_op",
+    "fallback", "inherits_reference", "no_kernel_launched", "mismatch", "wrong_shape",
+    "hardcoded_shape", "out_of_bounds", "input_mutated", "output_cached", "uninitialized_output",
+    "precision_loss", "system_access", "timer_patch", "side_stream", "timeout", "crash",
+    "runtime_error",
+}
+
+
+def expected(problem):
+    return tomllib.loads((problem.wrong_dir / "expected.toml").read_text())
+
+
+def fixture_params():
+    for problem in PROBLEMS:
+        for name, spec in expected(problem).items():
+            marks = [pytest.mark.slow] if spec.get("timeout_s", 0) > 5 else []
+            yield pytest.param(problem, name, spec, id=f"{problem.key}/{name}", marks=marks)
+
+
+def no_run(kind, params, timeout_s):
+    raise AssertionError("a static reject must not start a child process")
+
+
+def test_every_fixture_is_listed_with_a_known_reason():
+    for problem in PROBLEMS:
+        files = {p.name for p in problem.wrong_dir.iterdir() if p.suffix in (".py", ".md")}
+        listed = expected(problem)
+        assert files == set(listed), problem.key
+        assert {spec["reason"] for spec in listed.values()} <= set(REASONS)
+
+
+def test_fixtures_cover_every_required_reason():
+    shown = {spec["reason"] for p in PROBLEMS for spec in expected(p).values()}
+    assert REQUIRED <= shown, REQUIRED - shown
+
+
+@pytest.mark.parametrize("problem,name,spec", fixture_params())
+def test_fixture_gets_its_verdict(problem, name, spec):
+    answer = read_answer(problem.wrong_dir / name)
+    dynamic = "cases" in spec
+    if dynamic:  # the run, not the static rules, must catch it
+        _, findings = check_answer(answer, benchmark_sizes(problem))
+        assert first_finding(findings) is None, findings
+    verdict = score_answer(answer, problem, device="cpu", timeout_s=spec.get("timeout_s", 120),
+                           run_job=run_job if dynamic else no_run, cases=spec.get("cases"))
+    assert (verdict.ok, verdict.reason) == (False, spec["reason"]), verdict.detail
+    assert verdict.reward == 0.0 and verdict.speedups == {}
+
+
+def accepted_params():
+    for problem in PROBLEMS:
+        paths = {"seed": problem.kernel_path, **problem.solutions}
+        for stage, path in paths.items():
+            slow = [pytest.mark.slow] if problem.key == "avgpool2d" else []
+            yield pytest.param(problem, path, id=f"{problem.key}/{stage}", marks=slow)
+
+
+@pytest.mark.parametrize("problem,path", accepted_params())
+def test_seed_kernels_and_solutions_are_accepted(problem, path):
+    verdict = score_answer(read_answer(path), problem, device="cpu")
+    assert verdict.ok, (verdict.reason, verdict.detail)
+    assert verdict.reward == 1.0
+    assert set(verdict.errors) == {c.name for c in problem.cases}
+    assert all(e["max_abs_err"] <= problem.atol for e in verdict.errors.values())
+
+
+def fake(result):
+    calls = []
+
+    def run(kind, params, timeout_s):
+        calls.append((kind, params, timeout_s))
+        return result
+
+    return run, calls
+
+
+def test_run_failures_become_verdicts():
+    run, calls = fake(JobResult("timeout", "timeout", "no result after 5 s"))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, timeout_s=5, run_job=run)
+    assert (verdict.ok, verdict.reason, verdict.reward) == (False, "timeout", 0.0)
+    kind, params, timeout_s = calls[0]
+    assert (kind, timeout_s, params["device"], params["benchmark_trials"]) == ("verify", 5, "cpu", 0)
+    assert params["code"].startswith("import torch")
+
+
+def test_cuda_runs_benchmark_trials_and_timer_adds_a_bonus():
+    payload = {"ok": True, "reason": None, "detail": "", "cases": [
+        {"name": "padded_stride1", "max_abs_err": 1e-7, "max_rel_err": 1e-6}]}
+    run, calls = fake(JobResult("ok", None, "", payload))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, device="cuda", run_job=run,
+                           timer=lambda code, problem: {"current": 2.0, "eager": 3.0})
+    assert calls[0][1]["benchmark_trials"] == 5
+    assert verdict.ok and verdict.speedups == {"current": 2.0, "eager": 3.0}
+    assert verdict.reward == pytest.approx(1.0 + math.log10(2.0))
+    assert verdict.errors == {"padded_stride1": {"max_abs_err": 1e-7, "max_rel_err": 1e-6}}
+
+
+def test_reward_shape():
+    assert reward(False, {"current": 5.0}) == 0.0
+    assert reward(True, {}) == 1.0
+    assert reward(True, {"current": 0.5}) == 1.0
+    assert reward(True, {"current": 1000.0}) == pytest.approx(2.0)
+
+
+def test_verdict_to_dict_is_json_ready():
+    import json
+
+    verdict = score_answer("no code", P1, run_job=no_run)
+    data = json.loads(json.dumps(verdict.to_dict()))
+    assert data["reason"] == "no_code_block" and data["findings"][0][0] == "no_code_block"
+    assert isinstance(verdict, Verdict) and data["reward"] == 0.0
+
+
+def test_reward_fn_takes_strings_messages_and_problem_columns():
+    bad = read_answer(P1.wrong_dir / "os_system.py")
+    messages = [{"role": "assistant", "content": bad}]
+    assert reward_fn([bad, messages], problem=["avgpool1d", {"key": "avgpool2d"}]) == [0.0, 0.0]
+    assert reward_fn([bad], problem_key="avgpool1d") == [0.0]
+    assert reward_fn([bad], id=["avgpool1d/grid_and_parallel/h100"]) == [0.0]
+    with pytest.raises(ValueError):
+        reward_fn([bad])
+
+
+def test_reward_fn_rewards_a_correct_answer():
+    assert reward_fn([read_answer(P1.kernel_path)], problem_key=["avgpool1d"]) == [1.0]
