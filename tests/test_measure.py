@@ -10,6 +10,7 @@ from builder.gpus import get_gpu
 from builder.judge.runner import JobResult
 from builder.records import lookup
 from builder.seeds import load_problem
+from builder.stages import catalog
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ncu_raw_h200_avgpool2d.csv"
 
@@ -46,7 +47,11 @@ def setup(monkeypatch, seed_copy, tmp_path):
     monkeypatch.setattr(M.ncu, "ncu_path", lambda: "ncu")
     monkeypatch.setattr(M.ncu, "ncu_version", lambda path: "2025.3.1.0")
     monkeypatch.setattr(M.ncu, "available_metrics", lambda path, chip=None: {"dram__throughput.avg.pct_of_peak_sustained_elapsed"})
-    problem = load_problem(seed_copy / "avgpool2d")
+    folder = seed_copy / "avgpool2d"
+    (folder / "solutions").mkdir(exist_ok=True)
+    for stage in catalog().stages:  # stand-ins: the fake runner never runs them
+        (folder / "solutions" / f"{stage.key}.py").write_text(f"{folder.joinpath('kernel.py').read_text()}# {stage.key}\n")
+    problem = load_problem(folder)
     root = tmp_path / "measurements"
 
     def run(runner, **kw):
