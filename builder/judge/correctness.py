@@ -93,6 +93,12 @@ class _Checker:
         except Rejected as exc:
             record.update(ok=False, reason=exc.reason, detail=exc.detail)
             comparison = exc.comparison
+        except Exception as exc:
+            if not _device_failure(exc):
+                raise
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            record.update(ok=False, reason="crash", detail=f"{type(exc).__name__}: {first_line}")
+            comparison = None
         if comparison is not None:
             record.update(max_abs_err=comparison.max_abs_err, max_rel_err=comparison.max_rel_err)
         return record
@@ -193,9 +199,10 @@ def _judge_record(outcome: _Outcome, tampered: Finding | None) -> None:
 
 
 def _device_failure(exc: BaseException) -> bool:
-    """Errors that leave the device unusable: the child reports them as a crash."""
+    """Errors that leave the device unusable (illegal access, launch failure, out of memory)."""
     text = str(exc).lower()
-    return isinstance(exc, torch.OutOfMemoryError) or "cuda error" in text or "illegal memory" in text
+    markers = ("cuda error", "[cuda]", "illegal memory", "launch failure")
+    return isinstance(exc, torch.OutOfMemoryError) or any(m in text for m in markers)
 
 
 def _last_lines(text: str, count: int = 6) -> str:
