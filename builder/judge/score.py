@@ -7,6 +7,7 @@ of a reward function.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -118,6 +119,26 @@ def read_answer(path: Path) -> str:
     if Path(path).suffix != ".py":
         return text
     return f"```python\n{text.rstrip()}\n```\n"
+
+
+def read_answers(path: Path) -> list[str]:
+    """The answers in a file: one per line of a .jsonl file (a string, or an object with
+    `completion`, `messages` or `content`), else the file's one answer (see read_answer)."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        return [read_answer(path)]
+    answers = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON: {exc.msg}") from None
+        if isinstance(item, dict):
+            item = item.get("completion", item.get("messages", item))
+        answers.append(completion_text(item))
+    return answers
 
 
 def completion_text(completion: Any) -> str:

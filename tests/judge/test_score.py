@@ -145,3 +145,20 @@ def test_reward_fn_takes_strings_messages_and_problem_columns():
 
 def test_reward_fn_rewards_a_correct_answer():
     assert reward_fn([read_answer(P1.kernel_path)], problem_key=["avgpool1d"]) == [1.0]
+
+
+def test_read_answers_from_jsonl(tmp_path):
+    import json
+
+    from builder.judge.score import read_answers
+
+    path = tmp_path / "answers.jsonl"
+    lines = ["plain text", {"completion": "a"}, {"messages": [{"role": "user", "content": "q"},
+                                                            {"role": "assistant", "content": "b"}]},
+             {"content": "c"}]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    assert read_answers(path) == ["plain text", "a", "b", "c"]
+    path.write_text("{broken\n")
+    with pytest.raises(ValueError, match="answers.jsonl:1"):
+        read_answers(path)
+    assert read_answers(P1.wrong_dir / "no_code_block.md")[0].startswith("The kernel")
