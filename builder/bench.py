@@ -89,3 +89,20 @@ def format_table(lines: list[BenchLine], copy_gbps: dict[str, float]) -> str:
                    f"{current:>10} {l.vs_eager:>7.2f}x {l.vs_compile:>9.2f}x")
     out += [f"copy bandwidth ({key}): {gbps:.0f} GB/s" for key, gbps in copy_gbps.items()]
     return "\n".join(out)
+
+
+def speedups(problem: Problem, code: str, current_code: str) -> dict[str, float]:
+    """Speedups of `code` over `current_code`, eager and torch.compile, timed side by side now."""
+    subjects = [{"label": "candidate", "kind": "code", "code": code},
+                {"label": "current", "kind": "code", "code": current_code},
+                {"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
+    params = {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
+    result = run_job("time", params, TIMEOUTS_S["time"])
+    if not result.ok:
+        raise RecordError(f"{problem.key}: timing run failed ({result.reason}): {result.detail[-300:]}")
+    out = result.payload["subjects"]
+    failed = [k for k, v in out.items() if "error" in v]
+    if failed:
+        raise RecordError(f"{problem.key}: timing failed for {', '.join(failed)}: {out[failed[0]]['error'][:300]}")
+    best = out["candidate"]["median_ms"]
+    return {name: out[name]["median_ms"] / best for name in ("current", "eager", "compile")}

@@ -192,6 +192,102 @@ def bench(keys: tuple[str, ...], gpu: str | None) -> None:
 
 
 @cli.command()
+@click.option("--problem", "-p", "key", required=True, help="Problem key, e.g. avgpool1d.")
+@click.option("--stage", "-s", default=None,
+              help="Stage key the answers respond to: on a GPU, speedups are against that stage's current code "
+                   "(default: the seed kernel).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where correctness runs: cuda also times correct code; cpu uses the Triton interpreter.")
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
+              help="Seconds one answer's checks may take in the child process.")
+@click.argument("answer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly_errors
+def score(key: str, stage: str | None, device: str, timeout_s: float, answer_file: Path) -> None:
+    """Judge model answers; print one JSON verdict per answer.
+
+    ANSWER_FILE is one answer (text with a python code block; a .py file is taken as the code)
+    or a .jsonl file of answers: per line a string or an object with "completion", "messages"
+    or "content". Each verdict has ok, reason, detail, errors, speedups and a scalar reward.
+    Untrusted code runs only in an isolated child process. Exit code 0 when all are ok, 1 when
+    any is rejected, 2 on a usage error.
+
+    Example: kernel-prompts score --problem avgpool1d --stage block_tiling answer.md
+    """
+    import json
+
+    import torch
+
+    from builder.bench import speedups
+    from builder.errors import ManifestError, RegistryError
+    from builder.judge.score import read_answers, score_answer
+    from builder.records import code_path
+    from builder.rows import current_label
+    from builder.seeds import get_problem
+    from builder.stages import catalog
+
+    try:
+        problem = get_problem(key)
+        current = code_path(problem, current_label(catalog().get(stage)) if stage else "seed").read_text()
+        answers = read_answers(answer_file)
+    except (ManifestError, RegistryError, ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(str(exc)) from exc
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    all_ok = True
+    for answer in answers:
+        verdict = score_answer(answer, problem, device=device, timeout_s=timeout_s,
+                               timer=lambda code, prob: speedups(prob, code, current))
+        click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
+        all_ok &= verdict.ok
+    sys.exit(0 if all_ok else 1)
+
+
+@cli.command()
+@click.argument("source", default=str(DEFAULT_DATASET_DIR))
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=Path("rejects.jsonl"),
+              show_default=True, help="Where the rejected rows are written, one JSON object per line.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="cuda also re-times the rows measured on this GPU; cpu uses the Triton interpreter.")
+@friendly_errors
+def validate(source: str, rejects: Path, device: str) -> None:
+    """Re-verify every row of a dataset: SOURCE is a dataset folder or a Hub repo id.
+
+    Each completion goes through the output rules, the anti-cheat checks and correctness on the
+    problem's cases (GPU if there is one, else the CPU interpreter). On a GPU, rows measured on
+    it are re-timed side by side: a median more than 10% from the recorded one is flagged, and
+    so is a solution slower than its current code beyond the noise (3%). Prints a table and a
+    count per reason; exit code 0 only when every row passes.
+
+    Example: kernel-prompts validate outputs/dataset --rejects rejects.jsonl
+    """
+    import torch
+
+    from builder.validate import read_rows, reason_counts, validate_rows, write_rejects
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    gpu_key = None
+    if device == "cuda":
+        from builder.gpus import current_device, match_device
+
+        gpu_key = match_device(current_device()).key
+    rows = read_rows(source)
+    results = validate_rows(rows, device=device, gpu_key=gpu_key, progress=lambda m: click.echo(m, err=True))
+    click.echo(f"{'row':<42} {'verdict':<8} {'ms now':>8} {'ms rec':>8} {'vs cur':>7}  reasons")
+    for r in results:
+        now = f"{r.solution_ms:.3f}" if r.solution_ms is not None else "-"
+        cur = f"{r.speedup_vs_current:.2f}x" if r.speedup_vs_current is not None else "-"
+        click.echo(f"{r.row_id:<42} {'ok' if r.ok else 'REJECT':<8} {now:>8} {r.recorded_ms:>8.3f} {cur:>7}  "
+                   f"{', '.join(r.reasons)}{': ' + r.detail if r.detail else ''}")
+    counts = reason_counts(results)
+    click.echo(f"{sum(r.ok for r in results)}/{len(results)} rows pass"
+               + ("; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) if counts else ""))
+    if write_rejects(results, rejects):
+        click.echo(f"rejects written to {rejects}")
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+@cli.command()
 @friendly_errors
 def problems() -> None:
     """List the problems found under seeds/, with their stages' reference solutions.
