@@ -66,9 +66,10 @@ def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, sk
         if failures:
             raise RecordError("reference solutions failed the CPU check:\n  " + "\n  ".join(failures))
     rows, skipped = build_rows(problems, root=records_root)
-    if skipped and not allow_missing:
-        lines = "\n  ".join(f"{s.row_id}: {s.reason}" for s in skipped)
-        raise RecordError(f"{len(skipped)} row(s) lack fresh records (run `kernel-prompts measure` on a GPU, "
+    missing = [s for s in skipped if s.missing]
+    if missing and not allow_missing:
+        lines = "\n  ".join(f"{s.row_id}: {s.reason}" for s in missing)
+        raise RecordError(f"{len(missing)} row(s) lack fresh records (run `kernel-prompts measure` on a GPU, "
                           f"or pass --allow-missing):\n  {lines}")
     if not rows:
         raise RecordError("no row has fresh records: nothing to build")

@@ -140,7 +140,7 @@ def build(out_dir: Path, allow_missing: bool, skip_verify: bool, repo_id: str | 
         progress=lambda msg: click.echo(msg, err=True),
     )
     for s in skipped:
-        click.echo(f"skipped {s.row_id}: {s.reason}", err=True)
+        click.echo(f"{'skipped' if s.missing else 'excluded'} {s.row_id}: {s.reason}", err=True)
     click.echo(f"wrote {len(rows)} rows to {folder}")
 
 

@@ -2,7 +2,8 @@
 
 A row of stage S on GPU G needs two fresh records of one timing run: the current code (the seed
 kernel for stage 1, else the previous stage's solution) and S's solution. The prompt shows the
-current code and its measured metrics; the completion is the solution.
+current code and its measured metrics; the completion is the solution. A solution that failed
+verification, or is slower than its current code beyond the noise, gives no row.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from builder.seeds import Problem
 from builder.stages import Stage, catalog
 
 PROMPT_VARIANT = "default"
+#: A solution may be this much slower than its current code and still count as not slower: the
+#: run-to-run spread of one code's median on the H100/H200 machines is about 2%.
+NOISE = 0.03
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Skipped:
     """A row that could not be built, and why."""
 
     row_id: str  # "<problem>/<stage>/<gpu>"
-    reason: str  # what is missing or stale
+    reason: str  # what is missing, stale or wrong
+    missing: bool = True  # True: records are missing or stale; False: excluded for quality
 
 
 def row_id(problem: Problem, stage: Stage, gpu: str) -> str:
@@ -120,7 +125,12 @@ def build_rows(problems: Iterable[Problem], gpus: list[str] | None = None,
                         skipped.append(Skipped(rid, "current and solution were not timed in the same run"))
                         continue
                     if not solution.verification["passed"]:
-                        skipped.append(Skipped(rid, "the solution failed verification"))
+                        skipped.append(Skipped(rid, "the solution failed verification", missing=False))
+                        continue
+                    speedup = current.timing["median_ms"] / solution.timing["median_ms"]
+                    if speedup < 1 - NOISE:
+                        skipped.append(Skipped(rid, f"the solution runs at {speedup:.2f}x its current code's speed "
+                                                    f"on this GPU", missing=False))
                         continue
                     rows.append(make_row(problem, stage, gpu, current, solution))
     return rows, skipped

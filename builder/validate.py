@@ -21,13 +21,11 @@ from builder.errors import DatasetError, RecordError
 from builder.judge.runner import run_job
 from builder.judge.score import score_answer
 from builder.measure import TIMED_RUNS, TIMEOUTS_S
+from builder.rows import NOISE
 from builder.seeds import Problem, get_problem
 
 #: Largest allowed relative difference between a re-measured and a recorded median.
 DRIFT_LIMIT = 0.10
-#: A solution may be this much slower than its current code before it counts as slower: the
-#: run-to-run spread of one code's median seen on the H100/H200 machines (about 2%).
-NOISE = 0.03
 
 
 @dataclass(frozen=True)

@@ -101,3 +101,22 @@ def test_one_row_set_per_gpu(problem, root):
     rows, _ = build_rows([problem], root=root)
     assert sorted({r["gpu"]["key"] for r in rows}) == ["h100_sxm", "h200"]
     assert len(rows) == 8
+
+
+def test_solution_slower_than_its_current_code_is_excluded_not_missing(problem, root):
+    write_chain(problem, root)
+    slow = {"median_ms": 2.2, "min_ms": 2.1, "max_ms": 2.3, "runs": 100}  # block_tiling's current runs 2.0 ms
+    write_record(make_record(problem, "block_tiling", timing=slow), root)
+    rows, skipped = build_rows([problem], root=root)
+    excluded = [s for s in skipped if not s.missing]
+    assert [s.row_id for s in excluded] == ["avgpool1d/block_tiling/h100_sxm"]
+    assert "0.91x its current code's speed" in excluded[0].reason
+    assert "avgpool1d/memory_access/h100_sxm" in [r["id"] for r in rows]
+
+
+def test_slowdown_within_noise_is_kept(problem, root):
+    write_chain(problem, root)
+    near = {"median_ms": 2.04, "min_ms": 2.0, "max_ms": 2.1, "runs": 100}
+    write_record(make_record(problem, "block_tiling", timing=near), root)
+    rows, skipped = build_rows([problem], root=root)
+    assert skipped == [] and len(rows) == 4
