@@ -12,7 +12,7 @@ from typing import Any
 
 from builder.errors import RecordError
 from builder.judge.runner import run_job
-from builder.measure import TIMED_RUNS, TIMEOUTS_S, labels_of, require_gpu
+from builder.measure import TIMEOUTS_S, labels_of, require_gpu, timing_params
 from builder.records import code_path, lookup
 from builder.seeds import Problem
 
@@ -60,13 +60,12 @@ def from_records(problem: Problem, gpu: str, root: Path | None = None) -> tuple[
     return lines, base["copy_gbps"]
 
 
-def run_fresh(problem: Problem) -> tuple[list[BenchLine], float]:
-    """Time every code of `problem` with the baselines now, in one child process on this GPU."""
+def time_now(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> dict[str, dict[str, Any]]:
+    """Time `codes` (by label), with eager and torch.compile unless `baselines` is False, side by
+    side in one child process on this GPU. Returns {label: stats} plus "copy"."""
     require_gpu()
-    subjects = [{"label": label, "kind": "code", "code": code_path(problem, label).read_text()}
-                for label in labels_of(problem)]
-    subjects += [{"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
-    params = {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
+    labels = list(codes)
+    params = timing_params(problem, {f"code{i}": codes[label] for i, label in enumerate(labels)}, baselines=baselines)
     result = run_job("time", params, TIMEOUTS_S["time"])
     if not result.ok:
         raise RecordError(f"{problem.key}: timing run failed ({result.reason}): {result.detail[-500:]}")
@@ -74,9 +73,18 @@ def run_fresh(problem: Problem) -> tuple[list[BenchLine], float]:
     failed = {k: v["error"] for k, v in out.items() if "error" in v}
     if failed:
         raise RecordError(f"{problem.key}: " + "; ".join(f"{k}: {v[:300]}" for k, v in failed.items()))
-    timings = {s["label"]: out[s["label"]] for s in subjects if s["kind"] == "code"}
+    stats = {label: out[f"code{i}"] for i, label in enumerate(labels)}
+    stats.update({k: out[k] for k in ("eager", "compile") if k in out})
+    return {**stats, "copy": result.payload["copy"]}
+
+
+def run_fresh(problem: Problem) -> tuple[list[BenchLine], float]:
+    """Time every code of `problem` with the baselines now, in one child process on this GPU."""
+    labels = labels_of(problem)
+    out = time_now(problem, {label: code_path(problem, label).read_text() for label in labels})
+    timings = {label: out[label] for label in labels}
     lines = make_lines(problem.key, timings, out["eager"]["median_ms"], out["compile"]["median_ms"])
-    return lines, result.payload["copy"]["gbps"]
+    return lines, out["copy"]["gbps"]
 
 
 def format_table(lines: list[BenchLine], copy_gbps: dict[str, float]) -> str:
@@ -93,16 +101,6 @@ def format_table(lines: list[BenchLine], copy_gbps: dict[str, float]) -> str:
 
 def speedups(problem: Problem, code: str, current_code: str) -> dict[str, float]:
     """Speedups of `code` over `current_code`, eager and torch.compile, timed side by side now."""
-    subjects = [{"label": "candidate", "kind": "code", "code": code},
-                {"label": "current", "kind": "code", "code": current_code},
-                {"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
-    params = {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
-    result = run_job("time", params, TIMEOUTS_S["time"])
-    if not result.ok:
-        raise RecordError(f"{problem.key}: timing run failed ({result.reason}): {result.detail[-300:]}")
-    out = result.payload["subjects"]
-    failed = [k for k, v in out.items() if "error" in v]
-    if failed:
-        raise RecordError(f"{problem.key}: timing failed for {', '.join(failed)}: {out[failed[0]]['error'][:300]}")
+    out = time_now(problem, {"candidate": code, "current": current_code})
     best = out["candidate"]["median_ms"]
     return {name: out[name]["median_ms"] / best for name in ("current", "eager", "compile")}

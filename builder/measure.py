@@ -34,6 +34,14 @@ TIMED_RUNS = 100
 Progress = Callable[[str], None]
 
 
+def timing_params(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> dict[str, Any]:
+    """Params of one side-by-side timing job: the codes by label, then eager and torch.compile."""
+    subjects = [{"label": label, "kind": "code", "code": code} for label, code in codes.items()]
+    if baselines:
+        subjects += [{"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
+    return {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
+
+
 def labels_of(problem: Problem) -> list[str]:
     """'seed' then the stages that have a solution, in chain order."""
     return ["seed"] + [s.key for s in catalog().stages if s.key in problem.solutions]
@@ -157,9 +165,7 @@ def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, prog
     good = [label for label in labels if verified[label]["passed"]]
 
     progress(f"{problem.key}: timing {', '.join(good)}, eager, compile side by side")
-    subjects = [{"label": label, "kind": "code", "code": codes[label]} for label in good]
-    subjects += [{"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
-    params = {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
+    params = timing_params(problem, {label: codes[label] for label in good})
     timing = cache.run(cache.key("time", gpu.key, [hashes[l] for l in good]), "time", params)
     if not timing.ok:
         raise RecordError(f"{problem.key}: timing run failed ({timing.reason}): {timing.detail[-500:]}")

@@ -17,12 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.errors import DatasetError, RecordError
-from builder.judge.runner import run_job
+from builder.errors import DatasetError
 from builder.judge.score import score_answer
-from builder.measure import TIMED_RUNS, TIMEOUTS_S
+from builder.bench import time_now
 from builder.rows import NOISE
-from builder.seeds import Problem, get_problem
+from builder.seeds import get_problem
 
 #: Largest allowed relative difference between a re-measured and a recorded median.
 DRIFT_LIMIT = 0.10
@@ -61,18 +60,6 @@ def read_rows(source: str) -> list[dict[str, Any]]:
         raise DatasetError(f"could not load {source} from the Hub: {exc}") from exc
 
 
-def time_problem(problem: Problem, codes: dict[str, str]) -> dict[str, float]:
-    """Median ms of each code (by label) timed side by side on this GPU."""
-    labels = list(codes)
-    subjects = [{"label": f"code{i}", "kind": "code", "code": codes[label]} for i, label in enumerate(labels)]
-    params = {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
-    result = run_job("time", params, TIMEOUTS_S["time"])
-    if not result.ok:
-        raise RecordError(f"{problem.key}: timing run failed ({result.reason}): {result.detail[-300:]}")
-    out = result.payload["subjects"]
-    return {label: out[f"code{i}"].get("median_ms", float("nan")) for i, label in enumerate(labels)}
-
-
 def timing_findings(row: dict[str, Any], times: dict[str, float]) -> tuple[list[str], list[str], float, float]:
     """Reasons and details from re-measured times of a row's solution and current code."""
     solution_ms, current_ms = times[f"{row['id']}:solution"], times[f"{row['id']}:current"]
@@ -102,7 +89,8 @@ def validate_rows(rows: list[dict[str, Any]], *, device: str, gpu_key: str | Non
                 codes[f"{row['id']}:current"] = row["code"]["current"]
         for key, codes in by_problem.items():
             progress(f"timing {key}: {len(codes)} codes side by side")
-            times.update(time_problem(get_problem(key), codes))
+            out = time_now(get_problem(key), codes, baselines=False)
+            times.update({label: out[label]["median_ms"] for label in codes})
     results = []
     for i, row in enumerate(rows, 1):
         progress(f"[{i}/{len(rows)}] {row['id']}")

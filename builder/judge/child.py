@@ -24,6 +24,11 @@ JOBS: dict[str, str] = {
 }
 
 
+#: Words of an exception that mean the device or its memory failed, not the Python code.
+DEVICE_FAILURES = ("out of memory", "illegal memory access", "misaligned address", "launch failure",
+                   "illegal instruction", "device-side assert", "cuda error", "[cuda]")
+
+
 def prepare_cpu() -> None:
     """Run Triton kernels on CPU tensors: the interpreter, and `is_cuda` reporting True.
 
@@ -36,12 +41,16 @@ def prepare_cpu() -> None:
     torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
 
 
+def is_device_failure(exc: BaseException) -> bool:
+    """Whether `exc` says the device failed (bad access, launch failure, out of memory): after
+    such an error the process's CUDA context is unusable, so the run counts as a crash."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(sign in text for sign in DEVICE_FAILURES)
+
+
 def _classify(exc: BaseException) -> str:
     """A reason code for an exception that escaped a job."""
-    text = f"{type(exc).__name__}: {exc}".lower()
-    if "out of memory" in text or "illegal memory access" in text or "misaligned address" in text:
-        return "crash"
-    return "runtime_error"
+    return "crash" if is_device_failure(exc) else "runtime_error"
 
 
 def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from builder.judge.anticheat import Finding
+from builder.judge.child import is_device_failure
 from builder.judge.guards import CallRecord, Comparison, GuardedInput, Guards, compare
 from builder.judge.loader import load_code, load_module
 from builder.seeds import Case, Problem, load_problem
@@ -94,7 +95,7 @@ class _Checker:
             record.update(ok=False, reason=exc.reason, detail=exc.detail)
             comparison = exc.comparison
         except Exception as exc:
-            if not _device_failure(exc):
+            if not is_device_failure(exc):
                 raise
             first_line = (str(exc).strip().splitlines() or [""])[0]
             record.update(ok=False, reason="crash", detail=f"{type(exc).__name__}: {first_line}")
@@ -142,7 +143,7 @@ class _Checker:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
-                if _device_failure(exc):
+                if is_device_failure(exc):
                     raise
                 raise Rejected("runtime_error", _last_lines(traceback.format_exc())) from None
         return _Outcome(record, output)
@@ -196,13 +197,6 @@ def _judge_record(outcome: _Outcome, tampered: Finding | None) -> None:
         raise Rejected("no_kernel_launched", "forward launched no Triton kernel")
     if record.side_stream:
         raise Rejected("side_stream", "a kernel ran on a non-default stream")
-
-
-def _device_failure(exc: BaseException) -> bool:
-    """Errors that leave the device unusable (illegal access, launch failure, out of memory)."""
-    text = str(exc).lower()
-    markers = ("cuda error", "[cuda]", "illegal memory", "launch failure")
-    return isinstance(exc, torch.OutOfMemoryError) or any(m in text for m in markers)
 
 
 def _last_lines(text: str, count: int = 6) -> str:

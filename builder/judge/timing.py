@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def copy_bandwidth(*, runs: int) -> dict[str, Any]:
 
     src = torch.empty(COPY_BYTES // 4, dtype=torch.float32, device="cuda").uniform_()
     dst = torch.empty_like(src)
-    times = time_cuda(lambda: dst.copy_(src), warmup=3, runs=runs, flush=False)
+    times = time_cuda(partial(dst.copy_, src), warmup=3, runs=runs, flush=False)
     del src, dst
     torch.cuda.empty_cache()
     stats = summarize(times)

@@ -53,3 +53,18 @@ def test_unknown_kind_is_a_failed_result():
 def test_next_job_runs_after_a_crash():
     assert run_job(f"{JOBS}:abort", {"device": "cuda"}, timeout_s=60).status == "crash"
     assert run_job(f"{JOBS}:echo", {"value": 2, "device": "cuda"}, timeout_s=60).ok
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("CUDA error: an illegal memory access was encountered", "crash"),
+        ("CUDA error: unspecified launch failure", "crash"),
+        ("CUDA out of memory. Tried to allocate 2.00 GiB", "crash"),
+        ("shape mismatch in forward", "runtime_error"),
+    ],
+)
+def test_device_failures_are_crashes(message, reason):
+    from builder.judge.child import _classify
+
+    assert _classify(RuntimeError(message)) == reason
