@@ -262,7 +262,7 @@ def validate(source: str, rejects: Path, device: str) -> None:
     """
     import torch
 
-    from builder.validate import read_rows, reason_counts, validate_rows, write_rejects
+    from builder.validate import format_results, read_rows, validate_rows, write_rejects
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -273,15 +273,7 @@ def validate(source: str, rejects: Path, device: str) -> None:
         gpu_key = match_device(current_device()).key
     rows = read_rows(source)
     results = validate_rows(rows, device=device, gpu_key=gpu_key, progress=lambda m: click.echo(m, err=True))
-    click.echo(f"{'row':<42} {'verdict':<8} {'ms now':>8} {'ms rec':>8} {'vs cur':>7}  reasons")
-    for r in results:
-        now = f"{r.solution_ms:.3f}" if r.solution_ms is not None else "-"
-        cur = f"{r.speedup_vs_current:.2f}x" if r.speedup_vs_current is not None else "-"
-        click.echo(f"{r.row_id:<42} {'ok' if r.ok else 'REJECT':<8} {now:>8} {r.recorded_ms:>8.3f} {cur:>7}  "
-                   f"{', '.join(r.reasons)}{': ' + r.detail if r.detail else ''}")
-    counts = reason_counts(results)
-    click.echo(f"{sum(r.ok for r in results)}/{len(results)} rows pass"
-               + ("; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) if counts else ""))
+    click.echo(format_results(results))
     if write_rejects(results, rejects):
         click.echo(f"rejects written to {rejects}")
     sys.exit(0 if all(r.ok for r in results) else 1)

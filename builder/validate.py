@@ -112,6 +112,20 @@ def reason_counts(results: list[RowResult]) -> Counter[str]:
     return Counter(reason for r in results for reason in r.reasons)
 
 
+def format_results(results: list[RowResult]) -> str:
+    """The per-row table, then how many rows pass and a count per reason."""
+    lines = [f"{'row':<42} {'verdict':<8} {'ms now':>8} {'ms rec':>8} {'vs cur':>7}  reasons"]
+    for r in results:
+        now = f"{r.solution_ms:.3f}" if r.solution_ms is not None else "-"
+        cur = f"{r.speedup_vs_current:.2f}x" if r.speedup_vs_current is not None else "-"
+        lines.append(f"{r.row_id:<42} {'ok' if r.ok else 'REJECT':<8} {now:>8} {r.recorded_ms:>8.3f} {cur:>7}  "
+                     f"{', '.join(r.reasons)}{': ' + r.detail if r.detail else ''}")
+    counts = reason_counts(results)
+    lines.append(f"{sum(r.ok for r in results)}/{len(results)} rows pass"
+                 + ("; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) if counts else ""))
+    return "\n".join(lines)
+
+
 def write_rejects(results: list[RowResult], path: Path) -> int:
     """Write the rejected rows as JSON lines; return how many."""
     rejects = [r for r in results if not r.ok]

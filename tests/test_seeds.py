@@ -114,3 +114,21 @@ def test_unknown_problem_lists_known_ones():
 def test_seed_metrics_file_is_plain_json():
     data = json.loads((SEEDS / "avgpool2d" / "seed_metrics.json").read_text())
     assert data["metrics"]["avgpool2d_kernel"]["launch__grid_size"] == 380928
+
+
+@pytest.mark.parametrize("key", ["avgpool1d", "avgpool2d"])
+def test_starting_kernel_is_the_seed_prompts_current_code_verbatim(key):
+    from builder.prompt import parse
+
+    p = get_problem(key)
+    assert p.kernel_path.read_bytes().decode() == parse(p.seed_prompt_path.read_text()).code
+
+
+@pytest.mark.parametrize("key", ["avgpool1d", "avgpool2d"])
+def test_seed_prompt_files_are_the_shared_originals(key):
+    from tests.conftest import SHARED_SEEDS
+
+    if not SHARED_SEEDS.is_dir():
+        pytest.skip("../shared/seeds is not beside this checkout")
+    copy = get_problem(key).seed_prompt_path.read_bytes()
+    assert copy in [f.read_bytes() for f in SHARED_SEEDS.glob("*.txt")]
