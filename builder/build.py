@@ -14,6 +14,7 @@ from builder.card import CardParams
 from builder.dataset import write_dataset
 from builder.errors import RecordError
 from builder.judge.runner import run_job
+from builder.measure import measure, verify_failure
 from builder.rows import Skipped, build_rows
 from builder.seeds import Problem
 
@@ -38,11 +39,9 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar) -> list[st
     failures = []
     for problem, key, path in bar(items, "verify solutions (CPU interpreter)"):
         params = {"problem_dir": str(problem.dir), "code": path.read_text(), "device": "cpu", "cases": None, "seed": 0}
-        result = run_job("verify", params, CPU_VERIFY_TIMEOUT_S)
-        if not (result.ok and result.payload.get("ok")):
-            reason = result.reason or result.payload.get("reason")
-            detail = result.detail or result.payload.get("detail", "")
-            failures.append(f"{problem.key}/{key}: {reason}: {detail.strip()[-300:]}")
+        failure = verify_failure(run_job("verify", params, CPU_VERIFY_TIMEOUT_S))
+        if failure:
+            failures.append(f"{problem.key}/{key}: {failure[0]}: {failure[1][-300:]}")
     return failures
 
 
@@ -58,8 +57,6 @@ def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, sk
 
         measure_missing = torch.cuda.is_available()
     if measure_missing:
-        from builder.measure import measure
-
         measure(problems, root=records_root, progress=progress)
     if not skip_verify:
         failures = verify_on_cpu(problems, bar)

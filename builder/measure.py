@@ -23,6 +23,7 @@ from builder.errors import NoGpuError, RecordError
 from builder.gpus import Gpu, current_device, match_device
 from builder.judge import ncu
 from builder.judge.runner import JobResult, run_job
+from builder.judge.timing import TIMING_KEYS
 from builder.records import MEASUREMENTS_DIR, Record, code_path, current_hashes, lookup, write_record
 from builder.seeds import Problem
 from builder.stages import catalog
@@ -40,6 +41,19 @@ def timing_params(problem: Problem, codes: dict[str, str], *, baselines: bool = 
     if baselines:
         subjects += [{"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
     return {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
+
+
+def timing_summary(stats: dict[str, Any]) -> dict[str, Any]:
+    """The median/min/max/runs part of one subject's timing stats."""
+    return {k: stats[k] for k in TIMING_KEYS}
+
+
+def verify_failure(result: JobResult) -> tuple[str, str] | None:
+    """(reason, detail) when a verify job crashed or its code was rejected; None when it passed."""
+    if result.ok and result.payload.get("ok"):
+        return None
+    reason = result.reason or result.payload.get("reason") or "crash"
+    return reason, (result.detail or result.payload.get("detail", "")).strip()
 
 
 def labels_of(problem: Problem) -> list[str]:
@@ -100,7 +114,7 @@ def verification_summary(result: JobResult, device: str) -> dict[str, Any]:
     abs_errs = [c["max_abs_err"] for c in cases if c.get("max_abs_err") is not None]
     rel_errs = [c["max_rel_err"] for c in cases if c.get("max_rel_err") is not None]
     return {
-        "passed": bool(result.ok and result.payload.get("ok")),
+        "passed": verify_failure(result) is None,
         "cases": len(cases),
         "max_abs_err": max(abs_errs) if abs_errs else None,
         "max_rel_err": max(rel_errs) if rel_errs else None,
@@ -159,9 +173,9 @@ def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, prog
                   "benchmark_trials": BENCHMARK_TRIALS, "seed": 0}
         result = cache.run(cache.key("verify", gpu.key, hashes[label]), "verify", params)
         verified[label] = verification_summary(result, "cuda")
-        if not verified[label]["passed"]:
-            progress(f"{problem.key}: {label} FAILED verification: {result.reason or result.payload.get('reason')}: "
-                     f"{(result.detail or result.payload.get('detail', ''))[-300:]}")
+        failure = verify_failure(result)
+        if failure:
+            progress(f"{problem.key}: {label} FAILED verification: {failure[0]}: {failure[1][-300:]}")
     good = [label for label in labels if verified[label]["passed"]]
 
     progress(f"{problem.key}: timing {', '.join(good)}, eager, compile side by side")
@@ -189,11 +203,11 @@ def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, prog
                                  ncu_bin, available)
         record = Record(
             gpu=gpu.key, problem=problem.key, label=label, **hashes[label], run_id=run_id, measured_at=measured_at,
-            env=env, timing={k: stats[k] for k in ("median_ms", "min_ms", "max_ms", "runs")},
+            env=env, timing=timing_summary(stats),
             gbps=stats["gbps"], roofline_pct=stats["roofline_pct"], bytes_moved=timing.payload["bytes_moved"],
             baselines={
-                "eager": {k: subjects_out["eager"][k] for k in ("median_ms", "min_ms", "max_ms", "runs")},
-                "compile": {k: subjects_out["compile"][k] for k in ("median_ms", "min_ms", "max_ms", "runs")},
+                "eager": timing_summary(subjects_out["eager"]),
+                "compile": timing_summary(subjects_out["compile"]),
                 "copy_gbps": timing.payload["copy"]["gbps"],
             },
             metrics=metrics, metric_notes=notes, verification=verified[label],

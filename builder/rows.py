@@ -15,7 +15,7 @@ from typing import Any
 
 from builder.gpus import get_gpu
 from builder.prompt import PromptSpec, render
-from builder.records import Record, lookup, measured_gpus
+from builder.records import Record, code_path, lookup, measured_gpus
 from builder.seeds import Problem
 from builder.stages import Stage, catalog
 
@@ -69,8 +69,8 @@ def side(record: Record) -> dict[str, Any]:
 
 
 def make_row(problem: Problem, stage: Stage, gpu: str, current: Record, solution: Record) -> dict[str, Any]:
-    current_code = (problem.kernel_path if current.label == "seed" else problem.solutions[current.label]).read_text()
-    solution_code = problem.solutions[stage.key].read_text()
+    current_code = code_path(problem, current.label).read_text()
+    solution_code = code_path(problem, stage.key).read_text()
     prompt = render(PromptSpec(gpu, stage.key, PROMPT_VARIANT, current_code, prompt_metrics(current, stage)))
     completion = f"```python\n{solution_code}```"
     best = solution.timing["median_ms"]

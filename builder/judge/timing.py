@@ -20,14 +20,14 @@ FLUSH_BYTES = 256 * 1024**2
 COPY_BYTES = 2 * 1024**3
 
 
+#: The keys of a timing summary.
+TIMING_KEYS = ("median_ms", "min_ms", "max_ms", "runs")
+
+
 def summarize(times_ms: list[float]) -> dict[str, Any]:
-    """Median, min and max of run times."""
-    return {
-        "median_ms": statistics.median(times_ms),
-        "min_ms": min(times_ms),
-        "max_ms": max(times_ms),
-        "runs": len(times_ms),
-    }
+    """Median, min and max of run times, and how many runs."""
+    values = (statistics.median(times_ms), min(times_ms), max(times_ms), len(times_ms))
+    return dict(zip(TIMING_KEYS, values))
 
 
 def bandwidth(bytes_moved: int, ms: float) -> float:
