@@ -24,11 +24,13 @@ REQUIRED_FILES = ("manifest.toml", "reference.py", "kernel.py")
 
 @dataclass(frozen=True)
 class Case:
-    """One verification case: Model(**init) applied to torch.rand(shape)."""
+    """One verification case: Model(**init) applied to an input drawn uniformly from [low, high)."""
 
     name: str  # unique within the problem
     init: dict[str, Any]  # keyword arguments of Model and ModelNew
     shape: tuple[int, ...]  # input shape
+    low: float = 0.0  # inputs are drawn uniformly from [low, high)
+    high: float = 1.0  # upper end of the input range
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,14 @@ class Problem:
     rtol: float  # relative tolerance for allclose
     cases: tuple[Case, ...]  # small verification cases
     manifest_sha256: str  # sha256 of manifest.toml bytes
+    low: float = 0.0  # benchmark inputs are drawn uniformly from [low, high)
+    high: float = 1.0  # upper end of the benchmark input range
+    max_speedup_vs_eager: float = 10.0  # a speedup over eager above this is rejected as suspect
+
+    @property
+    def benchmark_case(self) -> Case:
+        """The benchmark itself as a case: its init args, shape and input range."""
+        return Case("benchmark", self.init, self.shape, self.low, self.high)
 
     @property
     def reference_path(self) -> Path:
@@ -118,6 +128,12 @@ def load_problem(folder: Path) -> Problem:
     if found:
         raise ManifestError("\n".join(found))
     meta, bench, tol = data["problem"], data["benchmark"], data["tolerance"]
+    low, high = float(bench.get("low", 0.0)), float(bench.get("high", 1.0))
+    ranges = [("benchmark", low, high)] + [
+        (f"cases[{i}]", float(c.get("low", low)), float(c.get("high", high))) for i, c in enumerate(data["cases"])]
+    empty = [f"{manifest}: {where}: low ({lo:g}) must be below high ({hi:g})" for where, lo, hi in ranges if lo >= hi]
+    if empty:
+        raise ManifestError("\n".join(empty))
     return Problem(
         key=folder.name,
         dir=folder,
@@ -130,8 +146,12 @@ def load_problem(folder: Path) -> Problem:
         dtype=bench["dtype"],
         atol=float(tol["atol"]),
         rtol=float(tol["rtol"]),
-        cases=tuple(Case(c["name"], dict(c["init"]), tuple(c["shape"])) for c in data["cases"]),
+        cases=tuple(Case(c["name"], dict(c["init"]), tuple(c["shape"]), float(c.get("low", low)),
+                         float(c.get("high", high))) for c in data["cases"]),
         manifest_sha256=sha256_file(manifest),
+        low=low,
+        high=high,
+        max_speedup_vs_eager=float(bench.get("max_speedup_vs_eager", 10.0)),
     )
 
 

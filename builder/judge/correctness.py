@@ -63,7 +63,8 @@ def verify_job(params: dict[str, Any]) -> dict[str, Any]:
     cases = [problem.case(n) for n in names] if names else list(problem.cases)
     runs = [(case, True) for case in cases]
     trials = int(params.get("benchmark_trials", 0))
-    runs += [(Case(f"benchmark_{i}", problem.init, problem.shape), False) for i in range(trials)]
+    runs += [(Case(f"benchmark_{i}", problem.init, problem.shape, problem.low, problem.high), False)
+             for i in range(trials)]
     for index, (case, small) in enumerate(runs):
         result = checker.run(case, index, small=small, twice=index == 0 and small)
         summary["cases"].append(result)
@@ -107,7 +108,7 @@ class _Checker:
     def _case(self, case: Case, seed: int, small: bool, twice: bool) -> Comparison:
         with torch.no_grad():
             model = self._construct(case)
-            first = GuardedInput(case.shape, self.dtype, self.device, seed)
+            first = GuardedInput(case.shape, self.dtype, self.device, seed, case.low, case.high)
             before: Any = first.x.clone() if small else first.fingerprint()
             ref = self._reference(case, first.x.clone() if small else first.x)
             out = self._forward(model, first, before, small)
@@ -158,7 +159,7 @@ class _Checker:
                      first_ref: torch.Tensor, seed: int) -> None:
         """Call forward on a new input: a result tied to the first call is a cached output."""
         kept = first_out.clone()
-        guarded = GuardedInput(case.shape, self.dtype, self.device, seed)
+        guarded = GuardedInput(case.shape, self.dtype, self.device, seed, case.low, case.high)
         before = guarded.x.clone()
         ref = self._reference(case, guarded.x.clone())
         outcome = self._call(model, guarded.x)

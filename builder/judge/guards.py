@@ -213,9 +213,10 @@ def untouched(tensor: torch.Tensor) -> int:
 
 
 class GuardedInput:
-    """A seeded uniform [0, 1) input living between two guard bands of GUARD_VALUE."""
+    """A seeded uniform [low, high) input living between two guard bands of GUARD_VALUE."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: str, seed: int) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: str, seed: int,
+                 low: float = 0.0, high: float = 1.0) -> None:
         numel = 1
         for dim in shape:
             numel *= dim
@@ -223,7 +224,7 @@ class GuardedInput:
         self._buffer = torch.full((numel + 2 * band,), GUARD_VALUE, dtype=dtype, device=device)
         generator = torch.Generator(device=device).manual_seed(seed)
         self.x = self._buffer[band:band + numel].view(shape)
-        self.x.uniform_(0.0, 1.0, generator=generator)
+        self.x.uniform_(low, high, generator=generator)
         self._band = band
 
     def bands_intact(self) -> bool:

@@ -21,6 +21,7 @@ REASONS: dict[str, str] = {
     "hardcoded_shape": "the code hard-codes the benchmark's sizes",
     "forbidden_import": "the code imports a module outside torch, triton and plain-Python helpers",
     "monkey_patch": "the code reassigns attributes of torch, triton or other modules",
+    "dynamic_code": "the code builds names or code at run time (shadowed built-ins, evaluated annotations)",
     # running it
     "import_error": "importing the code or building ModelNew raised",
     "runtime_error": "forward raised",
@@ -36,9 +37,17 @@ REASONS: dict[str, str] = {
     "mismatch": "the output differs from the reference beyond tolerance",
     "input_mutated": "forward modified its input",
     "output_cached": "forward returned a result computed for an earlier input",
+    "output_not_plain": "the output is not a plain torch.Tensor owning its memory (a subclass, or a view of the input)",
+    "guard_disabled": "the code switched off or stepped around the judge's guards (dispatch modes, hooks, threads)",
+    "host_compute": "forward computed on the host (device-to-host copies, reading tensor values in Python)",
+    "foreign_kernel": "a GPU kernel ran that is neither the answer's own Triton kernel nor an allowed fill or copy",
+    "sandbox_violation": "the candidate's process broke the judge protocol or left processes behind",
     # timing (GPU)
     "slower": "the code is slower than the code it should improve",
     "timing_drift": "the measured time drifts more than 10% from the recorded one",
+    "timing_mismatch": "CUDA-event times disagree with wall-clock or profiler kernel time",
+    "suspect_speedup": "the speedup over eager exceeds the problem's plausible limit",
+    "wrong_while_timed": "an output checked during the timed runs differs from the reference",
 }
 
 
