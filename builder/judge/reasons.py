@@ -6,6 +6,7 @@ Every check returns one of these codes, so rejects can be counted by reason and 
 REASONS: dict[str, str] = {
     # output format
     "no_code_block": "the answer holds no fenced python code block",
+    "truncated": "the answer ends inside an unclosed code block (cut off by a length limit)",
     "syntax_error": "the code does not parse as Python",
     "no_model_new": "the code defines no class ModelNew",
     "no_triton_kernel": "the code defines no @triton.jit kernel",
