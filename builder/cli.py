@@ -217,9 +217,8 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
 
     import torch
 
-    from builder.bench import speedups
     from builder.errors import ManifestError, RegistryError
-    from builder.judge.score import read_answers, score_answer
+    from builder.judge.score import gpu_timer, read_answers, score_answer
     from builder.records import code_path
     from builder.rows import current_label
     from builder.seeds import get_problem
@@ -236,7 +235,7 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
     all_ok = True
     for answer in answers:
         verdict = score_answer(answer, problem, device=device, timeout_s=timeout_s,
-                               timer=lambda code, prob: speedups(prob, code, current))
+                               timer=gpu_timer(current, timeout_s=max(timeout_s, 900.0)))
         click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
         all_ok &= verdict.ok
     sys.exit(0 if all_ok else 1)

@@ -1,8 +1,8 @@
 """Entry point of a judge child process: `python -m builder.judge.child KIND JOB_JSON RESULT_JSON`.
 
 It prepares the process (the Triton interpreter for CPU runs), runs the job function registered
-for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Only this process
-ever imports code under test.
+for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Such jobs run only
+trusted code (the referee); code under test runs in a sandbox (builder.judge.sandbox).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from typing import Any
 #: Job kinds and the functions that run them, as "module:function". A kind that itself has the
 #: form "module:function" names its function directly (the tests use this).
 JOBS: dict[str, str] = {
-    "verify": "builder.judge.correctness:verify_job",
-    "time": "builder.judge.timing:time_job",
-    "profile": "builder.judge.ncu:profile_job",
+    "referee": "builder.judge.referee:referee_job",
 }
 
 
