@@ -226,22 +226,21 @@ def _metrics_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tu
 
 def _layout(block: str) -> list[str]:
     """Split a {kernel: {metric: value}} JSON text into literal text and value tokens, alternating."""
-    decoder, pieces, pos, literal_start = json.JSONDecoder(), [], 0, 0
+    decoder, pieces, literal_start = json.JSONDecoder(), [], 0
 
-    def skip(pos: int, expected: str = "") -> int:
-        while pos < len(block) and block[pos] in " \t\r\n":
-            pos += 1
-        if expected and block[pos:pos + 1] == expected:
-            pos += 1
+    def past(pos: int, punctuation: str = "") -> int:
+        """The position after the whitespace at `pos`, then `punctuation` if it is there, then more whitespace."""
+        pos = len(block) - len(block[pos:].lstrip())
+        if punctuation and block.startswith(punctuation, pos):
+            pos = len(block) - len(block[pos + 1:].lstrip())
         return pos
 
     def members(pos: int, on_value) -> int:
-        pos = skip(skip(pos), "{")
-        pos = skip(pos)
+        """Walk one object from its `{`; `on_value` reads each member's value and returns where it ends."""
+        pos = past(pos, "{")
         while block[pos] != "}":
             _, pos = decoder.raw_decode(block, pos)
-            pos = on_value(skip(skip(pos), ":"))
-            pos = skip(skip(pos), ",")
+            pos = past(on_value(past(pos, ":")), ",")
         return pos + 1
 
     def value(pos: int) -> int:
@@ -251,7 +250,7 @@ def _layout(block: str) -> list[str]:
         literal_start = end
         return end
 
-    members(pos, lambda p: members(p, value))
+    members(0, lambda pos: members(pos, value))
     return pieces + [block[literal_start:]]
 
 
