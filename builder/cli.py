@@ -53,8 +53,10 @@ def parse(prompt_file: Any) -> None:
     """Print the JSON spec of PROMPT_FILE (a file or -).
 
     The spec holds the GPU key, the stage key and text variant, the current code, and the
-    metrics as {kernel_name: {metric: value}}. Exits with code 2 when the file is not such a
-    prompt, naming the missing section.
+    metrics as {kernel_name: {metric: value}}. Parts that are not the registry's or the
+    catalog's (another GPU block or stage wording, other blank lines or text between
+    sections, another metrics JSON layout) are kept verbatim in the spec, so render gives the
+    file back byte for byte. Exits with code 2 when a section is missing, naming it.
 
     Example: kernel-prompts parse seeds/avgpool2d/seed_prompt.txt > spec.json
     """
