@@ -62,7 +62,42 @@ class PromptSpec:
         unknown = [f for f in data if f not in known]
         if unknown:
             raise PromptParseError(f"spec has unknown field(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        wrong = [f"'{name}' {expected}" for name, expected in _SPEC_TYPES.items()
+                 if name in data and not _has_type(name, data[name])]
+        if wrong:
+            raise PromptParseError(f"spec field(s) of the wrong type: {'; '.join(wrong)}")
         return cls(**data)
+
+
+#: What each spec field holds in JSON, for the error message of a wrong one.
+_SPEC_TYPES = {
+    "gpu": "must be a string or null", "stage": "must be a string or null", "variant": "must be a string or null",
+    "code": "must be a string", "metrics": "must be an object {kernel_name: {metric: value}}",
+    "gpu_block": "must be a string or null", "stage_text": "must be a string or null",
+    "frame": "must be an object {piece name: text}",
+    "metrics_layout": "must be null or a list of strings: literal text and JSON value tokens, alternating",
+}
+
+
+def _has_type(name: str, value: Any) -> bool:
+    if name == "code":
+        return isinstance(value, str)
+    if name == "metrics":
+        return isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+    if name == "frame":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if name == "metrics_layout":
+        return value is None or (isinstance(value, list) and len(value) % 2 == 1
+                                 and all(isinstance(v, str) for v in value) and all(map(_is_json, value[1::2])))
+    return value is None or isinstance(value, str)
+
+
+def _is_json(token: str) -> bool:
+    try:
+        json.loads(token)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 @cache
@@ -185,7 +220,8 @@ def _gpu_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple[
     return span, None, text[span[0]:span[1]]
 
 
-def _stage_field(text: str, head: tuple[int, int], nxt: tuple[int, int]):
+def _stage_field(text: str, head: tuple[int, int],
+                 nxt: tuple[int, int]) -> tuple[tuple[int, int], str | None, str | None, str | None]:
     """The stage text's span, stage key, catalog variant (or None) and the text kept verbatim (or None)."""
     texts = {s.text(v): (s.key, v) for s in catalog().stages for v in s.variants}
     found = _find_block(text[head[1]:nxt[0]], head[1], list(texts))

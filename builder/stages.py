@@ -16,6 +16,12 @@ CATALOG_FILE = DATA_DIR / "stages.toml"
 TEXT_DIR = DATA_DIR / "templates" / "stages"
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+#: An ncu metric name, e.g. `sm__throughput.avg.pct_of_peak_sustained_elapsed`.
+METRIC_NAME = re.compile(r"\b[a-z0-9]+__[a-z0-9_.]*[a-z0-9]")
+#: Words that say nothing about which stage a text is about.
+_STOPWORDS = frozenset("a an and the of for to in on with only current stage optimize optimization".split())
+#: Endings dropped so that `tuning` and `tune`, `tiles` and `tiling` meet.
+_SUFFIXES = ("ations", "ation", "ism", "ing", "es", "s", "e")
 
 
 @dataclass(frozen=True)
@@ -103,13 +109,6 @@ class Catalog:
         return winners[0] if best > 0 and len(winners) == 1 else None
 
 
-#: An ncu metric name, e.g. `sm__throughput.avg.pct_of_peak_sustained_elapsed`.
-METRIC_NAME = re.compile(r"\b[a-z0-9]+__[a-z0-9_.]*[a-z0-9]")
-#: Words that say nothing about which stage a text is about.
-_STOPWORDS = frozenset("a an and the of for to in on with only current stage optimize optimization".split())
-_SUFFIXES = ("ations", "ation", "ism", "ing", "es", "s", "e")
-
-
 def _stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
@@ -125,7 +124,7 @@ def _words(text: str) -> set[str]:
 
 def _focus_line(text: str) -> str:
     """What follows `Focus:` (bold or not) in a stage text, or an empty string."""
-    match = re.search(r"^\W*focus\W*:\s*(.*)$", text, re.IGNORECASE | re.MULTILINE)
+    match = re.search(r"^[^\w\n]*focus[^\w\n]*:[ \t]*(.*)$", text, re.IGNORECASE | re.MULTILINE)
     return match[1] if match else ""
 
 

@@ -142,6 +142,17 @@ def test_spec_json_errors_name_the_field():
         PromptSpec.from_json(json.dumps({f: None for f in ("gpu", "stage", "variant", "code", "metrics", "gpu_name")}))
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("gpu", 4090), ("code", None), ("metrics", {"k": 1}), ("frame", ["x"]), ("metrics_layout", ["{", "x", "}"]),
+     ("metrics_layout", ["{"] * 2)],
+)
+def test_spec_json_of_the_wrong_type_names_the_field(field, value):
+    data = {"gpu": "rtx4090", "stage": "block_tiling", "variant": "default", "code": "", "metrics": {}, field: value}
+    with pytest.raises(PromptParseError, match=f"wrong type: '{field}'"):
+        PromptSpec.from_json(json.dumps(data))
+
+
 # ---- variants the parser must accept ----------------------------------------------------------
 
 def set_blank_run(text: str, heading: str, lines: int) -> str:
