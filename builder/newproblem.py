@@ -149,6 +149,9 @@ def _seed_spec(prompt: bytes) -> PromptSpec:
         gpu_name = spec.gpu_block.splitlines()[0] if spec.gpu_block else ""
         raise ManifestError(f"PROMPT's '# Target GPU' block ({gpu_name!r}) matches no GPU registry entry; "
                             "add the GPU to builder/data/gpus.toml first")
+    if not spec.metrics or not all(isinstance(v, dict) for v in spec.metrics.values()):
+        raise ManifestError("PROMPT's '[NCU PROFILING METRICS]' section holds no {kernel_name: {metric: value}} "
+                            "metrics for seed_metrics.json")
     return spec
 
 

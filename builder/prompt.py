@@ -36,7 +36,7 @@ class PromptSpec:
     stage: str | None  # stage key; None when a verbatim stage text names no recognisable stage
     variant: str | None  # catalog text variant of the stage; None when stage_text holds the text
     code: str  # the current code, verbatim
-    metrics: dict[str, dict[str, Any]]  # {kernel_name: {metric: value}}
+    metrics: dict[str, Any]  # {kernel_name: {metric: value}}; a kernel launched several times: a list of those
     gpu_block: str | None = None  # a GPU block kept verbatim, printed instead of the registry's
     stage_text: str | None = None  # a stage text kept verbatim, printed instead of the catalog's
     frame: dict[str, str] = field(default_factory=dict)  # frame pieces that differ from the template, by name
@@ -83,7 +83,7 @@ def _has_type(name: str, value: Any) -> bool:
     if name == "code":
         return isinstance(value, str)
     if name == "metrics":
-        return isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+        return isinstance(value, dict)
     if name == "frame":
         return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
     if name == "metrics_layout":
@@ -109,17 +109,20 @@ def frame_pieces() -> tuple[tuple[str, str, str | None], ...]:
     return tuple(pieces) + ((f"after_{names[-1]}", literals[-1], None),)
 
 
-def render_metrics(metrics: dict[str, dict[str, Any]], layout: list[str] | None = None) -> str:
+def render_metrics(metrics: dict[str, Any], layout: list[str] | None = None) -> str:
     """The metrics block: canonical 2-space JSON, or `layout` with the values filled in.
 
-    A layout alternates literal text and the original value tokens. A token is printed as it
-    was while the spec's value still equals it, else the value is printed as JSON, so editing
-    one value changes only that token's line.
+    A layout alternates literal text and the original value tokens (every number, string,
+    boolean or null that is not a key, in reading order). A token is printed as it was while
+    the spec's value still equals it, else the value is printed as JSON, so editing one value
+    changes only that token's line. A layout without tokens is a section that held no JSON
+    (e.g. "No NCU metrics available"), printed as it was for empty metrics.
     """
     if layout is None:
         return json.dumps(metrics, indent=2)
-    values = [v for kernel in metrics.values() for v in kernel.values()]
-    tokens = layout[1::2]
+    values, tokens = _leaves(metrics), layout[1::2]
+    if not tokens and metrics == {}:
+        return layout[0]
     if len(values) != len(tokens):
         raise PromptParseError(
             f"spec field 'metrics_layout' has {len(tokens)} value slots but 'metrics' has {len(values)} values; "
@@ -129,7 +132,7 @@ def render_metrics(metrics: dict[str, dict[str, Any]], layout: list[str] | None 
         if not _same_value(json.loads(token), value):
             out[2 * i + 1] = json.dumps(value)
     text = "".join(out)
-    if _shape(json.loads(text)) != _shape(metrics):
+    if _skeleton(json.loads(text)) != _skeleton(metrics):
         raise PromptParseError("spec fields 'metrics' and 'metrics_layout' name different kernels or metrics; "
                                "drop 'metrics_layout' to print canonical JSON")
     return text
@@ -242,26 +245,29 @@ def _code_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple
     return opening.end(), closing
 
 
-def _metrics_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple[tuple[int, int], dict, list[str] | None]:
-    """The metrics JSON's span, the metrics, and their layout when it is not canonical."""
+def _metrics_field(text: str, head: tuple[int, int],
+                   nxt: tuple[int, int]) -> tuple[tuple[int, int], dict[str, Any], list[str] | None]:
+    """The metrics JSON's span, the metrics, and their layout when it is not canonical.
+
+    A section that holds no JSON object gives empty metrics and its text as the layout.
+    """
     section = "section '[NCU PROFILING METRICS]'"
     opening = re.compile(r"^[ \t]*\{", re.MULTILINE).search(text, head[1], nxt[0])
     if opening is None:
-        raise PromptParseError(f"{section} holds no JSON object")
+        span = _content_span(text, head[1], nxt[0], "[NCU PROFILING METRICS]")
+        return span, {}, [text[span[0]:span[1]]]
     start = opening.end() - 1
     try:
         metrics, end = json.JSONDecoder().raw_decode(text, start)
     except json.JSONDecodeError as exc:
         raise PromptParseError(f"{section} is not valid JSON: {exc}") from exc
-    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
-        raise PromptParseError(f"{section} is not of the form {{kernel_name: {{metric: value}}}}")
     block = text[start:end]
     layout = None if block == json.dumps(metrics, indent=2) else _layout(block)
     return (start, end), metrics, layout
 
 
 def _layout(block: str) -> list[str]:
-    """Split a {kernel: {metric: value}} JSON text into literal text and value tokens, alternating."""
+    """Split a JSON text into literal text and value tokens (every scalar that is no key), alternating."""
     decoder, pieces, literal_start = json.JSONDecoder(), [], 0
 
     def past(pos: int, punctuation: str = "") -> int:
@@ -271,22 +277,23 @@ def _layout(block: str) -> list[str]:
             pos = len(block) - len(block[pos + 1:].lstrip())
         return pos
 
-    def members(pos: int, on_value) -> int:
-        """Walk one object from its `{`; `on_value` reads each member's value and returns where it ends."""
-        pos = past(pos, "{")
-        while block[pos] != "}":
-            _, pos = decoder.raw_decode(block, pos)
-            pos = past(on_value(past(pos, ":")), ",")
-        return pos + 1
-
     def value(pos: int) -> int:
+        """Walk the value at `pos`, recording its scalars; return where it ends."""
         nonlocal literal_start
+        if block[pos] in "{[":
+            close, pos = "}" if block[pos] == "{" else "]", past(pos + 1)
+            while block[pos] != close:
+                if close == "}":
+                    _, pos = decoder.raw_decode(block, pos)
+                    pos = past(pos, ":")
+                pos = past(value(pos), ",")
+            return pos + 1
         _, end = decoder.raw_decode(block, pos)
         pieces.extend([block[literal_start:pos], block[pos:end]])
         literal_start = end
         return end
 
-    members(0, lambda pos: members(pos, value))
+    value(0)
     return pieces + [block[literal_start:]]
 
 
@@ -313,5 +320,19 @@ def _same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _shape(metrics: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
-    return [(kernel, list(values)) for kernel, values in metrics.items()]
+def _leaves(value: Any) -> list[Any]:
+    """Every scalar of a JSON value that is not a key, in reading order."""
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _skeleton(value: Any) -> Any:
+    """A JSON value with its scalars blanked out: what a layout fixes besides the values."""
+    if isinstance(value, dict):
+        return [(k, _skeleton(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_skeleton(v) for v in value]
+    return None

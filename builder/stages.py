@@ -92,7 +92,7 @@ class Catalog:
         """The key of the stage a stage text of another wording is about, or None when unclear.
 
         Two kinds of evidence are scored: the words of the text's `Focus:` line against each
-        stage's key, title and own Focus lines (a word shared by several stages counts for less),
+        stage's title and own Focus lines (a word shared by several stages counts for less),
         and the ncu metrics the text names against each stage's own metrics. The stage with the
         highest score wins; a tie or no evidence gives None.
         """
@@ -129,8 +129,9 @@ def _focus_line(text: str) -> str:
 
 
 def _vocabulary(stage: Stage) -> set[str]:
-    """The words a stage is known by: its key, its title and its texts' Focus lines."""
-    words = _words(stage.key.replace("_", " ")) | _words(stage.title)
+    """The words a stage is known by: its title and its texts' Focus lines (not its key:
+    `advanced_memory` is about launch tuning more than memory)."""
+    words = _words(stage.title)
     for variant in stage.variants:
         words |= _words(_focus_line(stage.text(variant)))
     return words

@@ -1,4 +1,5 @@
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -166,8 +167,10 @@ def test_refuses_an_existing_folder(made):
         (MAXPOOL1D.read_bytes().replace(b"GPU Name: 4090", b"GPU Name: 5090"), ManifestError, "GPU Name: 5090"),
         (MAXPOOL1D.read_bytes().replace(b"[CURRENT CODE]", b"[CODE]"), PromptParseError, r"'\[CURRENT CODE\]'"),
         (b"\xff\xfe", ManifestError, "not UTF-8"),
+        (re.sub(rb"(?s)(?<=METRICS\]\n)\{.*?\n\}", b"No NCU metrics available", MAXPOOL1D.read_bytes()), ManifestError,
+         "holds no"),
     ],
-    ids=["stage 3", "unknown gpu", "no code section", "binary"],
+    ids=["stage 3", "unknown gpu", "no code section", "binary", "no metrics"],
 )
 def test_unsuitable_prompts_are_refused(tmp_path, prompt, error, message):
     with pytest.raises(error, match=message):
