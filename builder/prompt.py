@@ -5,7 +5,8 @@ template is literal text (the frame) around four fields: the GPU block, the stag
 current code and the metrics. Parsing finds the section headings, recognises the known parts
 (a GPU registry block, a catalog stage text, canonical metrics JSON) and keeps whatever else it
 finds verbatim in the spec, so `render(parse(text)) == text` byte for byte for every text parse
-accepts. It fails only when a section is missing or a field cannot be read, naming the section.
+accepts. It fails only when a section is missing, empty or unreadable (no code fence, broken
+JSON), naming the section.
 """
 
 from __future__ import annotations
