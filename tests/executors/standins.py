@@ -74,6 +74,19 @@ def child_job(params: dict[str, Any]) -> dict[str, Any]:
     return {"cvd": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
 
+def gpu_job(params: dict[str, Any]) -> dict[str, Any]:
+    """A judge child job for GPU machines: which GPUs it sees, and when it kept one busy."""
+    import torch
+
+    start = time.time()
+    x = torch.randn(4096, 4096, device="cuda")
+    while time.time() - start < params.get("busy_s", 2.0):
+        x = (x @ x).clamp_(-1, 1)
+    torch.cuda.synchronize()
+    return {"count": torch.cuda.device_count(), "uuid": str(torch.cuda.get_device_properties(0).uuid),
+            "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "end": time.time()}
+
+
 def jobs_for(log: Path, count: int, **params: Any) -> list[Job]:
     return [Job("time", f"job{i:02d}", {"log": str(log), **params}, timeout_s=30) for i in range(count)]
 
