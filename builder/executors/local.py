@@ -44,8 +44,8 @@ def visible_devices() -> list[str]:
 def pick_devices(gpus: int | None, visible: Sequence[str]) -> list[str]:
     """The device of each worker: all visible GPUs, or the first `gpus` of them.
 
-    With no GPU visible (a CPU machine running interpreter jobs) `gpus` workers get the labels
-    0..gpus-1, which select nothing.
+    With no GPU visible (a CPU machine running interpreter jobs) the `gpus` workers get the
+    labels 0..gpus-1, so that each still has a device of its own.
     """
     if gpus is None:
         if not visible:
@@ -73,7 +73,7 @@ def _worker_main(runner: JobRunner, device: str, conn: Any) -> None:
         conn.send(run_safely(runner, job, {"CUDA_VISIBLE_DEVICES": device}))
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Running:
     index: int  # position of the job in the caller's list
     job: Job  # the job
