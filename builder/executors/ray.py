@@ -139,5 +139,12 @@ class RayExecutor(Executor):
                     else:
                         deliver(index, Outcome(job, answer["result"], answer["worker"], attempt))
         finally:
-            for ref in flight:
-                ray.cancel(ref, force=True)
+            self._cancel(ray, list(flight))
+
+    @staticmethod
+    def _cancel(ray: Any, refs: list[Any], wait_s: float = 30.0) -> None:
+        """Stop the tasks still out (when the caller interrupts) and wait until they have stopped."""
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=wait_s)

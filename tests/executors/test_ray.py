@@ -78,3 +78,20 @@ def test_cached_jobs_are_not_sent(tmp_path):
     outcomes = RayExecutor(runner=standin, cache=cache).run(jobs)
     assert [o.cached for o in outcomes] == [True, False, False]
     assert starts(log) == Counter(job.key for job in jobs)
+
+
+def test_an_interrupted_run_resumes_with_only_the_rest(tmp_path):
+    log, cache = tmp_path / "log", JobCache(tmp_path / "cache")
+    jobs = jobs_for(log, 6, sleep=0.2)
+
+    def interrupt(outcome):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        RayExecutor(runner=standin, cache=cache).run(jobs, on_result=interrupt)
+    done = {job.key for job in jobs if cache.get(job) is not None}
+    assert 1 <= len(done) < len(jobs)
+    log.write_text("")
+    outcomes = RayExecutor(runner=standin, cache=cache).run(jobs)
+    assert starts(log) == Counter({job.key: 1 for job in jobs if job.key not in done})
+    assert {o.job.key for o in outcomes if o.cached} == done and all(o.ok for o in outcomes)
