@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -63,6 +64,7 @@ def pick_devices(gpus: int | None, visible: Sequence[str]) -> list[str]:
 def _worker_main(runner: JobRunner, device: str, conn: Any) -> None:
     """A worker process: run the jobs sent over `conn` on `device` until told to stop (None)."""
     os.environ["CUDA_VISIBLE_DEVICES"] = device
+    signal.signal(signal.SIGTERM, _exit_on_term)
     while True:
         try:
             job = conn.recv()
@@ -71,6 +73,11 @@ def _worker_main(runner: JobRunner, device: str, conn: Any) -> None:
         if job is None:
             return
         conn.send(run_safely(runner, job, {"CUDA_VISIBLE_DEVICES": device}))
+
+
+def _exit_on_term(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds the worker's stack, so a runner's cleanup (finally blocks) still runs."""
+    raise SystemExit(128 + signum)
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,11 @@ class _Slot:
         self.running = None
         self.start()
 
-    def kill(self) -> None:
+    def kill(self, term_wait_s: float = 5.0) -> None:
+        """Stop the worker: SIGTERM first, so the runner can end its child, then SIGKILL."""
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(term_wait_s)
         if self.process.is_alive():
             self.process.kill()
         self.process.join()

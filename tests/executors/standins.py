@@ -49,7 +49,10 @@ def standin(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     if mode == "exit_always":
         os._exit(3)
     if mode == "hang":
-        time.sleep(600)
+        try:
+            time.sleep(600)
+        finally:  # the executor's SIGTERM lets this run, as run_job's own cleanup would
+            Path(params["cleanup"]).touch()
     if mode == "meet":
         _meet(params, key)
     time.sleep(params.get("sleep", 0))

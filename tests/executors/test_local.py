@@ -80,11 +80,14 @@ def test_a_worker_that_dies_is_replaced_and_its_job_retried_once(tmp_path):
 
 def test_a_hung_runner_is_killed_after_its_limit_and_grace(tmp_path):
     log = tmp_path / "log"
-    jobs = [Job("time", "stuck", {"log": str(log), "mode": "hang"}, timeout_s=0.5), *jobs_for(log, 1)]
+    cleanup = tmp_path / "cleaned-up"
+    jobs = [Job("time", "stuck", {"log": str(log), "mode": "hang", "cleanup": str(cleanup)}, timeout_s=0.5),
+            *jobs_for(log, 1)]
     start = time.monotonic()
     outcomes = LocalExecutor(1, runner=standin, grace_s=0.5, poll_s=0.1).run(jobs)
     assert time.monotonic() - start < 30
     assert outcomes[0].result["reason"] == "worker_timeout"
+    assert cleanup.exists()
     assert outcomes[1].ok
 
 
