@@ -73,8 +73,8 @@ class RayExecutor(Executor):
     ) -> None:
         """`address` is a cluster's ("auto" for the one `ray start` runs here); None starts a local one.
 
-        An already initialised Ray (ray.init called by the caller) is used as it is.
-        `runtime_env` goes to ray.init, e.g. {"working_dir": "."} to ship the checkout to nodes.
+        An already initialised Ray (ray.init called by the caller) is used as it is; otherwise
+        `runtime_env` goes to ray.init as given.
         """
         super().__init__(runner, cache)
         self.address, self.runtime_env = address, runtime_env
@@ -92,6 +92,10 @@ class RayExecutor(Executor):
                 ray.shutdown()
 
     def _run_tasks(self, ray: Any, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:
+        offered = ray.cluster_resources()
+        if offered.get("GPU", 0) < 1:  # every task asks for a GPU: none would ever start
+            where = self.address or "the local Ray"
+            raise ExecutorError(f"--address {where}: the Ray cluster offers no GPU (start nodes with --num-gpus)")
         from ray.exceptions import (
             NodeDiedError,
             ObjectLostError,
@@ -103,7 +107,6 @@ class RayExecutor(Executor):
         lost_errors = (WorkerCrashedError, NodeDiedError, ObjectLostError, OwnerDiedError)
         task = ray.remote(_task)
         runner = ray.put(self.runner)
-        offered = ray.cluster_resources()
         flight: dict[Any, tuple[int, Job, int]] = {}
 
         def submit(index: int, job: Job, attempt: int) -> None:

@@ -1,12 +1,13 @@
 """Jobs as plain data, the runner guard, and choosing an executor."""
 
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from builder.executors import ExecutorError, Job, LocalExecutor, make_executor
 from builder.executors.base import run_safely
-from builder.executors.ray import gpu_resource
+from builder.executors.ray import RayExecutor, gpu_resource
 
 
 def test_a_job_round_trips_through_a_plain_dict():
@@ -53,3 +54,9 @@ def test_gpu_kinds_become_ray_resource_names():
     assert gpu_resource("NVIDIA H100 80GB HBM3") == "gpu_nvidia_h100_80gb_hbm3"
     with pytest.raises(ExecutorError, match="field 'gpu'"):
         gpu_resource("--")
+
+
+def test_a_ray_cluster_without_gpus_is_refused_before_anything_is_sent():
+    fake_ray = SimpleNamespace(cluster_resources=lambda: {"CPU": 2.0})
+    with pytest.raises(ExecutorError, match="--address auto: the Ray cluster offers no GPU"):
+        RayExecutor("auto")._run_tasks(fake_ray, [(0, Job("verify", "k", {}, 5))], lambda i, o: None)
