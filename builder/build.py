@@ -58,7 +58,8 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir:
 
 def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, skip_verify: bool = False,
           measure_missing: bool | None = None, records_root: Path | None = None, bar: ProgressBar = no_bar,
-          card_params: CardParams = CardParams(), progress: Callable[[str], None] = print) -> tuple[Path, list[dict[str, Any]], list[Skipped]]:
+          card_params: CardParams = CardParams(), progress: Callable[[str], None] = print,
+          verify_cache: Path | None = None) -> tuple[Path, list[dict[str, Any]], list[Skipped]]:
     """Build the dataset folder at `out`; return it with its rows and the rows skipped.
 
     measure_missing: None means "when a CUDA GPU is present".
@@ -70,7 +71,7 @@ def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, sk
     if measure_missing:
         measure(problems, root=records_root, progress=progress)
     if not skip_verify:
-        failures = verify_on_cpu(problems, bar)
+        failures = verify_on_cpu(problems, bar, verify_cache)
         if failures:
             raise RecordError("reference solutions failed the CPU check:\n  " + "\n  ".join(failures))
     rows, skipped = build_rows(problems, root=records_root)

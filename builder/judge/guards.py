@@ -177,6 +177,7 @@ class Guards:
         self._tools = {name: getattr(obj, attr) for name, (obj, attr) in JUDGE_TOOLS.items()}
         self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
         self._current_frames = sys._current_frames
+        self._threads = set(self._current_frames())  # threads that ran before any candidate code
 
     def __enter__(self) -> Guards:
         self.install()
@@ -292,8 +293,8 @@ class Guards:
         record.side_stream |= self._off_default_stream()
 
     def second_threads(self) -> int:
-        """How many Python threads run besides this one."""
-        return len(self._current_frames()) - 1
+        """How many Python threads run that did not run when the guards were made."""
+        return len(set(self._current_frames()) - self._threads)
 
     def tampering(self) -> Finding | None:
         """A finding when timers, the judge's tools, the guards' own wrappers or the mode stack

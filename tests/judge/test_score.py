@@ -5,8 +5,9 @@ import pytest
 
 from builder.judge.reasons import REASONS
 from builder.judge.rules import check_answer, first_finding
-from builder.judge.runner import JobResult, run_job
+from builder.judge.correctness import CaseResult, VerifyResult
 from builder.judge.score import (
+    Timed,
     Verdict,
     benchmark_sizes,
     read_answer,
@@ -39,8 +40,8 @@ def fixture_params():
             yield pytest.param(problem, name, spec, id=f"{problem.key}/{name}", marks=marks)
 
 
-def no_run(kind, params, timeout_s):
-    raise AssertionError("a static reject must not start a child process")
+def no_run(problem, code, **kwargs):
+    raise AssertionError("a static reject must not start a sandbox")
 
 
 def test_every_fixture_is_listed_with_a_known_reason():
@@ -63,8 +64,9 @@ def test_fixture_gets_its_verdict(problem, name, spec):
     if dynamic:  # the run, not the static rules, must catch it
         _, findings = check_answer(answer, benchmark_sizes(problem))
         assert first_finding(findings) is None, findings
+    kwargs = {} if dynamic else {"verifier": no_run}
     verdict = score_answer(answer, problem, device="cpu", timeout_s=spec.get("timeout_s", 120),
-                           run_job=run_job if dynamic else no_run, cases=spec.get("cases"))
+                           cases=spec.get("cases"), **kwargs)
     assert (verdict.ok, verdict.reason) == (False, spec["reason"]), verdict.detail
     assert verdict.reward == 0.0 and verdict.speedups == {}
 
@@ -89,32 +91,38 @@ def test_seed_kernels_and_solutions_are_accepted(problem, path):
 def fake(result):
     calls = []
 
-    def run(kind, params, timeout_s):
-        calls.append((kind, params, timeout_s))
+    def check(problem, code, **kwargs):
+        calls.append((problem, code, kwargs))
         return result
 
-    return run, calls
+    return check, calls
 
 
 def test_run_failures_become_verdicts():
-    run, calls = fake(JobResult("timeout", "timeout", "no result after 5 s"))
-    verdict = score_answer(read_answer(P1.kernel_path), P1, timeout_s=5, run_job=run)
+    check, calls = fake(VerifyResult(False, "timeout", "no answer within 5 s", 1e-4, 1e-4))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, timeout_s=5, verifier=check)
     assert (verdict.ok, verdict.reason, verdict.reward) == (False, "timeout", 0.0)
-    kind, params, timeout_s = calls[0]
-    assert (kind, timeout_s, params["device"], params["benchmark_trials"]) == ("verify", 5, "cpu", 0)
-    assert params["code"].startswith("import torch")
+    _, code, kwargs = calls[0]
+    assert (kwargs["timeout_s"], kwargs["device"], kwargs["trials"]) == (5, "cpu", 0)
+    assert code.startswith("import torch")
 
 
 def test_cuda_runs_benchmark_trials_and_timer_adds_a_bonus():
-    payload = {"ok": True, "reason": None, "detail": "", "cases": [
-        {"name": "padded_stride1", "max_abs_err": 1e-7, "max_rel_err": 1e-6}]}
-    run, calls = fake(JobResult("ok", None, "", payload))
-    verdict = score_answer(read_answer(P1.kernel_path), P1, device="cuda", run_job=run,
-                           timer=lambda code, problem: {"current": 2.0, "eager": 3.0})
-    assert calls[0][1]["benchmark_trials"] == 5
+    case = CaseResult("padded_stride1", (2, 3, 37), True, None, "", 1e-7, 1e-6)
+    check, calls = fake(VerifyResult(True, None, "", 1e-4, 1e-4, (case,)))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, device="cuda", verifier=check,
+                           timer=lambda code, problem: Timed({"current": 2.0, "eager": 3.0}))
+    assert calls[0][2]["trials"] == 5
     assert verdict.ok and verdict.speedups == {"current": 2.0, "eager": 3.0}
     assert verdict.reward == pytest.approx(1.0 + math.log10(2.0))
     assert verdict.errors == {"padded_stride1": {"max_abs_err": 1e-7, "max_rel_err": 1e-6}}
+
+
+def test_a_timing_reject_is_a_reject():
+    check, _ = fake(VerifyResult(True, None, "", 1e-4, 1e-4))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, device="cuda", verifier=check,
+                           timer=lambda code, problem: Timed({"eager": 40.0}, "suspect_speedup", "40x"))
+    assert (verdict.ok, verdict.reason, verdict.reward) == (False, "suspect_speedup", 0.0)
 
 
 def test_reward_shape():
@@ -127,7 +135,7 @@ def test_reward_shape():
 def test_verdict_to_dict_is_json_ready():
     import json
 
-    verdict = score_answer("no code", P1, run_job=no_run)
+    verdict = score_answer("no code", P1, verifier=no_run)
     data = json.loads(json.dumps(verdict.to_dict()))
     assert data["reason"] == "no_code_block" and data["findings"][0][0] == "no_code_block"
     assert isinstance(verdict, Verdict) and data["reward"] == 0.0
