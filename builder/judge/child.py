@@ -39,6 +39,24 @@ def prepare_cpu() -> None:
     torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
 
 
+#: Environment variable: cap every judge process's PyTorch allocator at this many GiB, to act as a
+#: smaller GPU (22 for the seeds' 24 GB RTX 4090).
+MEMORY_CAP_ENV = "KP_GPU_MEMORY_GIB"
+
+
+def apply_memory_cap() -> float | None:
+    """Cap the CUDA caching allocator when MEMORY_CAP_ENV is set; return the fraction used."""
+    cap = os.environ.get(MEMORY_CAP_ENV)
+    if not cap:
+        return None
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    fraction = min(1.0, float(cap) * 1024**3 / total)
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    return fraction
+
+
 def is_device_failure(exc: BaseException) -> bool:
     """Whether `exc` says the device failed (bad access, launch failure, out of memory): after
     such an error the process's CUDA context is unusable, so the run counts as a crash."""
@@ -59,6 +77,8 @@ def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"status": "failed", "reason": "runtime_error", "detail": f"unknown job kind '{kind}'"}
     if params.get("device", "cpu") == "cpu":
         prepare_cpu()
+    else:
+        apply_memory_cap()
     module_name, func_name = target.split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)

@@ -113,6 +113,7 @@ class Profile:
     detail: str  # sentence about a failure
     launches: tuple[tuple[str, dict[str, Any]], ...] = ()  # (kernel name, metrics) per launch, in order
     guard_launches: int = 0  # Triton launches the sandbox's guards counted in the same forward
+    guard_finding: tuple[str, str] | None = None  # what the sandbox's guards saw in that forward, if anything
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         """{kernel_name: {metric: value}}, the last launch of a kernel winning (as records keep them)."""
@@ -155,6 +156,7 @@ def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s:
         if not reply.get("ok"):
             return Profile(False, reply.get("reason") or "runtime_error", reply.get("detail", ""))
         guard_launches = int(reply.get("launches", 0))
+        finding = tuple(reply["finding"]) if reply.get("finding") else None
     except SandboxDied as exc:
         return Profile(False, exc.reason, exc.detail)
     finally:
@@ -166,4 +168,4 @@ def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s:
         reason = "guard_disabled" if guard_launches else "crash"
         return Profile(False, reason, f"ncu profiled no kernel in the NVTX range, the guards counted "
                                       f"{guard_launches} launch(es): {text[-300:]}", (), guard_launches)
-    return Profile(True, None, "", launches, guard_launches)
+    return Profile(True, None, "", launches, guard_launches, finding)  # type: ignore[arg-type]

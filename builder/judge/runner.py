@@ -126,7 +126,7 @@ def _tail(text: str | None) -> str:
 # -- the sandbox ---------------------------------------------------------------------------
 
 #: Environment variables a sandbox inherits; everything else (tokens, paths of the judge) stays out.
-SANDBOX_ENV_KEEP = ("PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LANG", "LC_ALL",
+SANDBOX_ENV_KEEP = ("PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LANG", "LC_ALL", "KP_GPU_MEMORY_GIB",
                     "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
 #: First user id of the sandbox users; job slot k runs as SANDBOX_UID_BASE + k.
 SANDBOX_UID_BASE = 61000

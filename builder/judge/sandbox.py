@@ -65,11 +65,13 @@ class Sandbox:
     def do_hello(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Set the device up, load the problem and install the guards."""
         self.device = header["device"]
-        if self.device == "cpu":
-            from builder.judge.child import prepare_cpu
+        from builder.judge.child import apply_memory_cap, prepare_cpu
 
+        if self.device == "cpu":
             prepare_cpu()
         import torch
+
+        cap = apply_memory_cap() if self.device == "cuda" else None
 
         from builder.judge.guards import Guards
         from builder.judge.timing import Clock
@@ -81,7 +83,7 @@ class Sandbox:
         self.guards = Guards(cuda=self.device == "cuda")
         self.guards.install()
         self.clock = Clock(self.device) if self.device == "cuda" else None
-        return {"ok": True, "pid": os.getpid()}, None
+        return {"ok": True, "pid": os.getpid(), "memory_fraction": cap}, None
 
     def do_load(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Import one code file as module `label`."""
@@ -153,9 +155,7 @@ class Sandbox:
             torch.cuda.synchronize()
             torch.cuda.nvtx.range_pop()
         finding = self.guards.verdict(record)
-        if finding:
-            return {"ok": False, "reason": finding.reason, "detail": finding.detail}, None
-        return {"ok": True, "launches": record.launches}, None
+        return {"ok": True, "launches": record.launches, "finding": list(finding) if finding else None}, None
 
     def do_time(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Time subjects side by side on the session's benchmark input (builder.judge.timing)."""

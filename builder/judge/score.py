@@ -155,6 +155,8 @@ def gpu_timer(current_code: str, *, profile: bool = True, timeout_s: float = DEF
             seen = ncu.profile(problem, code, [], ncu_bin, timeout_s=timeout_s, log_dir=Path(tempfile.gettempdir()))
             if not seen.ok:
                 return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}")
+            if seen.guard_finding:
+                return Timed(speedups, seen.guard_finding[0], f"profile: {seen.guard_finding[1]}")
             foreign = ncu.foreign_kernels(seen.launches, jit_function_names(code))
             if foreign:
                 return Timed(speedups, "foreign_kernel", f"forward ran {', '.join(foreign[:3])}")

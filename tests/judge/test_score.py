@@ -84,7 +84,7 @@ def test_seed_kernels_and_solutions_are_accepted(problem, path):
     verdict = score_answer(read_answer(path), problem, device="cpu")
     assert verdict.ok, (verdict.reason, verdict.detail)
     assert verdict.reward == 1.0
-    assert set(verdict.errors) == {c.name for c in problem.cases}
+    assert {c.name for c in problem.cases} <= set(verdict.errors)
     assert all(e["max_abs_err"] <= problem.atol for e in verdict.errors.values())
 
 
