@@ -163,6 +163,15 @@ class Sandbox:
 
         return time_subjects(self, header), None
 
+    def do_kept(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], Any]:
+        """Send the output the last `time` batch kept, with the perturbation count it ran at."""
+        kept = getattr(self, "kept", None)
+        if kept is None or type(kept[0]) is not self.torch.Tensor:
+            return {"ok": False, "reason": "wrong_while_timed", "detail": "no output was kept"}, None
+        out, perturbed = kept
+        self.kept = None
+        return {"ok": True, "perturbed": perturbed}, _host_bytes(out)
+
     # -- helpers --------------------------------------------------------------------------
 
     def _input(self, spec: dict[str, Any], payload: Any) -> Any:

@@ -206,18 +206,18 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     """Time the batch `header["subjects"]` (see the module doc); called by the sandbox's `time` op.
 
     Returns, per subject, its run times or the reason it failed, the ceiling figures for probe
-    subjects, the perturbations applied so far and, when asked, the keyed hash of the input.
+    subjects, the perturbations applied so far and, when asked, the keyed hash of the input. With
+    `keep_last`, the last run's output stays alive for the `kept` op, which sends it once the
+    judge has stopped its clock.
     """
     import torch
 
-    from builder.judge import channel
-
     clock: Clock = sandbox.clock
     guarded = _bench_input(sandbox, header["input"])
+    sandbox.kept = None
     x = guarded.x
     spec = sandbox.bench_spec
     runs, warmup = int(header.get("runs", 100)), int(header.get("warmup", 5))
-    checkpoints = {k: set(v) for k, v in (header.get("checkpoints") or {}).items()}
     out_numel = 1
     for dim in sandbox.out_shape:
         out_numel *= dim
@@ -243,11 +243,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             model = sandbox.models.get(subject.get("name", ""))
             problems: list[str] = []
 
-            state: dict[str, int | None] = {"run": None}
-
-            def timed_before(i: int) -> None:
-                state["run"] = i
-                before(i)
+            last: list[Any] = [None]
 
             def call() -> None:
                 with sandbox.guards.watch() as record:
@@ -258,14 +254,11 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                 if type(out) is not torch.Tensor or tuple(out.shape) != sandbox.out_shape:
                     problems.append(f"wrong_while_timed: forward returned {type(out).__name__} "
                                     f"{tuple(getattr(out, 'shape', ()))}")
-                elif state["run"] in checkpoints.get(label, ()):
-                    clock.synchronize()
-                    channel.send(sandbox.writer, {"part": "checkpoint", "label": label, "run": state["run"],
-                                                  "perturbed": sandbox.perturbed},
-                                 out.detach().to("cpu").contiguous().view(torch.uint8).reshape(-1))
+                last[0] = out
 
-            times = clock.time(call if fn is None else (lambda: fn(x)), warmup=warmup, runs=runs,
-                               before=timed_before)
+            times = clock.time(call if fn is None else (lambda: fn(x)), warmup=warmup, runs=runs, before=before)
+            if header.get("keep_last") and fn is None:
+                sandbox.kept = (last[0], sandbox.perturbed)
             if problems:
                 reason, _, detail = problems[0].partition(": ")
                 results[label] = {"error": reason, "detail": detail}
@@ -410,6 +403,18 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                 return False
         return True
 
+    def check_output(subject: Subject, run: int, count: int) -> None:
+        session.send({"op": "kept"})
+        reply, raw = session.receive(max_payload=refs[count].numel() * dtype.itemsize)
+        if reply.get("perturbed") != count or raw is None:
+            raise SandboxDied("sandbox_violation", "the sandbox kept another run's output than the judge checks")
+        out = raw.view(dtype)
+        verdict = compare(out, refs[count].reshape(-1), problem.atol, problem.rtol) if (
+            out.numel() == refs[count].numel()) else None
+        if verdict is None or verdict.reason:
+            why = verdict.detail if verdict else "output size differs"
+            errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {why}"))
+
     def timed(subject: Subject, name: str, into: dict[str, list[float]]) -> None:
         base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling",
                 "subjects": [{"label": subject.label, "kind": subject.kind, "name": name}]}
@@ -419,34 +424,30 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                 errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 return
         checks = plan.get(subject.label, {})
-        start = time.perf_counter()
-        session.send({**base, "runs": runs, "warmup": 0, "checkpoints": {subject.label: list(checks)}})
-        while True:
-            reply, raw = session.receive(max_payload=_numel(refs, checks) * dtype.itemsize)
-            if reply.get("part") != "checkpoint":
+        bounds = sorted({i + 1 for i in checks} | {runs})
+        times: list[float] = []
+        wall_ms = 0.0
+        done = 0
+        for bound in bounds:
+            start = time.perf_counter()
+            reply = session.request({**base, "runs": bound - done, "warmup": 0, "keep_last": (bound - 1) in checks})
+            wall_ms += (time.perf_counter() - start) * 1e3
+            if not reply.get("ok"):
+                errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
+                return
+            result = reply["subjects"][subject.label]
+            if "error" in result:
+                errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
+                return
+            if subject.kind == "ceiling":
                 break
-            count = checks.get(int(reply.get("run", -1)))
-            if count is None or reply.get("perturbed") != count or raw is None:
-                raise SandboxDied("sandbox_violation", "the sandbox sent a checkpoint the judge did not ask for")
-            ref = refs[count]
-            out = raw.view(dtype)
-            verdict = compare(out.reshape(-1), ref.reshape(-1), problem.atol, problem.rtol) if (
-                out.numel() == ref.numel()) else None
-            if verdict is None or verdict.reason:
-                why = verdict.detail if verdict else "output size differs"
-                errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {reply['run']}: {why}"))
-        wall_ms = (time.perf_counter() - start) * 1e3
-        if not reply.get("ok"):
-            errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
-            return
-        result = reply["subjects"][subject.label]
-        if "error" in result:
-            errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
-            return
+            times += result["times"]
+            if (bound - 1) in checks:
+                check_output(subject, bound - 1, checks[bound - 1])
+            done = bound
         if subject.kind == "ceiling":
             ceiling.update(result)
             return
-        times = result["times"]
         if len(times) != runs or any(t <= 0 for t in times):
             raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
         unexplained = (wall_ms - sum(times)) / runs
