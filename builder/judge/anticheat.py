@@ -8,7 +8,10 @@ The dynamic guards (builder.judge.guards) back these checks up at run time.
 from __future__ import annotations
 
 import ast
+import importlib
+import types
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from itertools import combinations
 from math import prod
 from typing import NamedTuple
@@ -86,6 +89,47 @@ TIMER_NAMES = frozenset(
 TORCH_MODULES = frozenset({"torch", "torch.nn", "torch.nn.functional", "torch.cuda"})
 #: Integers at most this large that are powers of two pass the hard-coded size check.
 BLOCK_SIZE_LIMIT = 1024
+#: triton.X names of the kernel-writing API; the rest (compiler, knobs, backends, tools) reach native code.
+TRITON_OK = frozenset(
+    {"jit", "autotune", "heuristics", "Config", "cdiv", "next_power_of_2", "language", "runtime"}
+)
+#: Built-ins that end the process, read input or build classes; reaching them is system access too.
+PROCESS_BUILTINS = frozenset({"exit", "quit", "input", "help", "memoryview", "__build_class__"})
+#: Names that evaluate string annotations (or dispatch on them) at run time.
+DYNAMIC_NAMES = frozenset(
+    {"get_type_hints", "ForwardRef", "_eval_type", "evaluate_forward_ref", "get_annotations",
+     "singledispatch", "singledispatchmethod"}
+)
+#: Attributes of frames, generators, code and tracebacks: each is a way back to globals and built-ins.
+FRAME_ATTRS = frozenset(
+    {"gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "f_globals", "f_locals",
+     "f_builtins", "f_back", "f_code", "tb_frame", "tb_next", "co_code", "co_consts", "co_names",
+     "func_globals", "mro"}
+)
+#: Methods that install hooks on modules, tensors or Triton launchers.
+HOOK_METHODS = frozenset(
+    {"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+     "register_backward_hook", "register_hook", "register_module_forward_hook",
+     "register_module_forward_pre_hook", "add_pre_run_hook", "register_post_accumulate_grad_hook"}
+)
+#: Keyword arguments whose values Triton calls on the host around a launch.
+HOST_CALLABLE_KEYWORDS = frozenset({"pre_hook", "post_hook", "prune_configs_by", "perf_model",
+                                    "early_config_prune"})
+#: What a host callable run by Triton (grid, hook, heuristic) may call: index arithmetic only.
+PURE_CALLS = frozenset(
+    {"min", "max", "int", "len", "abs", "range", "tuple", "list", "sorted", "float", "bool", "round",
+     "isinstance", "enumerate", "zip", "dict", "triton.cdiv", "triton.next_power_of_2"}
+)
+#: Methods a host callable may call: reading the launch arguments or tensor sizes, or clearing an output.
+PURE_METHODS = frozenset(
+    {"get", "items", "keys", "values", "zero_", "fill_", "numel", "size", "stride", "dim",
+     "element_size", "nelement"}
+)
+#: Calls that build a plain Python container (never a tensor).
+CONTAINER_CALLS = frozenset({"list", "sorted", "set", "dict", "tuple", "reversed"})
+CONTAINER_NODES = (ast.List, ast.ListComp, ast.Set, ast.SetComp, ast.Dict, ast.DictComp, ast.Tuple)
+#: Names whose literal values are tile sizes, not problem sizes.
+BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
 
 
 def import_aliases(tree: ast.AST) -> dict[str, str]:
@@ -102,6 +146,49 @@ def import_aliases(tree: ast.AST) -> dict[str, str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def bindings(tree: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """(target, value) pairs of every simple binding: assignments, tuple unpacking, walrus,
+    for-loops over literal sequences, and parameter defaults (the parameter is the target)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                yield from _pair(target, node.value)
+        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+            yield from _pair(node.target, node.value)
+        elif isinstance(node, ast.For) and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)):
+            for element in node.iter.elts:
+                yield from _pair(node.target, element)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            yield from _pair(node.optional_vars, node.context_expr)
+        elif isinstance(node, ast.arguments):
+            positional = node.posonlyargs + node.args
+            pairs = list(zip(positional[len(positional) - len(node.defaults):], node.defaults))
+            pairs += [(a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                yield ast.Name(id=arg.arg, ctx=ast.Store()), default
+
+
+def _pair(target: ast.expr, value: ast.expr) -> Iterator[tuple[ast.expr, ast.expr]]:
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
+            and len(target.elts) == len(value.elts):
+        for t, v in zip(target.elts, value.elts):
+            yield from _pair(t, v)
+    else:
+        yield target, value
+
+
+def name_aliases(tree: ast.AST) -> dict[str, str]:
+    """Import aliases, plus local names bound (directly or through other locals) to such a path."""
+    aliases = import_aliases(tree)
+    pairs = [(t.id, v) for t, v in bindings(tree) if isinstance(t, ast.Name)]
+    for _ in range(4):  # enough passes for chains of local aliases
+        for name, value in pairs:
+            path = dotted(value, aliases)
+            if path is not None:
+                aliases[name] = path
     return aliases
 
 
@@ -143,15 +230,21 @@ def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
 
+def _dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
 def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]:
     """Every anti-cheat finding in `tree`, in source order."""
-    aliases = import_aliases(tree)
+    aliases = name_aliases(tree)
     kernels = [n for n in ast.walk(tree) if is_triton_kernel(n, aliases)]
     in_kernel = {id(sub) for k in kernels for sub in ast.walk(k)}
     found: list[Finding] = []
     found += _imports(tree)
     found += _names(tree, aliases, in_kernel)
+    found += _definitions(tree, aliases)
     found += _patches(tree, aliases)
+    found += _host_callables(tree, aliases, {k.name for k in kernels})
     found += _fallbacks(tree)
     found += _inheritance(tree, aliases)
     found += _hardcoded(tree, sizes)
@@ -179,6 +272,65 @@ def _imports(tree: ast.AST) -> Iterator[Finding]:
                 yield Finding("forbidden_import", f"line {node.lineno}: imports {module}")
 
 
+def route(path: str) -> str | None:
+    """Why a dotted path leaves the allowed surface of its root module, else None.
+
+    A path is a route when one of its names is a system module or a root module again
+    (`typing.sys`, `torch.backends.torch`), a private or special name (`torch._dynamo`), a part
+    of Triton beyond its kernel API (`triton.runtime.build`), or when it resolves, in the
+    installed packages, to a module living elsewhere than the path says (`F` inside a torch module).
+    """
+    parts = path.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        shown = ".".join(parts[: i + 1])
+        if part in SYSTEM_MODULES or part in ("torch", "triton"):
+            return f"{shown} reaches the module {part} through {'.'.join(parts[:i])}"
+        if part.startswith("_") and part not in ALLOWED_DUNDERS:
+            return f"{shown} is private to {'.'.join(parts[:i])}"
+    if parts[0] == "triton" and len(parts) > 1:
+        if parts[1] not in TRITON_OK or (parts[1] == "runtime" and parts[2:3] not in ([], ["driver"])):
+            return f"{path} is outside Triton's kernel API"
+    elsewhere = _module_elsewhere(tuple(parts))
+    if elsewhere:
+        return f"{path} is the module {elsewhere}, reached through another module's attribute"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _module_elsewhere(parts: tuple[str, ...]) -> str | None:
+    """The real name of a module that `parts` reaches under another name (installed packages,
+    attributes already set; nothing is imported beyond the allowed root)."""
+    if parts[0] not in ALLOWED_MODULES:
+        return None
+    try:
+        current: object = importlib.import_module(parts[0])
+    except ImportError:
+        return None
+    for i, part in enumerate(parts[1:], start=1):
+        if not isinstance(current, types.ModuleType):
+            return None
+        current = vars(current).get(part)
+        if isinstance(current, types.ModuleType) and current.__name__ != ".".join(parts[: i + 1]):
+            return current.__name__
+    return None
+
+
+def _is_module(path: str) -> bool:
+    """True when `path` names a module in the installed packages."""
+    parts = path.split(".")
+    if parts[0] not in ALLOWED_MODULES:
+        return False
+    try:
+        current: object = importlib.import_module(parts[0])
+    except ImportError:
+        return False
+    for part in parts[1:]:
+        if not isinstance(current, types.ModuleType):
+            return False
+        current = vars(current).get(part)
+    return isinstance(current, types.ModuleType)
+
+
 def _torch_path(path: str) -> Finding | None:
     """What a torch.* path means for the verdict; None when it is harmless."""
     parts = path.split(".")
@@ -190,6 +342,8 @@ def _torch_path(path: str) -> Finding | None:
             return Finding("torch_op", f"uses {path}")
         if rest and rest[0] not in NN_OK:
             return Finding("torch_op", f"uses {path}")
+        if rest[:1] == ["Module"] and len(rest) > 1 and rest[1] not in ALLOWED_DUNDERS:
+            return Finding("monkey_patch", f"reaches {path} of every module")
         return None
     if head == "cuda":
         if rest and rest[0] in CUDA_STREAMS:
@@ -206,76 +360,246 @@ def _torch_path(path: str) -> Finding | None:
     return None
 
 
+def _path_findings(path: str, line: int) -> Iterator[Finding]:
+    """Findings for one resolved path, wherever it appears (import, name, attribute chain)."""
+    why = route(path)
+    if why:
+        yield Finding("system_access", f"line {line}: {why}")
+    if path.split(".")[-1] in DYNAMIC_NAMES:
+        yield Finding("dynamic_code", f"line {line}: {path} evaluates annotations or dispatches on them")
+    finding = _torch_path(path)
+    if finding:
+        yield Finding(finding.reason, f"line {line}: {finding.detail}")
+
+
 def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
     """Imported paths, built-ins, dunders, torch names and computing method calls."""
-    bound = {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
-    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    containers = _containers(tree)
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield from _import_paths(node)
         elif isinstance(node, ast.Name):
-            if node.id in SYSTEM_BUILTINS and node.id not in bound:
-                yield Finding("system_access", f"line {line}: uses built-in {node.id}")
+            if node.id in SYSTEM_BUILTINS | PROCESS_BUILTINS:
+                if isinstance(node.ctx, ast.Load):
+                    yield Finding("system_access", f"line {line}: uses built-in {node.id}")
+                else:
+                    yield Finding("dynamic_code", f"line {line}: rebinds the built-in name {node.id}")
             if id(node) not in bases:
-                yield from _torch_use(node, aliases, in_kernel)
+                yield from _chain(node, aliases, in_kernel, id(node) in called)
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("__") and node.attr.endswith("__") and node.attr not in ALLOWED_DUNDERS:
+            if _dunder(node.attr) and node.attr not in ALLOWED_DUNDERS:
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
+            elif node.attr in FRAME_ATTRS or node.attr in SYSTEM_MODULES - {"select", "code"}:
+                yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
+            elif node.attr in DYNAMIC_NAMES:
+                yield Finding("dynamic_code", f"line {line}: uses {node.attr}")
             if id(node) not in bases:
-                yield from _torch_use(node, aliases, in_kernel)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and id(node) not in in_kernel and node.func.attr in COMPUTE_METHODS
-                and not (dotted(node.func, aliases) or "").startswith(("triton", "math"))):
-            yield Finding("torch_op", f"line {line}: calls .{node.func.attr}() outside a kernel")
+                yield from _chain(node, aliases, in_kernel, id(node) in called)
+        elif isinstance(node, ast.arg) and node.arg in SYSTEM_BUILTINS | PROCESS_BUILTINS:
+            yield Finding("dynamic_code", f"line {line}: a parameter shadows the built-in {node.arg}")
+        elif isinstance(node, ast.alias) and (node.asname or node.name) in SYSTEM_BUILTINS | PROCESS_BUILTINS:
+            yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {node.asname or node.name}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in HOOK_METHODS:
+                yield Finding("monkey_patch", f"line {line}: installs a hook with .{node.func.attr}()")
+            elif (id(node) not in in_kernel and node.func.attr in COMPUTE_METHODS
+                    and not _is_container(node.func.value, containers)
+                    and not (dotted(node.func, aliases) or "").startswith(("triton", "math"))):
+                yield Finding("torch_op", f"line {line}: calls .{node.func.attr}() outside a kernel")
 
 
 def _import_paths(node: ast.Import | ast.ImportFrom) -> Iterator[Finding]:
     if isinstance(node, ast.Import):
         paths = [a.name for a in node.names]
     else:
-        paths = [f"{node.module}.{a.name}" for a in node.names if node.module]
+        paths = [f"{node.module}.{a.name}" for a in node.names if node.module and a.name != "*"]
     for path in paths:
-        finding = _torch_path(path)
-        if finding:
-            yield Finding(finding.reason, f"line {node.lineno}: imports {path}")
+        if path.split(".")[0] in ALLOWED_MODULES:
+            for finding in _path_findings(path, node.lineno):
+                yield Finding(finding.reason, finding.detail.replace(": ", f": imports {path}: ", 1))
 
 
-def _torch_use(node: ast.Name | ast.Attribute, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
-    """Findings for a whole Name/Attribute chain that resolves to a torch path."""
+def _chain(node: ast.Name | ast.Attribute, aliases: dict[str, str], in_kernel: set[int],
+           called: bool) -> Iterator[Finding]:
+    """Findings for a whole Name/Attribute chain that resolves through the file's aliases."""
     path = dotted(node, aliases)
-    if not path or not path.startswith("torch"):
+    if not path or path.split(".")[0] not in ALLOWED_MODULES:
         return
-    if id(node) in in_kernel:
-        yield Finding("torch_op", f"line {node.lineno}: a Triton kernel uses {path}")
-    elif isinstance(node, ast.Name) and path in TORCH_MODULES:
-        yield Finding("torch_op", f"line {node.lineno}: passes the module {path} around")
-    else:
-        finding = _torch_path(path)
-        if finding:
-            yield Finding(finding.reason, f"line {node.lineno}: {finding.detail}")
+    line = node.lineno
+    if id(node) in in_kernel and path.startswith("torch"):
+        yield Finding("torch_op", f"line {line}: a Triton kernel uses {path}")
+        return
+    if path in TORCH_MODULES and isinstance(node, ast.Name):
+        yield Finding("torch_op", f"line {line}: passes the module {path} around")
+    elif not called and path != "__future__.annotations" and _is_module(path):
+        reason = "torch_op" if path.startswith("torch") else "system_access"
+        yield Finding(reason, f"line {line}: passes the module {path} around")
+    yield from _path_findings(path, line)
+
+
+def _containers(tree: ast.AST) -> set[str]:
+    """Names (and self attributes) that every binding sets to a plain list, set, dict or tuple."""
+    kinds: dict[str, bool] = {}
+    for target, value in bindings(tree):
+        if isinstance(target, (ast.Name, ast.Attribute)):
+            key = ast.unparse(target)
+            kinds[key] = kinds.get(key, True) and _is_container(value, set())
+    return {key for key, plain in kinds.items() if plain}
+
+
+def _is_container(node: ast.AST, containers: set[str]) -> bool:
+    if isinstance(node, CONTAINER_NODES):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONTAINER_CALLS:
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _is_container(node.left, containers) and _is_container(node.right, containers)
+    return isinstance(node, (ast.Name, ast.Attribute)) and ast.unparse(node) in containers
+
+
+def _definitions(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
+    """Special methods, metaclasses, tensor subclasses and annotations that run or hold code."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name in SYSTEM_BUILTINS | PROCESS_BUILTINS:
+                yield Finding("dynamic_code", f"line {node.lineno}: a definition shadows the built-in {node.name}")
+            elif _dunder(node.name) and node.name not in ALLOWED_DUNDERS:
+                yield Finding("system_access", f"line {node.lineno}: defines the special method {node.name}")
+        if isinstance(node, ast.ClassDef):
+            if node.keywords:
+                yield Finding("system_access", f"line {node.lineno}: class {node.name} takes a metaclass or class arguments")
+            for base in node.bases:
+                path = dotted(base, aliases) or ""
+                if path in ("torch.Tensor", "torch.nn.Parameter"):
+                    yield Finding("system_access", f"line {node.lineno}: class {node.name} subclasses {path}")
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            every = args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]
+            notes = [a.annotation for a in every if a.annotation] + ([node.returns] if node.returns else [])
+        elif isinstance(node, ast.AnnAssign):
+            notes = [node.annotation]
+        else:
+            continue
+        for note in notes:
+            if not _plain_annotation(note):
+                yield Finding("dynamic_code", f"line {note.lineno}: annotation {ast.unparse(note)} holds code")
+
+
+def _plain_annotation(note: ast.expr) -> bool:
+    """An annotation made of names, subscripts and literals only (a string one must parse so too)."""
+    allowed = (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Constant, ast.Load,
+               ast.BinOp, ast.BitOr, ast.Expression, ast.Index if hasattr(ast, "Index") else ast.Load)
+    for sub in ast.walk(note):
+        if not isinstance(sub, allowed):
+            return False
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            try:
+                inner = ast.parse(sub.value, mode="eval")
+            except SyntaxError:
+                return False
+            if any(isinstance(n, ast.Constant) and isinstance(n.value, str) for n in ast.walk(inner)):
+                return False
+            if not _plain_annotation(inner.body):
+                return False
+    return True
+
+
+def _attribute_targets(node: ast.AST) -> Iterator[ast.expr]:
+    if isinstance(node, (ast.Tuple, ast.List)):
+        for element in node.elts:
+            yield from _attribute_targets(element)
+    elif isinstance(node, ast.Starred):
+        yield from _attribute_targets(node.value)
+    elif isinstance(node, (ast.Attribute, ast.Subscript)):
+        yield node
 
 
 def _patches(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
+    """Writes to attributes of anything but `self` (and to items of imported objects)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):
             targets = [node.target]
         elif isinstance(node, ast.Delete):
             targets = node.targets
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            targets = [node.target]
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            targets = [node.optional_vars]
         else:
             continue
-        for target in targets:
-            path = dotted(target, aliases) if isinstance(target, ast.Attribute) else None
-            if path is None:
+        for target in (t for raw in targets for t in _attribute_targets(raw)):
+            if isinstance(target, ast.Subscript):
+                base = target.value
+                while isinstance(base, ast.Subscript):
+                    base = base.value
+                path = dotted(base, aliases)
+                if path is not None and path.split(".")[0] in ALLOWED_MODULES:
+                    yield Finding("monkey_patch", f"line {node.lineno}: writes into {path}")
                 continue
+            if isinstance(target.value, ast.Name) and target.value.id == "self" and not _dunder(target.attr):
+                continue
+            path = dotted(target, aliases) or ast.unparse(target)
             parts = set(path.split("."))
             if path.split(".")[0] in ("time", "timeit") or parts & TIMER_NAMES:
                 yield Finding("timer_patch", f"line {node.lineno}: reassigns {path}")
             else:
                 yield Finding("monkey_patch", f"line {node.lineno}: reassigns {path}")
+
+
+def _host_callables(tree: ast.AST, aliases: dict[str, str], kernels: set[str]) -> Iterator[Finding]:
+    """Grid functions, autotune hooks and heuristics run by Triton on the host must only do index
+    arithmetic: torch work there would run outside any kernel."""
+    defined: dict[str, ast.AST] = {
+        n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for target, value in bindings(tree):
+        if isinstance(target, ast.Name) and isinstance(value, ast.Lambda):
+            defined[target.id] = value
+    callables: list[tuple[str, ast.AST]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in kernels:
+            callables.append(("grid", node.slice))
+        elif isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg in HOST_CALLABLE_KEYWORDS:
+                    callables.append((keyword.arg, keyword.value))
+            if (dotted(node.func, aliases) or "").endswith("heuristics"):
+                callables += [("heuristic", arg) for arg in node.args]
+    for role, value in callables:
+        for fn in _callables_in(value, defined):
+            yield from _impure(fn, role, aliases)
+
+
+def _callables_in(value: ast.AST, defined: dict[str, ast.AST]) -> Iterator[ast.AST]:
+    if isinstance(value, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
+        yield value
+    elif isinstance(value, ast.Name) and value.id in defined:
+        yield defined[value.id]
+    elif isinstance(value, ast.Dict):
+        for item in value.values:
+            yield from _callables_in(item, defined)
+    elif isinstance(value, (ast.Tuple, ast.List)):
+        for item in value.elts:
+            yield from _callables_in(item, defined)
+
+
+def _impure(fn: ast.AST, role: str, aliases: dict[str, str]) -> Iterator[Finding]:
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call):
+            path = dotted(node.func, aliases)
+            if isinstance(node.func, ast.Name) and node.func.id in PURE_CALLS:
+                continue
+            if path in PURE_CALLS or (path or "").startswith("math."):
+                continue
+            if path is None and isinstance(node.func, ast.Attribute) and node.func.attr in PURE_METHODS:
+                continue
+            yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton calls {ast.unparse(node.func)}")
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Slice, ast.Tuple)):
+            yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton slices {ast.unparse(node.value)}")
 
 
 def _fallbacks(tree: ast.AST) -> Iterator[Finding]:
@@ -310,10 +634,38 @@ def _inheritance(tree: ast.Module, aliases: dict[str, str]) -> Iterator[Finding]
 
 
 def _hardcoded(tree: ast.AST, sizes: frozenset[int]) -> Iterator[Finding]:
+    """Literals equal to a benchmark size, except powers of two that only cap or name a tile size."""
     if not sizes:
         return
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
             value = node.value
-            if float(value).is_integer() and int(value) in sizes:
-                yield Finding("hardcoded_shape", f"line {node.lineno}: literal {value} is a benchmark size")
+            if not (float(value).is_integer() and int(value) in sizes):
+                continue
+            if _power_of_two(int(value)) and _caps_a_tile(node, parents):
+                continue
+            yield Finding("hardcoded_shape", f"line {node.lineno}: literal {value} is a benchmark size")
+
+
+def _caps_a_tile(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """True when a literal is an argument of min/max, or is bound, passed or compared as a tile size."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in ("min", "max"):
+        return True
+    if isinstance(parent, ast.keyword):
+        return _tile_word(parent.arg or "")
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)):
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        return all(isinstance(t, ast.Name) and _tile_word(t.id) for t in targets)
+    if isinstance(parent, ast.Dict):
+        keys = [k for k, v in zip(parent.keys, parent.values) if v is node]
+        return bool(keys) and all(isinstance(k, ast.Constant) and _tile_word(str(k.value)) for k in keys)
+    if isinstance(parent, ast.Compare):
+        sides = [parent.left, *parent.comparators]
+        return any(isinstance(s, ast.Name) and _tile_word(s.id) for s in sides)
+    return False
+
+
+def _tile_word(name: str) -> bool:
+    return any(word in name.upper() for word in BLOCK_WORDS)
