@@ -45,6 +45,9 @@ SYSTEM_BUILTINS = frozenset(
 )
 #: Dunder attributes that plain kernel code has a use for.
 ALLOWED_DUNDERS = frozenset({"__init__", "__name__", "__doc__"})
+#: Special methods a class in an answer may define: none of them changes how torch or the judge
+#: sees an object.
+DEFINABLE_DUNDERS = frozenset({"__init__", "__repr__", "__str__"})
 
 #: torch.X names that allocate, describe or view tensors without computing.
 TORCH_OK = frozenset(
@@ -105,6 +108,21 @@ FRAME_ATTRS = frozenset(
     {"gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "f_globals", "f_locals",
      "f_builtins", "f_back", "f_code", "tb_frame", "tb_next", "co_code", "co_consts", "co_names",
      "func_globals", "mro"}
+)
+#: Attribute names that are routes on any object: system modules and root packages (tensor
+#: methods named like a module, `select` and `code`, are left out).
+ROUTE_ATTRS = (SYSTEM_MODULES - {"select", "code"}) | {"torch", "triton", "np"}
+#: Calls that copy attributes from one object onto another (a setattr in disguise).
+ATTRIBUTE_COPIERS = frozenset({"update_wrapper", "wraps"})
+#: Methods that turn a tensor into an instance of another class.
+SUBCLASSING_METHODS = frozenset({"as_subclass", "_make_subclass", "_make_wrapper_subclass"})
+#: Tensor methods a known tensor may call outside a kernel: sizes, views, allocation, copies and
+#: fills. Reading single values (item, select) is left to the runtime's host-compute check.
+TENSOR_SAFE_METHODS = frozenset(
+    {"numel", "size", "stride", "dim", "data_ptr", "element_size", "is_contiguous",
+     "storage_offset", "nelement", "new_empty", "new_zeros", "new_ones", "new_full",
+     "new_tensor", "zero_", "fill_", "copy_", "item", "type", "get_device", "is_floating_point",
+     "requires_grad_", "unbind", "split", "chunk"}
 )
 #: Methods that install hooks on modules, tensors or Triton launchers.
 HOOK_METHODS = frozenset(
@@ -405,7 +423,7 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
         elif isinstance(node, ast.Attribute):
             if _dunder(node.attr) and node.attr not in ALLOWED_DUNDERS:
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
-            elif node.attr in FRAME_ATTRS or node.attr in SYSTEM_MODULES - {"select", "code"}:
+            elif node.attr in FRAME_ATTRS or node.attr in ROUTE_ATTRS:
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
             elif node.attr in DYNAMIC_NAMES:
                 yield Finding("dynamic_code", f"line {line}: uses {node.attr}")
@@ -415,13 +433,35 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
             yield Finding("dynamic_code", f"line {line}: a parameter shadows the built-in {node.arg}")
         elif isinstance(node, ast.alias) and (node.asname or node.name) in SYSTEM_BUILTINS | PROCESS_BUILTINS:
             yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {node.asname or node.name}")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in HOOK_METHODS:
-                yield Finding("monkey_patch", f"line {line}: installs a hook with .{node.func.attr}()")
-            elif (id(node) not in in_kernel and node.func.attr in COMPUTE_METHODS
-                    and not _is_container(node.func.value, containers)
-                    and not (dotted(node.func, aliases) or "").startswith(("triton", "math"))):
-                yield Finding("torch_op", f"line {line}: calls .{node.func.attr}() outside a kernel")
+        elif isinstance(node, ast.Call):
+            yield from _call(node, aliases, in_kernel, containers)
+
+
+def _call(node: ast.Call, aliases: dict[str, str], in_kernel: set[int], containers: set[str]) -> Iterator[Finding]:
+    """Calls that copy attributes, build classes, make tensor subclasses, install hooks or compute."""
+    line = node.lineno
+    if _copies_attributes(node, aliases):
+        yield Finding("monkey_patch", f"line {line}: {ast.unparse(node.func)}() copies attributes onto another object")
+    if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3:
+        yield Finding("dynamic_code", f"line {line}: type() with three arguments builds a class at run time")
+    if not isinstance(node.func, ast.Attribute):
+        return
+    if node.func.attr in SUBCLASSING_METHODS:
+        yield Finding("system_access", f"line {line}: .{node.func.attr}() makes a tensor of another class")
+    elif node.func.attr in HOOK_METHODS:
+        yield Finding("monkey_patch", f"line {line}: installs a hook with .{node.func.attr}()")
+    elif (id(node) not in in_kernel and node.func.attr in COMPUTE_METHODS
+            and not _is_container(node.func.value, containers)
+            and not (dotted(node.func, aliases) or "").startswith(("triton", "math"))):
+        yield Finding("torch_op", f"line {line}: calls .{node.func.attr}() outside a kernel")
+
+
+def _copies_attributes(call: ast.Call, aliases: dict[str, str]) -> bool:
+    """functools.update_wrapper, or functools.wraps told which attributes to copy."""
+    name = (dotted(call.func, aliases) or ast.unparse(call.func)).split(".")[-1]
+    if name not in ATTRIBUTE_COPIERS:
+        return False
+    return name == "update_wrapper" or any(k.arg in ("assigned", "updated") for k in call.keywords)
 
 
 def _import_paths(node: ast.Import | ast.ImportFrom) -> Iterator[Finding]:
@@ -479,7 +519,7 @@ def _definitions(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if node.name in SYSTEM_BUILTINS | PROCESS_BUILTINS:
                 yield Finding("dynamic_code", f"line {node.lineno}: a definition shadows the built-in {node.name}")
-            elif _dunder(node.name) and node.name not in ALLOWED_DUNDERS:
+            elif _dunder(node.name) and node.name not in DEFINABLE_DUNDERS:
                 yield Finding("system_access", f"line {node.lineno}: defines the special method {node.name}")
         if isinstance(node, ast.ClassDef):
             if node.keywords:
@@ -636,6 +676,10 @@ def _tensor_arithmetic(tree: ast.AST, aliases: dict[str, str], in_kernel: set[in
                 yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
             elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_tensor(node.operand, tensors, aliases):
                 yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr not in TENSOR_SAFE_METHODS | TENSOR_VIEWS
+                    and _is_tensor(node.func.value, tensors, aliases)):
+                yield Finding("torch_op", f"line {node.lineno}: calls .{node.func.attr}() on a tensor outside a kernel")
 
 
 def _is_tensor(node: ast.AST, tensors: set[str], aliases: dict[str, str]) -> bool:

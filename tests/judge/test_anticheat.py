@@ -357,3 +357,27 @@ def test_index_arithmetic_on_sizes_passes():
     body = ("n = x.numel() * 2 // 2\nblocks = triton.cdiv(x.shape[-1] + 4, 64) * x.size(0)\n"
             "y = torch.empty_like(x)\nk[(blocks,)](x, y, n - 0, BLOCK=64)\nreturn y")
     assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("return x.logsumexp(-1)", "torch_op"),
+        ("y = torch.empty_like(x)\nreturn y.softmax(-1)", "torch_op"),
+        ("Fake = type('Fake', (torch.Tensor,), {})\nreturn x", "dynamic_code"),
+        ("return x.as_subclass(torch.Tensor)", "system_access"),
+        ("functools.update_wrapper(self, x, assigned=('forward',))\nreturn x", "monkey_patch"),
+        ("functools.wraps(x, assigned=('forward',))(self)\nreturn x", "monkey_patch"),
+        ("return self.ref.torch.nn.functional.avg_pool1d(x, 3)", "system_access"),
+    ],
+)
+def test_more_routes(body, reason):
+    assert verdict(model(body, "import functools\n")) == reason
+
+
+def test_harmless_special_methods_and_tensor_methods_pass():
+    code = model(
+        "y = x.new_empty(x.shape)\nk[(triton.cdiv(x.numel(), 64),)](x.contiguous(), y, x.numel(), BLOCK=64)\n"
+        "return y.view(x.shape)"
+    ).replace("    def forward", "    def __repr__(self):\n        return 'ModelNew()'\n\n    def forward")
+    assert verdict(code) is None
