@@ -77,11 +77,18 @@ CUDA_STREAMS = frozenset(
 #: Tensor methods that compute (outside @triton.jit bodies, where Triton tensors have some too).
 COMPUTE_METHODS = frozenset(
     {"mean", "sum", "nansum", "nanmean", "cumsum", "cumprod", "prod", "unfold", "avg_pool1d",
-     "avg_pool2d", "conv1d", "conv2d", "matmul", "mm", "bmm", "einsum", "addmm", "add", "add_",
-     "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "floor_divide", "median", "var",
-     "std", "amax", "amin", "sort", "topk", "gather", "scatter", "scatter_", "scatter_add",
-     "scatter_add_", "index_add", "index_add_", "index_select", "masked_select", "diff", "numpy",
-     "tolist", "apply_", "map_", "sum_to_size", "unfold_copy"}
+     "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "max_pool1d",
+     "max_pool2d", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "convolution",
+     "matmul", "mm", "bmm", "baddbmm", "addbmm", "mv", "dot", "outer", "tensordot", "kron",
+     "einsum", "addmm", "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide",
+     "floor_divide", "fmod", "remainder", "pow", "pow_", "exp", "exp_", "sqrt", "rsqrt",
+     "reciprocal", "neg", "abs", "clamp", "clip", "lerp", "addcmul", "addcdiv", "where",
+     "masked_fill", "masked_fill_", "index_put", "index_put_", "put_", "index_copy", "median",
+     "var", "std", "amax", "amin", "argmax", "argmin", "cummax", "cummin", "logcumsumexp",
+     "logsumexp", "softmax", "log_softmax", "sigmoid", "tanh", "relu", "sort", "topk", "gather",
+     "scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "index_add",
+     "index_add_", "index_select", "masked_select", "diff", "flip", "roll", "repeat_interleave",
+     "trapz", "trapezoid", "numpy", "tolist", "apply_", "map_", "sum_to_size", "unfold_copy"}
 )
 #: Attribute names that, when reassigned, tamper with timing.
 TIMER_NAMES = frozenset(
@@ -156,8 +163,22 @@ TENSOR_VIEWS = frozenset(
      "unsqueeze", "expand", "narrow", "select", "float", "half", "to", "as_strided", "view_as",
      "reshape_as", "detach", "t", "cuda", "cpu", "as_subclass"}
 )
-#: Arithmetic operators, which on tensors dispatch to PyTorch kernels.
-TENSOR_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)
+#: Tensor attributes that describe it (reading one computes nothing).
+TENSOR_DATA_ATTRS = frozenset(
+    {"shape", "dtype", "device", "is_cuda", "ndim", "layout", "requires_grad", "grad", "T", "mT",
+     "data", "real", "names", "is_leaf", "itemsize", "nbytes"}
+)
+#: Safe tensor methods whose result is a tensor again (the others return sizes or numbers).
+TENSOR_RETURNING_SAFE = frozenset(
+    {"new_empty", "new_zeros", "new_ones", "new_full", "new_tensor", "zero_", "fill_", "copy_",
+     "requires_grad_", "unbind", "split", "chunk"}
+)
+#: Arithmetic and bitwise operators, which on tensors dispatch to PyTorch kernels.
+TENSOR_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult,
+                    ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
+#: Python built-ins and helpers that, given tensors, add or compare them with PyTorch kernels.
+TENSOR_BUILTINS = frozenset({"sum", "max", "min", "abs", "pow", "round", "divmod", "reduce",
+                             "accumulate", "fsum", "prod"})
 #: Names whose literal values are tile sizes, not problem sizes.
 BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
 
@@ -427,6 +448,11 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
             elif node.attr in DYNAMIC_NAMES:
                 yield Finding("dynamic_code", f"line {line}: uses {node.attr}")
+            elif (node.attr in COMPUTE_METHODS and id(node) not in in_kernel
+                    and not _is_container(node.value, containers)
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+                    and (dotted(node, aliases) or "torch").startswith("torch")):
+                yield Finding("torch_op", f"line {line}: uses .{node.attr} outside a kernel")
             if id(node) not in bases:
                 yield from _chain(node, aliases, in_kernel, id(node) in called)
         elif isinstance(node, ast.arg) and node.arg in SYSTEM_BUILTINS | PROCESS_BUILTINS:
@@ -434,11 +460,11 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
         elif isinstance(node, ast.alias) and (node.asname or node.name) in SYSTEM_BUILTINS | PROCESS_BUILTINS:
             yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {node.asname or node.name}")
         elif isinstance(node, ast.Call):
-            yield from _call(node, aliases, in_kernel, containers)
+            yield from _call(node, aliases)
 
 
-def _call(node: ast.Call, aliases: dict[str, str], in_kernel: set[int], containers: set[str]) -> Iterator[Finding]:
-    """Calls that copy attributes, build classes, make tensor subclasses, install hooks or compute."""
+def _call(node: ast.Call, aliases: dict[str, str]) -> Iterator[Finding]:
+    """Calls that copy attributes, build classes, make tensor subclasses or install hooks."""
     line = node.lineno
     if _copies_attributes(node, aliases):
         yield Finding("monkey_patch", f"line {line}: {ast.unparse(node.func)}() copies attributes onto another object")
@@ -450,10 +476,6 @@ def _call(node: ast.Call, aliases: dict[str, str], in_kernel: set[int], containe
         yield Finding("system_access", f"line {line}: .{node.func.attr}() makes a tensor of another class")
     elif node.func.attr in HOOK_METHODS:
         yield Finding("monkey_patch", f"line {line}: installs a hook with .{node.func.attr}()")
-    elif (id(node) not in in_kernel and node.func.attr in COMPUTE_METHODS
-            and not _is_container(node.func.value, containers)
-            and not (dotted(node.func, aliases) or "").startswith(("triton", "math"))):
-        yield Finding("torch_op", f"line {line}: calls .{node.func.attr}() outside a kernel")
 
 
 def _copies_attributes(call: ast.Call, aliases: dict[str, str]) -> bool:
@@ -655,48 +677,169 @@ def _impure(fn: ast.AST, role: str, aliases: dict[str, str]) -> Iterator[Finding
             yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton slices {ast.unparse(node.value)}")
 
 
-def _tensor_arithmetic(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
-    """Arithmetic outside kernels on values known to be tensors: forward's inputs, new tensors
-    from torch allocations, their slices and views, and results of such arithmetic."""
-    for fn in ast.walk(tree):
-        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or id(fn) in in_kernel:
-            continue
-        tensors: set[str] = set()
-        if getattr(fn, "name", "") == "forward":
-            tensors |= {a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg != "self"}
-        pairs = [(t.id, v) for t, v in bindings(fn) if isinstance(t, ast.Name)]
-        for _ in range(3):  # a few passes let tensors flow through chains of names
-            tensors |= {name for name, value in pairs if _is_tensor(value, tensors, aliases)}
+class _Tensors:
+    """Which host-side names hold tensors, by simple flow: forward's inputs; torch allocations;
+    slices, views and arithmetic of tensors; containers holding them and loops over those;
+    `self.<name>` set to one anywhere; parameters of local functions called with one; and calls
+    to local functions that return one."""
+
+    def __init__(self, tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> None:
+        self.aliases = aliases
+        self.functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+                          and id(n) not in in_kernel]
+        self.by_name: dict[str, ast.AST] = {n.name: n for n in self.functions if not isinstance(n, ast.Lambda)}
+        self.by_name.update({t.id: v for t, v in bindings(tree) if isinstance(t, ast.Name) and isinstance(v, ast.Lambda)})
+        self.names: dict[int, set[str]] = {id(fn): set() for fn in self.functions}
+        self.shared: set[str] = set()  # "self.<attr>" keys, shared by every method
+        self.returning: set[str] = set()  # local functions that return a tensor
+        for fn in self.functions:
+            if getattr(fn, "name", "") == "forward":
+                self.names[id(fn)] |= {a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg != "self"}
+        for _ in range(4):  # enough passes for tensors to flow through a few calls and names
+            for fn in self.functions:
+                self._flow(fn)
+
+    def known(self, fn: ast.AST) -> set[str]:
+        return self.names[id(fn)] | self.shared
+
+    def _flow(self, fn: ast.AST) -> None:
+        known = self.known(fn)
+        for target, value in list(bindings(fn)) + list(_loop_bindings(fn)):
+            if self.is_tensor(value, known):
+                for name in _bound_keys(target):
+                    (self.shared if name.startswith("self.") else self.names[id(fn)]).add(name)
         for node in ast.walk(fn):
-            if isinstance(node, ast.BinOp) and isinstance(node.op, TENSOR_OPERATORS) and (
-                    _is_tensor(node.left, tensors, aliases) or _is_tensor(node.right, tensors, aliases)):
-                yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
-            elif isinstance(node, ast.AugAssign) and isinstance(node.op, TENSOR_OPERATORS) and (
-                    _is_tensor(node.target, tensors, aliases) or _is_tensor(node.value, tensors, aliases)):
-                yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
-            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_tensor(node.operand, tensors, aliases):
-                yield Finding("torch_op", f"line {node.lineno}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
-            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr not in TENSOR_SAFE_METHODS | TENSOR_VIEWS
-                    and _is_tensor(node.func.value, tensors, aliases)):
-                yield Finding("torch_op", f"line {node.lineno}: calls .{node.func.attr}() on a tensor outside a kernel")
+            if isinstance(node, ast.Return) and node.value is not None and self.is_tensor(node.value, known):
+                self.returning.add(getattr(fn, "name", ""))
+            elif isinstance(node, ast.Call):
+                callee = self._local_callee(node)
+                if callee is None:
+                    continue
+                params = callee.args.posonlyargs + callee.args.args
+                if params and params[0].arg == "self" and isinstance(node.func, ast.Attribute):
+                    params = params[1:]
+                for param, arg in zip(params, node.args):
+                    if self.is_tensor(arg, known):
+                        self.names[id(callee)].add(param.arg)
+                for keyword in node.keywords:
+                    if keyword.arg and self.is_tensor(keyword.value, known):
+                        self.names[id(callee)].add(keyword.arg)
 
+    def _local_callee(self, call: ast.Call) -> ast.AST | None:
+        func = call.func
+        if isinstance(func, ast.Lambda):
+            return func
+        if isinstance(func, ast.Name):
+            return self.by_name.get(func.id)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            return self.by_name.get(func.attr)
+        return None
 
-def _is_tensor(node: ast.AST, tensors: set[str], aliases: dict[str, str]) -> bool:
-    if isinstance(node, ast.Name):
-        return node.id in tensors
-    if isinstance(node, ast.Subscript):
-        return _is_tensor(node.value, tensors, aliases)
-    if isinstance(node, ast.BinOp):
-        return _is_tensor(node.left, tensors, aliases) or _is_tensor(node.right, tensors, aliases)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        path = dotted(node.func, aliases) or ""
+    def is_tensor(self, node: ast.AST, known: set[str]) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in known
+        if isinstance(node, ast.Attribute):
+            return ast.unparse(node) in known or (
+                node.attr in ("T", "mT", "data", "real") and self.is_tensor(node.value, known))
+        if isinstance(node, (ast.Subscript, ast.Starred, ast.NamedExpr)):
+            return self.is_tensor(node.value, known)
+        if isinstance(node, ast.BinOp):
+            return self.is_tensor(node.left, known) or self.is_tensor(node.right, known)
+        if isinstance(node, ast.UnaryOp):
+            return self.is_tensor(node.operand, known)
+        if isinstance(node, ast.IfExp):
+            return self.is_tensor(node.body, known) or self.is_tensor(node.orelse, known)
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            return any(self.is_tensor(e, known) for e in node.elts)
+        if isinstance(node, ast.Dict):
+            return any(self.is_tensor(v, known) for v in node.values)
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+            return self.is_tensor(node.elt, known | _comprehension_names(node, self, known))
+        if isinstance(node, ast.Call):
+            return self._returns_tensor(node, known)
+        return False
+
+    def _returns_tensor(self, call: ast.Call, known: set[str]) -> bool:
+        func = call.func
+        path = dotted(func, self.aliases) or ""
         if path.startswith("torch.") and path.split(".")[-1] in TENSOR_MAKERS:
             return True
-        return node.func.attr in TENSOR_VIEWS and _is_tensor(node.func.value, tensors, aliases)
-    if isinstance(node, ast.Attribute):
-        return node.attr in ("T", "mT", "data", "real") and _is_tensor(node.value, tensors, aliases)
-    return False
+        if isinstance(func, ast.Attribute) and self.is_tensor(func.value, known):
+            return func.attr not in TENSOR_SAFE_METHODS - TENSOR_RETURNING_SAFE
+        if isinstance(func, ast.Name):
+            if func.id in ("list", "tuple", "sorted", "reversed"):
+                return any(self.is_tensor(a, known) for a in call.args)
+            return func.id in self.returning
+        return self._local_callee(call) is not None and getattr(self._local_callee(call), "name", "") in self.returning
+
+
+def _bound_keys(target: ast.AST) -> Iterator[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        yield ast.unparse(target)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _bound_keys(element)
+    elif isinstance(target, ast.Starred):
+        yield from _bound_keys(target.value)
+
+
+def _loop_bindings(fn: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """(target, element) for loops and comprehensions: an element of `seq` is `seq[...]`."""
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            yield node.target, ast.Subscript(value=node.iter, slice=ast.Constant(0), ctx=ast.Load())
+
+
+def _comprehension_names(node: ast.AST, tensors: _Tensors, known: set[str]) -> set[str]:
+    names: set[str] = set()
+    for generator in node.generators:
+        if tensors.is_tensor(generator.iter, known | names):
+            names |= set(_bound_keys(generator.target))
+    return names
+
+
+def _tensor_arithmetic(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
+    """Host-side work on values known to be tensors: operators, comparisons, computing methods,
+    and Python built-ins (sum, max, functools.reduce) over them."""
+    tensors = _Tensors(tree, aliases, in_kernel)
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for fn in tensors.functions:
+        known = tensors.known(fn)
+        for node in ast.walk(fn):
+            line = getattr(node, "lineno", 0)
+            if isinstance(node, ast.BinOp) and isinstance(node.op, TENSOR_OPERATORS):
+                operands = [node.left, node.right]
+            elif isinstance(node, ast.AugAssign) and isinstance(node.op, TENSOR_OPERATORS):
+                operands = [node.target, node.value]
+            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Invert)):
+                operands = [node.operand]
+            elif isinstance(node, ast.Compare) and not any(
+                    isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
+                operands = [node.left, *node.comparators]
+            elif isinstance(node, ast.Call):
+                yield from _tensor_call(node, tensors, known)
+                continue
+            elif (isinstance(node, ast.Attribute) and id(node) not in called
+                    and node.attr not in TENSOR_DATA_ATTRS and tensors.is_tensor(node.value, known)):
+                yield Finding("torch_op", f"line {line}: takes the method .{node.attr} of a tensor")
+                continue
+            else:
+                continue
+            if any(tensors.is_tensor(o, known) for o in operands):
+                yield Finding("torch_op", f"line {line}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
+
+
+def _tensor_call(call: ast.Call, tensors: _Tensors, known: set[str]) -> Iterator[Finding]:
+    func = call.func
+    line = call.lineno
+    if isinstance(func, ast.Attribute) and func.attr not in TENSOR_SAFE_METHODS | TENSOR_VIEWS \
+            and tensors.is_tensor(func.value, known):
+        yield Finding("torch_op", f"line {line}: calls .{func.attr}() on a tensor outside a kernel")
+    name = (dotted(func, tensors.aliases) or (func.id if isinstance(func, ast.Name) else "")).split(".")[-1]
+    if name in TENSOR_BUILTINS and any(tensors.is_tensor(a, known) for a in call.args):
+        yield Finding("torch_op", f"line {line}: {ast.unparse(func)}() over tensors outside a kernel")
 
 
 def _fallbacks(tree: ast.AST) -> Iterator[Finding]:

@@ -381,3 +381,49 @@ def test_harmless_special_methods_and_tensor_methods_pass():
         "return y.view(x.shape)"
     ).replace("    def forward", "    def __repr__(self):\n        return 'ModelNew()'\n\n    def forward")
     assert verdict(code) is None
+
+
+HELPER = "\n\ndef helper(t, k):\n    return t[..., k:] + t[..., :-k]\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "box = [x]\nreturn box[0] * 2",
+        "self.buf = x\nreturn self.buf + 1",
+        "parts = [x[..., i:i + 2] for i in range(3)]\nreturn sum(parts)",
+        "for t in (x,):\n    return t - 1",
+        "return functools.reduce(lambda a, b: a, [x, x])",
+        "return (lambda t: t * 3)(x)",
+        "return x > 0.5",
+        "a, b = x.chunk(2)\nreturn a @ b",
+        "return max(x, x)",
+        "y = torch.zeros_like(x)\ny -= x\nreturn y",
+    ],
+)
+def test_tensor_work_through_names_containers_and_calls(body):
+    assert verdict(model(body, "import functools\n")) == "torch_op"
+
+
+def test_tensor_work_in_a_helper_called_with_the_input():
+    code = model("return helper(x, 1)").replace("\n\nclass ModelNew", HELPER + "\n\nclass ModelNew")
+    assert verdict(code) == "torch_op"
+
+
+def test_a_helper_called_with_sizes_only_passes():
+    code = model("y = torch.empty_like(x)\nk[(helper(x.numel(), 1),)](x, y, x.numel(), BLOCK=64)\nreturn y")
+    code = code.replace("\n\nclass ModelNew", "\n\ndef helper(n, k):\n    return (n + k - 1) // k\n\n\nclass ModelNew")
+    assert verdict(code) is None
+
+
+@pytest.mark.parametrize("body", ["f = x.sum\nreturn f(-1)", "g = t.cumsum\nreturn x",
+                                  "return list(map(x.mul, [2]))"])
+def test_computing_methods_taken_as_values(body):
+    assert verdict(model(body)) == "torch_op"
+
+
+def test_describing_attributes_of_tensors_pass():
+    body = ("n, c, length = x.shape\nassert x.dtype == torch.float32 and x.is_cuda is not None\n"
+            "y = torch.empty((n, c, length), device=x.device, dtype=x.dtype)\n"
+            "k[(triton.cdiv(y.numel(), 64),)](x, y, y.numel(), BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None
