@@ -88,7 +88,8 @@ COMPUTE_METHODS = frozenset(
      "logsumexp", "softmax", "log_softmax", "sigmoid", "tanh", "relu", "sort", "topk", "gather",
      "scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "index_add",
      "index_add_", "index_select", "masked_select", "diff", "flip", "roll", "repeat_interleave",
-     "trapz", "trapezoid", "numpy", "tolist", "apply_", "map_", "sum_to_size", "unfold_copy"}
+     "trapz", "trapezoid", "numpy", "tolist", "apply_", "map_", "sum_to_size", "unfold_copy",
+     "set_", "untyped_storage", "storage"}
 )
 #: Attribute names that, when reassigned, tamper with timing.
 TIMER_NAMES = frozenset(
@@ -139,7 +140,10 @@ HOOK_METHODS = frozenset(
 )
 #: Keyword arguments whose values Triton calls on the host around a launch.
 HOST_CALLABLE_KEYWORDS = frozenset({"pre_hook", "post_hook", "prune_configs_by", "perf_model",
-                                    "early_config_prune"})
+                                    "early_config_prune", "launch_metadata", "do_bench"})
+#: What may follow triton.runtime.driver: reading the active device, stream and its properties.
+DRIVER_OK = frozenset({"active", "get_current_device", "get_current_stream", "get_device_capability",
+                       "get_active_torch_device", "get_current_target", "utils", "get_device_properties"})
 #: What a host callable run by Triton (grid, hook, heuristic) may call: index arithmetic only.
 PURE_CALLS = frozenset(
     {"min", "max", "int", "len", "abs", "range", "tuple", "list", "sorted", "float", "bool", "round",
@@ -340,7 +344,8 @@ def route(path: str) -> str | None:
         if part.startswith("_") and part not in ALLOWED_DUNDERS:
             return f"{shown} is private to {'.'.join(parts[:i])}"
     if parts[0] == "triton" and len(parts) > 1:
-        if parts[1] not in TRITON_OK or (parts[1] == "runtime" and parts[2:3] not in ([], ["driver"])):
+        if parts[1] not in TRITON_OK or (parts[1] == "runtime" and (
+                parts[2:3] not in ([], ["driver"]) or not set(parts[3:]) <= DRIVER_OK)):
             return f"{path} is outside Triton's kernel API"
     elsewhere = _module_elsewhere(tuple(parts))
     if elsewhere:
@@ -446,6 +451,9 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
             elif node.attr in FRAME_ATTRS or node.attr in ROUTE_ATTRS:
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
+            elif node.attr.startswith("_") and not _dunder(node.attr) and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                yield Finding("system_access", f"line {line}: reaches the private attribute {node.attr}")
             elif node.attr in DYNAMIC_NAMES:
                 yield Finding("dynamic_code", f"line {line}: uses {node.attr}")
             elif (node.attr in COMPUTE_METHODS and id(node) not in in_kernel

@@ -427,3 +427,26 @@ def test_describing_attributes_of_tensors_pass():
             "y = torch.empty((n, c, length), device=x.device, dtype=x.dtype)\n"
             "k[(triton.cdiv(y.numel(), 64),)](x, y, y.numel(), BLOCK=64)\nreturn y")
     assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("triton.runtime.driver.set_active(None)\nreturn x", "system_access"),
+        ("return x._base", "system_access"),
+        ("y = torch.empty(0)\nreturn y.set_(x.untyped_storage())", "torch_op"),
+    ],
+)
+def test_driver_private_attributes_and_storage(body, reason):
+    assert verdict(model(body)) == reason
+
+
+def test_reading_the_active_device_passes():
+    body = ("props = triton.runtime.driver.active.utils.get_device_properties(0)\n"
+            "self._props = props\ny = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None
+
+
+def test_launch_metadata_and_custom_bench_are_host_callables():
+    code = model("return x").replace("@triton.jit", "@triton.jit(launch_metadata=lambda g, k, a: a['x_ptr'].add_(1))")
+    assert "torch_op" in {f.reason for f in check_code(code)}
