@@ -106,6 +106,8 @@ TRITON_OK = frozenset(
 )
 #: Built-ins that end the process, read input or build classes; reaching them is system access too.
 PROCESS_BUILTINS = frozenset({"exit", "quit", "input", "help", "memoryview", "__build_class__"})
+#: Built-in names an answer may neither use nor rebind.
+BLOCKED_BUILTINS = SYSTEM_BUILTINS | PROCESS_BUILTINS
 #: Names that evaluate string annotations (or dispatch on them) at run time.
 DYNAMIC_NAMES = frozenset(
     {"get_type_hints", "ForwardRef", "_eval_type", "evaluate_forward_ref", "get_annotations",
@@ -183,6 +185,7 @@ TENSOR_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, 
 #: Python built-ins and helpers that, given tensors, add or compare them with PyTorch kernels.
 TENSOR_BUILTINS = frozenset({"sum", "max", "min", "abs", "pow", "round", "divmod", "reduce",
                              "accumulate", "fsum", "prod"})
+FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 #: Names whose literal values are tile sizes, not problem sizes.
 BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
 
@@ -439,7 +442,7 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield from _import_paths(node)
         elif isinstance(node, ast.Name):
-            if node.id in SYSTEM_BUILTINS | PROCESS_BUILTINS:
+            if node.id in BLOCKED_BUILTINS:
                 if isinstance(node.ctx, ast.Load):
                     yield Finding("system_access", f"line {line}: uses built-in {node.id}")
                 else:
@@ -463,10 +466,11 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
                 yield Finding("torch_op", f"line {line}: uses .{node.attr} outside a kernel")
             if id(node) not in bases:
                 yield from _chain(node, aliases, in_kernel, id(node) in called)
-        elif isinstance(node, ast.arg) and node.arg in SYSTEM_BUILTINS | PROCESS_BUILTINS:
+        elif isinstance(node, ast.arg) and node.arg in BLOCKED_BUILTINS:
             yield Finding("dynamic_code", f"line {line}: a parameter shadows the built-in {node.arg}")
-        elif isinstance(node, ast.alias) and (node.asname or node.name) in SYSTEM_BUILTINS | PROCESS_BUILTINS:
-            yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {node.asname or node.name}")
+        elif isinstance(node, ast.alias) and (node.asname or node.name) in BLOCKED_BUILTINS:
+            shadow = node.asname or node.name
+            yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {shadow}")
         elif isinstance(node, ast.Call):
             yield from _call(node, aliases)
 
@@ -475,7 +479,8 @@ def _call(node: ast.Call, aliases: dict[str, str]) -> Iterator[Finding]:
     """Calls that copy attributes, build classes, make tensor subclasses or install hooks."""
     line = node.lineno
     if _copies_attributes(node, aliases):
-        yield Finding("monkey_patch", f"line {line}: {ast.unparse(node.func)}() copies attributes onto another object")
+        shown = ast.unparse(node.func)
+        yield Finding("monkey_patch", f"line {line}: {shown}() copies attributes onto another object")
     if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3:
         yield Finding("dynamic_code", f"line {line}: type() with three arguments builds a class at run time")
     if not isinstance(node.func, ast.Attribute):
@@ -547,13 +552,14 @@ def _definitions(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
     """Special methods, metaclasses, tensor subclasses and annotations that run or hold code."""
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if node.name in SYSTEM_BUILTINS | PROCESS_BUILTINS:
-                yield Finding("dynamic_code", f"line {node.lineno}: a definition shadows the built-in {node.name}")
+            if node.name in BLOCKED_BUILTINS:
+                yield Finding("dynamic_code", f"line {node.lineno}: {node.name} shadows a built-in")
             elif _dunder(node.name) and node.name not in DEFINABLE_DUNDERS:
                 yield Finding("system_access", f"line {node.lineno}: defines the special method {node.name}")
         if isinstance(node, ast.ClassDef):
             if node.keywords:
-                yield Finding("system_access", f"line {node.lineno}: class {node.name} takes a metaclass or class arguments")
+                detail = f"class {node.name} takes a metaclass or class arguments"
+                yield Finding("system_access", f"line {node.lineno}: {detail}")
             for base in node.bases:
                 path = dotted(base, aliases) or ""
                 if path in ("torch.Tensor", "torch.nn.Parameter"):
@@ -561,7 +567,7 @@ def _definitions(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = node.args
             every = args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]
-            notes = [a.annotation for a in every if a.annotation] + ([node.returns] if node.returns else [])
+            notes = [a.annotation for a in every if a.annotation] + [r for r in [node.returns] if r]
         elif isinstance(node, ast.AnnAssign):
             notes = [node.annotation]
         else:
@@ -680,9 +686,12 @@ def _impure(fn: ast.AST, role: str, aliases: dict[str, str]) -> Iterator[Finding
                 continue
             if path is None and isinstance(node.func, ast.Attribute) and node.func.attr in PURE_METHODS:
                 continue
-            yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton calls {ast.unparse(node.func)}")
+            what = f"calls {ast.unparse(node.func)}"
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Slice, ast.Tuple)):
-            yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton slices {ast.unparse(node.value)}")
+            what = f"slices {ast.unparse(node.value)}"
+        else:
+            continue
+        yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton {what}")
 
 
 class _Tensors:
@@ -693,11 +702,16 @@ class _Tensors:
 
     def __init__(self, tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> None:
         self.aliases = aliases
-        self.functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-                          and id(n) not in in_kernel]
+        self.functions = [n for n in ast.walk(tree) if isinstance(n, FUNCTION_NODES) and id(n) not in in_kernel]
         self.by_name: dict[str, ast.AST] = {n.name: n for n in self.functions if not isinstance(n, ast.Lambda)}
-        self.by_name.update({t.id: v for t, v in bindings(tree) if isinstance(t, ast.Name) and isinstance(v, ast.Lambda)})
+        self.by_name.update(
+            {t.id: v for t, v in bindings(tree) if isinstance(t, ast.Name) and isinstance(v, ast.Lambda)})
         self.names: dict[int, set[str]] = {id(fn): set() for fn in self.functions}
+        self.parent: dict[int, ast.AST] = {}  # a nested function sees its enclosing function's tensors
+        for fn in self.functions:  # outer functions come first, so the closest enclosing one wins
+            for sub in ast.walk(fn):
+                if sub is not fn and isinstance(sub, FUNCTION_NODES):
+                    self.parent[id(sub)] = fn
         self.shared: set[str] = set()  # "self.<attr>" keys, shared by every method
         self.returning: set[str] = set()  # local functions that return a tensor
         for fn in self.functions:
@@ -708,7 +722,9 @@ class _Tensors:
                 self._flow(fn)
 
     def known(self, fn: ast.AST) -> set[str]:
-        return self.names[id(fn)] | self.shared
+        names = self.names[id(fn)] | self.shared
+        parent = self.parent.get(id(fn))
+        return names | self.known(parent) if parent is not None else names
 
     def _flow(self, fn: ast.AST) -> None:
         known = self.known(fn)
@@ -778,7 +794,8 @@ class _Tensors:
             if func.id in ("list", "tuple", "sorted", "reversed"):
                 return any(self.is_tensor(a, known) for a in call.args)
             return func.id in self.returning
-        return self._local_callee(call) is not None and getattr(self._local_callee(call), "name", "") in self.returning
+        callee = self._local_callee(call)
+        return callee is not None and getattr(callee, "name", "") in self.returning
 
 
 def _bound_keys(target: ast.AST) -> Iterator[str]:

@@ -450,3 +450,8 @@ def test_reading_the_active_device_passes():
 def test_launch_metadata_and_custom_bench_are_host_callables():
     code = model("return x").replace("@triton.jit", "@triton.jit(launch_metadata=lambda g, k, a: a['x_ptr'].add_(1))")
     assert "torch_op" in {f.reason for f in check_code(code)}
+
+
+def test_a_grid_lambda_sees_the_enclosing_tensors():
+    body = "y = torch.empty_like(x)\nk[lambda meta: (int((x * 2).numel()),)](x, y, x.numel(), BLOCK=64)\nreturn y"
+    assert verdict(model(body)) == "torch_op"
