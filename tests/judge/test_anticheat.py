@@ -236,7 +236,8 @@ def test_aliased_timer_patch():
 
 
 def test_own_attributes_may_be_set():
-    body = "self.calls = 1\nself.a, self.b = 2, 3\ny = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y"
+    body = ("self.calls = 1\nself.a, self.b = 2, 3\n"
+            "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y")
     assert verdict(model(body)) is None
 
 
@@ -253,17 +254,21 @@ def test_torch_work_in_a_grid_lambda(grid):
     assert verdict(model(body)) == "torch_op"
 
 
+CONFIGS = "configs=[triton.Config({'BLOCK': 64})], key=['n']"
+PRUNE = "def prune(configs, named):\n    named['y_ptr'].copy_(named['x_ptr'][:, ::2])\n    return configs\n"
+
+
 @pytest.mark.parametrize(
     "decorator",
     [
-        "@triton.autotune(configs=[triton.Config({'BLOCK': 64})], key=['n'], pre_hook=lambda a: a['y_ptr'].copy_(a['x_ptr'] * 2))",
-        "@triton.autotune(configs=[triton.Config({'BLOCK': 64})], key=['n'], prune_configs_by={'early_config_prune': prune})",
+        f"@triton.autotune({CONFIGS}, pre_hook=lambda a: a['y_ptr'].copy_(a['x_ptr'] * 2))",
+        f"@triton.autotune({CONFIGS}, prune_configs_by={{'early_config_prune': prune}})",
         "@triton.heuristics({'BLOCK': lambda a: a['x_ptr'].mul_(2).numel()})",
     ],
 )
 def test_torch_work_in_triton_host_callables(decorator):
     code = model("return x").replace("@triton.jit", decorator + "\n@triton.jit")
-    code = code.replace("\n\n@triton.autotune", "\n\ndef prune(configs, named):\n    named['y_ptr'].copy_(named['x_ptr'][:, ::2])\n    return configs\n\n\n@triton.autotune", 1)
+    code = code.replace("\n\n@triton.autotune", f"\n\n{PRUNE}\n\n@triton.autotune", 1)
     assert "torch_op" in {f.reason for f in check_code(code)}
 
 
@@ -272,7 +277,9 @@ def test_pure_host_callables_pass():
         "y = torch.empty_like(x)\n"
         "grid = lambda meta: (triton.cdiv(x.numel(), meta['BLOCK']),)\n"
         "k[grid](x, y, x.numel())\nreturn y"
-    ).replace("@triton.jit", "@triton.heuristics({'BLOCK': lambda a: min(triton.next_power_of_2(a['n']), 2048)})\n@triton.jit")
+    )
+    heuristic = "@triton.heuristics({'BLOCK': lambda a: min(triton.next_power_of_2(a['n']), 2048)})"
+    code = code.replace("@triton.jit", f"{heuristic}\n@triton.jit")
     assert verdict(code) is None
 
 
@@ -287,7 +294,8 @@ def test_tensor_subclasses_and_metaclasses(body):
 
 @pytest.mark.parametrize("method", ["__del__", "__init_subclass__", "__torch_function__", "__getattr__"])
 def test_special_methods(method):
-    code = model("return x").replace("    def forward", f"    def {method}(self, *a):\n        return None\n\n    def forward")
+    special = f"    def {method}(self, *a):\n        return None\n\n"
+    code = model("return x").replace("    def forward", special + "    def forward")
     assert verdict(code) == "system_access"
 
 
@@ -298,12 +306,11 @@ def test_special_methods(method):
         "BLOCK_SIZE = 65536\nreturn x",
         "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=65536)\nreturn y",
         "cfg = {'BLOCK': 65536}\nreturn x",
-        "b = 64\nwhile b < 65536 and b < x.shape[-1]:\n    b *= 2\nreturn x",
+        "BLOCK_b = 64\nwhile BLOCK_b < 65536 and BLOCK_b < x.shape[-1]:\n    BLOCK_b *= 2\nreturn x",
     ],
 )
 def test_power_of_two_tile_caps_are_not_hardcoded_shapes(body):
     sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
-    body = body.replace("b < 65536", "BLOCK_b < 65536").replace("b = 64", "BLOCK_b = 64").replace("b *= 2", "BLOCK_b *= 2")
     assert verdict(model(body), sizes) is None
 
 
