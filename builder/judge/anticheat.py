@@ -740,7 +740,7 @@ class _Tensors:
                 if callee is None:
                     continue
                 params = callee.args.posonlyargs + callee.args.args
-                if params and params[0].arg == "self" and isinstance(node.func, ast.Attribute):
+                if params and params[0].arg in ("self", "cls") and isinstance(node.func, ast.Attribute):
                     params = params[1:]
                 for param, arg in zip(params, node.args):
                     if self.is_tensor(arg, known):
@@ -755,8 +755,12 @@ class _Tensors:
             return func
         if isinstance(func, ast.Name):
             return self.by_name.get(func.id)
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            return self.by_name.get(func.attr)
+        if isinstance(func, ast.Attribute):  # a method of a class in the file, on any object
+            method = self.by_name.get(func.attr)
+            params = getattr(method, "args", None)
+            if params is not None and (params.posonlyargs + params.args)[:1] and \
+                    (params.posonlyargs + params.args)[0].arg in ("self", "cls"):
+                return method
         return None
 
     def is_tensor(self, node: ast.AST, known: set[str]) -> bool:
@@ -765,6 +769,8 @@ class _Tensors:
         if isinstance(node, ast.Attribute):
             return ast.unparse(node) in known or (
                 node.attr in ("T", "mT", "data", "real") and self.is_tensor(node.value, known))
+        if isinstance(node, ast.Subscript) and _tensor_index(node.slice):
+            return True
         if isinstance(node, (ast.Subscript, ast.Starred, ast.NamedExpr)):
             return self.is_tensor(node.value, known)
         if isinstance(node, ast.BinOp):
@@ -796,6 +802,16 @@ class _Tensors:
             return func.id in self.returning
         callee = self._local_callee(call)
         return callee is not None and getattr(callee, "name", "") in self.returning
+
+
+def _tensor_index(index: ast.AST) -> bool:
+    """An index only arrays take: an Ellipsis, or a tuple holding a slice, an Ellipsis or None
+    (a list refuses tuple indices)."""
+    def special(node: ast.AST) -> bool:
+        return isinstance(node, ast.Slice) or (isinstance(node, ast.Constant) and node.value in (Ellipsis, None))
+    if isinstance(index, ast.Tuple):
+        return any(special(e) for e in index.elts)
+    return isinstance(index, ast.Constant) and index.value is Ellipsis
 
 
 def _bound_keys(target: ast.AST) -> Iterator[str]:

@@ -462,3 +462,21 @@ def test_launch_metadata_and_custom_bench_are_host_callables():
 def test_a_grid_lambda_sees_the_enclosing_tensors():
     body = "y = torch.empty_like(x)\nk[lambda meta: (int((x * 2).numel()),)](x, y, x.numel(), BLOCK=64)\nreturn y"
     assert verdict(model(body)) == "torch_op"
+
+
+@pytest.mark.parametrize(
+    "body,helpers",
+    [
+        ("return functools.partial(shift, x)()", "def shift(t):\n    return t[..., 1:] * 2\n"),
+        ("return Pool().apply(x)", "class Pool:\n    def apply(self, t):\n        return t - 1\n"),
+    ],
+)
+def test_tensor_work_behind_partials_and_methods(body, helpers):
+    code = model(body, "import functools\n").replace("\n\nclass ModelNew", f"\n\n{helpers}\n\nclass ModelNew")
+    assert verdict(code) == "torch_op"
+
+
+def test_list_slices_and_concatenation_pass():
+    body = ("sizes = [64, 128, 256]\nfirst = sizes[:1] + sizes[2:]\ny = torch.empty_like(x)\n"
+            "k[(1,)](x, y, x.numel(), BLOCK=first[0])\nreturn y")
+    assert verdict(model(body)) is None
