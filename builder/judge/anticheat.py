@@ -1,8 +1,22 @@
 """Static anti-cheat checks: what the code names and does, read from its syntax tree, never run.
 
-Names are resolved through the file's own imports, so `import torch.nn.functional as F` and
-`from torch.nn.functional import avg_pool1d as ap` are both seen as torch.nn.functional paths.
-The dynamic guards (builder.judge.guards) back these checks up at run time.
+Names are resolved to dotted paths through the file's imports and through local names bound to
+such paths (assignments, unpacking, walrus, loops, parameter defaults), so `F = torch.nn.functional`
+and `def f(m=torch.nn)` are seen for what they are. The checks, by family:
+
+- routes: a path that names a system module or a root package again (`typing.sys`,
+  `torch.backends.torch`), a private name, Triton beyond its kernel API, or a module that lives
+  elsewhere than the path says (resolved in the installed packages); blocked built-ins, used or
+  rebound; dunders, frame attributes, special methods, metaclasses, tensor subclasses;
+- dynamic code: evaluated annotations (get_type_hints, ForwardRef, annotations that call);
+- patches: any write to an attribute of anything but `self`, hooks, attribute copiers;
+- torch work: torch paths, computing methods, host callables run by Triton (grids, hooks,
+  heuristics) that do more than index arithmetic, and operators or methods on values that a
+  simple flow analysis knows to be tensors;
+- fallbacks, inheritance from the reference, and literals equal to benchmark sizes (powers of
+  two that only cap a tile size excepted).
+
+The runtime (sandboxed child, guards, trusted reference) backs these checks up.
 """
 
 from __future__ import annotations
