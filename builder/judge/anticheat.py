@@ -172,12 +172,14 @@ PURE_METHODS = frozenset(
 )
 #: Calls that build a plain Python container (never a tensor).
 CONTAINER_CALLS = frozenset({"list", "sorted", "set", "dict", "tuple", "reversed"})
+#: Literals and comprehensions that build a plain Python container.
 CONTAINER_NODES = (ast.List, ast.ListComp, ast.Set, ast.SetComp, ast.Dict, ast.DictComp, ast.Tuple)
-#: torch.X calls that return a new tensor, and tensor methods that return one without computing.
+#: torch.X calls that return a new tensor.
 TENSOR_MAKERS = frozenset(
     {"empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
      "full_like", "arange", "tensor"}
 )
+#: Tensor methods that return a tensor without computing a result (views, copies, casts).
 TENSOR_VIEWS = frozenset(
     {"view", "reshape", "contiguous", "clone", "flatten", "permute", "transpose", "squeeze",
      "unsqueeze", "expand", "narrow", "select", "float", "half", "to", "as_strided", "view_as",
@@ -199,6 +201,7 @@ TENSOR_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, 
 #: Python built-ins and helpers that, given tensors, add or compare them with PyTorch kernels.
 TENSOR_BUILTINS = frozenset({"sum", "max", "min", "abs", "pow", "round", "divmod", "reduce",
                              "accumulate", "fsum", "prod"})
+#: Nodes that define a function.
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 #: Names whose literal values are tile sizes, not problem sizes.
 BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
