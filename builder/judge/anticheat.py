@@ -947,22 +947,35 @@ def _hardcoded(tree: ast.AST, sizes: frozenset[int]) -> Iterator[Finding]:
 
 
 def _caps_a_tile(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
-    """True when a literal is an argument of min/max, or is bound, passed or compared as a tile size."""
+    """True when a literal is an argument of min/max, or is bound, passed, iterated or compared as a
+    tile size (directly or as an element of a tuple or list of candidates)."""
     parent = parents.get(id(node))
+    while isinstance(parent, (ast.Tuple, ast.List, ast.Set)):
+        node, parent = parent, parents.get(id(parent))
     if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in ("min", "max"):
         return True
     if isinstance(parent, ast.keyword):
         return _tile_word(parent.arg or "")
     if isinstance(parent, (ast.Assign, ast.AnnAssign)):
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
-        return all(isinstance(t, ast.Name) and _tile_word(t.id) for t in targets)
+        return all(_tile_word(_target_name(t)) for t in targets)
+    if isinstance(parent, (ast.For, ast.comprehension)) and node is parent.iter:
+        return _tile_word(_target_name(parent.target))
     if isinstance(parent, ast.Dict):
         keys = [k for k, v in zip(parent.keys, parent.values) if v is node]
         return bool(keys) and all(isinstance(k, ast.Constant) and _tile_word(str(k.value)) for k in keys)
     if isinstance(parent, ast.Compare):
-        sides = [parent.left, *parent.comparators]
-        return any(isinstance(s, ast.Name) and _tile_word(s.id) for s in sides)
+        return any(_tile_word(_target_name(side)) for side in [parent.left, *parent.comparators])
     return False
+
+
+def _target_name(node: ast.AST) -> str:
+    """The name a simple target or operand goes by: `BLOCK`, `self.BLOCK_W`; "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
 
 
 def _tile_word(name: str) -> bool:

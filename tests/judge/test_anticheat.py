@@ -307,6 +307,10 @@ def test_special_methods(method):
         "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=65536)\nreturn y",
         "cfg = {'BLOCK': 65536}\nreturn x",
         "BLOCK_b = 64\nwhile BLOCK_b < 65536 and BLOCK_b < x.shape[-1]:\n    BLOCK_b *= 2\nreturn x",
+        "self.BLOCK_W = 65536\nreturn x",
+        "BLOCKS = (1024, 65536)\nreturn x",
+        "for BLOCK in [512, 65536]:\n    pass\nreturn x",
+        "cfgs = [{'BLOCK': b} for b in (1024,)] + [{'BLOCK': 65536}]\nreturn x",
     ],
 )
 def test_power_of_two_tile_caps_are_not_hardcoded_shapes(body):
@@ -321,6 +325,8 @@ def test_power_of_two_tile_caps_are_not_hardcoded_shapes(body):
         "y = torch.empty(64, 128, 65536)\nreturn y",
         "BLOCK = min(x.shape[-1], 65537)\nreturn x",
         "n = 65536\nreturn x",
+        "shape = (64, 128, 65536)\nreturn x",
+        "for n in (65536,):\n    pass\nreturn x",
     ],
 )
 def test_shapes_are_still_hardcoded(body):
