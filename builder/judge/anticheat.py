@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import operator
 import types
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -203,6 +204,9 @@ TENSOR_BUILTINS = frozenset({"sum", "max", "min", "abs", "pow", "round", "divmod
                              "accumulate", "fsum", "prod"})
 #: Nodes that define a function.
 FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+#: Operators folded when literals are combined into a size (`256 * 256`, `1 << 16`).
+CONSTANT_OPERATIONS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+                       ast.LShift: operator.lshift, ast.Pow: operator.pow}
 #: Names whose literal values are tile sizes, not problem sizes.
 BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
 
@@ -932,18 +936,35 @@ def _inheritance(tree: ast.Module, aliases: dict[str, str]) -> Iterator[Finding]
 
 
 def _hardcoded(tree: ast.AST, sizes: frozenset[int]) -> Iterator[Finding]:
-    """Literals equal to a benchmark size, except powers of two that only cap or name a tile size."""
+    """Literals, and constant expressions of literals (`256 * 256`, `1 << 16`), equal to a benchmark
+    size, except powers of two that only cap or name a tile size."""
     if not sizes:
         return
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            value = node.value
-            if not (float(value).is_integer() and int(value) in sizes):
-                continue
-            if _power_of_two(int(value)) and _caps_a_tile(node, parents):
-                continue
-            yield Finding("hardcoded_shape", f"line {node.lineno}: literal {value} is a benchmark size")
+        if isinstance(node, ast.BinOp) and isinstance(parents.get(id(node)), ast.BinOp):
+            continue  # judged as part of the outermost constant expression
+        value = _constant_int(node) if isinstance(node, (ast.Constant, ast.BinOp)) else None
+        if value is None or value not in sizes:
+            continue
+        if _power_of_two(value) and _caps_a_tile(node, parents):
+            continue
+        shown = ast.unparse(node)
+        yield Finding("hardcoded_shape", f"line {node.lineno}: {shown} is the benchmark size {value}")
+
+
+def _constant_int(node: ast.AST) -> int | None:
+    """The integer value of a literal or of arithmetic on literals, else None."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return int(node.value) if float(node.value).is_integer() else None
+    if isinstance(node, ast.BinOp) and type(node.op) in CONSTANT_OPERATIONS:
+        left, right = _constant_int(node.left), _constant_int(node.right)
+        if left is None or right is None or abs(left) > 2**40 or abs(right) > 2**40:
+            return None
+        if isinstance(node.op, (ast.LShift, ast.Pow)) and not 0 <= right <= 64:
+            return None  # keeps the folded value small
+        return CONSTANT_OPERATIONS[type(node.op)](left, right)
+    return None
 
 
 def _caps_a_tile(node: ast.AST, parents: dict[int, ast.AST]) -> bool:

@@ -308,6 +308,7 @@ def test_special_methods(method):
         "cfg = {'BLOCK': 65536}\nreturn x",
         "BLOCK_b = 64\nwhile BLOCK_b < 65536 and BLOCK_b < x.shape[-1]:\n    BLOCK_b *= 2\nreturn x",
         "self.BLOCK_W = 65536\nreturn x",
+        "BLOCK = 1 << 16\nreturn x",
         "BLOCKS = (1024, 65536)\nreturn x",
         "for BLOCK in [512, 65536]:\n    pass\nreturn x",
         "cfgs = [{'BLOCK': b} for b in (1024,)] + [{'BLOCK': 65536}]\nreturn x",
@@ -326,6 +327,9 @@ def test_power_of_two_tile_caps_are_not_hardcoded_shapes(body):
         "BLOCK = min(x.shape[-1], 65537)\nreturn x",
         "n = 65536\nreturn x",
         "shape = (64, 128, 65536)\nreturn x",
+        "n = 256 * 256\nreturn x",
+        "n = (1 << 16) + 1\nreturn x",
+        "n = 2 ** 16\nreturn x",
         "for n in (65536,):\n    pass\nreturn x",
     ],
 )
