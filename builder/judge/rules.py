@@ -21,8 +21,8 @@ FENCE_LINE = re.compile(r"^[ \t]*```")
 
 #: Reason codes by precedence: the first present names the verdict. Cheats outrank format slips.
 PRECEDENCE = (
-    "truncated", "no_code_block", "syntax_error", "system_access", "dynamic_code", "timer_patch", "monkey_patch",
-    "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
+    "truncated", "no_code_block", "syntax_error", "system_access", "dynamic_code", "timer_patch",
+    "monkey_patch", "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
     "hardcoded_shape", "no_model_new", "no_triton_kernel", "forbidden_section", "rule_order",
 )
 #: Section ranks in the required order; imports are ranked among themselves by IMPORT_RANKS.
@@ -56,7 +56,8 @@ def truncated(answer: str) -> bool:
 
 
 def check_answer(answer: str, sizes: frozenset[int] = frozenset()) -> tuple[str, list[Finding]]:
-    """The extracted code ("" if there is none, with a no_code_block finding) and every finding."""
+    """The extracted code ("" if there is none, with a no_code_block finding) and every finding;
+    a reply cut off inside a code block gets only a truncated finding."""
     if truncated(answer):
         cut = Finding("truncated", "the answer ends inside a code block that was never closed")
         return extract_code(answer) or "", [cut]
