@@ -4,12 +4,12 @@ import tomllib
 import pytest
 
 from builder.judge.reasons import REASONS
-from builder.judge.rules import check_answer, first_finding
+from builder.judge.rules import PRECEDENCE
 from builder.judge.correctness import CaseResult, VerifyResult
 from builder.judge.score import (
     Timed,
     Verdict,
-    benchmark_sizes,
+    gpu_timer,
     read_answer,
     reward,
     reward_fn,
@@ -33,10 +33,20 @@ def expected(problem):
     return tomllib.loads((problem.wrong_dir / "expected.toml").read_text())
 
 
-def fixture_params():
+def runtime_reasons(spec):
+    value = spec.get("runtime", [])
+    return {value} if isinstance(value, str) else set(value)
+
+
+def fixture_params(runtime_only=False):
     for problem in PROBLEMS:
         for name, spec in expected(problem).items():
-            marks = [pytest.mark.slow] if spec.get("timeout_s", 0) > 5 else []
+            if runtime_only and "runtime" not in spec:
+                continue
+            static = spec["reason"] in PRECEDENCE
+            marks = [pytest.mark.gpu] if spec.get("gpu") and (runtime_only or not static) else []
+            if spec.get("timeout_s", 0) > 5 or not static or runtime_only:
+                marks.append(pytest.mark.slow)
             yield pytest.param(problem, name, spec, id=f"{problem.key}/{name}", marks=marks)
 
 
@@ -49,26 +59,65 @@ def test_every_fixture_is_listed_with_a_known_reason():
         files = {p.name for p in problem.wrong_dir.iterdir() if p.suffix in (".py", ".md")}
         listed = expected(problem)
         assert files == set(listed), problem.key
-        assert {spec["reason"] for spec in listed.values()} <= set(REASONS)
+        for spec in listed.values():
+            assert {spec["reason"], *runtime_reasons(spec)} <= set(REASONS), spec
 
 
 def test_fixtures_cover_every_required_reason():
     shown = {spec["reason"] for p in PROBLEMS for spec in expected(p).values()}
+    shown |= {r for p in PROBLEMS for spec in expected(p).values() for r in runtime_reasons(spec)}
     assert REQUIRED <= shown, REQUIRED - shown
+
+
+def _device():
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.mark.parametrize("problem,name,spec", fixture_params())
 def test_fixture_gets_its_verdict(problem, name, spec):
+    """The whole judge: static rules, the sandboxed run and, on a GPU, the checked timing."""
     answer = read_answer(problem.wrong_dir / name)
-    dynamic = "cases" in spec
-    if dynamic:  # the run, not the static rules, must catch it
-        _, findings = check_answer(answer, benchmark_sizes(problem))
-        assert first_finding(findings) is None, findings
-    kwargs = {} if dynamic else {"verifier": no_run}
-    verdict = score_answer(answer, problem, device="cpu", timeout_s=spec.get("timeout_s", 120),
+    static = spec["reason"] in PRECEDENCE
+    device = _device() if spec.get("gpu") else "cpu"
+    timer = gpu_timer(problem.kernel_path.read_text(), baselines=False, runs=30) if device == "cuda" else None
+    kwargs = {"verifier": no_run} if static else {"timer": timer}
+    verdict = score_answer(answer, problem, device=device, timeout_s=spec.get("timeout_s", 120),
                            cases=spec.get("cases"), **kwargs)
     assert (verdict.ok, verdict.reason) == (False, spec["reason"]), verdict.detail
-    assert verdict.reward == 0.0 and verdict.speedups == {}
+    assert verdict.reward == 0.0
+
+
+@pytest.mark.parametrize("problem,name,spec", fixture_params(runtime_only=True))
+def test_runtime_alone_catches_the_fixture(problem, name, spec):
+    """The static layer skipped: the sandboxed run (and on a GPU the checked timing) must still reject."""
+    from builder.judge.correctness import verify
+    from builder.judge.rules import extract_code
+
+    code = extract_code(read_answer(problem.wrong_dir / name)) or ""
+    device = _device() if spec.get("gpu") else "cpu"
+    result = verify(problem, code, device=device, timeout_s=spec.get("timeout_s", 120), cases=spec.get("cases"))
+    reason = result.reason
+    if result.ok and device == "cuda":
+        timed = gpu_timer(problem.kernel_path.read_text(), baselines=False, runs=30)(code, problem)
+        reason = timed.reason
+    assert reason in runtime_reasons(spec), (reason, result.detail)
+
+
+def accepted_answers():
+    for problem in PROBLEMS:
+        folder = problem.dir / "accepted"
+        if folder.is_dir():
+            for path in sorted(folder.iterdir()):
+                if path.suffix in (".py", ".md"):
+                    yield pytest.param(problem, path, id=f"{problem.key}/accepted/{path.name}", marks=[pytest.mark.slow])
+
+
+@pytest.mark.parametrize("problem,path", accepted_answers())
+def test_unusual_legitimate_answers_pass(problem, path):
+    verdict = score_answer(read_answer(path), problem, device="cpu")
+    assert verdict.ok, (verdict.reason, verdict.detail)
 
 
 def accepted_params():
