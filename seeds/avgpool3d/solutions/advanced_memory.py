@@ -59,9 +59,11 @@ def avg_pool3d_depth_stream_kernel(
                 carry += tl.load(x_plane + (d * H + h) * W + iw, mask=m, other=0.0).to(tl.float32)
 
     for od in range(od_lo, od_hi):
-        d0 = od * STRIDE_D - pad_d
         if WIDE_INDEX:
-            d0 = d0.to(tl.int64)
+            od_i = od_lo.to(tl.int64) + (od - od_lo)
+        else:
+            od_i = od
+        d0 = od_i * STRIDE_D - pad_d
         acc = carry
         for kd in tl.static_range(CARRY, KERNEL_D):
             d = d0 + kd
@@ -79,7 +81,7 @@ def avg_pool3d_depth_stream_kernel(
                     carry = s   # the next window starts with this slice
         # count_include_pad=True: divide by the full window volume.
         out = acc / (KERNEL_D * KERNEL_H * KERNEL_W)
-        tl.store(y_col + od * OH * OW + ow, out, mask=ow_mask)
+        tl.store(y_col + od_i * OH * OW + ow, out, mask=ow_mask)
 
 
 def _triple(v):
@@ -122,7 +124,10 @@ def triton_avg_pool3d(x: torch.Tensor, kernel_size, stride=None, padding=0) -> t
     od_per_chunk = cfg.pop("OD_PER_CHUNK")
     od_chunks = triton.cdiv(OD, od_per_chunk)
     w_blocks = triton.cdiv(OW, cfg["BLOCK_OW"])
-    wide_index = (D + kd) * H * W + (w_blocks * cfg["BLOCK_OW"] + 1) * sw + kw >= 2**31
+    wide_index = (
+        (D + kd) * H * W + (w_blocks * cfg["BLOCK_OW"] + 1) * sw + kw >= 2**31
+        or OD * OH * OW >= 2**31
+    )
 
     grid = (N * C * od_chunks * OH * w_blocks,)
     avg_pool3d_depth_stream_kernel[grid](
