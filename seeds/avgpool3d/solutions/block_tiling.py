@@ -70,7 +70,7 @@ def _tile_config(OH: int, OW: int):
     Two outputs per thread: 64-output row tiles on one warp.  Measured on the
     H100 at the benchmark shape: 1 x 64 on one warp beat the previous 128
     outputs on four warps (one output per thread) by 0.4-1.6%, and 64 outputs
-    on two warps by 5%; taller tiles (2 or 4 rows) were 4-18% slower.  Narrow
+    on two warps by 5%; taller tiles (2 or 4 rows) were 3-19% slower.  Narrow
     outputs stack rows instead, so that a program never runs mostly empty.
     """
     block_ow = min(64, triton.next_power_of_2(OW))
