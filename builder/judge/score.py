@@ -89,6 +89,7 @@ def score_answer(
     verifier: Verifier = correctness.verify,
     cases: Sequence[str] | None = None,
     timer: Timer | None = None,
+    trials: int | None = None,
 ) -> Verdict:
     """Judge `answer` (a model's full reply) for `problem`; `timer` adds speedups on a GPU.
 
@@ -99,7 +100,8 @@ def score_answer(
     first = first_finding(findings)
     if first is not None:
         return Verdict(False, first.reason, first.detail, tuple(findings))
-    trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
+    if trials is None:
+        trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
     result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
                       trials=trials)
     errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}

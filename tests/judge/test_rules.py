@@ -109,11 +109,6 @@ def test_cheats_outrank_format_slips():
     assert first_finding(check_code(code)).reason == "system_access"
 
 
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.key)
-def test_seed_kernel_passes_the_rules(problem):
-    assert check_code(problem.kernel_path.read_text(), benchmark_sizes(problem)) == []
-
-
 SOLUTIONS = [(p, path) for p in PROBLEMS for path in p.solutions.values()]
 
 
