@@ -140,7 +140,7 @@ def profile(problem: Problem, code: str, cache: JobCache, key: str, ncu_bin: str
     asked = [m for m in wanted if available.get(m)]
 
     def job() -> JobResult:
-        seen = ncu.profile(problem, code, asked, ncu_bin, timeout_s=TIMEOUTS_S["profile"], log_dir=cache.folder)
+        seen = ncu.profile(problem, code, asked, ncu_bin, timeout_s=TIMEOUTS_S["profile"])
         if not seen.ok:
             return JobResult("failed", seen.reason, seen.detail)
         return JobResult("ok", None, "", {"metrics": seen.metrics()})

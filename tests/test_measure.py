@@ -46,7 +46,7 @@ class FakeRunner:
         return JobResult("ok", None, "", {"subjects": subjects, "errors": {}, "noise": 0.005, "ceiling": ceiling,
                                           "env": env})
 
-    def profile(self, problem, code, metrics, ncu_bin, *, timeout_s, log_dir, seed=0):
+    def profile(self, problem, code, metrics, ncu_bin, *, timeout_s, seed=0):
         self._call("profile")
         launches = parse_launches(FIXTURE.read_text(), list(metrics))
         return Profile(True, None, "", tuple(launches), 1)

@@ -133,15 +133,15 @@ def foreign_kernels(launches: Iterable[tuple[str, Any]], own: Iterable[str]) -> 
                    if name not in own and not any(sign in name for sign in ALLOWED_KERNEL_SIGNS)})
 
 
-def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s: float,
-            log_dir: Path, seed: int = 0) -> Profile:
+def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s: float, seed: int = 0) -> Profile:
     """Profile one forward of `code` at the benchmark shape, after warm-up, in a sandbox under ncu."""
     from builder.judge.runner import SandboxDied, SandboxSession
 
     asked = list(dict.fromkeys([*metrics, DURATION]))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = log_dir / f"ncu-{uuid.uuid4().hex}.csv"
-    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, wrap=wrap_command(ncu, asked, log))
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s)
+    log = session.box / f"ncu-{uuid.uuid4().hex}.csv"  # ncu runs as the sandbox's user: it writes there
+    session.wrap = tuple(wrap_command(ncu, asked, log))
+    text = ""
     try:
         session.start()
         path = session.write_code("candidate", code)
@@ -157,12 +157,13 @@ def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s:
             return Profile(False, reply.get("reason") or "runtime_error", reply.get("detail", ""))
         guard_launches = int(reply.get("launches", 0))
         finding = tuple(reply["finding"]) if reply.get("finding") else None
+        session.request({"op": "bye"})
+        session.proc.wait(timeout=120)  # ncu writes its log as the profiled process ends
+        text = log.read_text(errors="replace") if log.exists() else ""
     except SandboxDied as exc:
-        return Profile(False, exc.reason, exc.detail)
+        return Profile(False, exc.reason, f"{exc.detail} {session.log_tail()[-600:]}")
     finally:
         session.close()
-    text = log.read_text(errors="replace") if log.exists() else ""
-    log.unlink(missing_ok=True)
     launches = tuple(parse_launches(text, asked))
     if not launches:
         reason = "guard_disabled" if guard_launches else "crash"

@@ -164,12 +164,12 @@ class Sandbox:
         return time_subjects(self, header), None
 
     def do_kept(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], Any]:
-        """Send the output the last `time` batch kept, with the perturbation count it ran at."""
-        kept = getattr(self, "kept", None)
-        if kept is None or type(kept[0]) is not self.torch.Tensor:
-            return {"ok": False, "reason": "wrong_while_timed", "detail": "no output was kept"}, None
+        """Send (and let go of) the output the last `time` batch kept of one run, with the
+        perturbation count it ran at."""
+        kept = getattr(self, "kept", {}).pop(int(header["run"]), None)
+        if kept is None:
+            return {"ok": False, "reason": "wrong_while_timed", "detail": "no output was kept for that run"}, None
         out, perturbed = kept
-        self.kept = None
         return {"ok": True, "perturbed": perturbed}, _host_bytes(out)
 
     # -- helpers --------------------------------------------------------------------------

@@ -156,9 +156,7 @@ def gpu_timer(current_code: str, *, profile: bool = True, baselines: bool = True
                                                       f"limit of {problem.max_speedup_vs_eager:g}x")
         ncu_bin = ncu.ncu_path()
         if profile and ncu_bin:
-            import tempfile
-
-            seen = ncu.profile(problem, code, [], ncu_bin, timeout_s=timeout_s, log_dir=Path(tempfile.gettempdir()))
+            seen = ncu.profile(problem, code, [], ncu_bin, timeout_s=timeout_s)
             if not seen.ok:
                 return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}")
             if seen.guard_finding:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: Bytes written to flush the L2 cache before each timed run.
@@ -206,15 +206,15 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     """Time the batch `header["subjects"]` (see the module doc); called by the sandbox's `time` op.
 
     Returns, per subject, its run times or the reason it failed, the ceiling figures for probe
-    subjects, the perturbations applied so far and, when asked, the keyed hash of the input. With
-    `keep_last`, the last run's output stays alive for the `kept` op, which sends it once the
-    judge has stopped its clock.
+    subjects, the perturbations applied so far and, when asked, the keyed hash of the input. The
+    outputs of the runs listed in `keep` stay alive (on the device) for the `kept` op, which sends
+    them once the judge has stopped its clock.
     """
     import torch
 
     clock: Clock = sandbox.clock
     guarded = _bench_input(sandbox, header["input"])
-    sandbox.kept = None
+    sandbox.kept = {}
     x = guarded.x
     spec = sandbox.bench_spec
     runs, warmup = int(header.get("runs", 100)), int(header.get("warmup", 5))
@@ -243,7 +243,8 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             model = sandbox.models.get(subject.get("name", ""))
             problems: list[str] = []
 
-            last: list[Any] = [None]
+            keep = set(header.get("keep") or ())
+            run: list[int] = [-1]
 
             def call() -> None:
                 with sandbox.guards.watch() as record:
@@ -254,11 +255,14 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                 if type(out) is not torch.Tensor or tuple(out.shape) != sandbox.out_shape:
                     problems.append(f"wrong_while_timed: forward returned {type(out).__name__} "
                                     f"{tuple(getattr(out, 'shape', ()))}")
-                last[0] = out
+                elif run[0] in keep:
+                    sandbox.kept[run[0]] = (out, sandbox.perturbed)
 
-            times = clock.time(call if fn is None else (lambda: fn(x)), warmup=warmup, runs=runs, before=before)
-            if header.get("keep_last") and fn is None:
-                sandbox.kept = (last[0], sandbox.perturbed)
+            def numbered(i: int) -> None:
+                run[0] = i
+                before(i)
+
+            times = clock.time(call if fn is None else (lambda: fn(x)), warmup=warmup, runs=runs, before=numbered)
             if problems:
                 reason, _, detail = problems[0].partition(": ")
                 results[label] = {"error": reason, "detail": detail}
@@ -334,6 +338,7 @@ class TimingRun:
     noise: float  # largest relative spread of a trusted code timed twice (A-B-A), 0 when none was
     ceiling: dict[str, Any]  # the problem's ceiling rate and the pure read/write/copy rates
     env: dict[str, Any]  # the device and versions, read by the referee
+    walls: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> judge wall, events, sandbox wall (ms)
 
 
 def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, int]]:
@@ -391,6 +396,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
     overheads: list[float] = []
+    walls: dict[str, dict[str, float]] = {}
     ceiling: dict[str, Any] = {}
 
     def load(subject: Subject, name: str) -> bool:
@@ -404,7 +410,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         return True
 
     def check_output(subject: Subject, run: int, count: int) -> None:
-        session.send({"op": "kept"})
+        session.send({"op": "kept", "run": run})
         reply, raw = session.receive(max_payload=refs[count].numel() * dtype.itemsize)
         if reply.get("perturbed") != count or raw is None:
             raise SandboxDied("sandbox_violation", "the sandbox kept another run's output than the judge checks")
@@ -424,32 +430,26 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                 errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 return
         checks = plan.get(subject.label, {})
-        bounds = sorted({i + 1 for i in checks} | {runs})
-        times: list[float] = []
-        wall_ms = 0.0
-        done = 0
-        for bound in bounds:
-            start = time.perf_counter()
-            reply = session.request({**base, "runs": bound - done, "warmup": 0, "keep_last": (bound - 1) in checks})
-            wall_ms += (time.perf_counter() - start) * 1e3
-            if not reply.get("ok"):
-                errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
-                return
-            result = reply["subjects"][subject.label]
-            if "error" in result:
-                errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
-                return
-            if subject.kind == "ceiling":
-                break
-            times += result["times"]
-            if (bound - 1) in checks:
-                check_output(subject, bound - 1, checks[bound - 1])
-            done = bound
+        start = time.perf_counter()
+        reply = session.request({**base, "runs": runs, "warmup": 0, "keep": sorted(checks)})
+        wall_ms = (time.perf_counter() - start) * 1e3
+        if not reply.get("ok"):
+            errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
+            return
+        result = reply["subjects"][subject.label]
+        if "error" in result:
+            errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
+            return
+        for run, count in sorted(checks.items()):
+            check_output(subject, run, count)
         if subject.kind == "ceiling":
             ceiling.update(result)
             return
+        times = result["times"]
         if len(times) != runs or any(t <= 0 for t in times):
             raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
+        walls[subject.label] = {"wall_ms": wall_ms, "events_ms": sum(times),
+                                "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3}
         unexplained = (wall_ms - sum(times)) / runs
         if subject.trusted and subject.kind == "code":
             overheads.append(unexplained)
@@ -494,7 +494,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             again = summarize(second[label])["median_ms"]
             stats[label]["repeat_median_ms"] = again
             spreads.append(abs(again - stats[label]["median_ms"]) / min(again, stats[label]["median_ms"]))
-    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee.payload["env"])
+    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee.payload["env"], walls)
 
 
 def _numel(refs: dict[int, Any], checks: dict[int, int]) -> int:

@@ -36,16 +36,16 @@ def test_an_answer_that_caches_while_timed_is_caught():
 
 
 @pytest.mark.skipif(ncu_path() is None, reason="needs ncu")
-def test_profiler_lists_the_answers_kernels_and_catches_a_torch_kernel(tmp_path):
+def test_profiler_lists_the_answers_kernels_and_catches_a_torch_kernel():
     code = P2.solutions["grid_and_parallel"].read_text()
-    seen = profile(P2, code, [], ncu_path(), timeout_s=600, log_dir=tmp_path)
+    seen = profile(P2, code, [], ncu_path(), timeout_s=600)
     assert seen.ok, seen.detail
     assert foreign_kernels(seen.launches, jit_function_names(code)) == []
     assert seen.gpu_ms() and seen.gpu_ms() > 1.0
     cheat = code.replace("class ModelNew(nn.Module):", "import torch.nn.functional as F\n\n\nclass ModelNew(nn.Module):")
     cheat = cheat.replace("    def forward(self, x", "    def forward_real(self, x")
     cheat += "\n    def forward(self, x):\n        self.forward_real(x)\n        return F.avg_pool2d(x, self.kernel_size)\n"
-    seen = profile(P2, cheat, [], ncu_path(), timeout_s=600, log_dir=tmp_path)
+    seen = profile(P2, cheat, [], ncu_path(), timeout_s=600)
     assert seen.ok and seen.guard_finding[0] == "torch_op"  # the guards inside see it ...
     assert foreign_kernels(seen.launches, jit_function_names(cheat))  # ... and so does the profiler, outside
 
