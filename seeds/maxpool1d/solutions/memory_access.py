@@ -1,0 +1,182 @@
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _max_combine(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def maxpool1d_stride1_kernel(
+    x_ptr, y_ptr,
+    L_in, L_out, tiles_per_row,
+    padding,
+    KERNEL_SIZE: tl.constexpr,
+    KERNEL_P2: tl.constexpr,
+    DILATION: tl.constexpr,
+    DILATION_P2: tl.constexpr,
+    GROUPS: tl.constexpr,
+    WIDE_INDEX: tl.constexpr,
+):
+    # Stride-1 path.  The window of output o takes x[o - padding + j * DILATION]
+    # for j < K.  A tile is GROUPS groups of K * DILATION consecutive window
+    # starts, laid out as [group, j, r] with start = g*K*D + j*D + r: the taps
+    # of one window walk down axis j (and into the next group) at fixed r.
+    # So a window is a suffix of axis j in this group's tile plus a prefix of
+    # axis j one group later (van Herk / Gil-Werman): two loads per element
+    # instead of K, and the maxima come from scans in registers.
+    pid = tl.program_id(0)
+    row = pid // tiles_per_row
+    tile = pid - row * tiles_per_row
+
+    row64 = row.to(tl.int64)
+    x_row = x_ptr + row64 * L_in
+    y_row = y_ptr + row64 * L_out
+
+    SPAN: tl.constexpr = KERNEL_SIZE * DILATION
+    grp = tl.arange(0, GROUPS)[:, None, None]
+    j = tl.arange(0, KERNEL_P2)[None, :, None]
+    r = tl.arange(0, DILATION_P2)[None, None, :]
+    first = tile * (GROUPS * SPAN)
+    if WIDE_INDEX:
+        first = first.to(tl.int64)
+    out = first + grp * SPAN + j * DILATION + r
+    lane = (j < KERNEL_SIZE) & (r < DILATION)
+    pos = out - padding
+
+    # a: this group's taps.  b: the same lanes shifted by (K - 1) taps, i.e.
+    # the last tap of this group followed by the first K - 1 taps of the next
+    # group; its lines were just fetched for a (or by the next tile), so they
+    # come from L1/L2.  a is read again through b: keep it (evict_last).
+    nxt = pos + (KERNEL_SIZE - 1) * DILATION
+    a = tl.load(x_row + pos, mask=lane & (pos >= 0) & (pos < L_in), other=float("-inf"),
+                eviction_policy="evict_last")
+    b = tl.load(x_row + nxt, mask=lane & (nxt >= 0) & (nxt < L_in), other=float("-inf"),
+                eviction_policy="evict_first")
+
+    # Window at (g, j, r) = max(a[g, j:, r]) with max(b[g, :j+1, r]); b[g, 0, r]
+    # is a[g, K-1, r], already in the suffix, so both scans are inclusive.
+    suffix = tl.associative_scan(a, 1, _max_combine, reverse=True)
+    prefix = tl.associative_scan(b, 1, _max_combine)
+    win = tl.maximum(suffix, prefix)
+
+    tl.store(y_row + out, win, mask=lane & (out < L_out))
+
+
+@triton.jit
+def maxpool1d_window_tile_kernel(
+    x_ptr, y_ptr,
+    L_in, L_out, tiles_per_row,
+    stride, padding, dilation,
+    KERNEL_SIZE: tl.constexpr,
+    KERNEL_P2: tl.constexpr,
+    BLOCK_OUT: tl.constexpr,
+    WIDE_INDEX: tl.constexpr,
+):
+    # General path (any stride), unchanged: one [BLOCK_OUT, KERNEL_P2] window
+    # tile per program.
+    pid = tl.program_id(0)
+    row = pid // tiles_per_row
+    tile = pid - row * tiles_per_row
+
+    row64 = row.to(tl.int64)
+    x_row = x_ptr + row64 * L_in
+    y_row = y_ptr + row64 * L_out
+
+    offs = tile * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
+    if WIDE_INDEX:
+        offs = offs.to(tl.int64)
+    out_mask = offs < L_out
+
+    taps = tl.arange(0, KERNEL_P2)
+    pos = (offs * stride - padding)[:, None] + (taps * dilation)[None, :]
+    m = out_mask[:, None] & (taps < KERNEL_SIZE)[None, :] & (pos >= 0) & (pos < L_in)
+    win = tl.load(x_row + pos, mask=m, other=float("-inf"))
+
+    tl.store(y_row + offs, tl.max(win, axis=1), mask=out_mask)
+
+
+def _stride1_config(L_out: int, kernel_size: int, dilation: int):
+    """Groups per tile: about 1K lanes per program, fewer for short rows."""
+    kernel_p2 = triton.next_power_of_2(kernel_size)
+    dilation_p2 = triton.next_power_of_2(dilation)
+    groups = max(1, 1024 // (kernel_p2 * dilation_p2))
+    groups = min(groups, triton.next_power_of_2(triton.cdiv(L_out, kernel_size * dilation)))
+    num_warps = max(1, min(4, groups * kernel_p2 * dilation_p2 // 256))
+    return groups, kernel_p2, dilation_p2, num_warps
+
+
+def _tile_config(L_out: int, kernel_size: int):
+    """Window tile of the general path: about 8K window elements per program."""
+    kernel_p2 = triton.next_power_of_2(kernel_size)
+    block_out = max(16, min(1024, 8192 // kernel_p2))
+    block_out = min(block_out, max(16, triton.next_power_of_2(L_out)))
+    num_warps = 4 if block_out * kernel_p2 <= 4096 else 8
+    return block_out, kernel_p2, num_warps
+
+
+def triton_maxpool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """nn.MaxPool1d(kernel_size, stride, padding, dilation) with ceil_mode=False."""
+    assert x.is_cuda, "Input must be a CUDA tensor"
+    assert x.dim() == 3, "Input must have shape (N, C, L)"
+    assert x.dtype == torch.float32, "float32 input expected"
+    x = x.contiguous()
+
+    N, C, L_in = x.shape
+    L_out = (L_in + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+    assert L_out > 0, "Invalid output length for MaxPool1d"
+    y = torch.empty((N, C, L_out), device=x.device, dtype=x.dtype)
+
+    if stride == 1:
+        GROUPS, KERNEL_P2, DILATION_P2, num_warps = _stride1_config(L_out, kernel_size, dilation)
+        per_tile = GROUPS * kernel_size * dilation
+        tiles_per_row = triton.cdiv(L_out, per_tile)
+        wide_index = (tiles_per_row + 1) * per_tile + 2 * kernel_size * dilation >= 2**31
+        grid = (N * C * tiles_per_row,)
+        maxpool1d_stride1_kernel[grid](
+            x, y,
+            L_in, L_out, tiles_per_row,
+            padding,
+            KERNEL_SIZE=kernel_size,
+            KERNEL_P2=KERNEL_P2,
+            DILATION=dilation,
+            DILATION_P2=DILATION_P2,
+            GROUPS=GROUPS,
+            WIDE_INDEX=wide_index,
+            num_warps=num_warps,
+        )
+    else:
+        BLOCK_OUT, KERNEL_P2, num_warps = _tile_config(L_out, kernel_size)
+        tiles_per_row = triton.cdiv(L_out, BLOCK_OUT)
+        wide_index = (L_out + BLOCK_OUT) * stride + dilation * KERNEL_P2 >= 2**31
+        grid = (N * C * tiles_per_row,)
+        maxpool1d_window_tile_kernel[grid](
+            x, y,
+            L_in, L_out, tiles_per_row,
+            stride, padding, dilation,
+            KERNEL_SIZE=kernel_size,
+            KERNEL_P2=KERNEL_P2,
+            BLOCK_OUT=BLOCK_OUT,
+            WIDE_INDEX=wide_index,
+            num_warps=num_warps,
+        )
+    return y
+
+
+class ModelNew(nn.Module):
+    """1D max pooling computed by a Triton kernel (indices are not returned)."""
+
+    def __init__(self, kernel_size: int, stride: int = None, padding: int = 0, dilation: int = 1,
+                 return_indices: bool = False):
+        super().__init__()
+        assert not return_indices, "return_indices=True is not supported"
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride) if stride is not None else self.kernel_size
+        self.padding = int(padding)
+        self.dilation = int(dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return triton_maxpool1d(x, self.kernel_size, self.stride, self.padding, self.dilation)
