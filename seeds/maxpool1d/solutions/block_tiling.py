@@ -41,9 +41,9 @@ def maxpool1d_window_tile_kernel(
 
 
 def _tile_config(L_out: int, kernel_size: int):
-    """Tile shape: about 8K window elements per program, power-of-two sizes."""
+    """Tile shape: about 4K window elements per program, power-of-two sizes."""
     kernel_p2 = triton.next_power_of_2(kernel_size)
-    block_out = max(16, min(1024, 8192 // kernel_p2))
+    block_out = max(16, min(1024, 4096 // kernel_p2))
     # Short rows: no lanes that can never hold an output.
     block_out = min(block_out, max(16, triton.next_power_of_2(L_out)))
     num_warps = 4 if block_out * kernel_p2 <= 4096 else 8

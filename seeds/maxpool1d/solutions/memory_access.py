@@ -23,8 +23,8 @@ def maxpool1d_stride1_kernel(
 ):
     # Stride-1 path.  The window of output o takes x[o - padding + j * DILATION]
     # for j < K.  A tile is GROUPS groups of K * DILATION consecutive window
-    # starts, laid out as [group, j, r] with start = g*K*D + j*D + r: the taps
-    # of one window walk down axis j (and into the next group) at fixed r.
+    # starts, start = g*K*D + j*D + r: the taps of one window walk along j
+    # (and into the next group) at fixed r.
     # So a window is a suffix of axis j in this group's tile plus a prefix of
     # axis j one group later (van Herk / Gil-Werman): two loads per element
     # instead of K, and the maxima come from scans in registers.
@@ -37,8 +37,11 @@ def maxpool1d_stride1_kernel(
     y_row = y_ptr + row64 * L_out
 
     SPAN: tl.constexpr = KERNEL_SIZE * DILATION
-    grp = tl.arange(0, GROUPS)[:, None, None]
-    j = tl.arange(0, KERNEL_P2)[None, :, None]
+    # Axis order [j, group, r]: j leads, so the compiler keeps a lane's K taps
+    # in its own registers (the lanes of a warp spread over groups and r), and
+    # both scans below run without shuffles or shared memory.
+    j = tl.arange(0, KERNEL_P2)[:, None, None]
+    grp = tl.arange(0, GROUPS)[None, :, None]
     r = tl.arange(0, DILATION_P2)[None, None, :]
     first = tile * (GROUPS * SPAN)
     if WIDE_INDEX:
@@ -57,10 +60,12 @@ def maxpool1d_stride1_kernel(
     b = tl.load(x_row + nxt, mask=lane & (nxt >= 0) & (nxt < L_in), other=float("-inf"),
                 eviction_policy="evict_first")
 
-    # Window at (g, j, r) = max(a[g, j:, r]) with max(b[g, :j+1, r]); b[g, 0, r]
-    # is a[g, K-1, r], already in the suffix, so both scans are inclusive.
-    suffix = tl.associative_scan(a, 1, _max_combine, reverse=True)
-    prefix = tl.associative_scan(b, 1, _max_combine)
+    # Window at (j, g, r) = max(a[j:, g, r]) with max(b[:j+1, g, r]); b[0, g, r]
+    # is a[K-1, g, r], already in the suffix, so both scans are inclusive.  The
+    # suffix is a forward scan of the flipped taps, flipped back (a reverse
+    # scan would exchange lanes).
+    suffix = tl.flip(tl.associative_scan(tl.flip(a, 0), 0, _max_combine), 0)
+    prefix = tl.associative_scan(b, 0, _max_combine)
     win = tl.maximum(suffix, prefix)
 
     tl.store(y_row + out, win, mask=lane & (out < L_out))
@@ -110,9 +115,9 @@ def _stride1_config(L_out: int, kernel_size: int, dilation: int):
 
 
 def _tile_config(L_out: int, kernel_size: int):
-    """Window tile of the general path: about 8K window elements per program."""
+    """Window tile of the general path (unchanged): about 4K window elements per program."""
     kernel_p2 = triton.next_power_of_2(kernel_size)
-    block_out = max(16, min(1024, 8192 // kernel_p2))
+    block_out = max(16, min(1024, 4096 // kernel_p2))
     block_out = min(block_out, max(16, triton.next_power_of_2(L_out)))
     num_warps = 4 if block_out * kernel_p2 <= 4096 else 8
     return block_out, kernel_p2, num_warps

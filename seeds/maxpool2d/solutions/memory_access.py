@@ -8,8 +8,10 @@ import triton.language as tl
 def maxpool2d_row_stream_kernel(
     x_ptr, y_ptr,
     H, W, OH, OW, tiles_h, tiles_w,
-    stride, padding, dilation,
+    padding,
     KERNEL_SIZE: tl.constexpr,
+    STRIDE: tl.constexpr,
+    DILATION: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
@@ -18,8 +20,10 @@ def maxpool2d_row_stream_kernel(
     # footprint is read once (K shifted loads of one row segment, the shifts
     # hitting L1) and reduced to its row maximum; that row maximum then goes
     # into every output row of the tile whose window contains it.  The tile
-    # issues (BLOCK_H - 1) * stride + (K - 1) * dilation + 1 row loads per
-    # column instead of BLOCK_H * K * K tap loads.
+    # issues (BLOCK_H - 1) * STRIDE + (K - 1) * DILATION + 1 row loads per
+    # column instead of BLOCK_H * K * K tap loads.  Stride and dilation are
+    # compile-time constants, so the row loop unrolls, every row load of the
+    # tile is in flight at once, and the row-to-output masks are constants.
     pid = tl.program_id(0)
     tiles = tiles_h * tiles_w
     plane = pid // tiles
@@ -35,26 +39,24 @@ def maxpool2d_row_stream_kernel(
     oh = th * BLOCK_H + rows
     ow = tw * BLOCK_W + tl.arange(0, BLOCK_W)
     ow_ok = ow < OW
-    w0 = ow * stride - padding
+    w0 = ow * STRIDE - padding
 
-    # Input rows of the tile's footprint, clipped to the image: rows in the
-    # padding would only contribute -inf.
-    h_first = th * BLOCK_H * stride - padding
-    n_rows = (BLOCK_H - 1) * stride + (KERNEL_SIZE - 1) * dilation + 1
-    t_lo = tl.maximum(0, -h_first)
-    t_hi = tl.minimum(n_rows, H - h_first)
+    h_first = th * BLOCK_H * STRIDE - padding
+    N_ROWS: tl.constexpr = (BLOCK_H - 1) * STRIDE + (KERNEL_SIZE - 1) * DILATION + 1
 
     acc = tl.full([BLOCK_H, BLOCK_W], float("-inf"), dtype=tl.float32)
-    for t in range(t_lo, t_hi):
-        x_line = x_plane + (h_first + t) * W
+    for t in tl.static_range(N_ROWS):
+        h = h_first + t
+        h_ok = (h >= 0) & (h < H)
+        x_line = x_plane + h * W
         row_max = tl.full([BLOCK_W], float("-inf"), dtype=tl.float32)
         for kw in tl.static_range(KERNEL_SIZE):
-            w = w0 + kw * dilation
-            v = tl.load(x_line + w, mask=ow_ok & (w >= 0) & (w < W), other=float("-inf"))
+            w = w0 + kw * DILATION
+            v = tl.load(x_line + w, mask=ow_ok & (w >= 0) & (w < W) & h_ok, other=float("-inf"))
             row_max = tl.maximum(row_max, v)
-        # Output row r uses input rows r * stride - padding + i * dilation, i < K.
-        rel = t - rows * stride
-        hit = (rel >= 0) & (rel < KERNEL_SIZE * dilation) & (rel % dilation == 0)
+        # Output row r uses input rows r * STRIDE - padding + i * DILATION, i < K.
+        rel = t - rows * STRIDE
+        hit = (rel >= 0) & (rel < KERNEL_SIZE * DILATION) & (rel % DILATION == 0)
         acc = tl.where(hit[:, None], tl.maximum(acc, row_max[None, :]), acc)
 
     out_mask = (oh < OH)[:, None] & ow_ok[None, :]
@@ -62,10 +64,10 @@ def maxpool2d_row_stream_kernel(
 
 
 def _tile_config(OH: int, OW: int):
-    """Tile shape (unchanged): up to 16 x 128 outputs, shrunk for small planes."""
+    """Tile shape (unchanged): up to 2 x 128 outputs, shrunk for small planes."""
     block_w = min(128, max(16, triton.next_power_of_2(OW)))
-    block_h = min(16, max(1, triton.next_power_of_2(OH)))
-    num_warps = 8 if block_h * block_w >= 2048 else 4
+    block_h = min(2, max(1, triton.next_power_of_2(OH)))
+    num_warps = 4
     return block_h, block_w, num_warps
 
 
@@ -90,8 +92,10 @@ def triton_maxpool2d(x: torch.Tensor, kernel_size: int, stride: int, padding: in
     maxpool2d_row_stream_kernel[grid](
         x, y,
         H, W, OH, OW, tiles_h, tiles_w,
-        stride, padding, dilation,
+        padding,
         KERNEL_SIZE=kernel_size,
+        STRIDE=stride,
+        DILATION=dilation,
         BLOCK_H=BLOCK_H,
         BLOCK_W=BLOCK_W,
         num_warps=num_warps,

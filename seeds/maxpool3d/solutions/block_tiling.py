@@ -15,8 +15,10 @@ def maxpool3d_slab_tile_kernel(
 ):
     # Flat grid over (volume, output depth, tile row, tile column) as in the
     # previous stage.  The tile is now sized by _tile_config: a whole output
-    # row on the lanes and BLOCK_H rows, so the rows shared by neighbouring
-    # output rows (stride < dilation * K) are reused inside the program.
+    # row on the lanes and BLOCK_H rows, so the input rows shared by
+    # neighbouring output rows (stride < dilation * K) are reused inside the
+    # program, with one output per thread so that the K**3 unrolled tap loads
+    # of a lane stay few.
     pid = tl.program_id(0)
     tiles = tiles_h * tiles_w
     slab = pid // tiles
@@ -56,10 +58,10 @@ def maxpool3d_slab_tile_kernel(
 
 
 def _tile_config(OH: int, OW: int):
-    """Tile shape: a whole output row (up to 128 lanes) by up to 16 rows, powers of two."""
+    """Tile shape: a whole output row (up to 128 lanes) by up to 4 rows, powers of two."""
     block_w = min(128, max(16, triton.next_power_of_2(OW)))
-    block_h = min(max(1, 1024 // block_w), triton.next_power_of_2(OH))
-    num_warps = 8 if block_h * block_w >= 1024 else 4
+    block_h = min(max(1, 256 // block_w), triton.next_power_of_2(OH))
+    num_warps = max(1, min(8, block_h * block_w // 32))
     return block_h, block_w, num_warps
 
 

@@ -8,19 +8,21 @@ import triton.language as tl
 def maxpool3d_row_stream_kernel(
     x_ptr, y_ptr,
     D, H, W, OD, OH, OW, tiles_h, tiles_w,
-    stride, padding, dilation,
+    padding,
     KERNEL_SIZE: tl.constexpr,
+    STRIDE: tl.constexpr,
+    DILATION: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    # Same flat grid and tile as the previous stage; the reads change.  For
-    # each depth tap, every input row of the tile's footprint is loaded once
-    # (K shifted loads of one row segment, the shifts hitting L1), reduced to
-    # its row maximum, and merged into every output row of the tile whose
-    # window holds that row.  Per depth tap the tile issues
-    # (BLOCK_H - 1) * stride + (K - 1) * dilation + 1 row loads per column
-    # instead of BLOCK_H * K, and input rows outside the volume are skipped
-    # instead of loaded under a mask.
+    # Same flat grid and tile as the previous stage; the reads change.  The
+    # max is separable: for each depth tap, every input row of the tile's
+    # footprint is loaded once (K shifted loads of one row segment, the shifts
+    # hitting L1), reduced to its row maximum, and merged into every output
+    # row of the tile whose window holds that row.  Per depth tap the tile
+    # issues (BLOCK_H - 1) * STRIDE + (K - 1) * DILATION + 1 row loads per
+    # column instead of BLOCK_H * K.  Stride and dilation are compile-time
+    # constants, so the loops unroll and the row-to-output masks are constants.
     pid = tl.program_id(0)
     tiles = tiles_h * tiles_w
     slab = pid // tiles
@@ -38,30 +40,28 @@ def maxpool3d_row_stream_kernel(
     oh = th * BLOCK_H + rows
     ow = tw * BLOCK_W + tl.arange(0, BLOCK_W)
     ow_ok = ow < OW
-    w0 = ow * stride - padding
+    w0 = ow * STRIDE - padding
 
-    h_first = th * BLOCK_H * stride - padding
-    n_rows = (BLOCK_H - 1) * stride + (KERNEL_SIZE - 1) * dilation + 1
-    t_lo = tl.maximum(0, -h_first)
-    t_hi = tl.minimum(n_rows, H - h_first)
-    d_first = od * stride - padding
-    # Depth taps inside the volume: kd in [kd_lo, kd_hi).
-    kd_lo = tl.maximum(0, (dilation - 1 - d_first) // dilation)
-    kd_hi = tl.minimum(KERNEL_SIZE, (D - 1 - d_first) // dilation + 1)
+    d_first = od * STRIDE - padding
+    h_first = th * BLOCK_H * STRIDE - padding
+    N_ROWS: tl.constexpr = (BLOCK_H - 1) * STRIDE + (KERNEL_SIZE - 1) * DILATION + 1
 
     acc = tl.full([BLOCK_H, BLOCK_W], float("-inf"), dtype=tl.float32)
-    for kd in range(kd_lo, kd_hi):
-        x_plane = x_vol + (d_first + kd * dilation) * H * W
-        for t in range(t_lo, t_hi):
-            x_line = x_plane + (h_first + t) * W
+    for kd in tl.static_range(KERNEL_SIZE):
+        d = d_first + kd * DILATION
+        d_ok = (d >= 0) & (d < D)
+        for t in tl.static_range(N_ROWS):
+            h = h_first + t
+            row_ok = d_ok & (h >= 0) & (h < H)
+            x_line = x_vol + (d * H + h) * W
             row_max = tl.full([BLOCK_W], float("-inf"), dtype=tl.float32)
             for kw in tl.static_range(KERNEL_SIZE):
-                w = w0 + kw * dilation
-                v = tl.load(x_line + w, mask=ow_ok & (w >= 0) & (w < W), other=float("-inf"))
+                w = w0 + kw * DILATION
+                v = tl.load(x_line + w, mask=ow_ok & (w >= 0) & (w < W) & row_ok, other=float("-inf"))
                 row_max = tl.maximum(row_max, v)
-            # Output row r uses input rows r * stride - padding + i * dilation, i < K.
-            rel = t - rows * stride
-            hit = (rel >= 0) & (rel < KERNEL_SIZE * dilation) & (rel % dilation == 0)
+            # Output row r uses input rows r * STRIDE - padding + i * DILATION, i < K.
+            rel = t - rows * STRIDE
+            hit = (rel >= 0) & (rel < KERNEL_SIZE * DILATION) & (rel % DILATION == 0)
             acc = tl.where(hit[:, None], tl.maximum(acc, row_max[None, :]), acc)
 
     out_mask = (oh < OH)[:, None] & ow_ok[None, :]
@@ -69,10 +69,10 @@ def maxpool3d_row_stream_kernel(
 
 
 def _tile_config(OH: int, OW: int):
-    """Tile shape (unchanged): a whole output row (up to 128 lanes) by up to 16 rows."""
+    """Tile shape (unchanged): a whole output row (up to 128 lanes) by up to 4 rows."""
     block_w = min(128, max(16, triton.next_power_of_2(OW)))
-    block_h = min(max(1, 1024 // block_w), triton.next_power_of_2(OH))
-    num_warps = 8 if block_h * block_w >= 1024 else 4
+    block_h = min(max(1, 256 // block_w), triton.next_power_of_2(OH))
+    num_warps = max(1, min(8, block_h * block_w // 32))
     return block_h, block_w, num_warps
 
 
@@ -100,8 +100,10 @@ def triton_maxpool3d(x: torch.Tensor, kernel_size: int, stride: int, padding: in
     maxpool3d_row_stream_kernel[grid](
         x, y,
         D, H, W, OD, OH, OW, tiles_h, tiles_w,
-        stride, padding, dilation,
+        padding,
         KERNEL_SIZE=kernel_size,
+        STRIDE=stride,
+        DILATION=dilation,
         BLOCK_H=BLOCK_H,
         BLOCK_W=BLOCK_W,
         num_warps=num_warps,
