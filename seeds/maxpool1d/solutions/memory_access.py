@@ -24,10 +24,10 @@ def maxpool1d_stride1_kernel(
     # Stride-1 path.  The window of output o takes x[o - padding + j * DILATION]
     # for j < K.  A tile is GROUPS groups of K * DILATION consecutive window
     # starts, start = g*K*D + j*D + r: the taps of one window walk along j
-    # (and into the next group) at fixed r.
-    # So a window is a suffix of axis j in this group's tile plus a prefix of
-    # axis j one group later (van Herk / Gil-Werman): two loads per element
-    # instead of K, and the maxima come from scans in registers.
+    # (and into the next group) at fixed r.  So a window is a suffix of axis j
+    # in its group plus a prefix of axis j one group later (van Herk /
+    # Gil-Werman): two loads per element instead of K, and the maxima come
+    # from scans in registers.
     pid = tl.program_id(0)
     row = pid // tiles_per_row
     tile = pid - row * tiles_per_row
@@ -72,21 +72,22 @@ def maxpool1d_stride1_kernel(
 
 
 @triton.jit
-def maxpool1d_window_tile_kernel(
+def maxpool1d_row_tile_kernel(
     x_ptr, y_ptr,
     L_in, L_out, tiles_per_row,
     stride, padding, dilation,
     KERNEL_SIZE: tl.constexpr,
-    KERNEL_P2: tl.constexpr,
     BLOCK_OUT: tl.constexpr,
     WIDE_INDEX: tl.constexpr,
 ):
-    # General path (any stride), unchanged: one [BLOCK_OUT, KERNEL_P2] window
-    # tile per program.
+    # General path (any stride), unchanged from the previous stage: a row tile
+    # of BLOCK_OUT outputs, one shifted load per tap.
     pid = tl.program_id(0)
     row = pid // tiles_per_row
     tile = pid - row * tiles_per_row
 
+    # Row bases in int64 (N * C * L may pass 2**31); positions inside a row
+    # stay in int32 unless a row is that long.
     row64 = row.to(tl.int64)
     x_row = x_ptr + row64 * L_in
     y_row = y_ptr + row64 * L_out
@@ -95,32 +96,31 @@ def maxpool1d_window_tile_kernel(
     if WIDE_INDEX:
         offs = offs.to(tl.int64)
     out_mask = offs < L_out
+    start = offs * stride - padding
 
-    taps = tl.arange(0, KERNEL_P2)
-    pos = (offs * stride - padding)[:, None] + (taps * dilation)[None, :]
-    m = out_mask[:, None] & (taps < KERNEL_SIZE)[None, :] & (pos >= 0) & (pos < L_in)
-    win = tl.load(x_row + pos, mask=m, other=float("-inf"))
+    # Padded taps load -inf, so they never win the max.
+    acc = tl.full([BLOCK_OUT], float("-inf"), dtype=tl.float32)
+    for k in tl.static_range(KERNEL_SIZE):
+        pos = start + k * dilation
+        m = out_mask & (pos >= 0) & (pos < L_in)
+        acc = tl.maximum(acc, tl.load(x_row + pos, mask=m, other=float("-inf")))
 
-    tl.store(y_row + offs, tl.max(win, axis=1), mask=out_mask)
+    tl.store(y_row + offs, acc, mask=out_mask)
 
 
 def _stride1_config(L_out: int, kernel_size: int, dilation: int):
-    """Groups per tile: about 1K lanes per program, fewer for short rows."""
+    """Groups per tile: about 2K lanes per program, fewer for short rows.
+
+    Warps: with dilation 3 (4 residue lanes) a warp spans 8 groups, so one
+    warp per 8 groups keeps each lane's K taps in its own registers; more
+    warps would split the tap axis across warps.
+    """
     kernel_p2 = triton.next_power_of_2(kernel_size)
     dilation_p2 = triton.next_power_of_2(dilation)
-    groups = max(1, 1024 // (kernel_p2 * dilation_p2))
+    groups = max(1, 2048 // (kernel_p2 * dilation_p2))
     groups = min(groups, triton.next_power_of_2(triton.cdiv(L_out, kernel_size * dilation)))
-    num_warps = max(1, min(4, groups * kernel_p2 * dilation_p2 // 256))
+    num_warps = max(1, min(8, groups // 8))
     return groups, kernel_p2, dilation_p2, num_warps
-
-
-def _tile_config(L_out: int, kernel_size: int):
-    """Window tile of the general path (unchanged): about 4K window elements per program."""
-    kernel_p2 = triton.next_power_of_2(kernel_size)
-    block_out = max(16, min(1024, 4096 // kernel_p2))
-    block_out = min(block_out, max(16, triton.next_power_of_2(L_out)))
-    num_warps = 4 if block_out * kernel_p2 <= 4096 else 8
-    return block_out, kernel_p2, num_warps
 
 
 def triton_maxpool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
@@ -154,19 +154,18 @@ def triton_maxpool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: in
             num_warps=num_warps,
         )
     else:
-        BLOCK_OUT, KERNEL_P2, num_warps = _tile_config(L_out, kernel_size)
+        BLOCK_OUT = 1024
         tiles_per_row = triton.cdiv(L_out, BLOCK_OUT)
-        wide_index = (L_out + BLOCK_OUT) * stride + dilation * KERNEL_P2 >= 2**31
+        wide_index = (L_out + BLOCK_OUT) * stride + dilation * kernel_size >= 2**31
         grid = (N * C * tiles_per_row,)
-        maxpool1d_window_tile_kernel[grid](
+        maxpool1d_row_tile_kernel[grid](
             x, y,
             L_in, L_out, tiles_per_row,
             stride, padding, dilation,
             KERNEL_SIZE=kernel_size,
-            KERNEL_P2=KERNEL_P2,
             BLOCK_OUT=BLOCK_OUT,
             WIDE_INDEX=wide_index,
-            num_warps=num_warps,
+            num_warps=4,
         )
     return y
 

@@ -14,10 +14,10 @@ def maxpool2d_plane_tile_kernel(
     BLOCK_W: tl.constexpr,
 ):
     # Flat grid over (plane, tile row, tile column) as in the previous stage.
-    # The tile is now sized by _tile_config: wider rows of W lanes (each warp
-    # load covers whole 128-byte lines and the K - 1 halo columns are a
-    # smaller share of a row) and fewer rows, so the K * K unrolled tap loads
-    # of a lane stay in registers.
+    # The tile is now sized by _tile_config: one row of up to 256 outputs
+    # instead of 4 x 64.  Each warp load covers whole 128-byte lines, the
+    # K - 1 halo columns are a smaller share of a row, and every lane holds
+    # two outputs, so its K * K unrolled tap loads stay in registers.
     pid = tl.program_id(0)
     tiles = tiles_h * tiles_w
     plane = pid // tiles
@@ -50,9 +50,9 @@ def maxpool2d_plane_tile_kernel(
 
 
 def _tile_config(OH: int, OW: int):
-    """Tile shape: up to 2 x 128 outputs, shrunk for small planes; powers of two."""
-    block_w = min(128, max(16, triton.next_power_of_2(OW)))
-    block_h = min(2, max(1, triton.next_power_of_2(OH)))
+    """Tile shape: one output row of up to 256 outputs, shrunk for narrow planes."""
+    block_w = min(256, max(16, triton.next_power_of_2(OW)))
+    block_h = 1
     num_warps = 4
     return block_h, block_w, num_warps
 
