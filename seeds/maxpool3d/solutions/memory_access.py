@@ -15,8 +15,9 @@ def maxpool3d_row_stream_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    # Same flat grid and tile as the previous stage; the reads change.  The
-    # max is separable: for each depth tap, every input row of the tile's
+    # Same flat grid as the previous stage, two output rows per tile (see
+    # _tile_config); the reads change.
+    # The max is separable: for each depth tap, every input row of the tile's
     # footprint is loaded once (K shifted loads of one row segment, the shifts
     # hitting L1), reduced to its row maximum, and merged into every output
     # row of the tile whose window holds that row.  Per depth tap the tile
@@ -69,10 +70,15 @@ def maxpool3d_row_stream_kernel(
 
 
 def _tile_config(OH: int, OW: int):
-    """Tile shape (unchanged): a whole output row (up to 128 lanes) by up to 4 rows."""
+    """Tile shape: a whole output row (up to 128 lanes) by 2 rows, 2 outputs per thread.
+
+    Two output rows share the input rows between them (stride < dilation * K),
+    so the row-streaming loop below reads (2 - 1) * stride + (K - 1) * dilation + 1
+    rows per depth tap for 2 output rows instead of 2 * K.
+    """
     block_w = min(128, max(16, triton.next_power_of_2(OW)))
-    block_h = min(max(1, 256 // block_w), triton.next_power_of_2(OH))
-    num_warps = max(1, min(8, block_h * block_w // 32))
+    block_h = min(2, triton.next_power_of_2(OH))
+    num_warps = max(1, block_w // 32)
     return block_h, block_w, num_warps
 
 
