@@ -109,15 +109,16 @@ def row_counts(name: str, row: dict[str, Any], tokenizer: Any,
 
 
 def config_stats(tables: dict[str, list[dict[str, Any]]], tokenizer: Any) -> dict[str, TokenStats]:
-    """TokenStats of every config in `tables` (config name -> rows; `rl` needs `sft` beside it)."""
+    """TokenStats of every config in `tables` (config name -> rows; `rl` needs `sft` beside it).
+
+    A config without rows counts as one empty row, so its settings stay defined.
+    """
     solutions = {row["id"]: row["completion"] for row in tables.get("sft", [])}
     found = {}
     for name, rows in tables.items():
-        counts = [row_counts(name, row, tokenizer, solutions.get(row["id"])) for row in rows]
-        if not counts:
-            continue
+        counts = [row_counts(name, row, tokenizer, solutions.get(row["id"])) for row in rows] or [(0, 0, 0)]
         prompts, completions, totals = zip(*counts)
-        found[name] = TokenStats(len(counts), max(prompts), statistics.median(prompts), max(completions),
+        found[name] = TokenStats(len(rows), max(prompts), statistics.median(prompts), max(completions),
                                  statistics.median(completions), max(totals), statistics.median(totals))
     return found
 
