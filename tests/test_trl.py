@@ -171,3 +171,56 @@ def test_grpo_scores_generations_with_the_judge(folder: Path, tokenizer: Any, se
     assert rewards and rewards[0]["reward"] == 0.0
     longest = max(len(tokenizer(row["completion"])["input_ids"]) for row in load(folder, "sft"))
     assert settings.grpo_max_completion_length >= longest
+
+
+@pytest.fixture(scope="module")
+def card_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model saved with the card's tokenizer, to stand in for the snippets' model id."""
+    from builder.tokens import qwen_tokenizer
+
+    folder = tmp_path_factory.mktemp("card-model")
+    tokenizer = qwen_tokenizer()
+    tiny_model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def snippets(card: str) -> list[str]:
+    """The card's Python blocks that build a trainer."""
+    blocks = card.split("```python\n")[1:]
+    return [block.split("```")[0] for block in blocks if "Trainer(" in block]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_the_cards_snippets_keep_every_row_whole(folder: Path, tables: dict[str, list[dict[str, Any]]],
+                                                 card_model: Path, index: int, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    card = (folder / "README.md").read_text()
+    code = snippets(card)[index]
+    assert code.count("trainer.train()") == 1
+    code = code.replace("trainer.train()", "").replace('"Qwen/Qwen2.5-Coder-1.5B-Instruct"', repr(str(card_model)))
+    code = code.replace('"<namespace>/kernel-prompts"', repr(str(folder)))
+    assert code.count("(output_dir=") == 1
+    code = code.replace("(output_dir=", "(use_cpu=True, output_dir=")  # the defaults ask for a bf16 GPU
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {}
+    exec(compile(code, f"card snippet {index}", "exec"), scope)  # the card's code, with local stand-ins
+    trainer = scope["trainer"]
+    prepared = trainer.train_dataset
+    tokenizer = trainer.processing_class
+    if isinstance(trainer, trl.SFTTrainer):
+        name = "trajectories" if trainer.args.assistant_only_loss else "sft"
+        assert len(prepared) == len(tables[name])
+        for example, row in zip(prepared, tables[name]):
+            learned = in_loss(tokenizer, example)
+            answers = [row["completion"]] if name == "sft" else [
+                m["content"] for m in row["messages"] if m["role"] == "assistant"]
+            assert all(answer in learned for answer in answers), row["id"]
+    elif isinstance(trainer, trl.DPOTrainer):
+        assert len(prepared) == len(tables["preference"])
+        longest = max(len(e["prompt_ids"]) + max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in prepared)
+        assert longest <= trainer.args.max_length
+    else:
+        assert isinstance(trainer, trl.GRPOTrainer)
+        longest = max(len(tokenizer(row["completion"])["input_ids"]) for row in tables["sft"])
+        assert longest < trainer.args.max_completion_length
