@@ -21,7 +21,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from builder import DATA_DIR
-from builder.configs import CONFIGS, Config, Gap
+from builder.configs import Config, Gap
 from builder.plots import BANDWIDTH_PNG, SPEEDUP_PNG, plot_bandwidth, plot_speedups
 from builder.rows import Skipped
 from builder.schema import load_schema

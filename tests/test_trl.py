@@ -23,7 +23,6 @@ import datasets  # noqa: E402
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 from builder.build import build  # noqa: E402
-from builder.configs import config_rows  # noqa: E402
 from builder.judge.score import reward_fn  # noqa: E402
 from builder.seeds import load_problems  # noqa: E402
 from builder.tokens import TrainSettings, config_stats, hf_tokenizer, train_settings  # noqa: E402
