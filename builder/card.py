@@ -25,7 +25,17 @@ from builder.configs import Config, Gap
 from builder.plots import BANDWIDTH_PNG, SPEEDUP_PNG, plot_bandwidth, plot_speedups
 from builder.rows import Skipped
 from builder.schema import load_schema
-from builder.tokens import CHAT_TEMPLATE_PARTS, TOKENIZER_NAME, TokenStats, config_stats, qwen_tokenizer, train_settings
+from builder.tokens import (
+    CHAT_TEMPLATE_PARTS,
+    COMPLETION_ROOM,
+    HEADROOM,
+    ROUND_TO,
+    TOKENIZER_NAME,
+    TokenStats,
+    config_stats,
+    qwen_tokenizer,
+    train_settings,
+)
 
 TEMPLATE = DATA_DIR / "templates" / "card.md"
 
@@ -257,6 +267,9 @@ def render_card(tables: dict[str, list[dict[str, Any]]], params: CardParams, dat
         missing_list=missing_list(params),
         token_table=token_table(stats),
         tokenizer_name=TOKENIZER_NAME,
+        headroom=HEADROOM,
+        round_to=ROUND_TO,
+        completion_room=f"{COMPLETION_ROOM:g}",
         chat_template=chat_template_literal(),
         sft_total_max=stats["sft"].total_max,
         trajectories_total_max=stats["trajectories"].total_max,
