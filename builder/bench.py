@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import RecordError
-from builder.judge.runner import run_job
-from builder.measure import TIMEOUTS_S, labels_of, require_gpu, timing_params
+from builder.measure import bytes_moved, labels_of, require_gpu, timing_job
 from builder.records import code_path, lookup
 from builder.seeds import Problem
 
@@ -25,7 +24,7 @@ class BenchLine:
     label: str  # "seed" or a stage key
     median_ms: float  # median of the timed runs
     gbps: float  # bytes moved over the median time
-    roofline_pct: float  # gbps as % of the copy bandwidth of the same run
+    roofline_pct: float  # gbps as % of the problem's ceiling (copy bandwidth for older runs), same run
     vs_current: float | None  # time of the code it improves over its own (None for the seed)
     vs_eager: float  # eager time over this code's time
     vs_compile: float  # torch.compile time over this code's time
@@ -57,25 +56,29 @@ def from_records(problem: Problem, gpu: str, root: Path | None = None) -> tuple[
                for label, r in found.items()}
     base = any_record.baselines
     lines = make_lines(problem.key, timings, base["eager"]["median_ms"], base["compile"]["median_ms"])
-    return lines, base["copy_gbps"]
+    return lines, base.get("ceiling_gbps", base["copy_gbps"])
 
 
 def time_now(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> dict[str, dict[str, Any]]:
-    """Time `codes` (by label), with eager and torch.compile unless `baselines` is False, side by
-    side in one child process on this GPU. Returns {label: stats} plus "copy"."""
+    """Time `codes` (by label), with eager, torch.compile and the ceiling unless `baselines` is
+    False, side by side in one sandbox on this GPU. Returns {label: stats} plus "ceiling"."""
     require_gpu()
     labels = list(codes)
-    params = timing_params(problem, {f"code{i}": codes[label] for i, label in enumerate(labels)}, baselines=baselines)
-    result = run_job("time", params, TIMEOUTS_S["time"])
+    result = timing_job(problem, {f"code{i}": codes[label] for i, label in enumerate(labels)}, baselines=baselines)
     if not result.ok:
         raise RecordError(f"{problem.key}: timing run failed ({result.reason}): {result.detail[-500:]}")
-    out = result.payload["subjects"]
-    failed = {k: v["error"] for k, v in out.items() if "error" in v}
-    if failed:
-        raise RecordError(f"{problem.key}: " + "; ".join(f"{k}: {v[:300]}" for k, v in failed.items()))
+    payload = result.payload
+    if payload["errors"]:
+        raise RecordError(f"{problem.key}: " + "; ".join(f"{k}: {v[0]}: {v[1][:300]}" for k, v in payload["errors"].items()))
+    out = payload["subjects"]
+    moved = bytes_moved(problem)
+    ceiling = payload["ceiling"]["ceiling"]["gbps"] if baselines else None
     stats = {label: out[f"code{i}"] for i, label in enumerate(labels)}
+    for entry in stats.values():
+        entry["gbps"] = moved / (entry["median_ms"] * 1e-3) / 1e9
+        entry["roofline_pct"] = 100.0 * entry["gbps"] / ceiling if ceiling else None
     stats.update({k: out[k] for k in ("eager", "compile") if k in out})
-    return {**stats, "copy": result.payload["copy"]}
+    return {**stats, "ceiling": {"gbps": ceiling, "noise": payload["noise"]}}
 
 
 def run_fresh(problem: Problem) -> tuple[list[BenchLine], float]:
@@ -84,23 +87,16 @@ def run_fresh(problem: Problem) -> tuple[list[BenchLine], float]:
     out = time_now(problem, {label: code_path(problem, label).read_text() for label in labels})
     timings = {label: out[label] for label in labels}
     lines = make_lines(problem.key, timings, out["eager"]["median_ms"], out["compile"]["median_ms"])
-    return lines, out["copy"]["gbps"]
+    return lines, out["ceiling"]["gbps"]
 
 
 def format_table(lines: list[BenchLine], copy_gbps: dict[str, float]) -> str:
     """A fixed-width table, one line per code, the copy bandwidth of each problem's run below."""
-    head = f"{'problem':<10} {'stage':<18} {'median ms':>9} {'GB/s':>7} {'% copy':>6} {'vs current':>10} {'vs eager':>8} {'vs compile':>10}"
+    head = f"{'problem':<10} {'stage':<18} {'median ms':>9} {'GB/s':>7} {'% ceil':>6} {'vs current':>10} {'vs eager':>8} {'vs compile':>10}"
     out = [head, "-" * len(head)]
     for l in lines:
         current = f"{l.vs_current:.2f}x" if l.vs_current else "-"
         out.append(f"{l.problem:<10} {l.label:<18} {l.median_ms:>9.3f} {l.gbps:>7.0f} {l.roofline_pct:>6.1f} "
                    f"{current:>10} {l.vs_eager:>7.2f}x {l.vs_compile:>9.2f}x")
-    out += [f"copy bandwidth ({key}): {gbps:.0f} GB/s" for key, gbps in copy_gbps.items()]
+    out += [f"ceiling ({key}): {gbps:.0f} GB/s" for key, gbps in copy_gbps.items()]
     return "\n".join(out)
-
-
-def speedups(problem: Problem, code: str, current_code: str) -> dict[str, float]:
-    """Speedups of `code` over `current_code`, eager and torch.compile, timed side by side now."""
-    out = time_now(problem, {"candidate": code, "current": current_code})
-    best = out["candidate"]["median_ms"]
-    return {name: out[name]["median_ms"] / best for name in ("current", "eager", "compile")}

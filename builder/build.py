@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from builder.card import CardParams
 from builder.dataset import write_dataset
 from builder.errors import RecordError
-from builder.judge.runner import run_job
-from builder.measure import measure, verify_failure
+from builder.judge import JUDGE_VERSION
+from builder.measure import JobCache, measure, verify_code, verify_failure
+from builder.records import MEASUREMENTS_DIR, sha256_file
 from builder.rows import Skipped, build_rows
 from builder.seeds import Problem
 
@@ -30,16 +31,26 @@ def no_bar(items: list[T], label: str) -> Iterator[T]:
     return iter(items)
 
 
-def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar) -> list[str]:
+#: Where CPU verdicts are cached, keyed by the code, the manifest, the reference and the judge.
+VERIFY_CACHE = MEASUREMENTS_DIR.parent / "verify-cache"
+
+
+def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir: Path | None = None) -> list[str]:
     """Re-check every reference solution on the manifest's cases in the CPU interpreter.
 
-    Returns one line per solution that failed, empty when all pass.
+    A verdict is cached under the sha256 of the code, the manifest and the reference and the
+    judge's version, so a rebuild with nothing changed runs nothing. Returns one line per
+    solution that failed, empty when all pass.
     """
+    cache = JobCache(cache_dir or VERIFY_CACHE)
     items = [(p, key, path) for p in problems for key, path in p.solutions.items()]
     failures = []
     for problem, key, path in bar(items, "verify solutions (CPU interpreter)"):
-        params = {"problem_dir": str(problem.dir), "code": path.read_text(), "device": "cpu", "cases": None, "seed": 0}
-        failure = verify_failure(run_job("verify", params, CPU_VERIFY_TIMEOUT_S))
+        digest = cache.key(sha256_file(path), problem.manifest_sha256, sha256_file(problem.reference_path),
+                           JUDGE_VERSION)
+        result = cache.run(digest, "verify", lambda p=problem, c=path.read_text(): verify_code(
+            p, c, device="cpu", timeout_s=CPU_VERIFY_TIMEOUT_S))
+        failure = verify_failure(result)
         if failure:
             failures.append(f"{problem.key}/{key}: {failure[0]}: {failure[1][-300:]}")
     return failures
@@ -47,7 +58,8 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar) -> list[st
 
 def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, skip_verify: bool = False,
           measure_missing: bool | None = None, records_root: Path | None = None, bar: ProgressBar = no_bar,
-          card_params: CardParams = CardParams(), progress: Callable[[str], None] = print) -> tuple[Path, list[dict[str, Any]], list[Skipped]]:
+          card_params: CardParams = CardParams(), progress: Callable[[str], None] = print,
+          verify_cache: Path | None = None) -> tuple[Path, list[dict[str, Any]], list[Skipped]]:
     """Build the dataset folder at `out`; return it with its rows and the rows skipped.
 
     measure_missing: None means "when a CUDA GPU is present".
@@ -59,7 +71,7 @@ def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, sk
     if measure_missing:
         measure(problems, root=records_root, progress=progress)
     if not skip_verify:
-        failures = verify_on_cpu(problems, bar)
+        failures = verify_on_cpu(problems, bar, verify_cache)
         if failures:
             raise RecordError("reference solutions failed the CPU check:\n  " + "\n  ".join(failures))
     rows, skipped = build_rows(problems, root=records_root)

@@ -53,8 +53,10 @@ def parse(prompt_file: Any) -> None:
     """Print the JSON spec of PROMPT_FILE (a file or -).
 
     The spec holds the GPU key, the stage key and text variant, the current code, and the
-    metrics as {kernel_name: {metric: value}}. Exits with code 2 when the file is not such a
-    prompt, naming the missing section.
+    metrics as {kernel_name: {metric: value}}. Parts that are not the registry's or the
+    catalog's (another GPU block or stage wording, other blank lines or text between
+    sections, another metrics JSON layout) are kept verbatim in the spec, so render gives the
+    file back byte for byte. Exits with code 2 when a section is missing, naming it.
 
     Example: kernel-prompts parse seeds/avgpool2d/seed_prompt.txt > spec.json
     """
@@ -74,6 +76,40 @@ def render(spec_file: Any) -> None:
     from builder.prompt import PromptSpec, render as render_prompt
 
     sys.stdout.write(render_prompt(PromptSpec.from_json(spec_file.read())))
+
+
+@cli.command("new-problem")
+@click.argument("prompt_file", type=click.File("rb"))
+@click.option("--key", required=True, help="Folder name under seeds/, e.g. maxpool1d.")
+@click.option("--kernelbench-id", "kernelbench_id", type=int, required=True, help="KernelBench problem id, e.g. 41.")
+@click.option("--name", required=True, help="KernelBench problem name, e.g. 41_Max_Pooling_1D.")
+@click.option("--level", type=int, default=1, show_default=True, help="KernelBench level.")
+@click.option("--shape", required=True, help="Benchmark input shape, comma-separated, e.g. 64,192,65536.")
+@click.option("--init", "init_args", multiple=True, metavar="NAME=VALUE",
+              help="Argument of Model(...), in order (repeatable), e.g. --init kernel_size=8.")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder that holds the problems (default: the project's seeds/).")
+@friendly_errors
+def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, level: int, shape: str,
+                init_args: tuple[str, ...], root: Path | None) -> None:
+    """Start seeds/KEY/ from PROMPT_FILE, a stage-1 prompt of the family (a file or -).
+
+    Writes manifest.toml (benchmark init args and shape, float32, tolerances 1e-4, one starter
+    case to extend), kernel.py (the prompt's current code, verbatim), seed_prompt.txt (the
+    prompt) and seed_metrics.json (its ncu metrics). Refuses an existing folder. Left to do:
+    reference.py, more cases, the solutions.
+
+    Example: kernel-prompts new-problem prompt.txt --key maxpool1d --kernelbench-id 41
+    --name 41_Max_Pooling_1D --shape 64,192,65536 --init kernel_size=8 --init stride=1
+    --init padding=4 --init dilation=3
+    """
+    from builder.newproblem import new_problem as start_problem
+    from builder.newproblem import parse_init, parse_shape
+
+    folder = start_problem(prompt_file.read(), key, kernelbench_id, name, parse_shape(shape), parse_init(init_args),
+                           level=level, root=root)
+    click.echo(f"wrote {folder}: manifest.toml, kernel.py, seed_prompt.txt, seed_metrics.json")
+    click.echo("next: write reference.py, add cases to manifest.toml, write solutions/<stage>.py")
 
 
 @cli.command()
@@ -217,9 +253,8 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
 
     import torch
 
-    from builder.bench import speedups
     from builder.errors import ManifestError, RegistryError
-    from builder.judge.score import read_answers, score_answer
+    from builder.judge.score import gpu_timer, read_answers, score_answer
     from builder.records import code_path
     from builder.rows import current_label
     from builder.seeds import get_problem
@@ -236,7 +271,7 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
     all_ok = True
     for answer in answers:
         verdict = score_answer(answer, problem, device=device, timeout_s=timeout_s,
-                               timer=lambda code, prob: speedups(prob, code, current))
+                               timer=gpu_timer(current, timeout_s=max(timeout_s, 900.0)))
         click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
         all_ok &= verdict.ok
     sys.exit(0 if all_ok else 1)
@@ -280,9 +315,9 @@ def eval_answers(answers_file: Path, dataset_dir: Path, json_out: Path | None, d
         device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def timer_for(row: dict[str, Any]) -> Any:
-        from builder.bench import speedups
+        from builder.judge.score import gpu_timer
 
-        return lambda code, problem: speedups(problem, code, row["code"]["current"])
+        return gpu_timer(row["code"]["current"], timeout_s=timeout_s)
 
     judged = judge_answers(pairs, device=device, timer_for=timer_for, timeout_s=timeout_s,
                            progress=lambda msg: click.echo(msg, err=True))

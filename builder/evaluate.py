@@ -1,7 +1,8 @@
 """Judge a model's answers to dataset rows and summarize them as KernelBench does (fast_p).
 
 Each answer names the row it answers by id. It is judged with builder.judge.score.score_answer
-for the row's problem; on a GPU, correct code is timed side by side with the row's current code.
+for the row's problem; on a GPU, correct code is timed side by side with the row's current code
+(a timer from `timer_for(row)`, builder.judge.score.gpu_timer in the command).
 fast_p is the share of all answers that are correct and faster than the current code by more
 than p. Without timing only fast_0 (the correctness rate) is known; the others are None.
 """
@@ -16,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.judge import runner
-from builder.judge.score import DEFAULT_TIMEOUT_S, RunJob, Timer, completion_text, score_answer
+from builder.judge import correctness
+from builder.judge.score import DEFAULT_TIMEOUT_S, Timer, Verifier, completion_text, score_answer
 from builder.seeds import get_problem
 
 #: The p of fast_p.
@@ -84,7 +85,7 @@ def match_rows(answers: list[EvalAnswer], rows: list[dict[str, Any]],
 
 
 def judge_answers(pairs: Iterable[tuple[EvalAnswer, dict[str, Any]]], *, device: str = "cpu",
-                  timer_for: TimerFor = lambda row: None, run_job: RunJob = runner.run_job,
+                  timer_for: TimerFor = lambda row: None, verifier: Verifier = correctness.verify,
                   timeout_s: float = DEFAULT_TIMEOUT_S,
                   progress: Callable[[str], None] = lambda _: None) -> list[Judged]:
     """Judge every (answer, row) pair; on `device == "cuda"`, `timer_for(row)` times correct code."""
@@ -92,7 +93,7 @@ def judge_answers(pairs: Iterable[tuple[EvalAnswer, dict[str, Any]]], *, device:
     for answer, row in pairs:
         progress(f"line {answer.line}: {row['id']}")
         problem = get_problem(row["problem"]["key"])
-        verdict = score_answer(answer.text, problem, device=device, timeout_s=timeout_s, run_job=run_job,
+        verdict = score_answer(answer.text, problem, device=device, timeout_s=timeout_s, verifier=verifier,
                                timer=timer_for(row))
         judged.append(Judged(answer.line, row["id"], row["problem"]["key"], row["stage"]["key"], verdict.ok,
                              None if verdict.ok else (verdict.reason or "crash"), verdict.speedups.get("current")))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -21,26 +22,17 @@ from typing import Any
 
 from builder.errors import NoGpuError, RecordError
 from builder.gpus import Gpu, current_device, match_device
-from builder.judge import ncu
-from builder.judge.runner import JobResult, run_job
-from builder.judge.timing import TIMING_KEYS
+from builder.judge import JUDGE_VERSION, correctness, ncu
+from builder.judge.runner import JobResult, SandboxDied
+from builder.judge.timing import TIMING_KEYS, Subject, bandwidth, run_side_by_side
 from builder.records import MEASUREMENTS_DIR, Record, code_path, current_hashes, lookup, write_record
 from builder.seeds import Problem
 from builder.stages import catalog
 
-TIMEOUTS_S = {"verify": 600, "time": 600, "profile": 600}
-BENCHMARK_TRIALS = 5
-TIMED_RUNS = 100
+TIMEOUTS_S = {"verify": 900, "time": 1800, "profile": 600}
+BENCHMARK_TRIALS = 2
 
 Progress = Callable[[str], None]
-
-
-def timing_params(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> dict[str, Any]:
-    """Params of one side-by-side timing job: the codes by label, then eager and torch.compile."""
-    subjects = [{"label": label, "kind": "code", "code": code} for label, code in codes.items()]
-    if baselines:
-        subjects += [{"label": "eager", "kind": "eager"}, {"label": "compile", "kind": "compile"}]
-    return {"problem_dir": str(problem.dir), "device": "cuda", "subjects": subjects, "runs": TIMED_RUNS, "seed": 0}
 
 
 def timing_summary(stats: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +53,16 @@ def labels_of(problem: Problem) -> list[str]:
     return ["seed"] + [s.key for s in catalog().stages if s.key in problem.solutions]
 
 
+def verify_code(problem: Problem, code: str, *, device: str, trials: int = 0, timeout_s: float = TIMEOUTS_S["verify"]
+                ) -> JobResult:
+    """Check `code` in a sandbox; the verdict as a JobResult whose payload the job cache can keep."""
+    import time
+
+    start = time.monotonic()
+    result = correctness.verify(problem, code, device=device, timeout_s=timeout_s, trials=trials)
+    return JobResult("ok", None, "", result.to_payload(), time.monotonic() - start)
+
+
 class JobCache:
     """Finished job results on disk, keyed by a hash of everything the job depends on."""
 
@@ -70,16 +72,20 @@ class JobCache:
     def key(self, *parts: Any) -> str:
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
-    def run(self, key: str, kind: str, params: dict[str, Any], **kwargs: Any) -> JobResult:
+    def run(self, key: str, kind: str, job: Callable[[], JobResult]) -> JobResult:
+        """The cached result of `kind` under `key`, else `job()`, kept when it succeeded."""
         path = self.folder / f"{kind}-{key}.json"
         if self.enabled and path.exists():
-            data = json.loads(path.read_text())
-            return JobResult(**data)
-        result = run_job(kind, params, TIMEOUTS_S[kind], **kwargs)
+            try:
+                return JobResult(**json.loads(path.read_text()))
+            except (json.JSONDecodeError, TypeError):
+                path.unlink(missing_ok=True)
+        result = job()
         if result.ok:
             self.folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(asdict(result)))
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(asdict(result)))
             os.replace(tmp, path)
         return result
 
@@ -124,7 +130,7 @@ def verification_summary(result: JobResult, device: str) -> dict[str, Any]:
     }
 
 
-def profile(problem: Problem, label: str, code: str, cache: JobCache, key: str, ncu_bin: str | None,
+def profile(problem: Problem, code: str, cache: JobCache, key: str, ncu_bin: str | None,
             available: dict[str, bool]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """ncu metrics of one code, with a note for every metric that has no value."""
     wanted = list(catalog().all_metrics())
@@ -132,22 +138,51 @@ def profile(problem: Problem, label: str, code: str, cache: JobCache, key: str, 
     if ncu_bin is None:
         return {}, {m: "ncu not found on PATH" for m in wanted}
     asked = [m for m in wanted if available.get(m)]
-    log = cache.folder / f"ncu-{key}.csv"
-    cache.folder.mkdir(parents=True, exist_ok=True)
-    params = {"problem_dir": str(problem.dir), "code": code, "label": label, "device": "cuda"}
-    result = cache.run(key, "profile", params, wrap=ncu.wrap_command(ncu_bin, asked, log))
-    if not result.ok or not log.exists():
+
+    def job() -> JobResult:
+        seen = ncu.profile(problem, code, asked, ncu_bin, timeout_s=TIMEOUTS_S["profile"], log_dir=cache.folder)
+        if not seen.ok:
+            return JobResult("failed", seen.reason, seen.detail)
+        return JobResult("ok", None, "", {"metrics": seen.metrics()})
+
+    result = cache.run(key, "profile", job)
+    if not result.ok:
         why = f"ncu run failed: {result.reason}: {result.detail.strip()[-300:]}"
         return {}, {**notes, **{m: why for m in asked}}
-    metrics = ncu.parse_csv(log.read_text(), asked)
-    if not metrics:
-        return {}, {**notes, **{m: "ncu profiled no kernel in the NVTX range" for m in asked}}
-    for kernel, values in metrics.items():
+    metrics = result.payload["metrics"]
+    for values in metrics.values():
         for m in wanted:
             values.setdefault(m, None)
             if values[m] is None and m not in notes:
                 notes[m] = "not reported by ncu"
     return metrics, notes
+
+
+def timing_job(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> JobResult:
+    """All `codes` (trusted project code) side by side, with eager, torch.compile and the ceiling."""
+    subjects = [Subject(label, "code", code) for label, code in codes.items()]
+    if baselines:
+        subjects += [Subject("eager", "eager"), Subject("compile", "compile"), Subject("ceiling", "ceiling")]
+    try:
+        run = run_side_by_side(problem, subjects, timeout_s=TIMEOUTS_S["time"])
+    except SandboxDied as exc:
+        return JobResult("failed", exc.reason, exc.detail)
+    payload = {"subjects": {label: dict(stats) for label, stats in run.stats.items()},
+               "errors": {label: list(e) for label, e in run.errors.items()}, "noise": run.noise,
+               "ceiling": run.ceiling, "env": run.env}
+    return JobResult("ok", None, "", payload)
+
+
+def bytes_moved(problem: Problem) -> int:
+    """Input bytes read once plus output bytes written once, at the benchmark shape."""
+    import torch
+
+    from builder.judge.loader import load_module
+
+    model = load_module(problem.reference_path).Model(**problem.init)
+    out = model(torch.empty(problem.shape, device="meta"))
+    size = getattr(torch, problem.dtype).itemsize
+    return (torch.Size(problem.shape).numel() + out.numel()) * size
 
 
 def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, progress: Progress) -> list[str]:
@@ -169,48 +204,56 @@ def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, prog
     verified: dict[str, dict[str, Any]] = {}
     for i, label in enumerate(labels, 1):
         progress(f"{problem.key}: verify {label} [{i}/{len(labels)}]")
-        params = {"problem_dir": str(problem.dir), "code": codes[label], "device": "cuda", "cases": None,
-                  "benchmark_trials": BENCHMARK_TRIALS, "seed": 0}
-        result = cache.run(cache.key("verify", gpu.key, hashes[label]), "verify", params)
+        result = cache.run(cache.key("verify", gpu.key, hashes[label], JUDGE_VERSION), "verify",
+                           lambda code=codes[label]: verify_code(problem, code, device="cuda",
+                                                                 trials=BENCHMARK_TRIALS))
         verified[label] = verification_summary(result, "cuda")
         failure = verify_failure(result)
         if failure:
             progress(f"{problem.key}: {label} FAILED verification: {failure[0]}: {failure[1][-300:]}")
     good = [label for label in labels if verified[label]["passed"]]
 
-    progress(f"{problem.key}: timing {', '.join(good)}, eager, compile side by side")
-    params = timing_params(problem, {label: codes[label] for label in good})
-    timing = cache.run(cache.key("time", gpu.key, [hashes[l] for l in good]), "time", params)
+    progress(f"{problem.key}: timing {', '.join(good)}, eager, compile, ceiling side by side (twice)")
+    timing = cache.run(cache.key("time", gpu.key, [hashes[l] for l in good], JUDGE_VERSION), "time",
+                       lambda: timing_job(problem, {label: codes[label] for label in good}))
     if not timing.ok:
         raise RecordError(f"{problem.key}: timing run failed ({timing.reason}): {timing.detail[-500:]}")
+    payload = timing.payload
+    for base in ("eager", "compile", "ceiling"):
+        if base in payload["errors"]:
+            raise RecordError(f"{problem.key}: {base} baseline failed: {payload['errors'][base]}")
     run_id = uuid.uuid4().hex[:12]
     measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    subjects_out = timing.payload["subjects"]
-    for base in ("eager", "compile"):
-        if "error" in subjects_out[base]:
-            raise RecordError(f"{problem.key}: {base} baseline failed: {subjects_out[base]['error']}")
+    moved = bytes_moved(problem)
+    ceiling_gbps = payload["ceiling"]["ceiling"]["gbps"]
+    rates = payload["ceiling"]["rates"]
 
     written = []
-    env = {k: timing.payload["env"][k] for k in ("gpu_name", "sm_count", "driver", "torch", "triton", "cuda")}
+    env = {k: payload["env"][k] for k in ("gpu_name", "sm_count", "driver", "torch", "triton", "cuda")}
     env["ncu"] = ncu.ncu_version(ncu_bin) if ncu_bin else None
     for i, label in enumerate(good, 1):
-        stats = subjects_out[label]
-        if "error" in stats:
-            progress(f"{problem.key}: {label} failed while timed: {stats['error'][:300]}")
+        if label in payload["errors"]:
+            progress(f"{problem.key}: {label} failed while timed: {payload['errors'][label]}")
             continue
+        stats = payload["subjects"][label]
         progress(f"{problem.key}: ncu {label} [{i}/{len(good)}]")
-        metrics, notes = profile(problem, label, codes[label], cache, cache.key("profile", gpu.key, hashes[label]),
+        metrics, notes = profile(problem, codes[label], cache, cache.key("profile", gpu.key, hashes[label]),
                                  ncu_bin, available)
+        gbps = bandwidth(moved, stats["median_ms"])
         record = Record(
             gpu=gpu.key, problem=problem.key, label=label, **hashes[label], run_id=run_id, measured_at=measured_at,
-            env=env, timing=timing_summary(stats),
-            gbps=stats["gbps"], roofline_pct=stats["roofline_pct"], bytes_moved=timing.payload["bytes_moved"],
+            env=env, timing={**timing_summary(stats), "repeat_median_ms": stats.get("repeat_median_ms")},
+            gbps=gbps, roofline_pct=100.0 * gbps / ceiling_gbps, bytes_moved=moved,
             baselines={
-                "eager": timing_summary(subjects_out["eager"]),
-                "compile": timing_summary(subjects_out["compile"]),
-                "copy_gbps": timing.payload["copy"]["gbps"],
+                "eager": timing_summary(payload["subjects"]["eager"]),
+                "compile": timing_summary(payload["subjects"]["compile"]),
+                "copy_gbps": rates["copy_gbps"],
+                "ceiling_gbps": ceiling_gbps,
+                "ceiling_kernel": payload["ceiling"]["ceiling"]["best"],
+                "read_gbps": rates["read_gbps"],
+                "write_gbps": rates["write_gbps"],
             },
-            metrics=metrics, metric_notes=notes, verification=verified[label],
+            metrics=metrics, metric_notes=notes, verification=verified[label], noise=payload["noise"],
         )
         write_record(record, root)
         written.append(label)

@@ -1,40 +1,52 @@
-"""Render a prompt from its spec, and parse a prompt back into its spec.
+"""Render a prompt from its spec, and parse any prompt of the family back into its spec.
 
-Rendering is a pure function over templates/prompt.txt, the GPU block and the stage texts.
-Parsing inverts it and accepts a text only if rendering the parsed spec gives it back byte for
-byte, so `render(parse(text)) == text` for every text parse accepts.
+Rendering is a pure function over templates/prompt.txt, the GPU block and the stage texts. The
+template is literal text (the frame) around four fields: the GPU block, the stage text, the
+current code and the metrics. Parsing finds the section headings, recognises the known parts
+(a GPU registry block, a catalog stage text, canonical metrics JSON) and keeps whatever else it
+finds verbatim in the spec, so `render(parse(text)) == text` byte for byte for every text parse
+accepts. It fails only when a section is missing, empty or unreadable (no code fence, broken
+JSON), naming the section.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
-from string import Template
+from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from typing import Any
 
 from builder import DATA_DIR
-from builder.errors import PromptParseError
+from builder.errors import PromptParseError, RegistryError
 from builder.gpus import get_gpu, registry
 from builder.stages import catalog
 
 PROMPT_TEMPLATE = DATA_DIR / "templates" / "prompt.txt"
-#: Section headings in the order a prompt holds them.
+#: Section headings in the order a prompt holds them; each starts a line.
 SECTIONS = ("# Target GPU", "[OPTIMIZATION STAGE]", "[CURRENT CODE]", "[NCU PROFILING METRICS]", "**Task**", "OUTPUT RULES (STRICT)")
+#: Spec fields every spec JSON must carry (the optional ones may be left out).
+REQUIRED_FIELDS = ("gpu", "stage", "variant", "code", "metrics")
 
 
 @dataclass(frozen=True)
 class PromptSpec:
-    """Everything that varies between prompts."""
+    """Everything that varies between prompts. The first five fields alone give the canonical prompt."""
 
-    gpu: str  # GPU registry key
-    stage: str  # stage key
-    variant: str  # stage text variant
+    gpu: str | None  # GPU registry key; None when the prompt's block is no registry entry's (see gpu_block)
+    stage: str | None  # stage key; None when a verbatim stage text names no recognisable stage
+    variant: str | None  # catalog text variant of the stage; None when stage_text holds the text
     code: str  # the current code, verbatim
-    metrics: dict[str, dict[str, Any]]  # {kernel_name: {metric: value}}
+    metrics: dict[str, Any]  # {kernel_name: {metric: value}}; a kernel launched several times: a list of those
+    gpu_block: str | None = None  # a GPU block kept verbatim, printed instead of the registry's
+    stage_text: str | None = None  # a stage text kept verbatim, printed instead of the catalog's
+    frame: dict[str, str] = field(default_factory=dict)  # frame pieces that differ from the template, by name
+    metrics_layout: list[str] | None = None  # non-canonical metrics JSON: literal text and value tokens, alternating
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+        """The spec as JSON; optional fields at their defaults are left out."""
+        data = {k: v for k, v in asdict(self).items() if k in REQUIRED_FIELDS or v not in (None, {})}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> "PromptSpec":
@@ -42,56 +54,286 @@ class PromptSpec:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PromptParseError(f"spec is not valid JSON: {exc}") from exc
-        missing = [f for f in ("gpu", "stage", "variant", "code", "metrics") if f not in data]
+        if not isinstance(data, dict):
+            raise PromptParseError("spec is not a JSON object")
+        missing = [f for f in REQUIRED_FIELDS if f not in data]
         if missing:
             raise PromptParseError(f"spec lacks field(s): {', '.join(missing)}")
-        return cls(**{k: data[k] for k in ("gpu", "stage", "variant", "code", "metrics")})
+        known = [f.name for f in fields(cls)]
+        unknown = [f for f in data if f not in known]
+        if unknown:
+            raise PromptParseError(f"spec has unknown field(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        wrong = [f"'{name}' {expected}" for name, expected in _SPEC_TYPES.items()
+                 if name in data and not _has_type(name, data[name])]
+        if wrong:
+            raise PromptParseError(f"spec field(s) of the wrong type: {'; '.join(wrong)}")
+        return cls(**data)
 
 
-def render_metrics(metrics: dict[str, dict[str, Any]]) -> str:
-    """The [NCU PROFILING METRICS] block: 2-space JSON, one metric per line."""
-    return json.dumps(metrics, indent=2)
+#: What each spec field holds in JSON, for the error message of a wrong one.
+_SPEC_TYPES = {
+    "gpu": "must be a string or null", "stage": "must be a string or null", "variant": "must be a string or null",
+    "code": "must be a string", "metrics": "must be an object {kernel_name: {metric: value}}",
+    "gpu_block": "must be a string or null", "stage_text": "must be a string or null",
+    "frame": "must be an object {piece name: text}",
+    "metrics_layout": "must be null or a list of strings: literal text and JSON value tokens, alternating",
+}
+
+
+def _has_type(name: str, value: Any) -> bool:
+    if name == "code":
+        return isinstance(value, str)
+    if name == "metrics":
+        return isinstance(value, dict)
+    if name == "frame":
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    if name == "metrics_layout":
+        return value is None or (isinstance(value, list) and len(value) % 2 == 1
+                                 and all(isinstance(v, str) for v in value) and all(map(_is_json, value[1::2])))
+    return value is None or isinstance(value, str)
+
+
+def _is_json(token: str) -> bool:
+    try:
+        json.loads(token)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+@cache
+def frame_pieces() -> tuple[tuple[str, str, str | None], ...]:
+    """The template as (piece name, literal text, field after it or None), in order."""
+    parts = re.split(r"\$\{(\w+)\}", PROMPT_TEMPLATE.read_text())
+    literals, names = [p.replace("$$", "$") for p in parts[0::2]], parts[1::2]
+    pieces = [(f"before_{name}", literal, name) for literal, name in zip(literals, names)]
+    return tuple(pieces) + ((f"after_{names[-1]}", literals[-1], None),)
+
+
+def render_metrics(metrics: dict[str, Any], layout: list[str] | None = None) -> str:
+    """The metrics block: canonical 2-space JSON, or `layout` with the values filled in.
+
+    A layout alternates literal text and the original value tokens (every number, string,
+    boolean or null that is not a key, in reading order). A token is printed as it was while
+    the spec's value still equals it, else the value is printed as JSON, so editing one value
+    changes only that token's line. A layout without tokens is a section that held no JSON
+    (e.g. "No NCU metrics available"), printed as it was for empty metrics.
+    """
+    if layout is None:
+        return json.dumps(metrics, indent=2)
+    values, tokens = _leaves(metrics), layout[1::2]
+    if not tokens and metrics == {}:
+        return layout[0]
+    if len(values) != len(tokens):
+        raise PromptParseError(
+            f"spec field 'metrics_layout' has {len(tokens)} value slots but 'metrics' has {len(values)} values; "
+            "drop 'metrics_layout' to print canonical JSON")
+    out = list(layout)
+    for i, (value, token) in enumerate(zip(values, tokens)):
+        if not _same_value(json.loads(token), value):
+            out[2 * i + 1] = json.dumps(value)
+    text = "".join(out)
+    if _skeleton(json.loads(text)) != _skeleton(metrics):
+        raise PromptParseError("spec fields 'metrics' and 'metrics_layout' name different kernels or metrics; "
+                               "drop 'metrics_layout' to print canonical JSON")
+    return text
 
 
 def render(spec: PromptSpec) -> str:
     """The prompt text for `spec`."""
-    stage_text = catalog().get(spec.stage).text(spec.variant)
-    return Template(PROMPT_TEMPLATE.read_text()).substitute(
-        gpu=get_gpu(spec.gpu).block(),
-        stage=stage_text,
-        code=spec.code,
-        metrics=render_metrics(spec.metrics),
-    )
-
-
-def _pattern() -> re.Pattern[str]:
-    """The prompt template as a regex with one group per field."""
-    parts = re.split(r"\$\{(\w+)\}", PROMPT_TEMPLATE.read_text())
-    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>.*?)" for i, p in enumerate(parts))
-    return re.compile(regex + r"\Z", re.DOTALL)
+    values = {
+        "gpu": spec.gpu_block if spec.gpu_block is not None else _registry_block(spec.gpu),
+        "stage": spec.stage_text if spec.stage_text is not None else _catalog_text(spec.stage, spec.variant),
+        "code": spec.code,
+        "metrics": render_metrics(spec.metrics, spec.metrics_layout),
+    }
+    names = [name for name, _, _ in frame_pieces()]
+    unknown = [n for n in spec.frame if n not in names]
+    if unknown:
+        raise PromptParseError(f"spec field 'frame' has unknown piece(s) {unknown}; known: {', '.join(names)}")
+    out = []
+    for name, literal, after in frame_pieces():
+        out.append(spec.frame.get(name, literal))
+        if after is not None:
+            out.append(values[after])
+    return "".join(out)
 
 
 def parse(text: str) -> PromptSpec:
-    """The spec of a prompt; PromptParseError names what is missing or unknown."""
-    missing = [s for s in SECTIONS if s not in text]
-    if missing:
-        raise PromptParseError(f"not a kernel-optimization prompt: missing section {missing[0]!r}")
-    match = _pattern().match(text)
-    if not match:
-        raise PromptParseError("the sections are all there but the text around them differs from the prompt template")
-    gpu_block, stage_text = match["gpu"], match["stage"]
-    gpu = next((g.key for g in registry().values() if g.block() == gpu_block), None)
-    if gpu is None:
-        first = gpu_block.splitlines()[0] if gpu_block else ""
-        raise PromptParseError(f"section '# Target GPU' ({first!r}) matches no GPU registry entry")
-    found = [(s.key, v) for s in catalog().stages for v in s.variants if s.text(v) == stage_text]
-    if not found:
-        raise PromptParseError("section '[OPTIMIZATION STAGE]' matches no stage text of the catalog")
-    try:
-        metrics = json.loads(match["metrics"])
-    except json.JSONDecodeError as exc:
-        raise PromptParseError(f"section '[NCU PROFILING METRICS]' is not valid JSON: {exc}") from exc
-    spec = PromptSpec(gpu=gpu, stage=found[0][0], variant=found[0][1], code=match["code"], metrics=metrics)
+    """The spec of a prompt of the family; PromptParseError names a missing or unreadable section."""
+    heads = _headings(text)
+    gpu_span, gpu, gpu_block = _gpu_field(text, heads["# Target GPU"], heads["[OPTIMIZATION STAGE]"])
+    stage_span, stage, variant, stage_text = _stage_field(text, heads["[OPTIMIZATION STAGE]"], heads["[CURRENT CODE]"])
+    code_span = _code_field(text, heads["[CURRENT CODE]"], heads["[NCU PROFILING METRICS]"])
+    metrics_span, metrics, layout = _metrics_field(text, heads["[NCU PROFILING METRICS]"], heads["**Task**"])
+    spans = {"gpu": gpu_span, "stage": stage_span, "code": code_span, "metrics": metrics_span}
+    frame, pos = {}, 0
+    for name, literal, after in frame_pieces():
+        end = spans[after][0] if after is not None else len(text)
+        if text[pos:end] != literal:
+            frame[name] = text[pos:end]
+        if after is not None:
+            pos = spans[after][1]
+    spec = PromptSpec(gpu=gpu, stage=stage, variant=variant, code=text[code_span[0]:code_span[1]], metrics=metrics,
+                      gpu_block=gpu_block, stage_text=stage_text, frame=frame, metrics_layout=layout)
     if render(spec) != text:
-        raise PromptParseError("section '[NCU PROFILING METRICS]' is not in the canonical 2-space JSON layout")
+        raise PromptParseError("the parsed spec does not render back to the same text")
     return spec
+
+
+def _headings(text: str) -> dict[str, tuple[int, int]]:
+    """Where each section heading's line starts and ends (after its newline), found in order."""
+    found, pos = {}, 0
+    for heading in SECTIONS:
+        match = re.compile(rf"^{re.escape(heading)}.*(?:\n|\Z)", re.MULTILINE).search(text, pos)
+        if match is None:
+            raise PromptParseError(f"not a kernel-optimization prompt: missing section {heading!r}")
+        found[heading] = (match.start(), match.end())
+        pos = match.end()
+    return found
+
+
+def _find_block(region: str, offset: int, candidates: list[str]) -> tuple[int, int, str] | None:
+    """The first, longest candidate that sits on whole lines of `region`, as (start, end, candidate)."""
+    for candidate in sorted(candidates, key=len, reverse=True):
+        start = region.find(candidate)
+        while start >= 0:
+            if start == 0 or region[start - 1] == "\n":
+                return offset + start, offset + start + len(candidate), candidate
+            start = region.find(candidate, start + 1)
+    return None
+
+
+def _content_span(text: str, start: int, end: int, section: str) -> tuple[int, int]:
+    """The lines of text[start:end] from the first to the last non-blank one, with its newline."""
+    lines = text[start:end].splitlines(keepends=True)
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    if not filled:
+        raise PromptParseError(f"section {section!r} is empty")
+    begin = start + sum(len(line) for line in lines[: filled[0]])
+    return begin, begin + sum(len(line) for line in lines[filled[0]: filled[-1] + 1])
+
+
+def _gpu_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple[tuple[int, int], str | None, str | None]:
+    """The GPU block's span, its registry key (or None) and the block kept verbatim (or None)."""
+    blocks = {gpu.block(): gpu.key for gpu in registry().values()}
+    found = _find_block(text[head[1]:nxt[0]], head[1], list(blocks))
+    if found:
+        return (found[0], found[1]), blocks[found[2]], None
+    span = _content_span(text, head[1], nxt[0], "# Target GPU")
+    return span, None, text[span[0]:span[1]]
+
+
+def _stage_field(text: str, head: tuple[int, int],
+                 nxt: tuple[int, int]) -> tuple[tuple[int, int], str | None, str | None, str | None]:
+    """The stage text's span, stage key, catalog variant (or None) and the text kept verbatim (or None)."""
+    texts = {s.text(v): (s.key, v) for s in catalog().stages for v in s.variants}
+    found = _find_block(text[head[1]:nxt[0]], head[1], list(texts))
+    if found:
+        key, variant = texts[found[2]]
+        return (found[0], found[1]), key, variant, None
+    span = _content_span(text, head[1], nxt[0], "[OPTIMIZATION STAGE]")
+    verbatim = text[span[0]:span[1]]
+    return span, catalog().recognise(verbatim), None, verbatim
+
+
+def _code_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple[int, int]:
+    """The current code's span: from after the opening ``` line to the last ``` of the section."""
+    opening = re.compile(r"^```.*\n", re.MULTILINE).search(text, head[1], nxt[0])
+    closing = text.rfind("```", opening.end() if opening else head[1], nxt[0])
+    if opening is None or closing < 0:
+        raise PromptParseError("section '[CURRENT CODE]' holds no fenced code block")
+    return opening.end(), closing
+
+
+def _metrics_field(text: str, head: tuple[int, int],
+                   nxt: tuple[int, int]) -> tuple[tuple[int, int], dict[str, Any], list[str] | None]:
+    """The metrics JSON's span, the metrics, and their layout when it is not canonical.
+
+    A section that holds no JSON object gives empty metrics and its text as the layout.
+    """
+    section = "section '[NCU PROFILING METRICS]'"
+    opening = re.compile(r"^[ \t]*\{", re.MULTILINE).search(text, head[1], nxt[0])
+    if opening is None:
+        span = _content_span(text, head[1], nxt[0], "[NCU PROFILING METRICS]")
+        return span, {}, [text[span[0]:span[1]]]
+    start = opening.end() - 1
+    try:
+        metrics, end = json.JSONDecoder().raw_decode(text, start)
+    except json.JSONDecodeError as exc:
+        raise PromptParseError(f"{section} is not valid JSON: {exc}") from exc
+    block = text[start:end]
+    layout = None if block == json.dumps(metrics, indent=2) else _layout(block)
+    return (start, end), metrics, layout
+
+
+def _layout(block: str) -> list[str]:
+    """Split a JSON text into literal text and value tokens (every scalar that is no key), alternating."""
+    decoder, pieces, literal_start = json.JSONDecoder(), [], 0
+
+    def past(pos: int, punctuation: str = "") -> int:
+        """The position after the whitespace at `pos`, then `punctuation` if it is there, then more whitespace."""
+        pos = len(block) - len(block[pos:].lstrip())
+        if punctuation and block.startswith(punctuation, pos):
+            pos = len(block) - len(block[pos + 1:].lstrip())
+        return pos
+
+    def value(pos: int) -> int:
+        """Walk the value at `pos`, recording its scalars; return where it ends."""
+        nonlocal literal_start
+        if block[pos] in "{[":
+            close, pos = "}" if block[pos] == "{" else "]", past(pos + 1)
+            while block[pos] != close:
+                if close == "}":
+                    _, pos = decoder.raw_decode(block, pos)
+                    pos = past(pos, ":")
+                pos = past(value(pos), ",")
+            return pos + 1
+        _, end = decoder.raw_decode(block, pos)
+        pieces.extend([block[literal_start:pos], block[pos:end]])
+        literal_start = end
+        return end
+
+    value(0)
+    return pieces + [block[literal_start:]]
+
+
+def _registry_block(key: str | None) -> str:
+    if key is None:
+        raise PromptParseError("spec field 'gpu' is null and no 'gpu_block' is given")
+    try:
+        return get_gpu(key).block()
+    except RegistryError as exc:
+        raise PromptParseError(f"spec field 'gpu': {exc}") from exc
+
+
+def _catalog_text(key: str | None, variant: str | None) -> str:
+    if key is None:
+        raise PromptParseError("spec field 'stage' is null and no 'stage_text' is given")
+    try:
+        stage = catalog().get(key)
+        return stage.text(variant if variant is not None else stage.variants[0])
+    except RegistryError as exc:
+        raise PromptParseError(f"spec field 'stage'/'variant': {exc}") from exc
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _leaves(value: Any) -> list[Any]:
+    """Every scalar of a JSON value that is not a key, in reading order."""
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _skeleton(value: Any) -> Any:
+    """A JSON value with its scalars blanked out: what a layout fixes besides the values."""
+    if isinstance(value, dict):
+        return [(k, _skeleton(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return [_skeleton(v) for v in value]
+    return None

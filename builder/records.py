@@ -43,6 +43,7 @@ class Record:
     metrics: dict[str, dict[str, Any]]  # ncu metrics {kernel_name: {metric: value or None}}
     metric_notes: dict[str, str]  # why a metric is None (ncu absent, not reported, ...)
     verification: dict[str, Any]  # passed, cases, max_abs_err, max_rel_err, atol, rtol, device
+    noise: float | None = None  # largest A-B-A spread of a code timed twice in this run (None: older runs)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -89,7 +90,7 @@ def read_record(path: Path) -> Record:
     found = check_file_data(data, "record", path)
     if found:
         raise RecordError("\n".join(found))
-    return Record(**{f.name: data[f.name] for f in fields(Record)})
+    return Record(**{f.name: data[f.name] for f in fields(Record) if f.name in data})
 
 
 def lookup(problem: Problem, label: str, gpu: str, root: Path | None = None) -> tuple[str, Record | None]:

@@ -14,15 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from builder.gpus import get_gpu
+from builder.judge.timing import TIMING_KEYS
 from builder.prompt import PromptSpec, render
 from builder.records import Record, code_path, lookup, measured_gpus
 from builder.seeds import Problem
 from builder.stages import Stage, catalog
 
 PROMPT_VARIANT = "default"
-#: A solution may be this much slower than its current code and still count as not slower: the
-#: run-to-run spread of one code's median on the H100/H200 machines is about 2%.
+#: Without a measured noise (records of runs before the A-B-A timing), a solution may be this much
+#: slower than its current code and still count as not slower.
 NOISE = 0.03
+#: A solution must beat its current code by at least this much, and beyond the run's noise.
+MIN_GAIN = 0.01
+
+
+def required_speedup(record: Record) -> float:
+    """The speedup over its current code a solution of `record`'s run needs to earn a row: beyond
+    the run's A-B-A noise and by MIN_GAIN; older records without a noise figure keep 1 - NOISE."""
+    if record.noise is None:
+        return 1 - NOISE
+    return 1 + max(record.noise, MIN_GAIN)
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,7 @@ def exit_met(stage: Stage, record: Record) -> bool:
 
 
 def side(record: Record) -> dict[str, Any]:
-    return {"timing": record.timing, "gbps": record.gbps, "roofline_pct": record.roofline_pct,
+    return {"timing": {k: record.timing[k] for k in TIMING_KEYS}, "gbps": record.gbps, "roofline_pct": record.roofline_pct,
             "metrics": metric_list(record)}
 
 
@@ -86,7 +97,7 @@ def make_row(problem: Problem, stage: Stage, gpu: str, current: Record, solution
         "code": {"reference": problem.reference_path.read_text(), "current": current_code, "solution": solution_code},
         "current": side(current),
         "solution": side(solution),
-        "baselines": solution.baselines,
+        "baselines": {k: solution.baselines[k] for k in ("eager", "compile", "copy_gbps")},
         "bytes_moved": solution.bytes_moved,
         "speedup": {
             "vs_current": current.timing["median_ms"] / best,
@@ -128,7 +139,7 @@ def build_rows(problems: Iterable[Problem], gpus: list[str] | None = None,
                         skipped.append(Skipped(rid, "the solution failed verification", missing=False))
                         continue
                     speedup = current.timing["median_ms"] / solution.timing["median_ms"]
-                    if speedup < 1 - NOISE:
+                    if speedup < required_speedup(solution):
                         skipped.append(Skipped(rid, f"the solution runs at {speedup:.2f}x its current code's speed "
                                                     f"on this GPU", missing=False))
                         continue

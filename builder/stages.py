@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import operator
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +16,12 @@ CATALOG_FILE = DATA_DIR / "stages.toml"
 TEXT_DIR = DATA_DIR / "templates" / "stages"
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+#: An ncu metric name, e.g. `sm__throughput.avg.pct_of_peak_sustained_elapsed`.
+METRIC_NAME = re.compile(r"\b[a-z0-9]+__[a-z0-9_.]*[a-z0-9]")
+#: Words that say nothing about which stage a text is about.
+_STOPWORDS = frozenset("a an and the of for to in on with only current stage optimize optimization".split())
+#: Endings dropped so that `tuning` and `tune`, `tiles` and `tiling` meet.
+_SUFFIXES = ("ations", "ation", "ism", "ing", "es", "s", "e")
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,54 @@ class Catalog:
     def previous(self, stage: Stage) -> Stage | None:
         """The stage before `stage` in the chain, or None for the first."""
         return self.stages[stage.number - 2] if stage.number > 1 else None
+
+    def recognise(self, text: str) -> str | None:
+        """The key of the stage a stage text of another wording is about, or None when unclear.
+
+        Two kinds of evidence are scored: the words of the text's `Focus:` line against each
+        stage's title and own Focus lines (a word shared by several stages counts for less),
+        and the ncu metrics the text names against each stage's own metrics. The stage with the
+        highest score wins; a tie or no evidence gives None.
+        """
+        vocabularies = {s.key: _vocabulary(s) for s in self.stages}
+        spread = {w: sum(w in v for v in vocabularies.values()) for v in vocabularies.values() for w in v}
+        focus = _words(_focus_line(text))
+        named = set(METRIC_NAME.findall(text))
+        scores = {
+            s.key: sum(1 / spread[w] for w in focus & vocabularies[s.key]) + len(named & set(s.metrics))
+            for s in self.stages
+        }
+        best = max(scores.values())
+        winners = [key for key, score in scores.items() if score == best]
+        return winners[0] if best > 0 and len(winners) == 1 else None
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _words(text: str) -> set[str]:
+    """The stems of the meaningful words of `text`, lower-cased; `BLOCK_M` counts as `block`."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return {_stem(w) for w in words if w not in _STOPWORDS and len(w) > 1}
+
+
+def _focus_line(text: str) -> str:
+    """What follows `Focus:` (bold or not) in a stage text, or an empty string."""
+    match = re.search(r"^[^\w\n]*focus[^\w\n]*:[ \t]*(.*)$", text, re.IGNORECASE | re.MULTILINE)
+    return match[1] if match else ""
+
+
+def _vocabulary(stage: Stage) -> set[str]:
+    """The words a stage is known by: its title and its texts' Focus lines (not its key:
+    `advanced_memory` is about launch tuning more than memory)."""
+    words = _words(stage.title)
+    for variant in stage.variants:
+        words |= _words(_focus_line(stage.text(variant)))
+    return words
 
 
 @cache

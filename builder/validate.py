@@ -20,7 +20,7 @@ from typing import Any
 from builder.errors import DatasetError
 from builder.judge.score import score_answer
 from builder.bench import time_now
-from builder.rows import NOISE
+from builder.rows import MIN_GAIN, NOISE
 from builder.seeds import get_problem
 
 #: Largest allowed relative difference between a re-measured and a recorded median.
@@ -60,7 +60,8 @@ def read_rows(source: str) -> list[dict[str, Any]]:
         raise DatasetError(f"could not load {source} from the Hub: {exc}") from exc
 
 
-def timing_findings(row: dict[str, Any], times: dict[str, float]) -> tuple[list[str], list[str], float, float]:
+def timing_findings(row: dict[str, Any], times: dict[str, float], noise: float | None = None
+                    ) -> tuple[list[str], list[str], float, float]:
     """Reasons and details from re-measured times of a row's solution and current code."""
     solution_ms, current_ms = times[f"{row['id']}:solution"], times[f"{row['id']}:current"]
     recorded = row["solution"]["timing"]["median_ms"]
@@ -70,9 +71,10 @@ def timing_findings(row: dict[str, Any], times: dict[str, float]) -> tuple[list[
         reasons.append("timing_drift")
         details.append(f"median {solution_ms:.3f} ms vs recorded {recorded:.3f} ms ({100 * drift:.0f}% apart)")
     speedup = current_ms / solution_ms
-    if speedup < 1 - NOISE:
+    needed = 1 - NOISE if noise is None else 1 + max(noise, MIN_GAIN)
+    if speedup < needed:
         reasons.append("slower")
-        details.append(f"{speedup:.3f}x the current code's speed")
+        details.append(f"{speedup:.3f}x the current code's speed (needs {needed:.3f}x)")
     return reasons, details, solution_ms, speedup
 
 
@@ -80,6 +82,7 @@ def validate_rows(rows: list[dict[str, Any]], *, device: str, gpu_key: str | Non
                   progress: Callable[[str], None] = lambda _: None) -> list[RowResult]:
     """Judge every row; time on `device == "cuda"` the rows measured on `gpu_key`."""
     times: dict[str, float] = {}
+    noise: dict[str, float] = {}
     if device == "cuda":
         by_problem: dict[str, dict[str, str]] = {}
         for row in rows:
@@ -91,6 +94,7 @@ def validate_rows(rows: list[dict[str, Any]], *, device: str, gpu_key: str | Non
             progress(f"timing {key}: {len(codes)} codes side by side")
             out = time_now(get_problem(key), codes, baselines=False)
             times.update({label: out[label]["median_ms"] for label in codes})
+            noise[key] = out["ceiling"]["noise"]
     results = []
     for i, row in enumerate(rows, 1):
         progress(f"[{i}/{len(rows)}] {row['id']}")
@@ -100,7 +104,7 @@ def validate_rows(rows: list[dict[str, Any]], *, device: str, gpu_key: str | Non
         details = [] if verdict.ok else [verdict.detail.strip()[-300:]]
         solution_ms = speedup = None
         if f"{row['id']}:solution" in times:
-            more, why, solution_ms, speedup = timing_findings(row, times)
+            more, why, solution_ms, speedup = timing_findings(row, times, noise.get(row["problem"]["key"]))
             reasons += more
             details += why
         results.append(RowResult(row["id"], not reasons, tuple(reasons), "; ".join(details), solution_ms,

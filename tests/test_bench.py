@@ -33,7 +33,7 @@ def test_table_from_records(problem, tmp_path):
     assert [l.label for l in lines] == ["seed"] + [s.key for s in catalog().stages]
     assert copy == 3000.0
     text = format_table(lines, {"avgpool1d": copy})
-    assert "avgpool1d  advanced_memory" in text and "2.00x" in text and "copy bandwidth (avgpool1d): 3000 GB/s" in text
+    assert "avgpool1d  advanced_memory" in text and "2.00x" in text and "ceiling (avgpool1d): 3000 GB/s" in text
 
 
 def test_records_of_mixed_runs_are_refused(problem, tmp_path):

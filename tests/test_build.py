@@ -53,20 +53,26 @@ def test_missing_records_are_listed_unless_allowed(problem, tmp_path):
     assert len(rows) == 2 and len(skipped) == 2
 
 
-def test_cpu_verification_failure_stops_the_build(problem, tmp_path, monkeypatch):
+def test_cpu_verification_failure_stops_the_build_and_verdicts_are_cached(problem, tmp_path, monkeypatch):
     root = tmp_path / "m"
     write_chain(problem, root)
     seen = []
 
-    def fake_run_job(kind, params, timeout_s):
-        seen.append(params["device"])
-        bad = "block_tiling" in params["code"]
+    def fake_verify(problem, code, *, device, timeout_s, trials=0):
+        seen.append(device)
+        bad = "block_tiling" in code
         return JobResult("ok", None, "", {"ok": not bad, "reason": "mismatch" if bad else None, "detail": "case x"})
 
-    monkeypatch.setattr(B, "run_job", fake_run_job)
-    with pytest.raises(RecordError, match="avgpool2d/block_tiling: mismatch"):
-        B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root)
-    assert seen == ["cpu"] * 4
+    monkeypatch.setattr(B, "verify_code", fake_verify)
+    for _ in range(2):
+        with pytest.raises(RecordError, match="avgpool2d/block_tiling: mismatch"):
+            B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root,
+                    verify_cache=tmp_path / "cache")
+    assert seen == ["cpu"] * 4  # the second build found every verdict cached
+    (problem.solutions["grid_and_parallel"]).write_text(problem.solutions["grid_and_parallel"].read_text() + "\n")
+    with pytest.raises(RecordError):
+        B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root, verify_cache=tmp_path / "cache")
+    assert seen == ["cpu"] * 5  # only the changed solution ran again
 
 
 def test_cli_build_lists_missing_rows_and_exits_nonzero(problem, tmp_path, monkeypatch):

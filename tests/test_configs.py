@@ -19,8 +19,8 @@ from tests.rowfactory import make_row, make_rows
 
 @pytest.fixture(scope="module")
 def real_rows() -> list[dict[str, Any]]:
-    rows, skipped = build_rows(load_problems())
-    assert rows and [s.row_id for s in skipped if not s.missing]
+    rows, _ = build_rows(load_problems())
+    assert rows
     return rows
 
 
@@ -101,17 +101,19 @@ def test_no_slower_pair_unless_the_solution_is_faster_beyond_the_noise() -> None
 def test_wrong_answers_leave_out_those_that_need_a_gpu(seed_copy: Path) -> None:
     listing = seed_copy / "avgpool1d" / "wrong" / "expected.toml"
     before = wrong_answers(load_problem(seed_copy / "avgpool1d"))
-    listing.write_text(listing.read_text().replace('["timer_patch.py"]\n', '["timer_patch.py"]\ngpu = true\n'))
+    assert before and "os_system.py" in {w.name for w in before}
+    listing.write_text(listing.read_text().replace('["os_system.py"]\n', '["os_system.py"]\ngpu = true\n'))
     after = wrong_answers(load_problem(seed_copy / "avgpool1d"))
-    assert {w.name for w in before} - {w.name for w in after} == {"timer_patch.py"}
+    assert {w.name for w in before} - {w.name for w in after} == {"os_system.py"}
     assert next(w for w in after if w.name == "no_code_block.md").text.startswith("The kernel")
-    assert next(w for w in after if w.name == "os_system.py").text.startswith("```python\n")
+    assert next(w for w in after if w.name == "inherits_model.py").text.startswith("```python\n")
 
 
 def test_a_wrong_answer_without_a_reason_is_named(seed_copy: Path) -> None:
-    listing = seed_copy / "avgpool1d" / "wrong" / "expected.toml"
-    listing.write_text(listing.read_text().replace('reason = "timer_patch"\n', ""))
-    with pytest.raises(DatasetError, match=r"expected.toml: \['timer_patch.py'\] has no 'reason'"):
+    wrong = seed_copy / "avgpool1d" / "wrong"
+    (wrong / "extra.py").write_text("x = 1\n")
+    (wrong / "expected.toml").write_text((wrong / "expected.toml").read_text() + '\n["extra.py"]\ncases = ["x"]\n')
+    with pytest.raises(DatasetError, match=r"expected.toml: \['extra.py'\] has no 'reason'"):
         wrong_answers(load_problem(seed_copy / "avgpool1d"))
 
 

@@ -14,8 +14,8 @@ from builder.card import CardParams
 from builder.cli import cli
 from builder.dataset import write_dataset
 from builder.evaluate import judge_answers, match_rows, metrics, read_eval_answers, summarize
-from builder.judge.runner import JobResult
-from builder.judge.score import read_answer
+from builder.judge.correctness import VerifyResult
+from builder.judge.score import Timed, read_answer
 from builder.seeds import get_problem
 from tests.rowfactory import make_row, make_rows
 
@@ -47,21 +47,19 @@ def mixed(tmp_path: Path) -> Path:
     ])
 
 
-def stand_in_run_job(kind: str, params: dict[str, Any], timeout_s: float) -> JobResult:
+def stand_in_verifier(problem: Any, code: str, **kwargs: Any) -> VerifyResult:
     """Accepts every code except the count_include_pad fixture, which mismatches."""
-    wrong = params["code"] == (P1.wrong_dir / "count_include_pad.py").read_text().rstrip() + "\n"
-    payload = {"ok": not wrong, "reason": "mismatch" if wrong else None, "detail": "case x" if wrong else "",
-               "cases": [{"name": "c", "max_abs_err": 0.0, "max_rel_err": 0.0}]}
-    return JobResult("ok", None, "", payload)
+    wrong = code == (P1.wrong_dir / "count_include_pad.py").read_text().rstrip() + "\n"
+    return VerifyResult(not wrong, "mismatch" if wrong else None, "case x" if wrong else "", 1e-4, 1e-4)
 
 
 def stand_in_timer(row: dict[str, Any]) -> Any:
-    return lambda code, problem: {"current": SPEEDUPS[row["id"]], "eager": 1.0}
+    return lambda code, problem: Timed({"current": SPEEDUPS[row["id"]], "eager": 1.0})
 
 
 def test_a_mixed_file_gives_the_expected_metrics(tmp_path: Path) -> None:
     pairs = match_rows(read_eval_answers(mixed(tmp_path)), ROWS)
-    judged = judge_answers(pairs, device="cuda", timer_for=stand_in_timer, run_job=stand_in_run_job)
+    judged = judge_answers(pairs, device="cuda", timer_for=stand_in_timer, verifier=stand_in_verifier)
     assert [(j.line, j.ok, j.reason) for j in judged] == [
         (1, True, None), (2, True, None), (3, True, None),
         (4, False, "torch_op"), (5, False, "mismatch"), (6, False, "system_access"),
@@ -86,7 +84,7 @@ def test_a_mixed_file_gives_the_expected_metrics(tmp_path: Path) -> None:
 
 def test_without_timing_fast_0_is_the_correctness_rate(tmp_path: Path) -> None:
     pairs = match_rows(read_eval_answers(mixed(tmp_path)), ROWS)
-    summary = summarize(judge_answers(pairs, device="cpu", timer_for=stand_in_timer, run_job=stand_in_run_job))
+    summary = summarize(judge_answers(pairs, device="cpu", timer_for=stand_in_timer, verifier=stand_in_verifier))
     overall = summary["overall"]
     assert overall["fast_0"] == overall["correctness"] == 0.5
     assert overall["fast_1"] is None and overall["mean_speedup"] is None and overall["timed"] == 0

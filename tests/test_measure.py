@@ -7,6 +7,7 @@ import pytest
 from builder import measure as M
 from builder.errors import NoGpuError, RecordError
 from builder.gpus import get_gpu
+from builder.judge.ncu import Profile, parse_launches
 from builder.judge.runner import JobResult
 from builder.records import lookup
 from builder.seeds import load_problem
@@ -16,29 +17,39 @@ FIXTURE = Path(__file__).parent / "fixtures" / "ncu_raw_h200_avgpool2d.csv"
 
 
 class FakeRunner:
+    """Stands in for the sandboxed verify, the side-by-side timing run and the ncu profile."""
+
     def __init__(self, fail=(), crash_on=None):
         self.calls = []
         self.fail = set(fail)
         self.crash_on = crash_on
 
-    def __call__(self, kind, params, timeout_s, wrap=()):
+    def _call(self, kind):
         self.calls.append(kind)
         if self.crash_on == len(self.calls):
             raise KeyboardInterrupt("killed")
-        if kind == "verify":
-            bad = params["code"] in self.fail
-            return JobResult("ok", None, "", {"ok": not bad, "reason": "mismatch" if bad else None, "atol": 1e-4,
-                                              "rtol": 1e-4, "cases": [{"name": "c", "max_abs_err": 1e-7, "max_rel_err": 2e-7}]})
-        if kind == "time":
-            subjects = {s["label"]: {"median_ms": 2.0, "min_ms": 1.9, "max_ms": 2.2, "runs": 100, "gbps": 2000.0,
-                                     "roofline_pct": 66.0} for s in params["subjects"]}
-            env = {"gpu_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "driver": "580", "torch": "2.11",
-                   "triton": "3.6", "cuda": "13.0"}
-            return JobResult("ok", None, "", {"copy": {"gbps": 3000.0}, "bytes_moved": 4_000_000_000,
-                                              "subjects": subjects, "env": env})
-        log = Path(wrap[wrap.index("--log-file") + 1])
-        log.write_text(FIXTURE.read_text())
-        return JobResult("ok", None, "", {})
+
+    def verify(self, problem, code, *, device, trials=0, timeout_s=0):
+        self._call("verify")
+        bad = code in self.fail
+        return JobResult("ok", None, "", {"ok": not bad, "reason": "mismatch" if bad else None, "atol": 1e-4,
+                                          "rtol": 1e-4, "cases": [{"name": "c", "max_abs_err": 1e-7, "max_rel_err": 2e-7}]})
+
+    def time(self, problem, codes, *, baselines=True):
+        self._call("time")
+        stats = {"median_ms": 2.0, "min_ms": 1.9, "max_ms": 2.2, "runs": 100, "repeat_median_ms": 2.01}
+        subjects = {label: dict(stats) for label in [*codes, "eager", "compile"]}
+        env = {"gpu_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "driver": "580", "torch": "2.11",
+               "triton": "3.6", "cuda": "13.0"}
+        ceiling = {"ceiling": {"gbps": 3100.0, "best": "stream_4096", "variants": {}},
+                   "rates": {"read_gbps": 3150.0, "write_gbps": 3280.0, "copy_gbps": 3000.0}}
+        return JobResult("ok", None, "", {"subjects": subjects, "errors": {}, "noise": 0.005, "ceiling": ceiling,
+                                          "env": env})
+
+    def profile(self, problem, code, metrics, ncu_bin, *, timeout_s, log_dir, seed=0):
+        self._call("profile")
+        launches = parse_launches(FIXTURE.read_text(), list(metrics))
+        return Profile(True, None, "", tuple(launches), 1)
 
 
 @pytest.fixture
@@ -55,7 +66,9 @@ def setup(monkeypatch, seed_copy, tmp_path):
     root = tmp_path / "measurements"
 
     def run(runner, **kw):
-        monkeypatch.setattr(M, "run_job", runner)
+        monkeypatch.setattr(M, "verify_code", runner.verify)
+        monkeypatch.setattr(M, "timing_job", runner.time)
+        monkeypatch.setattr(M.ncu, "profile", runner.profile)
         return M.measure([problem], root=root, progress=lambda m: None, **kw)
 
     return problem, root, run
@@ -74,6 +87,8 @@ def test_writes_a_fresh_record_per_code(setup):
         assert record.metrics["avgpool2d_kernel"][unlisted] is None
         assert "not listed" in record.metric_notes[unlisted]
         assert record.metrics["avgpool2d_kernel"]["launch__grid_size"] == 380928
+        assert record.noise == 0.005 and record.baselines["ceiling_gbps"] == 3100.0
+        assert record.roofline_pct == pytest.approx(100 * record.gbps / 3100.0)
 
 
 def test_fresh_records_are_skipped_unless_forced(setup):

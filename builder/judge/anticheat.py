@@ -1,14 +1,32 @@
 """Static anti-cheat checks: what the code names and does, read from its syntax tree, never run.
 
-Names are resolved through the file's own imports, so `import torch.nn.functional as F` and
-`from torch.nn.functional import avg_pool1d as ap` are both seen as torch.nn.functional paths.
-The dynamic guards (builder.judge.guards) back these checks up at run time.
+Names are resolved to dotted paths through the file's imports and through local names bound to
+such paths (assignments, unpacking, walrus, loops, parameter defaults), so `F = torch.nn.functional`
+and `def f(m=torch.nn)` are seen for what they are. The checks, by family:
+
+- routes: a path that names a system module or a root package again (`typing.sys`,
+  `torch.backends.torch`), a private name, Triton beyond its kernel API, or a module that lives
+  elsewhere than the path says (resolved in the installed packages); blocked built-ins, used or
+  rebound; dunders, frame attributes, special methods, metaclasses, tensor subclasses;
+- dynamic code: evaluated annotations (get_type_hints, ForwardRef, annotations that call);
+- patches: any write to an attribute of anything but `self`, hooks, attribute copiers;
+- torch work: torch paths, computing methods, host callables run by Triton (grids, hooks,
+  heuristics) that do more than index arithmetic, and operators or methods on values that a
+  simple flow analysis knows to be tensors;
+- fallbacks, inheritance from the reference, and literals equal to benchmark sizes (powers of
+  two that only cap a tile size excepted).
+
+The runtime (sandboxed child, guards, trusted reference) backs these checks up.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import operator
+import types
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from itertools import combinations
 from math import prod
 from typing import NamedTuple
@@ -42,6 +60,9 @@ SYSTEM_BUILTINS = frozenset(
 )
 #: Dunder attributes that plain kernel code has a use for.
 ALLOWED_DUNDERS = frozenset({"__init__", "__name__", "__doc__"})
+#: Special methods a class in an answer may define: none of them changes how torch or the judge
+#: sees an object.
+DEFINABLE_DUNDERS = frozenset({"__init__", "__repr__", "__str__"})
 
 #: torch.X names that allocate, describe or view tensors without computing.
 TORCH_OK = frozenset(
@@ -71,11 +92,19 @@ CUDA_STREAMS = frozenset(
 #: Tensor methods that compute (outside @triton.jit bodies, where Triton tensors have some too).
 COMPUTE_METHODS = frozenset(
     {"mean", "sum", "nansum", "nanmean", "cumsum", "cumprod", "prod", "unfold", "avg_pool1d",
-     "avg_pool2d", "conv1d", "conv2d", "matmul", "mm", "bmm", "einsum", "addmm", "add", "add_",
-     "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide", "floor_divide", "median", "var",
-     "std", "amax", "amin", "sort", "topk", "gather", "scatter", "scatter_", "scatter_add",
-     "scatter_add_", "index_add", "index_add_", "index_select", "masked_select", "diff", "numpy",
-     "tolist", "apply_", "map_", "sum_to_size", "unfold_copy"}
+     "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "max_pool1d",
+     "max_pool2d", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "convolution",
+     "matmul", "mm", "bmm", "baddbmm", "addbmm", "mv", "dot", "outer", "tensordot", "kron",
+     "einsum", "addmm", "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "true_divide",
+     "floor_divide", "fmod", "remainder", "pow", "pow_", "exp", "exp_", "sqrt", "rsqrt",
+     "reciprocal", "neg", "abs", "clamp", "clip", "lerp", "addcmul", "addcdiv", "where",
+     "masked_fill", "masked_fill_", "index_put", "index_put_", "put_", "index_copy", "median",
+     "var", "std", "amax", "amin", "argmax", "argmin", "cummax", "cummin", "logcumsumexp",
+     "logsumexp", "softmax", "log_softmax", "sigmoid", "tanh", "relu", "sort", "topk", "gather",
+     "scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "index_add",
+     "index_add_", "index_select", "masked_select", "diff", "flip", "roll", "repeat_interleave",
+     "trapz", "trapezoid", "numpy", "tolist", "apply_", "map_", "sum_to_size", "unfold_copy",
+     "set_", "untyped_storage", "storage"}
 )
 #: Attribute names that, when reassigned, tamper with timing.
 TIMER_NAMES = frozenset(
@@ -86,6 +115,100 @@ TIMER_NAMES = frozenset(
 TORCH_MODULES = frozenset({"torch", "torch.nn", "torch.nn.functional", "torch.cuda"})
 #: Integers at most this large that are powers of two pass the hard-coded size check.
 BLOCK_SIZE_LIMIT = 1024
+#: triton.X names of the kernel-writing API; the rest (compiler, knobs, backends, tools) reach native code.
+TRITON_OK = frozenset(
+    {"jit", "autotune", "heuristics", "Config", "cdiv", "next_power_of_2", "language", "runtime"}
+)
+#: Built-ins that end the process, read input or build classes; reaching them is system access too.
+PROCESS_BUILTINS = frozenset({"exit", "quit", "input", "help", "memoryview", "__build_class__"})
+#: Built-in names an answer may neither use nor rebind.
+BLOCKED_BUILTINS = SYSTEM_BUILTINS | PROCESS_BUILTINS
+#: Names that evaluate string annotations (or dispatch on them) at run time.
+DYNAMIC_NAMES = frozenset(
+    {"get_type_hints", "ForwardRef", "_eval_type", "evaluate_forward_ref", "get_annotations",
+     "singledispatch", "singledispatchmethod"}
+)
+#: Attributes of frames, generators, code and tracebacks: each is a way back to globals and built-ins.
+FRAME_ATTRS = frozenset(
+    {"gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "f_globals", "f_locals",
+     "f_builtins", "f_back", "f_code", "tb_frame", "tb_next", "co_code", "co_consts", "co_names",
+     "func_globals", "mro"}
+)
+#: Attribute names that are routes on any object: system modules and root packages (tensor
+#: methods named like a module, `select` and `code`, are left out).
+ROUTE_ATTRS = (SYSTEM_MODULES - {"select", "code"}) | {"torch", "triton", "np"}
+#: Calls that copy attributes from one object onto another (a setattr in disguise).
+ATTRIBUTE_COPIERS = frozenset({"update_wrapper", "wraps"})
+#: Methods that turn a tensor into an instance of another class.
+SUBCLASSING_METHODS = frozenset({"as_subclass", "_make_subclass", "_make_wrapper_subclass"})
+#: Tensor methods a known tensor may call outside a kernel: sizes, views, allocation, copies and
+#: fills. Reading single values (item, select) is left to the runtime's host-compute check.
+TENSOR_SAFE_METHODS = frozenset(
+    {"numel", "size", "stride", "dim", "data_ptr", "element_size", "is_contiguous",
+     "storage_offset", "nelement", "new_empty", "new_zeros", "new_ones", "new_full",
+     "new_tensor", "zero_", "fill_", "copy_", "item", "type", "get_device", "is_floating_point",
+     "requires_grad_", "unbind", "split", "chunk"}
+)
+#: Methods that install hooks on modules, tensors or Triton launchers.
+HOOK_METHODS = frozenset(
+    {"register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+     "register_backward_hook", "register_hook", "register_module_forward_hook",
+     "register_module_forward_pre_hook", "add_pre_run_hook", "register_post_accumulate_grad_hook"}
+)
+#: Keyword arguments whose values Triton calls on the host around a launch.
+HOST_CALLABLE_KEYWORDS = frozenset({"pre_hook", "post_hook", "prune_configs_by", "perf_model",
+                                    "early_config_prune", "launch_metadata", "do_bench"})
+#: What may follow triton.runtime.driver: reading the active device, stream and its properties.
+DRIVER_OK = frozenset({"active", "get_current_device", "get_current_stream", "get_device_capability",
+                       "get_active_torch_device", "get_current_target", "utils", "get_device_properties"})
+#: What a host callable run by Triton (grid, hook, heuristic) may call: index arithmetic only.
+PURE_CALLS = frozenset(
+    {"min", "max", "int", "len", "abs", "range", "tuple", "list", "sorted", "float", "bool", "round",
+     "isinstance", "enumerate", "zip", "dict", "triton.cdiv", "triton.next_power_of_2"}
+)
+#: Methods a host callable may call: reading the launch arguments or tensor sizes, or clearing an output.
+PURE_METHODS = frozenset(
+    {"get", "items", "keys", "values", "zero_", "fill_", "numel", "size", "stride", "dim",
+     "element_size", "nelement"}
+)
+#: Calls that build a plain Python container (never a tensor).
+CONTAINER_CALLS = frozenset({"list", "sorted", "set", "dict", "tuple", "reversed"})
+#: Literals and comprehensions that build a plain Python container.
+CONTAINER_NODES = (ast.List, ast.ListComp, ast.Set, ast.SetComp, ast.Dict, ast.DictComp, ast.Tuple)
+#: torch.X calls that return a new tensor.
+TENSOR_MAKERS = frozenset(
+    {"empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
+     "full_like", "arange", "tensor"}
+)
+#: Tensor methods that return a tensor without computing a result (views, copies, casts).
+TENSOR_VIEWS = frozenset(
+    {"view", "reshape", "contiguous", "clone", "flatten", "permute", "transpose", "squeeze",
+     "unsqueeze", "expand", "narrow", "select", "float", "half", "to", "as_strided", "view_as",
+     "reshape_as", "detach", "t", "cuda", "cpu", "as_subclass"}
+)
+#: Tensor attributes that describe it (reading one computes nothing).
+TENSOR_DATA_ATTRS = frozenset(
+    {"shape", "dtype", "device", "is_cuda", "ndim", "layout", "requires_grad", "grad", "T", "mT",
+     "data", "real", "names", "is_leaf", "itemsize", "nbytes"}
+)
+#: Safe tensor methods whose result is a tensor again (the others return sizes or numbers).
+TENSOR_RETURNING_SAFE = frozenset(
+    {"new_empty", "new_zeros", "new_ones", "new_full", "new_tensor", "zero_", "fill_", "copy_",
+     "requires_grad_", "unbind", "split", "chunk"}
+)
+#: Arithmetic and bitwise operators, which on tensors dispatch to PyTorch kernels.
+TENSOR_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult,
+                    ast.BitAnd, ast.BitOr, ast.BitXor, ast.LShift, ast.RShift)
+#: Python built-ins and helpers that, given tensors, add or compare them with PyTorch kernels.
+TENSOR_BUILTINS = frozenset({"sum", "max", "min", "abs", "pow", "round", "divmod", "reduce",
+                             "accumulate", "fsum", "prod"})
+#: Nodes that define a function.
+FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+#: Operators folded when literals are combined into a size (`256 * 256`, `1 << 16`).
+CONSTANT_OPERATIONS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+                       ast.LShift: operator.lshift, ast.Pow: operator.pow}
+#: Names whose literal values are tile sizes, not problem sizes.
+BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
 
 
 def import_aliases(tree: ast.AST) -> dict[str, str]:
@@ -102,6 +225,49 @@ def import_aliases(tree: ast.AST) -> dict[str, str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return aliases
+
+
+def bindings(tree: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """(target, value) pairs of every simple binding: assignments, tuple unpacking, walrus,
+    for-loops over literal sequences, and parameter defaults (the parameter is the target)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                yield from _pair(target, node.value)
+        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+            yield from _pair(node.target, node.value)
+        elif isinstance(node, ast.For) and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)):
+            for element in node.iter.elts:
+                yield from _pair(node.target, element)
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            yield from _pair(node.optional_vars, node.context_expr)
+        elif isinstance(node, ast.arguments):
+            positional = node.posonlyargs + node.args
+            pairs = list(zip(positional[len(positional) - len(node.defaults):], node.defaults))
+            pairs += [(a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                yield ast.Name(id=arg.arg, ctx=ast.Store()), default
+
+
+def _pair(target: ast.expr, value: ast.expr) -> Iterator[tuple[ast.expr, ast.expr]]:
+    if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
+            and len(target.elts) == len(value.elts):
+        for t, v in zip(target.elts, value.elts):
+            yield from _pair(t, v)
+    else:
+        yield target, value
+
+
+def name_aliases(tree: ast.AST) -> dict[str, str]:
+    """Import aliases, plus local names bound (directly or through other locals) to such a path."""
+    aliases = import_aliases(tree)
+    pairs = [(t.id, v) for t, v in bindings(tree) if isinstance(t, ast.Name)]
+    for _ in range(4):  # enough passes for chains of local aliases
+        for name, value in pairs:
+            path = dotted(value, aliases)
+            if path is not None:
+                aliases[name] = path
     return aliases
 
 
@@ -143,15 +309,22 @@ def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
 
+def _dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
 def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]:
     """Every anti-cheat finding in `tree`, in source order."""
-    aliases = import_aliases(tree)
+    aliases = name_aliases(tree)
     kernels = [n for n in ast.walk(tree) if is_triton_kernel(n, aliases)]
     in_kernel = {id(sub) for k in kernels for sub in ast.walk(k)}
     found: list[Finding] = []
     found += _imports(tree)
     found += _names(tree, aliases, in_kernel)
+    found += _definitions(tree, aliases)
     found += _patches(tree, aliases)
+    found += _host_callables(tree, aliases, {k.name for k in kernels})
+    found += _tensor_arithmetic(tree, aliases, in_kernel)
     found += _fallbacks(tree)
     found += _inheritance(tree, aliases)
     found += _hardcoded(tree, sizes)
@@ -179,6 +352,66 @@ def _imports(tree: ast.AST) -> Iterator[Finding]:
                 yield Finding("forbidden_import", f"line {node.lineno}: imports {module}")
 
 
+def route(path: str) -> str | None:
+    """Why a dotted path leaves the allowed surface of its root module, else None.
+
+    A path is a route when one of its names is a system module or a root module again
+    (`typing.sys`, `torch.backends.torch`), a private or special name (`torch._dynamo`), a part
+    of Triton beyond its kernel API (`triton.runtime.build`), or when it resolves, in the
+    installed packages, to a module living elsewhere than the path says (`F` inside a torch module).
+    """
+    parts = path.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        shown = ".".join(parts[: i + 1])
+        if part in SYSTEM_MODULES or part in ("torch", "triton"):
+            return f"{shown} reaches the module {part} through {'.'.join(parts[:i])}"
+        if part.startswith("_") and part not in ALLOWED_DUNDERS:
+            return f"{shown} is private to {'.'.join(parts[:i])}"
+    if parts[0] == "triton" and len(parts) > 1:
+        if parts[1] not in TRITON_OK or (parts[1] == "runtime" and (
+                parts[2:3] not in ([], ["driver"]) or not set(parts[3:]) <= DRIVER_OK)):
+            return f"{path} is outside Triton's kernel API"
+    elsewhere = _module_elsewhere(tuple(parts))
+    if elsewhere:
+        return f"{path} is the module {elsewhere}, reached through another module's attribute"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _module_elsewhere(parts: tuple[str, ...]) -> str | None:
+    """The real name of a module that `parts` reaches under another name (installed packages,
+    attributes already set; nothing is imported beyond the allowed root)."""
+    if parts[0] not in ALLOWED_MODULES:
+        return None
+    try:
+        current: object = importlib.import_module(parts[0])
+    except ImportError:
+        return None
+    for i, part in enumerate(parts[1:], start=1):
+        if not isinstance(current, types.ModuleType):
+            return None
+        current = vars(current).get(part)
+        if isinstance(current, types.ModuleType) and current.__name__ != ".".join(parts[: i + 1]):
+            return current.__name__
+    return None
+
+
+def _is_module(path: str) -> bool:
+    """True when `path` names a module in the installed packages."""
+    parts = path.split(".")
+    if parts[0] not in ALLOWED_MODULES:
+        return False
+    try:
+        current: object = importlib.import_module(parts[0])
+    except ImportError:
+        return False
+    for part in parts[1:]:
+        if not isinstance(current, types.ModuleType):
+            return False
+        current = vars(current).get(part)
+    return isinstance(current, types.ModuleType)
+
+
 def _torch_path(path: str) -> Finding | None:
     """What a torch.* path means for the verdict; None when it is harmless."""
     parts = path.split(".")
@@ -190,6 +423,8 @@ def _torch_path(path: str) -> Finding | None:
             return Finding("torch_op", f"uses {path}")
         if rest and rest[0] not in NN_OK:
             return Finding("torch_op", f"uses {path}")
+        if rest[:1] == ["Module"] and len(rest) > 1 and rest[1] not in ALLOWED_DUNDERS:
+            return Finding("monkey_patch", f"reaches {path} of every module")
         return None
     if head == "cuda":
         if rest and rest[0] in CUDA_STREAMS:
@@ -206,76 +441,467 @@ def _torch_path(path: str) -> Finding | None:
     return None
 
 
+def _path_findings(path: str, line: int) -> Iterator[Finding]:
+    """Findings for one resolved path, wherever it appears (import, name, attribute chain)."""
+    why = route(path)
+    if why:
+        yield Finding("system_access", f"line {line}: {why}")
+    if path.split(".")[-1] in DYNAMIC_NAMES:
+        yield Finding("dynamic_code", f"line {line}: {path} evaluates annotations or dispatches on them")
+    finding = _torch_path(path)
+    if finding:
+        yield Finding(finding.reason, f"line {line}: {finding.detail}")
+
+
 def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
     """Imported paths, built-ins, dunders, torch names and computing method calls."""
-    bound = {a.arg for a in ast.walk(tree) if isinstance(a, ast.arg)}
-    bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    containers = _containers(tree)
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield from _import_paths(node)
         elif isinstance(node, ast.Name):
-            if node.id in SYSTEM_BUILTINS and node.id not in bound:
-                yield Finding("system_access", f"line {line}: uses built-in {node.id}")
+            if node.id in BLOCKED_BUILTINS:
+                if isinstance(node.ctx, ast.Load):
+                    yield Finding("system_access", f"line {line}: uses built-in {node.id}")
+                else:
+                    yield Finding("dynamic_code", f"line {line}: rebinds the built-in name {node.id}")
             if id(node) not in bases:
-                yield from _torch_use(node, aliases, in_kernel)
+                yield from _chain(node, aliases, in_kernel, id(node) in called)
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("__") and node.attr.endswith("__") and node.attr not in ALLOWED_DUNDERS:
+            if _dunder(node.attr) and node.attr not in ALLOWED_DUNDERS:
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
+            elif node.attr in FRAME_ATTRS or node.attr in ROUTE_ATTRS:
+                yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
+            elif node.attr.startswith("_") and not _dunder(node.attr) and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                yield Finding("system_access", f"line {line}: reaches the private attribute {node.attr}")
+            elif node.attr in DYNAMIC_NAMES:
+                yield Finding("dynamic_code", f"line {line}: uses {node.attr}")
+            elif (node.attr in COMPUTE_METHODS and id(node) not in in_kernel
+                    and not _is_container(node.value, containers)
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+                    and (dotted(node, aliases) or "torch").startswith("torch")):
+                yield Finding("torch_op", f"line {line}: uses .{node.attr} outside a kernel")
             if id(node) not in bases:
-                yield from _torch_use(node, aliases, in_kernel)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and id(node) not in in_kernel and node.func.attr in COMPUTE_METHODS
-                and not (dotted(node.func, aliases) or "").startswith(("triton", "math"))):
-            yield Finding("torch_op", f"line {line}: calls .{node.func.attr}() outside a kernel")
+                yield from _chain(node, aliases, in_kernel, id(node) in called)
+        elif isinstance(node, ast.arg) and node.arg in BLOCKED_BUILTINS:
+            yield Finding("dynamic_code", f"line {line}: a parameter shadows the built-in {node.arg}")
+        elif isinstance(node, ast.alias) and (node.asname or node.name) in BLOCKED_BUILTINS:
+            shadow = node.asname or node.name
+            yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {shadow}")
+        elif isinstance(node, ast.Call):
+            yield from _call(node, aliases)
+
+
+def _call(node: ast.Call, aliases: dict[str, str]) -> Iterator[Finding]:
+    """Calls that copy attributes, build classes, make tensor subclasses or install hooks."""
+    line = node.lineno
+    if _copies_attributes(node, aliases):
+        shown = ast.unparse(node.func)
+        yield Finding("monkey_patch", f"line {line}: {shown}() copies attributes onto another object")
+    if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3:
+        yield Finding("dynamic_code", f"line {line}: type() with three arguments builds a class at run time")
+    if not isinstance(node.func, ast.Attribute):
+        return
+    if node.func.attr in SUBCLASSING_METHODS:
+        yield Finding("system_access", f"line {line}: .{node.func.attr}() makes a tensor of another class")
+    elif node.func.attr in HOOK_METHODS:
+        yield Finding("monkey_patch", f"line {line}: installs a hook with .{node.func.attr}()")
+
+
+def _copies_attributes(call: ast.Call, aliases: dict[str, str]) -> bool:
+    """functools.update_wrapper, or functools.wraps told which attributes to copy."""
+    name = (dotted(call.func, aliases) or ast.unparse(call.func)).split(".")[-1]
+    if name not in ATTRIBUTE_COPIERS:
+        return False
+    return name == "update_wrapper" or any(k.arg in ("assigned", "updated") for k in call.keywords)
 
 
 def _import_paths(node: ast.Import | ast.ImportFrom) -> Iterator[Finding]:
     if isinstance(node, ast.Import):
         paths = [a.name for a in node.names]
     else:
-        paths = [f"{node.module}.{a.name}" for a in node.names if node.module]
+        paths = [f"{node.module}.{a.name}" for a in node.names if node.module and a.name != "*"]
     for path in paths:
-        finding = _torch_path(path)
-        if finding:
-            yield Finding(finding.reason, f"line {node.lineno}: imports {path}")
+        if path.split(".")[0] in ALLOWED_MODULES:
+            for finding in _path_findings(path, node.lineno):
+                yield Finding(finding.reason, finding.detail.replace(": ", f": imports {path}: ", 1))
 
 
-def _torch_use(node: ast.Name | ast.Attribute, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
-    """Findings for a whole Name/Attribute chain that resolves to a torch path."""
+def _chain(node: ast.Name | ast.Attribute, aliases: dict[str, str], in_kernel: set[int],
+           called: bool) -> Iterator[Finding]:
+    """Findings for a whole Name/Attribute chain that resolves through the file's aliases."""
     path = dotted(node, aliases)
-    if not path or not path.startswith("torch"):
+    if not path or path.split(".")[0] not in ALLOWED_MODULES:
         return
-    if id(node) in in_kernel:
-        yield Finding("torch_op", f"line {node.lineno}: a Triton kernel uses {path}")
-    elif isinstance(node, ast.Name) and path in TORCH_MODULES:
-        yield Finding("torch_op", f"line {node.lineno}: passes the module {path} around")
-    else:
-        finding = _torch_path(path)
-        if finding:
-            yield Finding(finding.reason, f"line {node.lineno}: {finding.detail}")
+    line = node.lineno
+    if id(node) in in_kernel and path.startswith("torch"):
+        yield Finding("torch_op", f"line {line}: a Triton kernel uses {path}")
+        return
+    if path in TORCH_MODULES and isinstance(node, ast.Name):
+        yield Finding("torch_op", f"line {line}: passes the module {path} around")
+    elif not called and path != "__future__.annotations" and _is_module(path):
+        reason = "torch_op" if path.startswith("torch") else "system_access"
+        yield Finding(reason, f"line {line}: passes the module {path} around")
+    yield from _path_findings(path, line)
+
+
+def _containers(tree: ast.AST) -> set[str]:
+    """Names (and self attributes) that every binding sets to a plain list, set, dict or tuple."""
+    kinds: dict[str, bool] = {}
+    for target, value in bindings(tree):
+        if isinstance(target, (ast.Name, ast.Attribute)):
+            key = ast.unparse(target)
+            kinds[key] = kinds.get(key, True) and _is_container(value, set())
+    return {key for key, plain in kinds.items() if plain}
+
+
+def _is_container(node: ast.AST, containers: set[str]) -> bool:
+    if isinstance(node, CONTAINER_NODES):
+        return True
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in CONTAINER_CALLS:
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _is_container(node.left, containers) and _is_container(node.right, containers)
+    return isinstance(node, (ast.Name, ast.Attribute)) and ast.unparse(node) in containers
+
+
+def _definitions(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
+    """Special methods, metaclasses, tensor subclasses and annotations that run or hold code."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if node.name in BLOCKED_BUILTINS:
+                yield Finding("dynamic_code", f"line {node.lineno}: {node.name} shadows a built-in")
+            elif _dunder(node.name) and node.name not in DEFINABLE_DUNDERS:
+                yield Finding("system_access", f"line {node.lineno}: defines the special method {node.name}")
+        if isinstance(node, ast.ClassDef):
+            if node.keywords:
+                detail = f"class {node.name} takes a metaclass or class arguments"
+                yield Finding("system_access", f"line {node.lineno}: {detail}")
+            for base in node.bases:
+                path = dotted(base, aliases) or ""
+                if path in ("torch.Tensor", "torch.nn.Parameter"):
+                    yield Finding("system_access", f"line {node.lineno}: class {node.name} subclasses {path}")
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            every = args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]
+            notes = [a.annotation for a in every if a.annotation] + [r for r in [node.returns] if r]
+        elif isinstance(node, ast.AnnAssign):
+            notes = [node.annotation]
+        else:
+            continue
+        for note in notes:
+            if not _plain_annotation(note):
+                yield Finding("dynamic_code", f"line {note.lineno}: annotation {ast.unparse(note)} holds code")
+
+
+def _plain_annotation(note: ast.expr) -> bool:
+    """An annotation made of names, subscripts and literals only (a string one must parse so too)."""
+    allowed = (ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Constant, ast.Load,
+               ast.BinOp, ast.BitOr, ast.Expression, ast.Index if hasattr(ast, "Index") else ast.Load)
+    for sub in ast.walk(note):
+        if not isinstance(sub, allowed):
+            return False
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            try:
+                inner = ast.parse(sub.value, mode="eval")
+            except SyntaxError:
+                return False
+            if any(isinstance(n, ast.Constant) and isinstance(n.value, str) for n in ast.walk(inner)):
+                return False
+            if not _plain_annotation(inner.body):
+                return False
+    return True
+
+
+def _attribute_targets(node: ast.AST) -> Iterator[ast.expr]:
+    if isinstance(node, (ast.Tuple, ast.List)):
+        for element in node.elts:
+            yield from _attribute_targets(element)
+    elif isinstance(node, ast.Starred):
+        yield from _attribute_targets(node.value)
+    elif isinstance(node, (ast.Attribute, ast.Subscript)):
+        yield node
 
 
 def _patches(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
+    """Writes to attributes of anything but `self` (and to items of imported objects)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             targets = node.targets
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)):
             targets = [node.target]
         elif isinstance(node, ast.Delete):
             targets = node.targets
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            targets = [node.target]
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            targets = [node.optional_vars]
         else:
             continue
-        for target in targets:
-            path = dotted(target, aliases) if isinstance(target, ast.Attribute) else None
-            if path is None:
+        for target in (t for raw in targets for t in _attribute_targets(raw)):
+            if isinstance(target, ast.Subscript):
+                base = target.value
+                while isinstance(base, ast.Subscript):
+                    base = base.value
+                path = dotted(base, aliases)
+                if path is not None and path.split(".")[0] in ALLOWED_MODULES:
+                    yield Finding("monkey_patch", f"line {node.lineno}: writes into {path}")
                 continue
+            if isinstance(target.value, ast.Name) and target.value.id == "self" and not _dunder(target.attr):
+                continue
+            path = dotted(target, aliases) or ast.unparse(target)
             parts = set(path.split("."))
             if path.split(".")[0] in ("time", "timeit") or parts & TIMER_NAMES:
                 yield Finding("timer_patch", f"line {node.lineno}: reassigns {path}")
             else:
                 yield Finding("monkey_patch", f"line {node.lineno}: reassigns {path}")
+
+
+def _host_callables(tree: ast.AST, aliases: dict[str, str], kernels: set[str]) -> Iterator[Finding]:
+    """Grid functions, autotune hooks and heuristics run by Triton on the host must only do index
+    arithmetic: torch work there would run outside any kernel."""
+    defined: dict[str, ast.AST] = {
+        n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for target, value in bindings(tree):
+        if isinstance(target, ast.Name) and isinstance(value, ast.Lambda):
+            defined[target.id] = value
+    callables: list[tuple[str, ast.AST]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in kernels:
+            callables.append(("grid", node.slice))
+        elif isinstance(node, ast.Call):
+            for keyword in node.keywords:
+                if keyword.arg in HOST_CALLABLE_KEYWORDS:
+                    callables.append((keyword.arg, keyword.value))
+            if (dotted(node.func, aliases) or "").endswith("heuristics"):
+                callables += [("heuristic", arg) for arg in node.args]
+    for role, value in callables:
+        for fn in _callables_in(value, defined):
+            yield from _impure(fn, role, aliases)
+
+
+def _callables_in(value: ast.AST, defined: dict[str, ast.AST]) -> Iterator[ast.AST]:
+    if isinstance(value, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
+        yield value
+    elif isinstance(value, ast.Name) and value.id in defined:
+        yield defined[value.id]
+    elif isinstance(value, ast.Dict):
+        for item in value.values:
+            yield from _callables_in(item, defined)
+    elif isinstance(value, (ast.Tuple, ast.List)):
+        for item in value.elts:
+            yield from _callables_in(item, defined)
+
+
+def _impure(fn: ast.AST, role: str, aliases: dict[str, str]) -> Iterator[Finding]:
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call):
+            path = dotted(node.func, aliases)
+            if isinstance(node.func, ast.Name) and node.func.id in PURE_CALLS:
+                continue
+            if path in PURE_CALLS or (path or "").startswith("math."):
+                continue
+            if path is None and isinstance(node.func, ast.Attribute) and node.func.attr in PURE_METHODS:
+                continue
+            what = f"calls {ast.unparse(node.func)}"
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Slice, ast.Tuple)):
+            what = f"slices {ast.unparse(node.value)}"
+        else:
+            continue
+        yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton {what}")
+
+
+class _Tensors:
+    """Which host-side names hold tensors, by simple flow: forward's inputs; torch allocations;
+    slices, views and arithmetic of tensors; containers holding them and loops over those;
+    `self.<name>` set to one anywhere; parameters of local functions called with one; and calls
+    to local functions that return one."""
+
+    def __init__(self, tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> None:
+        self.aliases = aliases
+        self.functions = [n for n in ast.walk(tree) if isinstance(n, FUNCTION_NODES) and id(n) not in in_kernel]
+        self.by_name: dict[str, ast.AST] = {n.name: n for n in self.functions if not isinstance(n, ast.Lambda)}
+        self.by_name.update(
+            {t.id: v for t, v in bindings(tree) if isinstance(t, ast.Name) and isinstance(v, ast.Lambda)})
+        self.names: dict[int, set[str]] = {id(fn): set() for fn in self.functions}
+        self.parent: dict[int, ast.AST] = {}  # a nested function sees its enclosing function's tensors
+        for fn in self.functions:  # outer functions come first, so the closest enclosing one wins
+            for sub in ast.walk(fn):
+                if sub is not fn and isinstance(sub, FUNCTION_NODES):
+                    self.parent[id(sub)] = fn
+        self.shared: set[str] = set()  # "self.<attr>" keys, shared by every method
+        self.returning: set[str] = set()  # local functions that return a tensor
+        for fn in self.functions:
+            if getattr(fn, "name", "") == "forward":
+                self.names[id(fn)] |= {a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg != "self"}
+        for _ in range(4):  # enough passes for tensors to flow through a few calls and names
+            for fn in self.functions:
+                self._flow(fn)
+
+    def known(self, fn: ast.AST) -> set[str]:
+        names = self.names[id(fn)] | self.shared
+        parent = self.parent.get(id(fn))
+        return names | self.known(parent) if parent is not None else names
+
+    def _flow(self, fn: ast.AST) -> None:
+        known = self.known(fn)
+        for target, value in list(bindings(fn)) + list(_loop_bindings(fn)):
+            if self.is_tensor(value, known):
+                for name in _bound_keys(target):
+                    (self.shared if name.startswith("self.") else self.names[id(fn)]).add(name)
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Return) and node.value is not None and self.is_tensor(node.value, known):
+                self.returning.add(getattr(fn, "name", ""))
+            elif isinstance(node, ast.Call):
+                callee = self._local_callee(node)
+                if callee is None:
+                    continue
+                params = callee.args.posonlyargs + callee.args.args
+                if params and params[0].arg in ("self", "cls") and isinstance(node.func, ast.Attribute):
+                    params = params[1:]
+                for param, arg in zip(params, node.args):
+                    if self.is_tensor(arg, known):
+                        self.names[id(callee)].add(param.arg)
+                for keyword in node.keywords:
+                    if keyword.arg and self.is_tensor(keyword.value, known):
+                        self.names[id(callee)].add(keyword.arg)
+
+    def _local_callee(self, call: ast.Call) -> ast.AST | None:
+        func = call.func
+        if isinstance(func, ast.Lambda):
+            return func
+        if isinstance(func, ast.Name):
+            return self.by_name.get(func.id)
+        if isinstance(func, ast.Attribute):  # a method of a class in the file, on any object
+            method = self.by_name.get(func.attr)
+            params = getattr(method, "args", None)
+            if params is not None and (params.posonlyargs + params.args)[:1] and \
+                    (params.posonlyargs + params.args)[0].arg in ("self", "cls"):
+                return method
+        return None
+
+    def is_tensor(self, node: ast.AST, known: set[str]) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in known
+        if isinstance(node, ast.Attribute):
+            return ast.unparse(node) in known or (
+                node.attr in ("T", "mT", "data", "real") and self.is_tensor(node.value, known))
+        if isinstance(node, ast.Subscript) and _tensor_index(node.slice):
+            return True
+        if isinstance(node, (ast.Subscript, ast.Starred, ast.NamedExpr)):
+            return self.is_tensor(node.value, known)
+        if isinstance(node, ast.BinOp):
+            return self.is_tensor(node.left, known) or self.is_tensor(node.right, known)
+        if isinstance(node, ast.UnaryOp):
+            return self.is_tensor(node.operand, known)
+        if isinstance(node, ast.IfExp):
+            return self.is_tensor(node.body, known) or self.is_tensor(node.orelse, known)
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            return any(self.is_tensor(e, known) for e in node.elts)
+        if isinstance(node, ast.Dict):
+            return any(self.is_tensor(v, known) for v in node.values)
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+            return self.is_tensor(node.elt, known | _comprehension_names(node, self, known))
+        if isinstance(node, ast.Call):
+            return self._returns_tensor(node, known)
+        return False
+
+    def _returns_tensor(self, call: ast.Call, known: set[str]) -> bool:
+        func = call.func
+        path = dotted(func, self.aliases) or ""
+        if path.startswith("torch.") and path.split(".")[-1] in TENSOR_MAKERS:
+            return True
+        if isinstance(func, ast.Attribute) and self.is_tensor(func.value, known):
+            return func.attr not in TENSOR_SAFE_METHODS - TENSOR_RETURNING_SAFE
+        if isinstance(func, ast.Name):
+            if func.id in ("list", "tuple", "sorted", "reversed"):
+                return any(self.is_tensor(a, known) for a in call.args)
+            return func.id in self.returning
+        callee = self._local_callee(call)
+        return callee is not None and getattr(callee, "name", "") in self.returning
+
+
+def _tensor_index(index: ast.AST) -> bool:
+    """An index only arrays take: an Ellipsis, or a tuple holding a slice, an Ellipsis or None
+    (a list refuses tuple indices)."""
+    def special(node: ast.AST) -> bool:
+        return isinstance(node, ast.Slice) or (isinstance(node, ast.Constant) and node.value in (Ellipsis, None))
+    if isinstance(index, ast.Tuple):
+        return any(special(e) for e in index.elts)
+    return isinstance(index, ast.Constant) and index.value is Ellipsis
+
+
+def _bound_keys(target: ast.AST) -> Iterator[str]:
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        yield ast.unparse(target)
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _bound_keys(element)
+    elif isinstance(target, ast.Starred):
+        yield from _bound_keys(target.value)
+
+
+def _loop_bindings(fn: ast.AST) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """(target, element) for loops and comprehensions: an element of `seq` is `seq[...]`."""
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            yield node.target, ast.Subscript(value=node.iter, slice=ast.Constant(0), ctx=ast.Load())
+
+
+def _comprehension_names(node: ast.AST, tensors: _Tensors, known: set[str]) -> set[str]:
+    names: set[str] = set()
+    for generator in node.generators:
+        if tensors.is_tensor(generator.iter, known | names):
+            names |= set(_bound_keys(generator.target))
+    return names
+
+
+def _tensor_arithmetic(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
+    """Host-side work on values known to be tensors: operators, comparisons, computing methods,
+    and Python built-ins (sum, max, functools.reduce) over them."""
+    tensors = _Tensors(tree, aliases, in_kernel)
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    for fn in tensors.functions:
+        known = tensors.known(fn)
+        for node in ast.walk(fn):
+            line = getattr(node, "lineno", 0)
+            if isinstance(node, ast.BinOp) and isinstance(node.op, TENSOR_OPERATORS):
+                operands = [node.left, node.right]
+            elif isinstance(node, ast.AugAssign) and isinstance(node.op, TENSOR_OPERATORS):
+                operands = [node.target, node.value]
+            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Invert)):
+                operands = [node.operand]
+            elif isinstance(node, ast.Compare) and not any(
+                    isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
+                operands = [node.left, *node.comparators]
+            elif isinstance(node, ast.Call):
+                yield from _tensor_call(node, tensors, known)
+                continue
+            elif (isinstance(node, ast.Attribute) and id(node) not in called
+                    and node.attr not in TENSOR_DATA_ATTRS and tensors.is_tensor(node.value, known)):
+                yield Finding("torch_op", f"line {line}: takes the method .{node.attr} of a tensor")
+                continue
+            else:
+                continue
+            if any(tensors.is_tensor(o, known) for o in operands):
+                yield Finding("torch_op", f"line {line}: tensor arithmetic outside a kernel: {ast.unparse(node)}")
+
+
+def _tensor_call(call: ast.Call, tensors: _Tensors, known: set[str]) -> Iterator[Finding]:
+    func = call.func
+    line = call.lineno
+    if isinstance(func, ast.Attribute) and func.attr not in TENSOR_SAFE_METHODS | TENSOR_VIEWS \
+            and tensors.is_tensor(func.value, known):
+        yield Finding("torch_op", f"line {line}: calls .{func.attr}() on a tensor outside a kernel")
+    name = (dotted(func, tensors.aliases) or (func.id if isinstance(func, ast.Name) else "")).split(".")[-1]
+    if name in TENSOR_BUILTINS and any(tensors.is_tensor(a, known) for a in call.args):
+        yield Finding("torch_op", f"line {line}: {ast.unparse(func)}() over tensors outside a kernel")
 
 
 def _fallbacks(tree: ast.AST) -> Iterator[Finding]:
@@ -310,10 +936,68 @@ def _inheritance(tree: ast.Module, aliases: dict[str, str]) -> Iterator[Finding]
 
 
 def _hardcoded(tree: ast.AST, sizes: frozenset[int]) -> Iterator[Finding]:
+    """Literals, and constant expressions of literals (`256 * 256`, `1 << 16`), equal to a benchmark
+    size, except powers of two that only cap or name a tile size."""
     if not sizes:
         return
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            value = node.value
-            if float(value).is_integer() and int(value) in sizes:
-                yield Finding("hardcoded_shape", f"line {node.lineno}: literal {value} is a benchmark size")
+        if isinstance(node, ast.BinOp) and isinstance(parents.get(id(node)), ast.BinOp):
+            continue  # judged as part of the outermost constant expression
+        value = _constant_int(node) if isinstance(node, (ast.Constant, ast.BinOp)) else None
+        if value is None or value not in sizes:
+            continue
+        if _power_of_two(value) and _caps_a_tile(node, parents):
+            continue
+        shown = ast.unparse(node)
+        yield Finding("hardcoded_shape", f"line {node.lineno}: {shown} is the benchmark size {value}")
+
+
+def _constant_int(node: ast.AST) -> int | None:
+    """The integer value of a literal or of arithmetic on literals, else None."""
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return int(node.value) if float(node.value).is_integer() else None
+    if isinstance(node, ast.BinOp) and type(node.op) in CONSTANT_OPERATIONS:
+        left, right = _constant_int(node.left), _constant_int(node.right)
+        if left is None or right is None or abs(left) > 2**40 or abs(right) > 2**40:
+            return None
+        if isinstance(node.op, (ast.LShift, ast.Pow)) and not 0 <= right <= 64:
+            return None  # keeps the folded value small
+        return CONSTANT_OPERATIONS[type(node.op)](left, right)
+    return None
+
+
+def _caps_a_tile(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """True when a literal is an argument of min/max, or is bound, passed, iterated or compared as a
+    tile size (directly or as an element of a tuple or list of candidates)."""
+    parent = parents.get(id(node))
+    while isinstance(parent, (ast.Tuple, ast.List, ast.Set)):
+        node, parent = parent, parents.get(id(parent))
+    if isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in ("min", "max"):
+        return True
+    if isinstance(parent, ast.keyword):
+        return _tile_word(parent.arg or "")
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)):
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        return all(_tile_word(_target_name(t)) for t in targets)
+    if isinstance(parent, (ast.For, ast.comprehension)) and node is parent.iter:
+        return _tile_word(_target_name(parent.target))
+    if isinstance(parent, ast.Dict):
+        keys = [k for k, v in zip(parent.keys, parent.values) if v is node]
+        return bool(keys) and all(isinstance(k, ast.Constant) and _tile_word(str(k.value)) for k in keys)
+    if isinstance(parent, ast.Compare):
+        return any(_tile_word(_target_name(side)) for side in [parent.left, *parent.comparators])
+    return False
+
+
+def _target_name(node: ast.AST) -> str:
+    """The name a simple target or operand goes by: `BLOCK`, `self.BLOCK_W`; "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _tile_word(name: str) -> bool:
+    return any(word in name.upper() for word in BLOCK_WORDS)

@@ -1,8 +1,8 @@
 """Entry point of a judge child process: `python -m builder.judge.child KIND JOB_JSON RESULT_JSON`.
 
 It prepares the process (the Triton interpreter for CPU runs), runs the job function registered
-for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Only this process
-ever imports code under test.
+for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Such jobs run only
+trusted code (the referee); code under test runs in a sandbox (builder.judge.sandbox).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from typing import Any
 #: Job kinds and the functions that run them, as "module:function". A kind that itself has the
 #: form "module:function" names its function directly (the tests use this).
 JOBS: dict[str, str] = {
-    "verify": "builder.judge.correctness:verify_job",
-    "time": "builder.judge.timing:time_job",
-    "profile": "builder.judge.ncu:profile_job",
+    "referee": "builder.judge.referee:referee_job",
 }
 
 
@@ -39,6 +37,24 @@ def prepare_cpu() -> None:
     import torch
 
     torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
+
+
+#: Environment variable: cap every judge process's PyTorch allocator at this many GiB, to act as a
+#: smaller GPU (22 for the seeds' 24 GB RTX 4090).
+MEMORY_CAP_ENV = "KP_GPU_MEMORY_GIB"
+
+
+def apply_memory_cap() -> float | None:
+    """Cap the CUDA caching allocator when MEMORY_CAP_ENV is set; return the fraction used."""
+    cap = os.environ.get(MEMORY_CAP_ENV)
+    if not cap:
+        return None
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    fraction = min(1.0, float(cap) * 1024**3 / total)
+    torch.cuda.set_per_process_memory_fraction(fraction)
+    return fraction
 
 
 def is_device_failure(exc: BaseException) -> bool:
@@ -61,6 +77,8 @@ def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"status": "failed", "reason": "runtime_error", "detail": f"unknown job kind '{kind}'"}
     if params.get("device", "cpu") == "cpu":
         prepare_cpu()
+    else:
+        apply_memory_cap()
     module_name, func_name = target.split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)

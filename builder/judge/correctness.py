@@ -1,204 +1,272 @@
-"""The `verify` job: run a candidate's ModelNew against the reference Model, under the guards.
+"""Check code under test against the reference Model, deciding outside the code's process.
 
-Runs only inside a judge child (builder.judge.child). Each case draws a seeded uniform input,
-runs the reference on a clone of it and the candidate on the guarded original, then checks what
-forward did (ops, launches, streams, input, guard bands) and what it returned. The first case
-also gets a second input, to catch outputs cached across calls. Benchmark trials use the full
-benchmark shape and keep one input alive: the reference reads it in place (it is trusted code)
-and a fingerprint, not a clone, shows whether the candidate changed it.
+`verify` runs in the judge's own (trusted) process. The code runs in a sandbox session
+(builder.judge.runner.SandboxSession); the judge draws every input from fresh secret seeds,
+sends small inputs as bytes, computes the reference itself on the CPU, gets the raw output and
+the input's bytes back, and compares. Benchmark-shape trials (on a GPU) are drawn inside the
+sandbox from seeds it learns only when it must use them; their references and input hashes come
+from the referee (builder.judge.referee), which ran before the sandbox. The first case is run
+twice on two inputs, to catch outputs cached across calls. A session that leaves a process
+behind is a violation, whatever its outputs were.
 """
 
 from __future__ import annotations
 
-import traceback
-from dataclasses import dataclass
+import json
+import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
-from builder.judge.anticheat import Finding
-from builder.judge.child import is_device_failure
-from builder.judge.guards import CallRecord, Comparison, GuardedInput, Guards, compare
-from builder.judge.loader import load_code, load_module
-from builder.seeds import Case, Problem, load_problem
+from builder.judge.guards import Comparison, compare
+from builder.judge.runner import SandboxDied, SandboxSession, run_job
+from builder.seeds import Case, Problem
 
-#: Seed offset of the second input given to the first case.
-SECOND_INPUT = 7919
-#: Seed offset of the benchmark-shape trials.
-TRIAL_SEED = 1000
-
-
-class Rejected(Exception):
-    """A case failed for `reason`; raised inside this module only."""
-
-    def __init__(self, reason: str, detail: str, comparison: Comparison | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.comparison = comparison
-
-
-def verify_job(params: dict[str, Any]) -> dict[str, Any]:
-    """Check params["code"] on the problem's cases (and benchmark trials); see the module doc."""
-    problem = load_problem(Path(params["problem_dir"]))
-    device = params.get("device", "cpu")
-    guards = Guards(cuda=device == "cuda")
-    guards.install()
-    reference = load_module(problem.reference_path)
-    summary = {"atol": problem.atol, "rtol": problem.rtol, "cases": []}
-    try:
-        with guards.allocations():
-            candidate = load_code(params["code"], Path(params.get("workdir") or "."))
-    except Exception:
-        return {**summary, "ok": False, "reason": "import_error", "detail": traceback.format_exc(limit=4)}
-    tampered = guards.tampering()
-    if tampered:
-        return {**summary, "ok": False, "reason": tampered.reason, "detail": tampered.detail}
-    if not isinstance(getattr(candidate, "ModelNew", None), type):
-        return {**summary, "ok": False, "reason": "no_model_new", "detail": "the module has no class ModelNew"}
-    checker = _Checker(problem, reference, candidate, guards, device, int(params.get("seed", 0)))
-    names = params.get("cases")
-    cases = [problem.case(n) for n in names] if names else list(problem.cases)
-    runs = [(case, True) for case in cases]
-    trials = int(params.get("benchmark_trials", 0))
-    runs += [(Case(f"benchmark_{i}", problem.init, problem.shape, problem.low, problem.high), False)
-             for i in range(trials)]
-    for index, (case, small) in enumerate(runs):
-        result = checker.run(case, index, small=small, twice=index == 0 and small)
-        summary["cases"].append(result)
-        if not result["ok"]:
-            return {**summary, "ok": False, "reason": result["reason"], "detail": f"{case.name}: {result['detail']}"}
-    return {**summary, "ok": True, "reason": None, "detail": ""}
-
-
-class _Checker:
-    """Runs cases of one problem against one candidate module."""
-
-    def __init__(self, problem: Problem, reference: ModuleType, candidate: ModuleType,
-                 guards: Guards, device: str, seed: int) -> None:
-        self.problem = problem
-        self.reference = reference
-        self.candidate = candidate
-        self.guards = guards
-        self.device = device
-        self.seed = seed
-        self.dtype = getattr(torch, problem.dtype)
-
-    def run(self, case: Case, index: int, *, small: bool, twice: bool) -> dict[str, Any]:
-        """One case as a record: name, ok, reason, detail, errors and shape."""
-        record: dict[str, Any] = {"name": case.name, "shape": list(case.shape), "ok": True,
-                                  "reason": None, "detail": "", "max_abs_err": None, "max_rel_err": None}
-        try:
-            comparison = self._case(case, self.seed + (index if small else TRIAL_SEED + index), small, twice)
-        except Rejected as exc:
-            record.update(ok=False, reason=exc.reason, detail=exc.detail)
-            comparison = exc.comparison
-        except Exception as exc:
-            if not is_device_failure(exc):
-                raise
-            first_line = (str(exc).strip().splitlines() or [""])[0]
-            record.update(ok=False, reason="crash", detail=f"{type(exc).__name__}: {first_line}")
-            comparison = None
-        if comparison is not None:
-            record.update(max_abs_err=comparison.max_abs_err, max_rel_err=comparison.max_rel_err)
-        return record
-
-    def _case(self, case: Case, seed: int, small: bool, twice: bool) -> Comparison:
-        with torch.no_grad():
-            model = self._construct(case)
-            first = GuardedInput(case.shape, self.dtype, self.device, seed, case.low, case.high)
-            before: Any = first.x.clone() if small else first.fingerprint()
-            ref = self._reference(case, first.x.clone() if small else first.x)
-            out = self._forward(model, first, before, small)
-            comparison = self._compare(out, ref)
-            if twice:
-                self._second_call(case, model, out, ref, seed + SECOND_INPUT)
-        return comparison
-
-    def _construct(self, case: Case) -> torch.nn.Module:
-        try:
-            with self.guards.allocations():
-                return self.candidate.ModelNew(**case.init).to(self.device)
-        except Exception:
-            raise Rejected("import_error", traceback.format_exc(limit=4)) from None
-
-    def _reference(self, case: Case, x: torch.Tensor) -> torch.Tensor:
-        return self.reference.Model(**case.init).to(self.device)(x)
-
-    def _forward(self, model: torch.nn.Module, guarded: GuardedInput, before: Any, small: bool) -> Any:
-        outcome = self._call(model, guarded.x)
-        _judge_record(outcome, self.guards.tampering())
-        changed = not torch.equal(guarded.x, before) if small else guarded.fingerprint() != before
-        if changed:
-            raise Rejected("input_mutated", "forward changed its input")
-        if not guarded.bands_intact():
-            raise Rejected("out_of_bounds", "forward wrote outside its input")
-        return outcome.output
-
-    def _call(self, model: torch.nn.Module, x: torch.Tensor) -> _Outcome:
-        with self.guards.watch() as record:
-            try:
-                output = model(x)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                if is_device_failure(exc):
-                    raise
-                raise Rejected("runtime_error", _last_lines(traceback.format_exc())) from None
-        return _Outcome(record, output)
-
-    def _compare(self, out: Any, ref: torch.Tensor) -> Comparison:
-        comparison = compare(out, ref, self.problem.atol, self.problem.rtol)
-        if comparison.reason:
-            raise Rejected(comparison.reason, comparison.detail, comparison)
-        return comparison
-
-    def _second_call(self, case: Case, model: torch.nn.Module, first_out: torch.Tensor,
-                     first_ref: torch.Tensor, seed: int) -> None:
-        """Call forward on a new input: a result tied to the first call is a cached output."""
-        kept = first_out.clone()
-        guarded = GuardedInput(case.shape, self.dtype, self.device, seed, case.low, case.high)
-        before = guarded.x.clone()
-        ref = self._reference(case, guarded.x.clone())
-        outcome = self._call(model, guarded.x)
-        out = outcome.output
-        if isinstance(out, torch.Tensor):
-            shared = out.untyped_storage().data_ptr() == first_out.untyped_storage().data_ptr()
-            stale = compare(out, ref, self.problem.atol, self.problem.rtol).reason is not None
-            if shared or (stale and torch.equal(out, kept)) or (
-                    stale and compare(out, first_ref, self.problem.atol, self.problem.rtol).reason is None):
-                raise Rejected("output_cached", "the second call returned the first call's result")
-        _judge_record(outcome, self.guards.tampering())
-        if not torch.equal(guarded.x, before):
-            raise Rejected("input_mutated", "forward changed its input")
-        if not guarded.bands_intact():
-            raise Rejected("out_of_bounds", "forward wrote outside its input")
-        self._compare(out, ref)
+#: Seconds the referee may take.
+REFEREE_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True)
-class _Outcome:
-    """A forward's result with the record of what it did."""
+class CaseResult:
+    """One case's outcome."""
 
-    record: CallRecord
-    output: Any
-
-
-def _judge_record(outcome: _Outcome, tampered: Finding | None) -> None:
-    """Raise for tampering, computing torch ops, no launch or a side stream, in that order."""
-    if tampered:
-        raise Rejected(tampered.reason, tampered.detail)
-    record = outcome.record
-    computing = record.computing_ops()
-    if computing:
-        raise Rejected("torch_op", f"forward called aten ops {', '.join(computing[:5])}")
-    if record.launches == 0:
-        raise Rejected("no_kernel_launched", "forward launched no Triton kernel")
-    if record.side_stream:
-        raise Rejected("side_stream", "a kernel ran on a non-default stream")
+    name: str  # case name ("benchmark_<i>" for benchmark-shape trials)
+    shape: tuple[int, ...]  # input shape
+    ok: bool  # output within tolerance and no guard fired
+    reason: str | None  # reason code when not ok
+    detail: str  # sentence about a failure
+    max_abs_err: float | None  # largest absolute error, when compared
+    max_rel_err: float | None  # largest relative error, when compared
 
 
-def _last_lines(text: str, count: int = 6) -> str:
-    return "\n".join(text.strip().splitlines()[-count:])
+@dataclass(frozen=True)
+class VerifyResult:
+    """The verdict on one code's correctness."""
+
+    ok: bool  # every case passed and the session ended clean
+    reason: str | None  # reason code of the first failure
+    detail: str  # sentence about it
+    atol: float  # tolerances used
+    rtol: float
+    cases: tuple[CaseResult, ...] = field(default_factory=tuple)  # the cases run, in order
+
+    def to_payload(self) -> dict[str, Any]:
+        """The plain-dict form records and job caches keep."""
+        return {"ok": self.ok, "reason": self.reason, "detail": self.detail, "atol": self.atol,
+                "rtol": self.rtol, "cases": [c.__dict__ | {"shape": list(c.shape)} for c in self.cases]}
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str, comparison: Comparison | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.comparison = reason, detail, comparison
+        self.output: Any = None  # the output of the call that failed, when there was one
+
+
+def dtype_of(problem: Problem) -> torch.dtype:
+    return getattr(torch, problem.dtype)
+
+
+def draw(case: Case, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    """A case's input on the CPU, uniform in [low, high), from `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.empty(case.shape, dtype=dtype).uniform_(case.low, case.high, generator=generator)
+
+
+class _Reference:
+    """The trusted reference Model, imported into the judge's own process."""
+
+    def __init__(self, problem: Problem) -> None:
+        from builder.judge.loader import load_module
+
+        self.module = load_module(problem.reference_path)
+
+    def __call__(self, init: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.module.Model(**init)(x.clone())
+
+    def out_shape(self, init: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(self.module.Model(**init)(torch.empty(shape, device="meta")).shape)
+
+
+def verify(problem: Problem, code: str, *, device: str, timeout_s: float, cases: list[str] | None = None,
+           trials: int = 0, label: str = "candidate") -> VerifyResult:
+    """Check `code` on the problem's cases (all, or those named) and, on a GPU, `trials` trials at
+    the benchmark shape. Failures of every kind come back as a VerifyResult, never raised."""
+    reference = _Reference(problem)
+    chosen = [problem.case(n) for n in cases] if cases else list(problem.cases)
+    results: list[CaseResult] = []
+    session = SandboxSession(device, problem.dir, timeout_s=timeout_s)
+    try:
+        trial_refs = _referee(problem, session.scratch, trials) if trials and device == "cuda" else None
+        session.start()
+        _load(session, code, label)
+        runner = _CaseRunner(problem, session, reference, results)
+        for index, case in enumerate(chosen):
+            runner.small(case, twice=index == 0)
+        if trial_refs is not None:
+            for index, (spec, ref, digest) in enumerate(zip(trial_refs["specs"], trial_refs["refs"],
+                                                            trial_refs["hashes"])):
+                runner.trial(index, spec, ref, digest, trial_refs["hash_key"])
+        outcome: tuple[str, str] | None = None
+    except _Reject as exc:
+        outcome = (exc.reason, exc.detail)
+    except SandboxDied as exc:
+        outcome = (exc.reason, exc.detail)
+    finally:
+        session.close()
+    if outcome is None and session.strays:
+        outcome = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
+    if outcome is None:
+        return VerifyResult(True, None, "", problem.atol, problem.rtol, tuple(results))
+    return VerifyResult(False, outcome[0], outcome[1], problem.atol, problem.rtol, tuple(results))
+
+
+def _referee(problem: Problem, scratch: Path, trials: int) -> dict[str, Any]:
+    private = scratch / "referee"
+    private.mkdir(parents=True, exist_ok=True)
+    private.chmod(0o700)
+    specs = [{"seed": secrets.randbits(62), "low": problem.low, "high": problem.high} for _ in range(trials)]
+    key = secrets.randbits(62)
+    result = run_job("referee", {"problem_dir": str(problem.dir), "outdir": str(private), "hash_key": key,
+                                 "trials": specs, "timing": None, "device": "cuda"}, REFEREE_TIMEOUT_S)
+    if not result.ok:
+        raise _Reject(result.reason or "crash", f"the referee failed: {result.detail[-500:]}")
+    return {"specs": specs, "refs": load_references(result.payload["trials"], problem), "hash_key": key,
+            "hashes": [t["input_hash"] for t in result.payload["trials"]]}
+
+
+def load_references(entries: list[dict[str, Any]], problem: Problem) -> list[torch.Tensor]:
+    """The referee's outputs, read into this process's memory and their files removed, before any
+    sandbox starts: nothing the sandbox does can change them afterwards."""
+    refs = []
+    for entry in entries:
+        path = Path(entry["path"])
+        refs.append(torch.from_numpy(__import__("numpy").fromfile(path, dtype=problem.dtype)))
+        path.unlink()
+    return refs
+
+
+def _load(session: SandboxSession, code: str, label: str) -> None:
+    path = session.write_code(label, code)
+    reply = session.request({"op": "load", "label": label, "path": str(path)})
+    if not reply.get("ok"):
+        raise _Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
+
+
+class _CaseRunner:
+    """Runs cases in one session and appends their results."""
+
+    def __init__(self, problem: Problem, session: SandboxSession, reference: _Reference,
+                 results: list[CaseResult]) -> None:
+        self.problem, self.session, self.reference, self.results = problem, session, reference, results
+        self.dtype = dtype_of(problem)
+        self.built: dict[str, str] = {}
+
+    def _model(self, init: dict[str, Any]) -> str:
+        key = json.dumps(init, sort_keys=True)
+        if key not in self.built:
+            name = f"m{len(self.built)}"
+            reply = self.session.request({"op": "build", "label": "candidate", "name": name, "init": init})
+            if not reply.get("ok"):
+                raise _Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
+            self.built[key] = name
+        return self.built[key]
+
+    def _record(self, case: Case, name: str, comparison: Comparison | None, reason: str | None = None,
+                detail: str = "") -> None:
+        reason = reason or (comparison.reason if comparison else None)
+        detail = detail or (comparison.detail if comparison else "")
+        self.results.append(CaseResult(name, tuple(case.shape), reason is None, reason, detail,
+                                       comparison.max_abs_err if comparison else None,
+                                       comparison.max_rel_err if comparison else None))
+        if reason is not None:
+            raise _Reject(reason, f"{name}: {detail}")
+
+    def _forward(self, case: Case, init: dict[str, Any], input_spec: dict[str, Any], payload: Any,
+                 expect: tuple[int, ...], return_input: bool, hash_key: int | None) -> tuple[dict[str, Any], Any, Any]:
+        """Run one forward; return the reply, the output tensor (or None) and the input bytes."""
+        model = self._model(init)
+        nbytes = torch.Size(expect).numel() * self.dtype.itemsize
+        self.session.send({"op": "forward", "name": model, "input": input_spec, "return_input": return_input,
+                           "hash_key": hash_key, "expect": {"shape": list(expect), "dtype": self.problem.dtype}},
+                          payload)
+        reply, raw = self.session.receive(max_payload=nbytes)
+        if reply.get("part") != "output":
+            raise _Reject(reply.get("reason") or "crash", reply.get("detail", ""))
+        out = None
+        if raw is not None:
+            shape = tuple(reply["output"]["shape"])
+            if raw.numel() != nbytes or shape != expect or reply["output"]["dtype"] != self.problem.dtype:
+                raise _Reject("sandbox_violation", "the output bytes do not match the shape the sandbox reported")
+            out = raw.view(self.dtype).reshape(shape)
+        in_bytes = torch.Size(case.shape).numel() * self.dtype.itemsize if return_input else 0
+        tail, data = self.session.receive(max_payload=in_bytes)
+        if tail.get("part") not in ("input", "end"):
+            raise _Reject(tail.get("reason") or "crash", tail.get("detail", ""))
+        return reply, out, data
+
+    def _judge_output(self, reply: dict[str, Any], out: Any, expect: tuple[int, ...]) -> Comparison | None:
+        """A reason from the sandbox's own report, or a wrong type/shape: None when the output can be compared."""
+        if not reply.get("ok"):
+            raise _Reject(reply.get("reason") or "runtime_error", reply.get("detail", ""))
+        if out is None:
+            info = reply.get("output")
+            if info is None:
+                raise _Reject("wrong_shape", f"forward returned {reply.get('output_type', 'nothing')}, not a tensor")
+            if tuple(info["shape"]) != expect:
+                raise _Reject("wrong_shape", f"shape {tuple(info['shape'])}, expected {expect}")
+            raise _Reject("wrong_dtype", f"dtype {info['dtype']}, expected {self.problem.dtype}")
+        return None
+
+    def small(self, case: Case, twice: bool) -> None:
+        """A manifest case: inputs sent as bytes, reference and comparison here. With `twice`, a
+        second input follows: an output that repeats the first call's is a cached output (checked
+        before the guards' report, since a cache launches nothing)."""
+        first, _ = self._small_call(case, case.name, secrets.randbits(62))
+        if not twice:
+            return
+        name = f"{case.name} (second input)"
+        try:
+            out, ref = self._small_call(case, name, secrets.randbits(62), record=False)
+        except _Reject as exc:
+            if exc.reason == "no_kernel_launched" and exc.output is not None and torch.equal(exc.output, first):
+                raise _Reject("output_cached", f"{name}: the second call returned the first call's result") from None
+            raise
+        comparison = compare(out, ref, self.problem.atol, self.problem.rtol)
+        if comparison.reason and torch.equal(out, first):
+            self._record(case, name, comparison, "output_cached", "the second call returned the first call's result")
+        self._record(case, name, comparison)
+
+    def _small_call(self, case: Case, name: str, seed: int, record: bool = True) -> tuple[Any, torch.Tensor]:
+        x = draw(case, self.dtype, seed)
+        expect = self.reference.out_shape(case.init, case.shape)
+        spec = {"shape": list(case.shape), "low": case.low, "high": case.high}
+        reply, out, back = self._forward(case, case.init, spec, x.view(torch.uint8).reshape(-1), expect,
+                                         return_input=True, hash_key=None)
+        try:
+            self._judge_output(reply, out, expect)
+        except _Reject as exc:
+            exc.output = out
+            raise
+        if back is None or not torch.equal(back, x.view(torch.uint8).reshape(-1)):
+            raise _Reject("input_mutated", f"{name}: forward changed its input")
+        ref = self.reference(case.init, x)
+        if record:
+            self._record(case, name, compare(out, ref, self.problem.atol, self.problem.rtol))
+        return out, ref
+
+    def trial(self, index: int, spec: dict[str, Any], ref: torch.Tensor, input_hash: str, hash_key: int) -> None:
+        """A benchmark-shape trial: drawn in the sandbox from a seed sent now; reference from the referee."""
+        case = self.problem.benchmark_case
+        name = f"benchmark_{index}"
+        expect = self.reference.out_shape(case.init, case.shape)
+        reply, out, _ = self._forward(case, case.init, {"shape": list(case.shape), **spec}, None, expect,
+                                      return_input=False, hash_key=hash_key)
+        self._judge_output(reply, out, expect)
+        if reply.get("input_hash") != input_hash:
+            raise _Reject("input_mutated", f"{name}: forward changed its input")
+        self._record(case, name, compare(out, ref.reshape(out.shape), self.problem.atol, self.problem.rtol))
+

@@ -1,16 +1,24 @@
-"""Dynamic anti-cheat guards, run inside the judge child around a candidate's forward.
+"""Dynamic anti-cheat guards, run inside the sandbox process around a candidate's forward.
 
-- `Guards` logs every aten op the candidate calls (the log is off while a Triton kernel runs:
-  the interpreter itself calls torch), counts kernel launches, fills every tensor the candidate
-  allocates with a sentinel so elements it never writes show up, notes launches made away from
-  the default CUDA stream, and checks that timers and the judge's own tools were not replaced.
-- `GuardedInput` puts the input inside guard bands of a huge value, so a kernel that reads past
+The sandbox is the candidate's own process, so nothing here is proof against code that wants to
+get around it: these guards are one layer, and the judge decides from what it checks outside
+that process (outputs against its own reference, input bytes, kernel lists, wall-clock time).
+
+- `Guards` logs every aten op forward calls, including ops run by host code that Triton calls
+  back (grid callables, autotune and pre-run hooks, heuristics); only the interpreter's own
+  argument copying is left out. It counts kernel launches, poisons fresh allocations so that
+  unwritten elements show, notes launches on a side stream, trips when forward reaches the
+  switches that turn dispatch modes off or reads tensor values on the host, and checks after
+  each call that the mode stack, the timers, the judge's tools and the launch wrappers are all
+  as the judge left them and that no second thread runs.
+- `GuardedInput` puts the input between guard bands of a huge value, so a kernel that reads past
   its input produces huge outputs and one that writes past it changes the bands.
 - `compare` turns an output and its reference into a reason code and error figures.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +28,8 @@ from typing import Any
 import torch
 import triton
 import triton.testing
-from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
+from torch.utils import _python_dispatch
+from torch.utils._python_dispatch import TorchDispatchMode
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
 
@@ -36,8 +45,14 @@ ALLOWED_OPS = frozenset(
      "detach", "alias", "lift_fresh", "lift_fresh_copy", "view_as", "expand_as", "split",
      "split_with_sizes", "unbind", "chunk", "_local_scalar_dense", "is_same_size", "sym_size",
      "sym_stride", "sym_numel", "sym_storage_offset", "size", "stride", "numel", "dim",
-     "is_contiguous", "_has_compatible_shallow_copy_type", "item"}
+     "is_contiguous", "_has_compatible_shallow_copy_type", "set_"}
 )
+#: aten ops that read tensor values into Python: computing on the host.
+HOST_READ_OPS = frozenset({"_local_scalar_dense", "item", "tolist"})
+#: aten ops that copy data and so may move it between devices.
+COPY_OPS = frozenset({"copy_", "_to_copy", "to", "clone"})
+#: More aten ops than this in one forward is a Python loop doing the work.
+MAX_OPS_PER_FORWARD = 256
 #: aten ops that return uninitialized memory; their results get the sentinel.
 FRESH_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
 #: Sentinel bit patterns (quiet NaNs with a payload) by floating dtype, as (int view, bits).
@@ -75,12 +90,13 @@ JUDGE_TOOLS: dict[str, tuple[Any, str]] = {
 }
 
 
-def _interpreted_function() -> type | None:
+def _interpreter() -> tuple[type | None, type | None]:
+    """The interpreter's launch class and grid executor, when this triton has them."""
     try:
-        from triton.runtime.interpreter import InterpretedFunction
+        from triton.runtime.interpreter import GridExecutor, InterpretedFunction
     except ImportError:
-        return None
-    return InterpretedFunction
+        return None, None
+    return InterpretedFunction, GridExecutor
 
 
 @dataclass
@@ -90,10 +106,26 @@ class CallRecord:
     ops: list[str] = field(default_factory=list)  # aten op names, in call order
     launches: int = 0  # Triton kernel launches
     side_stream: bool = False  # a launch or the stream at exit was not the default stream
+    host_reads: list[str] = field(default_factory=list)  # value reads on the host, and cross-device copies
+    tripped: list[str] = field(default_factory=list)  # guard switches forward reached for
 
     def computing_ops(self) -> list[str]:
         """Ops outside ALLOWED_OPS, each once, in first-call order."""
-        return list(dict.fromkeys(op for op in self.ops if op not in ALLOWED_OPS))
+        return list(dict.fromkeys(op for op in self.ops if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
+
+
+def _devices(value: Any) -> set[str]:
+    if isinstance(value, torch.Tensor):
+        return {value.device.type}
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_devices(v) for v in value)) if value else set()
+    if isinstance(value, dict):
+        return _devices(list(value.values()))
+    if isinstance(value, torch.device):
+        return {value.type}
+    if isinstance(value, str) and value.split(":")[0] in ("cpu", "cuda", "meta"):
+        return {value.split(":")[0]}
+    return set()
 
 
 class _OpLog(TorchDispatchMode):
@@ -106,23 +138,46 @@ class _OpLog(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
-        if self.guards.record is not None:
-            self.guards.record.ops.append(name)
+        record = self.guards.record
+        if record is not None and not self.guards.paused:
+            record.ops.append(name)
+            if name in HOST_READ_OPS:
+                record.host_reads.append(name)
+            elif name in COPY_OPS and len(_devices([args, kwargs, out]) - {"meta"}) > 1:
+                record.host_reads.append(f"{name} between devices")
         if name in FRESH_OPS and isinstance(out, torch.Tensor):
             poison(out)
         return out
 
 
+#: Switches that turn dispatch modes or torch-function handling off, by where they live.
+SWITCHES: dict[str, tuple[Any, str]] = {
+    f"torch._C.{name}": (torch._C, name)
+    for name in ("_DisableTorchDispatch", "_DisableTorchFunction", "_DisableTorchFunctionSubclass",
+                 "_unset_dispatch_mode", "_pop_torch_dispatch_stack", "_set_dispatch_mode",
+                 "_push_on_torch_dispatch_stack", "_ExcludeDispatchKeyGuard", "_DisablePythonDispatcher")
+    if hasattr(torch._C, name)
+} | {
+    f"torch.utils._python_dispatch.{name}": (_python_dispatch, name)
+    for name in ("_disable_current_modes", "_pop_mode", "_pop_mode_temporarily", "_push_mode")
+    if hasattr(_python_dispatch, name)
+}
+#: Tensor methods that hand values to the host without an aten op.
+HOST_EXITS = ("numpy", "tolist", "__array__", "__dlpack__", "item")
+
+
 class Guards:
-    """Patches installed for the life of a judge child; `install` before importing the candidate."""
+    """Patches installed for the life of a sandbox; `install` before importing any candidate."""
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
         self.record: CallRecord | None = None
+        self.paused = False  # True while the interpreter copies kernel arguments
         self._timers = {name: getattr(obj, attr) for name, (obj, attr) in TIMERS.items()}
         self._tools = {name: getattr(obj, attr) for name, (obj, attr) in JUDGE_TOOLS.items()}
-        self._launchers: dict[str, tuple[type, Callable[..., Any]]] = {}
-        self._originals: dict[type, Callable[..., Any]] = {}
+        self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
+        self._current_frames = sys._current_frames
+        self._threads = set(self._current_frames())  # threads that ran before any candidate code
 
     def __enter__(self) -> Guards:
         self.install()
@@ -132,24 +187,34 @@ class Guards:
         self.restore()
 
     def install(self) -> None:
-        """Wrap Triton's launch paths: count launches, hide the interpreter's own torch calls."""
-        classes: list[tuple[type, bool]] = [(JITFunction, True), (Autotuner, False)]
-        interpreted = _interpreted_function()
-        if interpreted is not None:
-            classes.append((interpreted, True))
-        for cls, counts in classes:
-            self._originals[cls] = cls.run
-            cls.run = self._wrap(cls.run, counts)  # type: ignore[method-assign]
-            self._launchers[f"{cls.__module__}.{cls.__qualname__}.run"] = (cls, cls.run)
+        """Wrap Triton's launch paths, the interpreter's argument copying, the mode switches and
+        the Tensor methods that leave the device."""
+        interpreted, grid_executor = _interpreter()
+        for cls in (JITFunction, Autotuner, interpreted):
+            if cls is not None:
+                self._patch(cls, "run", self._launch(cls.run, counts=cls is not Autotuner))
+        if grid_executor is not None:
+            for name in ("_init_args_hst", "_restore_args_dev"):
+                if hasattr(grid_executor, name):
+                    self._patch(grid_executor, name, self._unlogged(getattr(grid_executor, name)))
+        for name, (owner, attr) in SWITCHES.items():
+            self._patch(owner, attr, self._tripwire(getattr(owner, attr), name, "tripped"))
+        for attr in HOST_EXITS:
+            if hasattr(torch.Tensor, attr):
+                self._patch(torch.Tensor, attr, self._tripwire(getattr(torch.Tensor, attr), f"Tensor.{attr}", "host_reads"))
+
+    def _patch(self, owner: Any, attr: str, wrapper: Any) -> None:
+        name = f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{attr}"
+        self._patched[name] = (owner, attr, getattr(owner, attr), wrapper)
+        setattr(owner, attr, wrapper)
 
     def restore(self) -> None:
-        """Put Triton's launch paths back (the child never needs to; tests do)."""
-        for cls, original in self._originals.items():
-            cls.run = original  # type: ignore[method-assign]
-        self._originals.clear()
-        self._launchers.clear()
+        """Put everything back (a sandbox never needs to; tests do)."""
+        for owner, attr, original, _ in reversed(list(self._patched.values())):
+            setattr(owner, attr, original)
+        self._patched.clear()
 
-    def _wrap(self, original: Callable[..., Any], counts: bool) -> Callable[..., Any]:
+    def _launch(self, original: Callable[..., Any], counts: bool) -> Callable[..., Any]:
         guards = self
 
         def run(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -157,10 +222,44 @@ class Guards:
             if record is not None and counts and not kwargs.get("warmup", False):
                 record.launches += 1
                 record.side_stream |= guards._off_default_stream()
-            with _disable_current_modes():
-                return original(self, *args, **kwargs)
+            return original(self, *args, **kwargs)
 
         return run
+
+    def _unlogged(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        guards = self
+
+        def copy_args(self: Any, *args: Any, **kwargs: Any) -> Any:
+            before, guards.paused = guards.paused, True
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                guards.paused = before
+
+        return copy_args
+
+    def _tripwire(self, original: Any, name: str, field_name: str) -> Any:
+        guards = self
+
+        class Tripwire:
+            """Notes that forward reached `name`, then behaves as the original."""
+
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+                record = guards.record
+                if record is not None and not guards.paused:
+                    getattr(record, field_name).append(name)
+                return original(*args, **kwargs)
+
+        if isinstance(original, type) or not callable(original):
+            return Tripwire
+
+        def wire(*args: Any, **kwargs: Any) -> Any:
+            record = guards.record
+            if record is not None and not guards.paused:
+                getattr(record, field_name).append(name)
+            return original(*args, **kwargs)
+
+        return wire
 
     def _off_default_stream(self) -> bool:
         return self.cuda and torch.cuda.current_stream() != torch.cuda.default_stream()
@@ -173,27 +272,66 @@ class Guards:
 
     @contextmanager
     def watch(self) -> Iterator[CallRecord]:
-        """Record one forward: its aten ops, its launches, and the stream it leaves behind."""
+        """Record one forward: its aten ops, its launches, and the stream it leaves behind.
+
+        After the call, a canary op must still reach the op log: if forward left dispatch
+        switched off, it does not, and the record says so.
+        """
         record = CallRecord()
-        self.record = record
-        try:
-            with _OpLog(self):
+        with _OpLog(self):
+            self.record = record
+            try:
                 yield record
-        finally:
-            self.record = None
-            record.side_stream |= self._off_default_stream()
+                seen = len(record.ops)
+                torch.empty(0)
+                if len(record.ops) == seen:
+                    record.tripped.append("the op log stopped receiving ops")
+                else:
+                    record.ops.pop()
+            finally:
+                self.record = None
+        record.side_stream |= self._off_default_stream()
+
+    def second_threads(self) -> int:
+        """How many Python threads run that did not run when the guards were made."""
+        return len(set(self._current_frames()) - self._threads)
 
     def tampering(self) -> Finding | None:
-        """A finding when timers, the judge's tools or the launch wrappers were replaced."""
+        """A finding when timers, the judge's tools, the guards' own wrappers or the mode stack
+        were changed, or when a second Python thread runs."""
         for name, (obj, attr) in TIMERS.items():
             if getattr(obj, attr, None) is not self._timers[name]:
                 return Finding("timer_patch", f"{name} was replaced")
         for name, (obj, attr) in JUDGE_TOOLS.items():
             if getattr(obj, attr, None) is not self._tools[name]:
                 return Finding("monkey_patch", f"{name} was replaced")
-        for name, (cls, wrapper) in self._launchers.items():
-            if cls.run is not wrapper:
-                return Finding("monkey_patch", f"{name} was replaced")
+        for name, (owner, attr, _, wrapper) in self._patched.items():
+            if getattr(owner, attr, None) is not wrapper:
+                return Finding("guard_disabled", f"{name} was replaced")
+        if _python_dispatch._get_current_dispatch_mode_stack():
+            return Finding("guard_disabled", "a dispatch mode was left on the mode stack")
+        if self.second_threads():
+            return Finding("guard_disabled", "a second Python thread is running")
+        return None
+
+    def verdict(self, record: CallRecord) -> Finding | None:
+        """The finding one forward's record earns, if any, in order of gravity."""
+        tampered = self.tampering()
+        if tampered:
+            return tampered
+        if record.tripped:
+            return Finding("guard_disabled", f"forward reached {', '.join(dict.fromkeys(record.tripped))}")
+        if record.host_reads:
+            return Finding("host_compute", f"forward read values on the host: {', '.join(dict.fromkeys(record.host_reads))}")
+        computing = record.computing_ops()
+        if computing:
+            return Finding("torch_op", f"forward called aten ops {', '.join(computing[:5])}")
+        if len(record.ops) > MAX_OPS_PER_FORWARD:
+            return Finding("host_compute", f"forward called {len(record.ops)} aten ops: a Python loop does the work")
+        if record.launches == 0:
+            return Finding("no_kernel_launched", "forward launched no Triton kernel")
+        if record.side_stream:
+            return Finding("side_stream", "a kernel ran on a non-default stream")
         return None
 
 
@@ -227,20 +365,52 @@ class GuardedInput:
         self.x.uniform_(low, high, generator=generator)
         self._band = band
 
+    def storage_ptr(self) -> int:
+        """Where the input's storage (bands included) starts."""
+        return self._buffer.untyped_storage().data_ptr()
+
     def bands_intact(self) -> bool:
         """True when nothing was written into the guard bands."""
         head, tail = self._buffer[: self._band], self._buffer[-self._band:]
         return bool((head == GUARD_VALUE).all()) and bool((tail == GUARD_VALUE).all())
 
-    def fingerprint(self) -> tuple[int, float]:
-        """A cheap digest of the input (bit-pattern sum, value sum) for inputs too big to clone."""
-        bits = 0
-        total = 0.0
-        for row in self.x.reshape(self.x.shape[0], -1):
-            int_dtype = SENTINELS.get(row.dtype, (torch.int32, 0))[0]
-            bits += int(row.view(int_dtype).sum(dtype=torch.int64))
-            total += float(row.sum(dtype=torch.float64))
-        return bits, total
+    def fingerprint(self, key: int) -> int:
+        """A keyed hash of the input's bytes (see `keyed_hash`)."""
+        return keyed_hash(self.x, key)
+
+
+#: Elements hashed per step by keyed_hash (bounds its scratch memory).
+HASH_CHUNK = 1 << 25
+_MASK64 = (1 << 64) - 1
+
+
+def keyed_hash(tensor: torch.Tensor, key: int) -> int:
+    """sum_i bits_i * w_i mod 2**64, with odd 64-bit weights w_i drawn from `key` and i.
+
+    Any change of the bytes, a swap of two elements that keeps their sum included, changes the
+    hash unless the change happens to be orthogonal to weights the changer cannot know.
+    """
+    flat = tensor.detach().reshape(-1)
+    int_dtype = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[flat.element_size()]
+    bits = flat.view(int_dtype)
+    a, b, c = _weights_of(key)
+    total = 0
+    for start in range(0, bits.numel(), HASH_CHUNK):
+        chunk = bits[start:start + HASH_CHUNK].to(torch.int64)
+        weights = torch.arange(start, start + chunk.numel(), dtype=torch.int64, device=chunk.device)
+        weights = weights * a + b
+        weights = (weights ^ (weights >> 29)) * c
+        weights = weights | 1
+        total = (total + int((chunk * weights).sum())) & _MASK64
+    return total
+
+
+def _weights_of(key: int) -> tuple[int, int, int]:
+    """Three 63-bit odd constants from `key` (signed int64 products wrap, as wanted)."""
+    import random
+
+    rng = random.Random(key)
+    return tuple(rng.getrandbits(62) | 1 for _ in range(3))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -253,30 +423,43 @@ class Comparison:
     max_rel_err: float | None
 
 
+#: Elements compared per step, so that checking a benchmark-size output needs little memory.
+COMPARE_CHUNK = 1 << 24
+
+
 def compare(out: Any, ref: torch.Tensor, atol: float, rtol: float) -> Comparison:
-    """Shape, dtype, never-written elements, guard reads, NaN/Inf, then tolerance."""
+    """Shape, dtype, never-written elements, guard reads, NaN/Inf, then tolerance, chunk by chunk."""
     if not isinstance(out, torch.Tensor):
         return Comparison("wrong_shape", f"forward returned {type(out).__name__}, not a tensor", None, None)
     if out.shape != ref.shape:
         return Comparison("wrong_shape", f"shape {tuple(out.shape)}, expected {tuple(ref.shape)}", None, None)
     if out.dtype != ref.dtype:
         return Comparison("wrong_dtype", f"dtype {out.dtype}, expected {ref.dtype}", None, None)
-    out = out.to(ref.device)
-    missing = untouched(out)
-    if missing:
-        return Comparison("uninitialized_output", f"{missing} of {out.numel()} elements never written", None, None)
-    finite_ref = torch.isfinite(ref)
-    huge = (out.abs() >= GUARD_SEEN) & torch.isfinite(out) & finite_ref
-    if bool(huge.any()):
-        return Comparison("out_of_bounds", f"{int(huge.sum())} elements read from outside the input", None, None)
-    bad = ~torch.isfinite(out) & finite_ref
-    if bool(bad.any()):
-        return Comparison("nan_inf", f"{int(bad.sum())} elements are NaN or Inf", None, None)
-    diff = (out.double() - ref.double()).abs()
-    max_abs = float(diff.max()) if diff.numel() else 0.0
-    max_rel = float((diff / ref.double().abs().clamp_min(1e-12)).max()) if diff.numel() else 0.0
-    if torch.allclose(out, ref, atol=atol, rtol=rtol):
+    out_flat, ref_flat = out.reshape(-1), ref.to(out.device).reshape(-1)
+    counts = {"missing": 0, "huge": 0, "bad": 0, "far": 0, "loose": 0}
+    max_abs = max_rel = 0.0
+    for start in range(0, out_flat.numel(), COMPARE_CHUNK):
+        o, r = out_flat[start:start + COMPARE_CHUNK], ref_flat[start:start + COMPARE_CHUNK]
+        counts["missing"] += untouched(o)
+        finite_ref = torch.isfinite(r)
+        counts["huge"] += int(((o.abs() >= GUARD_SEEN) & torch.isfinite(o) & finite_ref).sum())
+        counts["bad"] += int((~torch.isfinite(o) & finite_ref).sum())
+        diff = (o.double() - r.double()).abs()
+        both = finite_ref & torch.isfinite(o)
+        if bool(both.any()):
+            max_abs = max(max_abs, float(diff[both].max()))
+            max_rel = max(max_rel, float((diff[both] / r.double().abs()[both].clamp_min(1e-12)).max()))
+        counts["far"] += int((~torch.isclose(o, r, atol=atol, rtol=rtol, equal_nan=True)).sum())
+        counts["loose"] += int((~torch.isclose(o, r, atol=1e-2, rtol=1e-2, equal_nan=True)).sum())
+    numel = out_flat.numel()
+    if counts["missing"]:
+        return Comparison("uninitialized_output", f"{counts['missing']} of {numel} elements never written", None, None)
+    if counts["huge"]:
+        return Comparison("out_of_bounds", f"{counts['huge']} elements read from outside the input", None, None)
+    if counts["bad"]:
+        return Comparison("nan_inf", f"{counts['bad']} elements are NaN or Inf", None, None)
+    if not counts["far"]:
         return Comparison(None, "", max_abs, max_rel)
-    loose = torch.allclose(out, ref, atol=1e-2, rtol=1e-2)
-    reason = "precision_loss" if loose else "mismatch"
-    return Comparison(reason, f"max abs error {max_abs:.3g} (atol {atol:g}, rtol {rtol:g})", max_abs, max_rel)
+    reason = "precision_loss" if not counts["loose"] else "mismatch"
+    return Comparison(reason, f"{counts['far']} of {numel} elements off; max abs error {max_abs:.3g} "
+                              f"(atol {atol:g}, rtol {rtol:g})", max_abs, max_rel)

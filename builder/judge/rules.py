@@ -16,11 +16,13 @@ from builder.judge.anticheat import Finding, import_aliases, is_triton_kernel, s
 #: Fenced blocks: the language tag, then the body up to the closing fence.
 FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
 PYTHON_TAGS = frozenset({"python", "py", "python3"})
+#: A line that opens or closes a fenced block.
+FENCE_LINE = re.compile(r"^[ \t]*```")
 
 #: Reason codes by precedence: the first present names the verdict. Cheats outrank format slips.
 PRECEDENCE = (
-    "no_code_block", "syntax_error", "system_access", "timer_patch", "monkey_patch",
-    "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
+    "truncated", "no_code_block", "syntax_error", "system_access", "dynamic_code", "timer_patch",
+    "monkey_patch", "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
     "hardcoded_shape", "no_model_new", "no_triton_kernel", "forbidden_section", "rule_order",
 )
 #: Section ranks in the required order; imports are ranked among themselves by IMPORT_RANKS.
@@ -46,8 +48,19 @@ def extract_code(answer: str) -> str | None:
     return blocks[-1] if blocks else None
 
 
+def truncated(answer: str) -> bool:
+    """True when the answer's last fence opens a block that never closes (a reply cut off by a
+    length limit), whatever complete blocks come before it."""
+    fences = sum(1 for line in answer.splitlines() if FENCE_LINE.match(line))
+    return fences % 2 == 1
+
+
 def check_answer(answer: str, sizes: frozenset[int] = frozenset()) -> tuple[str, list[Finding]]:
-    """The extracted code ("" if there is none, with a no_code_block finding) and every finding."""
+    """The extracted code ("" if there is none, with a no_code_block finding) and every finding;
+    a reply cut off inside a code block gets only a truncated finding."""
+    if truncated(answer):
+        cut = Finding("truncated", "the answer ends inside a code block that was never closed")
+        return extract_code(answer) or "", [cut]
     code = extract_code(answer)
     if code is None:
         return "", [Finding("no_code_block", "the answer holds no fenced python block")]

@@ -7,12 +7,14 @@ comes back as a JobResult with a status and a reason, and the next job runs in a
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -92,14 +94,17 @@ def run_job(
             errors="replace",
             start_new_session=True,
         )
+        _live_children.add(proc.pid)
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
             wall = time.monotonic() - start
+            _live_children.discard(proc.pid)
             return JobResult("timeout", "timeout", f"no result after {timeout_s:.0f} s", {}, wall, _tail(out))
         wall = time.monotonic() - start
+        _live_children.discard(proc.pid)
         if not result_file.exists():
             how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
             return JobResult("crash", "crash", f"child died with {how} before writing a result", {}, wall, _tail(out))
@@ -116,3 +121,274 @@ def run_job(
 
 def _tail(text: str | None) -> str:
     return (text or "")[-LOG_TAIL_CHARS:]
+
+
+# -- the sandbox ---------------------------------------------------------------------------
+
+#: Environment variables a sandbox inherits; everything else (tokens, paths of the judge) stays out.
+SANDBOX_ENV_KEEP = ("PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "LANG", "LC_ALL", "KP_GPU_MEMORY_GIB",
+                    "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS")
+#: First user id of the sandbox users; job slot k runs as SANDBOX_UID_BASE + k.
+SANDBOX_UID_BASE = 61000
+#: Set to 0 to keep the sandbox as the judge's own user even where the judge runs as root.
+DROP_ENV = "KP_SANDBOX_DROP"
+
+_slots_lock = threading.Lock()
+_slots_used: set[int] = set()
+_live_children: set[int] = set()
+_hardened = False
+
+
+class SandboxDied(Exception):
+    """The sandbox ended or broke the protocol before answering; `reason` is a reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _harden_parent() -> None:
+    """Once per judge process: adopt orphaned descendants (so an escaped grandchild can be found
+    and killed) and refuse other processes of this user a look into /proc/<pid>/fd."""
+    global _hardened
+    if _hardened or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_dumpable, pr_set_child_subreaper = 4, 36
+    libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+    _hardened = True
+
+
+@functools.cache
+def _drop_privileges() -> bool:
+    """Whether sandboxes run as their own users: the judge is root, it is not switched off, and
+    such a user can start Python and import the project (an interpreter under a private home
+    folder, say, makes that impossible)."""
+    if os.geteuid() != 0 or os.environ.get(DROP_ENV, "1") == "0":
+        return False
+    uid = SANDBOX_UID_BASE + 999
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(PROJECT_ROOT), "HOME": "/"}
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import builder.judge.sandbox"], cwd="/", env=env,
+                               user=uid, group=uid, extra_groups=[], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def isolation() -> str:
+    """How sandboxes are kept apart from the judge on this machine, in words."""
+    if _drop_privileges():
+        return "own user per sandbox, own session, orphans adopted and killed, judge not dumpable"
+    return "own session, orphans adopted and killed, judge not dumpable (no user switch: not root or no readable Python)"
+
+
+def _processes() -> list[tuple[int, int, int, int]]:
+    """(pid, parent pid, session id, real uid) of every process on the machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "Uid: -1")
+        try:
+            found.append((int(entry.name), int(fields[1]), int(fields[3]), int(uid_line.split()[1])))
+        except (IndexError, ValueError):
+            continue
+    return found
+
+
+def _strays(uid: int | None, session: int) -> list[int]:
+    """Processes a sandbox left: any of its user, any of its session, and orphans of it that
+    this judge adopted (they have left the judge's own session and are no job of the judge's)."""
+    me, my_session = os.getpid(), os.getsid(0)
+    return [pid for pid, ppid, sid, owner in _processes()
+            if pid != me and ((uid is not None and owner == uid) or sid == session
+                              or (ppid == me and sid != my_session and pid not in _live_children))]
+
+
+def _kill_strays(uid: int | None, session: int) -> int:
+    """Kill what a sandbox left behind, until nothing is left; return how many were found."""
+    found: set[int] = set()
+    for _ in range(50):
+        pids = _strays(uid, session)
+        if not pids:
+            break
+        for pid in pids:
+            found.add(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        time.sleep(0.05)
+    return len(found)
+
+
+class SandboxSession:
+    """One sandbox process: start it, exchange messages, and end it with nothing left behind.
+
+    The judge's scratch folder (private, where references and logs go) holds a folder the
+    sandbox may write (its code files, Triton's cache); nothing else of the judge is reachable.
+    A session past its deadline is killed whole, and every later call raises SandboxDied.
+    """
+
+    def __init__(self, device: str, problem_dir: Path, *, timeout_s: float, wrap: Sequence[str] = (),
+                 scratch: Path | None = None) -> None:
+        self.device, self.problem_dir, self.timeout_s, self.wrap = device, Path(problem_dir), timeout_s, tuple(wrap)
+        self._own_scratch = scratch is None
+        self.scratch = Path(tempfile.mkdtemp(prefix="kp-judge-")) if scratch is None else Path(scratch)
+        self.box = self.scratch / "box"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.uid: int | None = None
+        self.slot: int | None = None
+        self.timed_out = False
+        self.strays = 0
+
+    def __enter__(self) -> SandboxSession:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        _harden_parent()
+        self.box.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.scratch, 0o711)
+        kwargs: dict[str, Any] = {}
+        if _drop_privileges():
+            with _slots_lock:
+                self.slot = next(k for k in range(1000) if k not in _slots_used)
+                _slots_used.add(self.slot)
+            self.uid = SANDBOX_UID_BASE + self.slot
+            os.chown(self.box, self.uid, self.uid)
+            kwargs = {"user": self.uid, "group": self.uid, "extra_groups": []}
+        os.chmod(self.box, 0o700)
+        self.log_path = self.scratch / "sandbox.log"
+        log = open(self.log_path, "wb")
+        cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox"]
+        self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
+        log.close()
+        _live_children.add(self.proc.pid)
+        self._deadline = time.monotonic() + self.timeout_s
+        self._watchdog = threading.Timer(self.timeout_s, self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir)})
+
+    def _env(self) -> dict[str, str]:
+        env = {k: os.environ[k] for k in SANDBOX_ENV_KEEP if k in os.environ}
+        box = str(self.box)
+        env.update(HOME=box, TMPDIR=box, USER="kp-sandbox", LOGNAME="kp-sandbox", PYTHONDONTWRITEBYTECODE="1",
+                   TRITON_CACHE_DIR=f"{box}/triton", TRITON_HOME=box, TORCHINDUCTOR_CACHE_DIR=f"{box}/inductor",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+        return env
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def write_code(self, label: str, code: str) -> Path:
+        """Put code where the sandbox can import it from."""
+        path = self.box / f"{label}.py"
+        path.write_text(code)
+        if self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+        return path
+
+    def send(self, header: dict[str, Any], payload: Any = None) -> None:
+        from builder.judge import channel
+
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            channel.send(self.proc.stdin, header, payload)  # type: ignore[arg-type]
+        except (BrokenPipeError, OSError) as exc:
+            raise self._died(f"could not write to the sandbox: {exc}") from None
+
+    def receive(self, max_payload: int = 0) -> tuple[dict[str, Any], Any]:
+        from builder.judge import channel
+
+        assert self.proc is not None and self.proc.stdout is not None
+        try:
+            return channel.receive(self.proc.stdout, max_payload)  # type: ignore[arg-type]
+        except channel.ProtocolError as exc:
+            raise self._died(str(exc)) from None
+
+    def request(self, header: dict[str, Any], payload: Any = None, max_payload: int = 0) -> dict[str, Any]:
+        """Send one command and return its (single, payload-free) reply."""
+        self.send(header, payload)
+        reply, _ = self.receive(max_payload)
+        return reply
+
+    def _died(self, what: str) -> SandboxDied:
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._expire()
+            code = self.proc.wait()
+        if self.timed_out:
+            return SandboxDied("timeout", f"no answer within {self.timeout_s:.0f} s")
+        if code < 0:
+            return SandboxDied("crash", f"the sandbox died with signal {-code}: {self.log_tail()[-800:]}")
+        if code != 0:
+            return SandboxDied("crash", f"the sandbox exited with code {code}: {self.log_tail()[-800:]}")
+        return SandboxDied("sandbox_violation", f"the sandbox left the protocol ({what}) and exited quietly")
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        """Say bye, then kill the session and anything it left; count what was left."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None and not self.timed_out:
+            try:
+                self.request({"op": "bye"})
+            except SandboxDied:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self._watchdog.cancel()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        _live_children.discard(self.proc.pid)
+        self.strays = _kill_strays(self.uid, self.proc.pid)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                stream.close()
+        if self.slot is not None:
+            with _slots_lock:
+                _slots_used.discard(self.slot)
+        if self._own_scratch:
+            import shutil
+
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        self.proc = None

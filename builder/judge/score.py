@@ -1,8 +1,8 @@
-"""Judge one model answer: static rules first, then correctness (and timing) in a child process.
+"""Judge one model answer: static rules, then correctness in a sandbox, then (GPU) checked timing.
 
-`score_answer` never imports the code under test: only the isolated runner does. Its `run_job`
-is injectable, so tests can swap it. `reward_fn` wraps it in the shape TRL's GRPOTrainer expects
-of a reward function.
+`score_answer` never imports the code under test: only sandbox processes do, and the verdict is
+decided here, from what they send back. Its verifier and timer are injectable, so tests can swap
+them. `reward_fn` wraps it in the shape TRL's trainers expect of a reward function.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from builder.judge import runner
+from builder.judge import correctness
 from builder.judge.anticheat import Finding, forbidden_sizes
 from builder.judge.rules import check_answer, first_finding
 from builder.seeds import Problem, get_problem
@@ -27,9 +27,12 @@ GPU_BENCHMARK_TRIALS = 5
 #: The speedup bonus stops growing here: larger speedups are suspect, not better.
 MAX_SPEEDUP = 10.0
 
-RunJob = Callable[[str, dict[str, Any], float], runner.JobResult]
-#: Times correct code on a GPU: (code, problem) -> {baseline name: speedup}.
-Timer = Callable[[str, Problem], dict[str, float]]
+#: Checks code for correctness: (problem, code, device=, timeout_s=, cases=, trials=) -> VerifyResult.
+Verifier = Callable[..., correctness.VerifyResult]
+#: Times correct code on a GPU: (code, problem) -> Timed.
+Timer = Callable[[str, Problem], "Timed"]
+#: The events' median may be this fraction of the profiler's kernel time and no less.
+PROFILE_AGREEMENT = 0.7
 
 
 @dataclass(frozen=True)
@@ -83,34 +86,93 @@ def score_answer(
     *,
     device: str = "cpu",
     timeout_s: float = DEFAULT_TIMEOUT_S,
-    run_job: RunJob = runner.run_job,
+    verifier: Verifier = correctness.verify,
     cases: Sequence[str] | None = None,
-    seed: int = 0,
     timer: Timer | None = None,
+    trials: int | None = None,
 ) -> Verdict:
-    """Judge `answer` (a model's full reply) for `problem`; `timer` adds speedups on a GPU."""
+    """Judge `answer` (a model's full reply) for `problem`; `timer` adds speedups on a GPU.
+
+    Static rules first, then correctness in a sandbox (builder.judge.correctness), then, when a
+    timer is given and the device is a GPU, the checked timing run and the profiler's kernel list.
+    """
     code, findings = check_answer(answer, benchmark_sizes(problem))
     first = first_finding(findings)
     if first is not None:
         return Verdict(False, first.reason, first.detail, tuple(findings))
-    params = {
-        "problem_dir": str(problem.dir),
-        "code": code,
-        "device": device,
-        "cases": list(cases) if cases else None,
-        "benchmark_trials": GPU_BENCHMARK_TRIALS if device == "cuda" else 0,
-        "seed": seed,
-    }
-    result = run_job("verify", params, timeout_s)
+    if trials is None:
+        trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
+    result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
+                      trials=trials)
+    errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}
     if not result.ok:
-        return Verdict(False, result.reason or "crash", result.detail)
-    payload = result.payload
-    errors = {c["name"]: {"max_abs_err": c["max_abs_err"], "max_rel_err": c["max_rel_err"]}
-              for c in payload.get("cases", [])}
-    if not payload.get("ok"):
-        return Verdict(False, payload.get("reason"), payload.get("detail", ""), errors=errors)
-    speedups = timer(code, problem) if timer is not None and device == "cuda" else {}
-    return Verdict(True, None, "", errors=errors, speedups=speedups, reward=reward(True, speedups))
+        return Verdict(False, result.reason or "crash", result.detail, errors=errors)
+    if timer is None or device != "cuda":
+        return Verdict(True, None, "", errors=errors, reward=reward(True, {}))
+    timed = timer(code, problem)
+    if timed.reason:
+        return Verdict(False, timed.reason, timed.detail, errors=errors, speedups=timed.speedups)
+    return Verdict(True, None, "", errors=errors, speedups=timed.speedups, reward=reward(True, timed.speedups))
+
+
+@dataclass(frozen=True)
+class Timed:
+    """Speedups of code judged correct, or why its timing run rejected it."""
+
+    speedups: dict[str, float]  # baseline -> speedup ("current", "eager", "compile")
+    reason: str | None = None  # reason code when the timing run or the profile rejected the code
+    detail: str = ""  # sentence about it
+
+
+def gpu_timer(current_code: str, *, profile: bool = True, baselines: bool = True, runs: int = 100,
+              timeout_s: float = DEFAULT_TIMEOUT_S) -> Timer:
+    """A Timer for one stage: side by side with `current_code` (timed before and after the answer),
+    eager and torch.compile unless `baselines` is False; then, if `profile`, ncu's list of the
+    kernels one forward ran."""
+
+    def time_code(code: str, problem: Problem) -> Timed:
+        from builder.judge import ncu
+        from builder.judge.runner import SandboxDied
+        from builder.judge.timing import Subject, run_side_by_side
+
+        subjects = [Subject("current", "code", current_code)]
+        if baselines:
+            subjects += [Subject("eager", "eager"), Subject("compile", "compile")]
+        subjects.append(Subject("candidate", "code", code, trusted=False))
+        try:
+            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s)
+        except SandboxDied as exc:
+            return Timed({}, exc.reason, exc.detail)
+        if run.errors:
+            label = "candidate" if "candidate" in run.errors else next(iter(run.errors))
+            reason, detail = run.errors[label]
+            return Timed({}, reason if label == "candidate" else "crash", f"{label}: {detail}")
+        best = run.stats["candidate"]["median_ms"]
+        current = min(run.stats["current"]["median_ms"], run.stats["current"].get("repeat_median_ms", math.inf))
+        speedups = {"current": current / best}
+        speedups.update({name: run.stats[name]["median_ms"] / best for name in ("eager", "compile") if name in run.stats})
+        if speedups.get("eager", 0.0) > problem.max_speedup_vs_eager:
+            return Timed(speedups, "suspect_speedup", f"{speedups['eager']:.1f}x eager is over this problem's "
+                                                      f"limit of {problem.max_speedup_vs_eager:g}x")
+        ncu_bin = ncu.ncu_path()
+        if profile and ncu_bin:
+            import tempfile
+
+            seen = ncu.profile(problem, code, [], ncu_bin, timeout_s=timeout_s, log_dir=Path(tempfile.gettempdir()))
+            if not seen.ok:
+                return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}")
+            if seen.guard_finding:
+                return Timed(speedups, seen.guard_finding[0], f"profile: {seen.guard_finding[1]}")
+            foreign = ncu.foreign_kernels(seen.launches, jit_function_names(code))
+            if foreign:
+                return Timed(speedups, "foreign_kernel", f"forward ran {', '.join(foreign[:3])}")
+            gpu_ms = seen.gpu_ms()
+            if gpu_ms is not None and best < PROFILE_AGREEMENT * gpu_ms:
+                return Timed(speedups, "timing_mismatch", f"events say {best:.3f} ms, the profiler saw "
+                                                          f"{gpu_ms:.3f} ms of kernels in one forward")
+        return Timed(speedups)
+
+    return time_code
 
 
 def read_answer(path: Path) -> str:
@@ -159,21 +221,71 @@ def _problem_key(value: Any) -> str:
     return str(value).split("/")[0]
 
 
-def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float]:
-    """A TRL reward function: one reward per completion.
+def jit_function_names(code: str) -> set[str]:
+    """Names of the @triton.jit functions `code` defines: the kernels it may launch."""
+    import ast
 
-    The problem comes from the `problem` column (a key or a {key, ...} struct, one per sample or
-    one for all), else from `problem_key` or the row `id`. Runs on CUDA when there is one.
+    from builder.judge.anticheat import import_aliases, is_triton_kernel
+
+    tree = ast.parse(code)
+    aliases = import_aliases(tree)
+    return {node.name for node in ast.walk(tree) if is_triton_kernel(node, aliases)}
+
+
+def _column(value: Any, count: int) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value] * count
+
+
+def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,
+                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Callable[..., list[float]]:
+    """A TRL reward function: one reward per completion, 0 for a reject, 1 for correct code, plus a
+    log-speedup bonus over the row's current code when `timed` and a CUDA GPU is present.
+
+    The problem comes from the `problem` column (a key or a {key, ...} struct), else `problem_key`
+    or the row `id`; the current code from `current_code`, else the `stage` column (the stage's
+    current code in seeds/). Without a GPU, answers are judged in parallel by `workers` threads,
+    each driving its own sandbox process; on a GPU one at a time.
     """
-    import torch
+    from concurrent.futures import ThreadPoolExecutor
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    column = problem if problem is not None else kwargs.get("problem_key", kwargs.get("id"))
-    if column is None:
-        raise ValueError("reward_fn needs a `problem`, `problem_key` or `id` column")
-    keys = column if isinstance(column, list) else [column] * len(completions)
-    rewards = []
-    for completion, key in zip(completions, keys):
-        verdict = score_answer(completion_text(completion), get_problem(_problem_key(key)), device=device)
-        rewards.append(verdict.reward)
-    return rewards
+    def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float]:
+        import os
+
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        column = problem if problem is not None else kwargs.get("problem_key", kwargs.get("id"))
+        if column is None:
+            raise ValueError("reward_fn needs a `problem`, `problem_key` or `id` column")
+        keys = _column(column, len(completions))
+        codes = _column(kwargs.get("current_code"), len(completions))
+        stages = _column(kwargs.get("stage"), len(completions))
+
+        def one(i: int) -> float:
+            target = get_problem(_problem_key(keys[i]))
+            timer = None
+            if timed and device == "cuda":
+                current = codes[i] or _current_code(target, stages[i])
+                timer = gpu_timer(current, profile=profile, timeout_s=timeout_s)
+            return score_answer(completion_text(completions[i]), target, device=device, timer=timer,
+                                timeout_s=timeout_s).reward
+
+        count = 1 if device == "cuda" else (workers or os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return list(pool.map(one, range(len(completions))))
+
+    reward_fn.__name__ = "kernel_reward"
+    return reward_fn
+
+
+def _current_code(problem: Problem, stage: Any) -> str:
+    from builder.records import code_path
+    from builder.rows import current_label
+    from builder.stages import catalog
+
+    key = stage.get("key") if isinstance(stage, dict) else stage
+    return code_path(problem, current_label(catalog().get(key)) if key else "seed").read_text()
+
+
+#: The reward function with timing on a GPU and parallel CPU judging (see make_reward_fn).
+reward_fn = make_reward_fn()

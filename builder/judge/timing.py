@@ -1,24 +1,36 @@
-"""Time code side by side on the GPU, in one child process.
+"""Time code side by side on the GPU, inside a sandbox session, as a checked run.
 
-One `time_job` measures, in this order: the device's copy bandwidth, then for one benchmark
-input (the only copy of it that exists) each subject: code under test, the reference in eager
-mode, and torch.compile of the reference. Every timed run is preceded by an L2 flush; CUDA
-events bracket the call alone.
+`time_subjects` runs in the sandbox (builder.judge.sandbox). It times, on one benchmark input
+that lives for the whole session, each subject of a batch: code under test (a built model), the
+reference in eager mode, torch.compile of the reference, and the ceiling probes (streaming
+kernels with the problem's own read:write byte mix, read-only, write-only and copy). Before each
+timed run, a small random slab of the input is rewritten (untimed) and L2 is flushed; CUDA events
+recorded on the default stream bracket the call alone. Events, the flush and synchronize are the
+C-level functions captured before any candidate code was imported. Code subjects run under the
+same guards as the checking runs, and the outputs of the runs the judge picked are sent back to it
+to be checked against its own reference (builder.judge.referee computes it).
+
+The batch wall time seen by the judge and the events' total are compared outside the sandbox.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable
-from functools import partial
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 #: Bytes written to flush the L2 cache before each timed run.
 FLUSH_BYTES = 256 * 1024**2
-#: Bytes per buffer for the copy-bandwidth measurement (read + write counted).
-COPY_BYTES = 2 * 1024**3
-
+#: Elements of the timing input rewritten before each timed run.
+PERTURB_ELEMENTS = 4096
+#: Block sizes tried by the streaming ceiling probe (the best one counts).
+STREAM_BLOCKS = (1024, 2048, 4096, 8192)
+#: Bytes of the buffers the read-only, write-only and copy probes use at most.
+PROBE_BYTES = 2 * 1024**3
+#: Timed runs per ceiling probe variant.
+PROBE_RUNS = 20
 
 #: The keys of a timing summary.
 TIMING_KEYS = ("median_ms", "min_ms", "max_ms", "runs")
@@ -35,91 +47,230 @@ def bandwidth(bytes_moved: int, ms: float) -> float:
     return bytes_moved / (ms * 1e-3) / 1e9
 
 
-def time_cuda(fn: Callable[[], Any], *, warmup: int, runs: int, flush: bool = True) -> list[float]:
-    """Milliseconds of `runs` calls of `fn`, each after an L2 flush, timed with CUDA events."""
-    import torch
+def perturb(x: Any, seed: int, index: int, low: float, high: float) -> None:
+    """Rewrite PERTURB_ELEMENTS elements of `x` at a place and with values drawn from (seed, index).
 
-    scratch = torch.empty(FLUSH_BYTES // 4, dtype=torch.float32, device="cuda")
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
-    for start, end in zip(starts, ends):
-        if flush:
-            scratch.zero_()
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return [s.elapsed_time(e) for s, e in zip(starts, ends)]
-
-
-def copy_bandwidth(*, runs: int) -> dict[str, Any]:
-    """Device-to-device copy rate, counting bytes read plus bytes written."""
-    import torch
-
-    src = torch.empty(COPY_BYTES // 4, dtype=torch.float32, device="cuda").uniform_()
-    dst = torch.empty_like(src)
-    times = time_cuda(partial(dst.copy_, src), warmup=3, runs=runs, flush=False)
-    del src, dst
-    torch.cuda.empty_cache()
-    stats = summarize(times)
-    return {**stats, "bytes": 2 * COPY_BYTES, "gbps": bandwidth(2 * COPY_BYTES, stats["median_ms"])}
-
-
-def _build(subject: dict[str, Any], problem: Any, workdir: Path) -> Callable[[Any], Any]:
-    """The callable for one subject: code under test, eager reference or compiled reference."""
-    import torch
-
-    from builder.judge.loader import load_code, load_module
-
-    reference = load_module(problem.reference_path)
-    if subject["kind"] == "eager":
-        return reference.Model(**problem.init).cuda().eval()
-    if subject["kind"] == "compile":
-        return torch.compile(reference.Model(**problem.init).cuda().eval())
-    module = load_code(subject["code"], workdir, subject["label"])
-    return module.ModelNew(**problem.init).cuda().eval()
-
-
-def time_job(params: dict[str, Any]) -> dict[str, Any]:
-    """Child job: copy bandwidth, then every subject on one benchmark input.
-
-    params: problem_dir, subjects [{label, kind: "code"|"eager"|"compile", code?}], runs,
-    warmup, seed. A subject that fails is reported with its error; the others still run.
+    The same call on the same device gives the same input in every process, so the referee can
+    replay a session's perturbations and compute the reference of any timed run.
     """
     import torch
 
-    from builder.seeds import load_problem
+    generator = torch.Generator(device=x.device).manual_seed((seed * 1_000_003 + index) % (1 << 62))
+    flat = x.view(-1)
+    span = min(PERTURB_ELEMENTS, flat.numel())
+    start = int(torch.randint(0, flat.numel() - span + 1, (1,), generator=generator, device=x.device))
+    flat[start:start + span].uniform_(low, high, generator=generator)
 
-    problem = load_problem(Path(params["problem_dir"]))
-    runs, warmup = int(params.get("runs", 100)), int(params.get("warmup", 5))
-    workdir = Path(params["workdir"])
-    copy = copy_bandwidth(runs=max(20, runs // 5))
-    gen = torch.Generator(device="cuda").manual_seed(int(params.get("seed", 0)))
-    x = torch.rand(problem.shape, generator=gen, device="cuda", dtype=getattr(torch, problem.dtype))
+
+class Clock:
+    """CUDA events, synchronize, the L2 flush and a wall clock, captured before candidate code runs."""
+
+    def __init__(self, device: str) -> None:
+        import torch
+
+        base = torch._C._CudaEventBase
+        self._new_event = base
+        self._record = base.record
+        self._elapsed = base.elapsed_time
+        self._sync = torch._C._cuda_synchronize
+        self._zero = torch.Tensor.zero_
+        self.stream = torch.cuda.default_stream()
+        self.wall = time.perf_counter
+        self.scratch = torch.empty(FLUSH_BYTES // 4, dtype=torch.float32, device=device)
+
+    def event(self) -> Any:
+        return self._new_event(enable_timing=True)
+
+    def record(self, event: Any) -> None:
+        self._record(event, self.stream)
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        return float(self._elapsed(start, end))
+
+    def synchronize(self) -> None:
+        self._sync()
+
+    def flush(self) -> None:
+        self._zero(self.scratch)
+
+    def time(self, fn: Callable[[], Any], *, warmup: int, runs: int,
+             before: Callable[[int], None] | None = None) -> list[float]:
+        """Milliseconds of `runs` calls of `fn`, each after `before(i)` and an L2 flush."""
+        for _ in range(warmup):
+            fn()
+        self.synchronize()
+        marks = [(self.event(), self.event()) for _ in range(runs)]
+        for i, (start, end) in enumerate(marks):
+            if before is not None:
+                before(i)
+            self.flush()
+            self.record(start)
+            fn()
+            self.record(end)
+        self.synchronize()
+        return [self.elapsed_ms(start, end) for start, end in marks]
+
+
+def _stream_kernel() -> Any:
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def stream(x_ptr, y_ptr, n_in, n_out, per_program, BLOCK: tl.constexpr, OUT_BLOCK: tl.constexpr):
+        pid = tl.program_id(0).to(tl.int64)
+        offs = pid * BLOCK + tl.arange(0, BLOCK)
+        total = tl.sum(tl.load(x_ptr + offs, mask=offs < n_in, other=0.0), axis=0)
+        first = pid * per_program
+        for i in range(0, per_program, OUT_BLOCK):
+            o = first + i + tl.arange(0, OUT_BLOCK)
+            tl.store(y_ptr + o, tl.zeros([OUT_BLOCK], dtype=tl.float32) + total,
+                     mask=(o < n_out) & (o < first + per_program))
+
+    return stream
+
+
+def stream_ceiling(clock: Clock, x: Any, out_numel: int) -> dict[str, Any]:
+    """The problem's ceiling: the best rate of a kernel that reads all of `x` and writes
+    `out_numel` elements, block sizes tried in turn; for a near 1:1 mix also torch's copy."""
+    import torch
+    import triton
+
+    kernel = _stream_kernel()
+    flat = x.view(-1)
+    y = torch.empty(max(out_numel, 1), dtype=x.dtype, device=x.device)
+    problem_bytes = (flat.numel() + out_numel) * x.element_size()
+    variants: dict[str, float] = {}
+    for block in STREAM_BLOCKS:
+        programs = triton.cdiv(flat.numel(), block)
+        per_program = triton.cdiv(out_numel, programs)
+        launch = (lambda b=block, g=programs, p=per_program:
+                  kernel[(g,)](flat, y, flat.numel(), out_numel, p, BLOCK=b, OUT_BLOCK=1024))
+        ms = summarize(clock.time(launch, warmup=2, runs=PROBE_RUNS))["median_ms"]
+        variants[f"stream_{block}"] = bandwidth(problem_bytes, ms)
+    del y
+    if out_numel >= flat.numel() // 2:
+        dst = torch.empty_like(flat)
+        ms = summarize(clock.time(lambda: dst.copy_(flat), warmup=2, runs=PROBE_RUNS))["median_ms"]
+        variants["torch_copy"] = bandwidth(2 * flat.numel() * x.element_size(), ms)
+        del dst
+    best = max(variants, key=variants.__getitem__)
+    return {"gbps": variants[best], "best": best, "variants": variants}
+
+
+def pure_rates(clock: Clock, x: Any) -> dict[str, float]:
+    """Read-only, write-only and copy rates (GB/s) on buffers of up to PROBE_BYTES, for reference."""
+    import torch
+    import triton
+
+    n = min(x.numel(), PROBE_BYTES // x.element_size())
+    src = x.view(-1)[:n]
+    kernel = _stream_kernel()
+    programs = triton.cdiv(n, 4096)
+    sink = torch.empty(programs, dtype=x.dtype, device=x.device)
+    read_ms = summarize(clock.time(lambda: kernel[(programs,)](src, sink, n, programs, 1, BLOCK=4096, OUT_BLOCK=16),
+                                   warmup=2, runs=PROBE_RUNS))["median_ms"]
+    dst = torch.empty_like(src)
+    write_ms = summarize(clock.time(lambda: dst.fill_(1.0), warmup=2, runs=PROBE_RUNS))["median_ms"]
+    copy_ms = summarize(clock.time(lambda: dst.copy_(src), warmup=2, runs=PROBE_RUNS))["median_ms"]
+    size = n * x.element_size()
+    return {"read_gbps": bandwidth(size, read_ms), "write_gbps": bandwidth(size, write_ms),
+            "copy_gbps": bandwidth(2 * size, copy_ms)}
+
+
+def _reference_callable(sandbox: Any, kind: str) -> Callable[[Any], Any]:
+    import torch
+
+    from builder.judge.loader import load_module
+
+    model = load_module(sandbox.problem.reference_path).Model(**sandbox.problem.init).cuda().eval()
+    return torch.compile(model) if kind == "compile" else model
+
+
+def _bench_input(sandbox: Any, spec: dict[str, Any]) -> Any:
+    """The session's benchmark input (made on first use) and the reference output shape."""
+    import torch
+
+    from builder.judge.guards import GuardedInput
+    from builder.judge.loader import load_module
+
+    if sandbox.bench is None:
+        problem = sandbox.problem
+        sandbox.bench_spec = {"seed": int(spec["seed"]), "low": float(spec["low"]), "high": float(spec["high"])}
+        sandbox.bench = GuardedInput(problem.shape, sandbox.dtype, "cuda", **sandbox.bench_spec)
+        meta = load_module(problem.reference_path).Model(**problem.init)
+        sandbox.out_shape = tuple(meta(torch.empty(problem.shape, device="meta")).shape)
+    return sandbox.bench
+
+
+def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
+    """Time the batch `header["subjects"]` (see the module doc); called by the sandbox's `time` op.
+
+    Returns, per subject, its run times or the reason it failed, the ceiling figures for probe
+    subjects, the perturbations applied so far and, when asked, the keyed hash of the input. With
+    `keep_last`, the last run's output stays alive for the `kept` op, which sends it once the
+    judge has stopped its clock.
+    """
+    import torch
+
+    clock: Clock = sandbox.clock
+    guarded = _bench_input(sandbox, header["input"])
+    sandbox.kept = None
+    x = guarded.x
+    spec = sandbox.bench_spec
+    runs, warmup = int(header.get("runs", 100)), int(header.get("warmup", 5))
+    out_numel = 1
+    for dim in sandbox.out_shape:
+        out_numel *= dim
+
+    def before(_: int) -> None:
+        if header.get("perturb", True):
+            perturb(x, spec["seed"], sandbox.perturbed, spec["low"], spec["high"])
+            sandbox.perturbed += 1
+
     results: dict[str, Any] = {}
-    out_bytes = None
+    start_wall = clock.wall()
     with torch.no_grad():
-        for subject in params["subjects"]:
-            try:
-                fn = _build(subject, problem, workdir)
-                out = fn(x)
-                out_bytes = out.numel() * out.element_size()
-                del out
-                results[subject["label"]] = summarize(time_cuda(lambda: fn(x), warmup=warmup, runs=runs))
-            except Exception as exc:  # reported per subject; the others still run
-                results[subject["label"]] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-            finally:
-                fn = None  # type: ignore[assignment]
-                torch.cuda.empty_cache()
-    bytes_moved = x.numel() * x.element_size() + (out_bytes or 0)
-    for stats in results.values():
-        if "median_ms" in stats:
-            stats["gbps"] = bandwidth(bytes_moved, stats["median_ms"])
-            stats["roofline_pct"] = 100.0 * stats["gbps"] / copy["gbps"]
-    return {"copy": copy, "bytes_moved": bytes_moved, "subjects": results, "env": environment()}
+        for subject in header["subjects"]:
+            label, kind = subject["label"], subject["kind"]
+            if kind == "ceiling":
+                results[label] = {"ceiling": stream_ceiling(clock, x, out_numel), "rates": pure_rates(clock, x)}
+                continue
+            fn = None
+            if kind in ("eager", "compile"):
+                if kind not in sandbox.baselines:
+                    sandbox.baselines[kind] = _reference_callable(sandbox, kind)
+                fn = sandbox.baselines[kind]
+            model = sandbox.models.get(subject.get("name", ""))
+            problems: list[str] = []
+
+            last: list[Any] = [None]
+
+            def call() -> None:
+                with sandbox.guards.watch() as record:
+                    out = model(x)
+                finding = sandbox.guards.verdict(record)
+                if finding is not None:
+                    problems.append(f"{finding.reason}: {finding.detail}")
+                if type(out) is not torch.Tensor or tuple(out.shape) != sandbox.out_shape:
+                    problems.append(f"wrong_while_timed: forward returned {type(out).__name__} "
+                                    f"{tuple(getattr(out, 'shape', ()))}")
+                last[0] = out
+
+            times = clock.time(call if fn is None else (lambda: fn(x)), warmup=warmup, runs=runs, before=before)
+            if header.get("keep_last") and fn is None:
+                sandbox.kept = (last[0], sandbox.perturbed)
+            if problems:
+                reason, _, detail = problems[0].partition(": ")
+                results[label] = {"error": reason, "detail": detail}
+            else:
+                results[label] = {"times": times}
+            fn = None
+            torch.cuda.empty_cache()
+    reply: dict[str, Any] = {"ok": True, "subjects": results, "perturbed": sandbox.perturbed,
+                             "child_wall_s": clock.wall() - start_wall}
+    if header.get("hash_key") is not None:
+        reply["input_hash"] = str(guarded.fingerprint(int(header["hash_key"])))
+    return reply
 
 
 def environment() -> dict[str, Any]:
@@ -149,3 +300,202 @@ def environment() -> dict[str, Any]:
         "triton": triton.__version__,
         "cuda": torch.version.cuda,
     }
+
+
+# -- the judge's side --------------------------------------------------------------------
+
+#: Timed runs per code subject, and warm-up calls before them.
+TIMED_RUNS = 100
+WARMUP = 5
+#: Timed runs of the code under test whose outputs the judge checks, picked at random.
+CHECKED_RUNS = 2
+#: Per timed run, wall time not covered by events may exceed the trusted codes' own by this
+#: factor plus TIMING_SLACK_MS before the events are taken to hide work.
+TIMING_FACTOR = 2.0
+TIMING_SLACK_MS = 0.25
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One thing timed in a side-by-side run."""
+
+    label: str  # name in the results
+    kind: str  # "code", "eager", "compile" or "ceiling"
+    code: str = ""  # the code, for kind "code"
+    trusted: bool = True  # project code: timed before any untrusted code is imported, and twice
+
+
+@dataclass(frozen=True)
+class TimingRun:
+    """What one side-by-side run measured; failures are data."""
+
+    stats: dict[str, dict[str, Any]]  # label -> summary of the first timing (and "repeat_median_ms")
+    errors: dict[str, tuple[str, str]]  # label -> (reason, detail) for subjects that failed
+    noise: float  # largest relative spread of a trusted code timed twice (A-B-A), 0 when none was
+    ceiling: dict[str, Any]  # the problem's ceiling rate and the pure read/write/copy rates
+    env: dict[str, Any]  # the device and versions, read by the referee
+
+
+def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, int]]:
+    """For each untrusted code subject, CHECKED_RUNS random runs -> the perturbation count then."""
+    import secrets
+
+    order = [s for s in subjects if s.trusted and s.kind != "ceiling"]
+    order += [s for s in subjects if not s.trusted] + [s for s in subjects if s.trusted and s.kind == "code"]
+    plan: dict[str, dict[int, int]] = {}
+    done = 0
+    for subject in order:
+        if not subject.trusted:
+            picks = sorted(secrets.SystemRandom().sample(range(runs), min(CHECKED_RUNS, runs)))
+            plan[subject.label] = {i: done + i + 1 for i in picks}
+        done += runs
+    return plan
+
+
+def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED_RUNS, warmup: int = WARMUP,
+                     timeout_s: float = 1800.0) -> TimingRun:
+    """Time `subjects` on one benchmark input in one sandbox, as the module doc describes.
+
+    Trusted subjects are timed first (codes, eager, compile, the ceiling), then each untrusted
+    one, then every trusted code again: the A-B-A spread is the run's noise. Untrusted outputs
+    are checked at random runs against the referee's reference, the input's keyed hash at the
+    end, and each code's event times against the wall time this process saw.
+    """
+    import secrets
+
+    import torch
+
+    from builder.judge.correctness import load_references
+    from builder.judge.guards import compare
+    from builder.judge.runner import SandboxDied, SandboxSession, run_job
+
+    plan = plan_checkpoints(subjects, runs)
+    code_runs = sum(runs for s in subjects if s.kind in ("code", "eager", "compile"))
+    total = code_runs + sum(runs for s in subjects if s.trusted and s.kind == "code")
+    seed, key = secrets.randbits(62), secrets.randbits(62)
+    spec = {"seed": seed, "low": problem.low, "high": problem.high}
+    errors: dict[str, tuple[str, str]] = {}
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s)
+    private = session.scratch / "referee"
+    private.mkdir(parents=True, exist_ok=True)
+    private.chmod(0o700)
+    counts = sorted({c for p in plan.values() for c in p.values()})
+    referee = run_job("referee", {"problem_dir": str(problem.dir), "outdir": str(private), "hash_key": key,
+                                  "trials": [], "device": "cuda",
+                                  "timing": {**spec, "checkpoints": counts, "total": total}}, timeout_s)
+    if not referee.ok:
+        session.close()
+        raise SandboxDied(referee.reason or "crash", f"the referee failed: {referee.detail[-500:]}")
+    refs = dict(zip(counts, load_references(referee.payload["checkpoints"], problem)))
+    dtype = getattr(torch, problem.dtype)
+    first: dict[str, list[float]] = {}
+    second: dict[str, list[float]] = {}
+    overheads: list[float] = []
+    ceiling: dict[str, Any] = {}
+
+    def load(subject: Subject, name: str) -> bool:
+        path = session.write_code(name, subject.code)
+        for step in ({"op": "load", "label": name, "path": str(path)},
+                     {"op": "build", "label": name, "name": name, "init": problem.init}):
+            reply = session.request(step)
+            if not reply.get("ok"):
+                errors[subject.label] = (reply.get("reason") or "import_error", reply.get("detail", ""))
+                return False
+        return True
+
+    def check_output(subject: Subject, run: int, count: int) -> None:
+        session.send({"op": "kept"})
+        reply, raw = session.receive(max_payload=refs[count].numel() * dtype.itemsize)
+        if reply.get("perturbed") != count or raw is None:
+            raise SandboxDied("sandbox_violation", "the sandbox kept another run's output than the judge checks")
+        out = raw.view(dtype)
+        verdict = compare(out, refs[count].reshape(-1), problem.atol, problem.rtol) if (
+            out.numel() == refs[count].numel()) else None
+        if verdict is None or verdict.reason:
+            why = verdict.detail if verdict else "output size differs"
+            errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {why}"))
+
+    def timed(subject: Subject, name: str, into: dict[str, list[float]]) -> None:
+        base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling",
+                "subjects": [{"label": subject.label, "kind": subject.kind, "name": name}]}
+        if subject.kind != "ceiling":
+            reply = session.request({**base, "runs": 0, "warmup": warmup, "perturb": False})
+            if not reply.get("ok"):
+                errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
+                return
+        checks = plan.get(subject.label, {})
+        bounds = sorted({i + 1 for i in checks} | {runs})
+        times: list[float] = []
+        wall_ms = 0.0
+        done = 0
+        for bound in bounds:
+            start = time.perf_counter()
+            reply = session.request({**base, "runs": bound - done, "warmup": 0, "keep_last": (bound - 1) in checks})
+            wall_ms += (time.perf_counter() - start) * 1e3
+            if not reply.get("ok"):
+                errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
+                return
+            result = reply["subjects"][subject.label]
+            if "error" in result:
+                errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
+                return
+            if subject.kind == "ceiling":
+                break
+            times += result["times"]
+            if (bound - 1) in checks:
+                check_output(subject, bound - 1, checks[bound - 1])
+            done = bound
+        if subject.kind == "ceiling":
+            ceiling.update(result)
+            return
+        if len(times) != runs or any(t <= 0 for t in times):
+            raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
+        unexplained = (wall_ms - sum(times)) / runs
+        if subject.trusted and subject.kind == "code":
+            overheads.append(unexplained)
+        elif subject.kind == "code" and overheads:
+            allowed = TIMING_FACTOR * max(statistics.median(overheads), 0.0) + TIMING_SLACK_MS
+            if unexplained > allowed or unexplained < -0.05 * sum(times) / runs - TIMING_SLACK_MS:
+                errors.setdefault(subject.label, (
+                    "timing_mismatch", f"{unexplained:.3f} ms per run of wall time is not in the events "
+                                       f"(trusted codes: {statistics.median(overheads):.3f} ms)"))
+        into[subject.label] = times
+
+    try:
+        session.start()
+        names = {s.label: f"s{i}" for i, s in enumerate(subjects)}
+        trusted = [s for s in subjects if s.trusted]
+        untrusted = [s for s in subjects if not s.trusted]
+        for subject in trusted:
+            if subject.kind == "code" and not load(subject, names[subject.label]):
+                continue
+            if subject.label not in errors:
+                timed(subject, names[subject.label], first)
+        for subject in untrusted:
+            if load(subject, names[subject.label]):
+                timed(subject, names[subject.label], first)
+        for subject in trusted:
+            if subject.kind == "code" and subject.label in first:
+                timed(subject, names[subject.label], second)
+        reply = session.request({"op": "time", "input": spec, "subjects": [], "hash_key": key})
+        if untrusted and reply.get("input_hash") != referee.payload["final_hash"]:
+            for subject in untrusted:
+                errors.setdefault(subject.label, ("input_mutated", "the timing input changed during the runs"))
+    finally:
+        session.close()
+    if session.strays:
+        for subject in untrusted:
+            errors[subject.label] = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
+    stats: dict[str, dict[str, Any]] = {}
+    spreads = []
+    for label, times in first.items():
+        stats[label] = summarize(times)
+        if label in second:
+            again = summarize(second[label])["median_ms"]
+            stats[label]["repeat_median_ms"] = again
+            spreads.append(abs(again - stats[label]["median_ms"]) / min(again, stats[label]["median_ms"]))
+    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee.payload["env"])
+
+
+def _numel(refs: dict[int, Any], checks: dict[int, int]) -> int:
+    return max((refs[c].numel() for c in checks.values()), default=0)

@@ -110,7 +110,8 @@ def test_timer_patches(statement):
 
 
 def test_other_module_patches():
-    assert verdict(model("triton.runtime.jit.JITFunction.run = None\nreturn x")) == "monkey_patch"
+    assert verdict(model("tl.store = None\nreturn x")) == "monkey_patch"
+    assert verdict(model("triton.runtime.jit.JITFunction.run = None\nreturn x")) == "system_access"
     assert verdict(model("torch.allclose = lambda *a, **k: True\nreturn x")) == "monkey_patch"
 
 
@@ -155,3 +156,337 @@ def test_hardcoded_sizes(literal):
 def test_block_size_literals_are_not_hardcoded_shapes():
     sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
     assert verdict(model("b = 1024\nt = 8192\nreturn x"), sizes) is None
+
+
+
+@pytest.mark.parametrize(
+    "imports,body",
+    [
+        ("from typing import sys\n", "return x"),
+        ("from triton.runtime.build import os\n", "return x"),
+        ("import triton.runtime.build as b\n", "b.os.system('true')\nreturn x"),
+        ("import functools\n", "functools.sys.modules.clear()\nreturn x"),
+        ("", "m = torch.backends.torch.nn\nreturn x"),
+        ("", "torch._dynamo.reset()\nreturn x"),
+        ("", "torch.cuda.os.getpid()\nreturn x"),
+        ("from torch import cuda as c\n", "c.threading.Thread(target=print).start()\nreturn x"),
+        ("", "torch.nn.modules.pooling.F.relu(x)\nreturn x"),
+        ("import triton.testing\n", "return x"),
+        ("", "g = (i for i in ())\ng.gi_frame.f_globals['torch']\nreturn x"),
+        ("", "return self.holder.builtins"),
+        ("", "exit(0)"),
+        ("", "t = tl\nreturn x"),
+    ],
+)
+def test_routes_through_module_attributes(imports, body):
+    assert verdict(model(body, imports)) == "system_access"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "eval = print\nreturn x",
+        "def inner(h: 'print(1)'):\n    return h\nreturn x",
+        "return typing.get_type_hints(ModelNew)",
+        "return functools.singledispatch(print)",
+    ],
+)
+def test_dynamic_code(body):
+    assert verdict(model(body, "import functools\nimport typing\n")) == "dynamic_code"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "e = eval\nreturn e('x')",
+        "def inner(g=getattr):\n    return g(torch, 'sum')\nreturn inner()(x)",
+        "return __builtins__",
+    ],
+)
+def test_shadowed_or_aliased_builtins(body):
+    assert verdict(model(body)) in ("system_access", "dynamic_code")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "F = torch.nn.functional\nF.avg_pool1d = lambda *a: a[0]\nreturn x",
+        "m = torch.nn\nm.AvgPool1d.forward = lambda s, t: t\nreturn x",
+        "m = [torch.nn][0]\nm.AvgPool1d.forward = lambda s, t: t\nreturn x",
+        "a, b = torch.nn, 1\na.AvgPool1d.forward = None\nreturn x",
+        "(n := torch.nn).AvgPool1d.forward = None\nreturn x",
+        "def inner(m=torch.nn):\n    m.AvgPool1d.forward = None\nreturn x",
+        "p = self.pool\np.forward = lambda t: t\nreturn x",
+        "for m in (torch.nn,):\n    m.AvgPool1d.forward = None\nreturn x",
+        "x.add_.owner = None\nreturn x",
+        "self.pool.forward = None\nreturn x",
+        "k.run = None\nreturn x",
+        "k.add_pre_run_hook(print)\nreturn x",
+        "self.register_forward_hook(print)\nreturn x",
+    ],
+)
+def test_patches_through_aliases(body):
+    assert verdict(model(body)) in ("monkey_patch", "torch_op")
+    assert "monkey_patch" in {f.reason for f in check_code(model(body))}
+
+
+def test_aliased_timer_patch():
+    body = "E = torch.cuda.Event\nE.elapsed_time = lambda a, b: 0.001\nreturn x"
+    assert verdict(model(body)) == "timer_patch"
+
+
+def test_own_attributes_may_be_set():
+    body = ("self.calls = 1\nself.a, self.b = 2, 3\n"
+            "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        "lambda meta: (x.add_(1).shape[0],)",
+        "lambda meta: (torch.cumsum(x, 0).numel(),)",
+        "lambda meta: (int(y.copy_(x[..., 1:] + x[..., :-1]).numel()),)",
+    ],
+)
+def test_torch_work_in_a_grid_lambda(grid):
+    body = f"y = torch.empty_like(x)\nk[{grid}](x, y, x.numel(), BLOCK=64)\nreturn y"
+    assert verdict(model(body)) == "torch_op"
+
+
+CONFIGS = "configs=[triton.Config({'BLOCK': 64})], key=['n']"
+PRUNE = "def prune(configs, named):\n    named['y_ptr'].copy_(named['x_ptr'][:, ::2])\n    return configs\n"
+
+
+@pytest.mark.parametrize(
+    "decorator",
+    [
+        f"@triton.autotune({CONFIGS}, pre_hook=lambda a: a['y_ptr'].copy_(a['x_ptr'] * 2))",
+        f"@triton.autotune({CONFIGS}, prune_configs_by={{'early_config_prune': prune}})",
+        "@triton.heuristics({'BLOCK': lambda a: a['x_ptr'].mul_(2).numel()})",
+    ],
+)
+def test_torch_work_in_triton_host_callables(decorator):
+    code = model("return x").replace("@triton.jit", decorator + "\n@triton.jit")
+    code = code.replace("\n\n@triton.autotune", f"\n\n{PRUNE}\n\n@triton.autotune", 1)
+    assert "torch_op" in {f.reason for f in check_code(code)}
+
+
+def test_pure_host_callables_pass():
+    code = model(
+        "y = torch.empty_like(x)\n"
+        "grid = lambda meta: (triton.cdiv(x.numel(), meta['BLOCK']),)\n"
+        "k[grid](x, y, x.numel())\nreturn y"
+    )
+    heuristic = "@triton.heuristics({'BLOCK': lambda a: min(triton.next_power_of_2(a['n']), 2048)})"
+    code = code.replace("@triton.jit", f"{heuristic}\n@triton.jit")
+    assert verdict(code) is None
+
+
+@pytest.mark.parametrize("body", ["class Fake(torch.Tensor):\n    pass\nreturn x",
+                                  "class Meta(type):\n    pass\nreturn x"])
+def test_tensor_subclasses_and_metaclasses(body):
+    code = model(body)
+    if "Meta" in body:
+        code = code.replace("class ModelNew(nn.Module)", "class ModelNew(nn.Module, metaclass=type)")
+    assert verdict(code) == "system_access"
+
+
+@pytest.mark.parametrize("method", ["__del__", "__init_subclass__", "__torch_function__", "__getattr__"])
+def test_special_methods(method):
+    special = f"    def {method}(self, *a):\n        return None\n\n"
+    code = model("return x").replace("    def forward", special + "    def forward")
+    assert verdict(code) == "system_access"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "BLOCK = min(triton.next_power_of_2(x.shape[-1]), 65536)\nreturn x",
+        "BLOCK_SIZE = 65536\nreturn x",
+        "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=65536)\nreturn y",
+        "cfg = {'BLOCK': 65536}\nreturn x",
+        "BLOCK_b = 64\nwhile BLOCK_b < 65536 and BLOCK_b < x.shape[-1]:\n    BLOCK_b *= 2\nreturn x",
+        "self.BLOCK_W = 65536\nreturn x",
+        "BLOCK = 1 << 16\nreturn x",
+        "BLOCKS = (1024, 65536)\nreturn x",
+        "for BLOCK in [512, 65536]:\n    pass\nreturn x",
+        "cfgs = [{'BLOCK': b} for b in (1024,)] + [{'BLOCK': 65536}]\nreturn x",
+    ],
+)
+def test_power_of_two_tile_caps_are_not_hardcoded_shapes(body):
+    sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
+    assert verdict(model(body), sizes) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "if x.shape[-1] == 65536:\n    return x\nreturn x",
+        "y = torch.empty(64, 128, 65536)\nreturn y",
+        "BLOCK = min(x.shape[-1], 65537)\nreturn x",
+        "n = 65536\nreturn x",
+        "shape = (64, 128, 65536)\nreturn x",
+        "n = 256 * 256\nreturn x",
+        "n = (1 << 16) + 1\nreturn x",
+        "n = 2 ** 16\nreturn x",
+        "for n in (65536,):\n    pass\nreturn x",
+    ],
+)
+def test_shapes_are_still_hardcoded(body):
+    sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
+    assert verdict(model(body), sizes) == "hardcoded_shape"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "configs = [3, 1, 2]\nconfigs.sort()\nreturn x",
+        "values = list(range(4))\nvalues.sort(key=lambda v: -v)\nreturn x",
+        "return sorted([2, 1])",
+        "seen = set()\nseen.add(1)\nreturn x",
+        "self.sizes = [k for k in range(3)]\nself.sizes.sort()\nreturn x",
+    ],
+)
+def test_methods_of_plain_python_containers_are_not_torch_ops(body):
+    assert verdict(model(body)) is None
+
+
+def test_a_name_also_bound_to_a_tensor_is_not_a_container():
+    assert verdict(model("v = [1]\nv = x\nv.sort()\nreturn x")) == "torch_op"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return x * 2",
+        "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y / 8",
+        "acc = torch.zeros(4)\nacc += x[:, :, 1:5]\nreturn acc",
+        "v = x.contiguous().view(-1)\nreturn -v",
+        "a = x[..., 1:]\nb = a\nreturn b + 1",
+    ],
+)
+def test_tensor_arithmetic_outside_kernels(body):
+    assert verdict(model(body)) == "torch_op"
+
+
+def test_index_arithmetic_on_sizes_passes():
+    body = ("n = x.numel() * 2 // 2\nblocks = triton.cdiv(x.shape[-1] + 4, 64) * x.size(0)\n"
+            "y = torch.empty_like(x)\nk[(blocks,)](x, y, n - 0, BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("return x.logsumexp(-1)", "torch_op"),
+        ("y = torch.empty_like(x)\nreturn y.softmax(-1)", "torch_op"),
+        ("Fake = type('Fake', (torch.Tensor,), {})\nreturn x", "dynamic_code"),
+        ("return x.as_subclass(torch.Tensor)", "system_access"),
+        ("functools.update_wrapper(self, x, assigned=('forward',))\nreturn x", "monkey_patch"),
+        ("functools.wraps(x, assigned=('forward',))(self)\nreturn x", "monkey_patch"),
+        ("return self.ref.torch.nn.functional.avg_pool1d(x, 3)", "system_access"),
+    ],
+)
+def test_more_routes(body, reason):
+    assert verdict(model(body, "import functools\n")) == reason
+
+
+def test_harmless_special_methods_and_tensor_methods_pass():
+    code = model(
+        "y = x.new_empty(x.shape)\nk[(triton.cdiv(x.numel(), 64),)](x.contiguous(), y, x.numel(), BLOCK=64)\n"
+        "return y.view(x.shape)"
+    ).replace("    def forward", "    def __repr__(self):\n        return 'ModelNew()'\n\n    def forward")
+    assert verdict(code) is None
+
+
+HELPER = "\n\ndef helper(t, k):\n    return t[..., k:] + t[..., :-k]\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "box = [x]\nreturn box[0] * 2",
+        "self.buf = x\nreturn self.buf + 1",
+        "parts = [x[..., i:i + 2] for i in range(3)]\nreturn sum(parts)",
+        "for t in (x,):\n    return t - 1",
+        "return functools.reduce(lambda a, b: a, [x, x])",
+        "return (lambda t: t * 3)(x)",
+        "return x > 0.5",
+        "a, b = x.chunk(2)\nreturn a @ b",
+        "return max(x, x)",
+        "y = torch.zeros_like(x)\ny -= x\nreturn y",
+    ],
+)
+def test_tensor_work_through_names_containers_and_calls(body):
+    assert verdict(model(body, "import functools\n")) == "torch_op"
+
+
+def test_tensor_work_in_a_helper_called_with_the_input():
+    code = model("return helper(x, 1)").replace("\n\nclass ModelNew", HELPER + "\n\nclass ModelNew")
+    assert verdict(code) == "torch_op"
+
+
+def test_a_helper_called_with_sizes_only_passes():
+    code = model("y = torch.empty_like(x)\nk[(helper(x.numel(), 1),)](x, y, x.numel(), BLOCK=64)\nreturn y")
+    code = code.replace("\n\nclass ModelNew", "\n\ndef helper(n, k):\n    return (n + k - 1) // k\n\n\nclass ModelNew")
+    assert verdict(code) is None
+
+
+@pytest.mark.parametrize("body", ["f = x.sum\nreturn f(-1)", "g = t.cumsum\nreturn x",
+                                  "return list(map(x.mul, [2]))"])
+def test_computing_methods_taken_as_values(body):
+    assert verdict(model(body)) == "torch_op"
+
+
+def test_describing_attributes_of_tensors_pass():
+    body = ("n, c, length = x.shape\nassert x.dtype == torch.float32 and x.is_cuda is not None\n"
+            "y = torch.empty((n, c, length), device=x.device, dtype=x.dtype)\n"
+            "k[(triton.cdiv(y.numel(), 64),)](x, y, y.numel(), BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("triton.runtime.driver.set_active(None)\nreturn x", "system_access"),
+        ("return x._base", "system_access"),
+        ("y = torch.empty(0)\nreturn y.set_(x.untyped_storage())", "torch_op"),
+    ],
+)
+def test_driver_private_attributes_and_storage(body, reason):
+    assert verdict(model(body)) == reason
+
+
+def test_reading_the_active_device_passes():
+    body = ("props = triton.runtime.driver.active.utils.get_device_properties(0)\n"
+            "self._props = props\ny = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=64)\nreturn y")
+    assert verdict(model(body)) is None
+
+
+def test_launch_metadata_and_custom_bench_are_host_callables():
+    code = model("return x").replace("@triton.jit", "@triton.jit(launch_metadata=lambda g, k, a: a['x_ptr'].add_(1))")
+    assert "torch_op" in {f.reason for f in check_code(code)}
+
+
+def test_a_grid_lambda_sees_the_enclosing_tensors():
+    body = "y = torch.empty_like(x)\nk[lambda meta: (int((x * 2).numel()),)](x, y, x.numel(), BLOCK=64)\nreturn y"
+    assert verdict(model(body)) == "torch_op"
+
+
+@pytest.mark.parametrize(
+    "body,helpers",
+    [
+        ("return functools.partial(shift, x)()", "def shift(t):\n    return t[..., 1:] * 2\n"),
+        ("return Pool().apply(x)", "class Pool:\n    def apply(self, t):\n        return t - 1\n"),
+    ],
+)
+def test_tensor_work_behind_partials_and_methods(body, helpers):
+    code = model(body, "import functools\n").replace("\n\nclass ModelNew", f"\n\n{helpers}\n\nclass ModelNew")
+    assert verdict(code) == "torch_op"
+
+
+def test_list_slices_and_concatenation_pass():
+    body = ("sizes = [64, 128, 256]\nfirst = sizes[:1] + sizes[2:]\ny = torch.empty_like(x)\n"
+            "k[(1,)](x, y, x.numel(), BLOCK=first[0])\nreturn y")
+    assert verdict(model(body)) is None

@@ -1,37 +1,36 @@
-"""verify_job, run the way the judge runs it: in a child process through run_job."""
+"""verify: the code runs in a sandbox process, the verdict is decided in this one."""
 
 import pytest
 
-from builder.judge.runner import run_job
+from builder.judge.correctness import verify
 from builder.seeds import get_problem
 
 P1 = get_problem("avgpool1d")
 P2 = get_problem("avgpool2d")
 
 
-def verify(problem, code, cases, device="cpu", **extra):
-    params = {"problem_dir": str(problem.dir), "code": code, "device": device, "cases": cases, "seed": 0}
-    result = run_job("verify", {**params, **extra}, timeout_s=120)
-    assert result.ok, result
-    return result.payload
+def check(problem, code, cases, device="cpu", **extra):
+    return verify(problem, code, device=device, timeout_s=120, cases=cases, **extra)
 
 
 def test_seed_kernel_passes_with_per_case_records():
-    payload = verify(P1, P1.kernel_path.read_text(), ["padded_stride1", "stride_gt_kernel"])
-    assert payload["ok"] and payload["reason"] is None
-    assert (payload["atol"], payload["rtol"]) == (P1.atol, P1.rtol)
-    assert [c["name"] for c in payload["cases"]] == ["padded_stride1", "stride_gt_kernel"]
-    assert all(c["ok"] and c["max_abs_err"] <= P1.atol for c in payload["cases"])
-    assert payload["cases"][0]["shape"] == [2, 3, 37]
+    result = check(P1, P1.kernel_path.read_text(), ["padded_stride1", "stride_gt_kernel"])
+    assert result.ok and result.reason is None, result.detail
+    assert (result.atol, result.rtol) == (P1.atol, P1.rtol)
+    names = [c.name for c in result.cases]
+    assert names == ["padded_stride1", "padded_stride1 (second input)", "stride_gt_kernel"]
+    assert all(c.ok and c.max_abs_err <= P1.atol for c in result.cases)
+    assert result.cases[0].shape == (2, 3, 37)
+    assert result.to_payload()["cases"][0]["shape"] == [2, 3, 37]
 
 
 def test_failing_case_stops_the_run_and_names_the_case():
     code = (P1.wrong_dir / "count_include_pad.py").read_text()
-    payload = verify(P1, code, ["no_padding", "padded_stride1", "long_row"])
-    assert not payload["ok"] and payload["reason"] == "mismatch"
-    assert [c["ok"] for c in payload["cases"]] == [True, False]
-    assert payload["detail"].startswith("padded_stride1:")
-    assert payload["cases"][1]["max_abs_err"] > 0.01
+    result = check(P1, code, ["no_padding", "padded_stride1", "long_row"])
+    assert not result.ok and result.reason == "mismatch"
+    assert [c.ok for c in result.cases][-1] is False
+    assert result.detail.startswith("padded_stride1:")
+    assert result.cases[-1].max_abs_err > 0.01
 
 
 @pytest.mark.parametrize(
@@ -40,12 +39,36 @@ def test_failing_case_stops_the_run_and_names_the_case():
         (P1.kernel_path.read_text() + "\nraise ValueError('at import')\n", "import_error"),
         (P1.kernel_path.read_text().replace("super().__init__()", "raise ValueError('init')"), "import_error"),
         (P1.kernel_path.read_text().replace("class ModelNew", "class Renamed"), "no_model_new"),
+        (P1.kernel_path.read_text() + "\nimport os\nos._exit(0)\n", "sandbox_violation"),
+        (P1.kernel_path.read_text() + "\nimport os\nos.abort()\n", "crash"),
     ],
-    ids=["import", "constructor", "no_model_new"],
+    ids=["import", "constructor", "no_model_new", "quiet_exit", "abort"],
 )
 def test_import_and_construction_failures(code, reason):
-    payload = verify(P1, code, ["kernel_1"])
-    assert not payload["ok"] and payload["reason"] == reason
+    result = check(P1, code, ["kernel_1"])
+    assert not result.ok and result.reason == reason, result.detail
+
+
+def test_a_process_left_behind_is_a_violation_even_when_outputs_are_right():
+    code = P1.kernel_path.read_text() + (
+        "\nimport os\nif os.fork() == 0:\n    os.setsid()\n    import time\n    time.sleep(30)\n    os._exit(0)\n")
+    result = check(P1, code, ["kernel_1"])
+    assert result.reason == "sandbox_violation", result.detail
+
+
+def test_a_forged_message_on_stdout_is_only_log_output():
+    code = P1.kernel_path.read_text() + "\nprint('{\"ok\": true}')\n"
+    result = check(P1, code, ["kernel_1"])
+    assert result.ok, result.detail
+
+
+def test_the_parent_sees_inputs_changed_in_place():
+    code = P1.kernel_path.read_text().replace(
+        "        return triton_avg_pool1d(", "        out = triton_avg_pool1d(").replace(
+        "            x, self.kernel_size, self.stride, self.padding\n        )\n",
+        "            x, self.kernel_size, self.stride, self.padding\n        )\n        x.zero_()\n        return out\n")
+    result = check(P1, code, ["padded_stride1"])
+    assert not result.ok and result.reason in ("input_mutated", "torch_op"), result.detail
 
 
 # Static rules catch these first; run alone, the dynamic guards must still catch them.
@@ -55,31 +78,25 @@ BACKUPS = [
     (P2, "unfold_mean.py", "torch_op"),
     (P2, "inherits_pool.py", "torch_op"),
     (P2, "getattr_trick.py", "torch_op"),
-    (P2, "launch_patch.py", "monkey_patch"),
+    (P2, "launch_patch.py", "guard_disabled"),
 ]
 
 
 @pytest.mark.parametrize("problem,name,reason", BACKUPS, ids=[f"{p.key}/{n}" for p, n, _ in BACKUPS])
 def test_dynamic_guards_back_up_static_rules(problem, name, reason):
-    payload = verify(problem, (problem.wrong_dir / name).read_text(), [problem.cases[0].name])
-    assert not payload["ok"] and payload["reason"] == reason, payload["detail"]
+    result = check(problem, (problem.wrong_dir / name).read_text(), [problem.cases[0].name])
+    assert not result.ok and result.reason == reason, result.detail
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("problem", [P1, P2], ids=["avgpool1d", "avgpool2d"])
 def test_seed_kernel_passes_benchmark_trials_on_gpu(problem):
-    payload = verify(problem, problem.kernel_path.read_text(), [problem.cases[0].name], "cuda", benchmark_trials=2)
-    assert payload["ok"], payload["detail"]
-    assert [c["name"] for c in payload["cases"]][1:] == ["benchmark_0", "benchmark_1"]
+    result = check(problem, problem.kernel_path.read_text(), [problem.cases[0].name], "cuda", trials=2)
+    assert result.ok, result.detail
+    assert [c.name for c in result.cases][-2:] == ["benchmark_0", "benchmark_1"]
 
 
 @pytest.mark.gpu
 def test_side_stream_is_caught_on_gpu():
-    payload = verify(P2, (P2.wrong_dir / "side_stream.py").read_text(), ["padded"], "cuda")
-    assert payload["reason"] == "side_stream", payload["detail"]
-
-
-@pytest.mark.gpu
-def test_timer_patch_is_caught_on_gpu():
-    payload = verify(P1, (P1.wrong_dir / "timer_patch.py").read_text(), ["padded_stride1"], "cuda")
-    assert payload["reason"] == "timer_patch"
+    result = check(P2, (P2.wrong_dir / "side_stream.py").read_text(), ["padded"], "cuda")
+    assert result.reason == "side_stream", result.detail

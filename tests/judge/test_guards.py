@@ -53,11 +53,16 @@ def test_guarded_input_is_seeded_uniform_between_bands():
     assert not a.bands_intact()
 
 
-def test_fingerprint_sees_a_changed_element():
+def test_fingerprint_sees_a_changed_element_and_a_sum_keeping_swap():
     a = GuardedInput((2, 3, 5), torch.float32, "cpu", seed=1)
-    before = a.fingerprint()
-    a.x[1, 2, 4] = 0.25
-    assert a.fingerprint() != before
+    before = a.fingerprint(key=12345)
+    assert a.fingerprint(key=12345) == before and a.fingerprint(key=54321) != before
+    a.x[0, 0, [0, 1]] = a.x[0, 0, [1, 0]].clone()
+    assert a.fingerprint(key=12345) != before
+    a.x[0, 0, [0, 1]] = a.x[0, 0, [1, 0]].clone()
+    assert a.fingerprint(key=12345) == before
+    a.x[1, 2, 4] += 1.0
+    assert a.fingerprint(key=12345) != before
 
 
 def test_watch_records_ops_and_poisons_allocations():
@@ -98,7 +103,7 @@ def test_replacing_the_launch_wrapper_is_tampering():
         wrapped = JITFunction.run
         JITFunction.run = original
         try:
-            assert guards.tampering().reason == "monkey_patch"
+            assert guards.tampering().reason == "guard_disabled"
         finally:
             JITFunction.run = wrapped
     assert JITFunction.run is original

@@ -109,11 +109,6 @@ def test_cheats_outrank_format_slips():
     assert first_finding(check_code(code)).reason == "system_access"
 
 
-@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: p.key)
-def test_seed_kernel_passes_the_rules(problem):
-    assert check_code(problem.kernel_path.read_text(), benchmark_sizes(problem)) == []
-
-
 SOLUTIONS = [(p, path) for p in PROBLEMS for path in p.solutions.values()]
 
 
@@ -121,3 +116,22 @@ SOLUTIONS = [(p, path) for p in PROBLEMS for path in p.solutions.values()]
 def test_solutions_pass_the_rules(problem, path):
     code, findings = check_answer(read_answer(path), benchmark_sizes(problem))
     assert findings == [] and code.strip() == path.read_text().strip()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Here is the kernel:\n```python\n" + GOOD,
+        "First try:\n```python\n" + GOOD + "```\nA faster one:\n```python\nimport torch\n\n@triton.jit\ndef k(",
+        "```python\n" + GOOD + "```\n\nAnd a test:\n```\nprint(1)\n",
+    ],
+)
+def test_an_unclosed_last_fence_is_truncated(answer):
+    _, findings = check_answer(answer)
+    assert first_finding(findings).reason == "truncated"
+
+
+def test_closed_fences_are_not_truncated():
+    answer = "Plan:\n```text\nsteps\n```\n```python\n" + GOOD + "```\nDone."
+    code, findings = check_answer(answer)
+    assert findings == [] and code == GOOD

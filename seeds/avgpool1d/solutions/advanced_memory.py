@@ -14,11 +14,12 @@ def avg_pool1d_stride1_kernel(
     GROUPS: tl.constexpr,
     WIDE_INDEX: tl.constexpr,
 ):
-    # Stride-1 fast path (tile and grid as in the previous stage): a tile is
-    # GROUPS consecutive groups of KERNEL_SIZE outputs; every input element is
-    # loaded once per tile at its own aligned address, and window sums come
-    # from prefix sums inside each group.  This stage tunes the launch
-    # (num_warps) and the cache policy of the two loads.
+    # Stride-1 fast path.  The previous stage loaded one [outputs, taps] tile in
+    # which every input element appears K times (K-fold re-reads from L1, and
+    # misaligned, unvectorizable addresses).  Here a tile is GROUPS consecutive
+    # groups of KERNEL_SIZE outputs; each element is loaded at its own address
+    # exactly once per tile, contiguously and aligned, and window sums come from
+    # prefix sums inside each group.
     pid = tl.program_id(0)
     row = pid // tiles_per_row
     tile = pid - row * tiles_per_row
@@ -49,12 +50,8 @@ def avg_pool1d_stride1_kernel(
 
     # a: this group's K inputs; b: the next group's K inputs (same lines, one
     # group further, so they come from L1/L2 and not again from DRAM).
-    # Cache hints: the lines of `a` are read a second time through `b`, so keep
-    # them (evict_last); `b` is the last use of its lines (evict_first).
-    a = tl.load(x_row + pos, mask=lane_ok, other=0.0,
-                eviction_policy="evict_last").to(tl.float32)
-    b = tl.load(x_row + pos + KERNEL_SIZE, mask=nxt_ok, other=0.0,
-                eviction_policy="evict_first").to(tl.float32)
+    a = tl.load(x_row + pos, mask=lane_ok, other=0.0).to(tl.float32)
+    b = tl.load(x_row + pos + KERNEL_SIZE, mask=nxt_ok, other=0.0).to(tl.float32)
 
     # The window starting at tap j of a group is a[j:] + b[:j]:
     #   sum(a[j:]) = total(a) - (prefix(a)[j] - a[j]),  sum(b[:j]) = prefix(b)[j] - b[j].
@@ -103,31 +100,20 @@ def avg_pool1d_window_tile_kernel(
 
 
 def _stride1_config(L_out: int, kernel_size: int):
-    """Groups per tile (unchanged): about 1K outputs per program, fewer for short rows.
-
-    Warps: measured on the benchmark shape (1K-output tiles), 4 warps beat 2
-    and 8; this is 8 window elements per thread and load.  Small tiles use
-    fewer warps so that every thread still holds a few elements.  The kernel
-    has no loop, so num_stages has nothing to pipeline and stays at 1.
-    """
+    """Groups per tile: about 1K outputs per program, fewer for short rows."""
     kernel_p2 = triton.next_power_of_2(kernel_size)
     groups = max(1, 1024 // kernel_p2)
     groups = min(groups, triton.next_power_of_2(triton.cdiv(L_out, kernel_size)))
-    num_warps = max(1, min(4, groups * kernel_p2 // 256))
-    return groups, kernel_p2, num_warps, 1
+    return groups, kernel_p2, 4
 
 
 def _general_config(L_out: int, kernel_size: int):
-    """Window tile for the general path (unchanged): about 8K window elements per program.
-
-    Warps: 8 for full tiles (32 elements per thread and load), fewer for the
-    small tiles of short rows; no loop, so num_stages = 1.
-    """
+    """Window tile for the general path: about 8K window elements per program."""
     kernel_p2 = triton.next_power_of_2(kernel_size)
     block_out = max(16, min(1024, 8192 // kernel_p2))
     block_out = min(block_out, max(16, triton.next_power_of_2(L_out)))
-    num_warps = max(1, min(8, block_out * kernel_p2 // 1024))
-    return block_out, kernel_p2, num_warps, 1
+    num_warps = 4 if block_out * kernel_p2 <= 4096 else 8
+    return block_out, kernel_p2, num_warps
 
 
 def triton_avg_pool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: int) -> torch.Tensor:
@@ -143,7 +129,7 @@ def triton_avg_pool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: i
     y = torch.empty((N, C, L_out), device=x.device, dtype=x.dtype)
 
     if stride == 1:
-        GROUPS, KERNEL_P2, num_warps, num_stages = _stride1_config(L_out, kernel_size)
+        GROUPS, KERNEL_P2, num_warps = _stride1_config(L_out, kernel_size)
         per_tile = GROUPS * kernel_size
         tiles_per_row = triton.cdiv(L_out, per_tile)
         wide_index = tiles_per_row * per_tile + 2 * kernel_size + KERNEL_P2 >= 2**31
@@ -157,10 +143,9 @@ def triton_avg_pool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: i
             GROUPS=GROUPS,
             WIDE_INDEX=wide_index,
             num_warps=num_warps,
-            num_stages=num_stages,
         )
     else:
-        BLOCK_OUT, KERNEL_P2, num_warps, num_stages = _general_config(L_out, kernel_size)
+        BLOCK_OUT, KERNEL_P2, num_warps = _general_config(L_out, kernel_size)
         tiles_per_row = triton.cdiv(L_out, BLOCK_OUT)
         wide_index = (L_out + BLOCK_OUT) * stride + KERNEL_P2 >= 2**31
         grid = (N * C * tiles_per_row,)
@@ -173,7 +158,6 @@ def triton_avg_pool1d(x: torch.Tensor, kernel_size: int, stride: int, padding: i
             BLOCK_OUT=BLOCK_OUT,
             WIDE_INDEX=wide_index,
             num_warps=num_warps,
-            num_stages=num_stages,
         )
     return y
 

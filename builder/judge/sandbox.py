@@ -1,0 +1,260 @@
+"""The sandbox process: the only process that imports code under test.
+
+The judge starts it as `python -m builder.judge.sandbox`, always with the same argv and the same
+environment, as an unprivileged user where the judge runs as root (builder.judge.runner). It
+reads commands on stdin and answers on stdout in the framed messages of builder.judge.channel;
+whatever the code under test prints goes to stderr, the judge's log. It decides no verdict: it
+reports raw outputs, input bytes or hashes and what its guards saw, and the judge, outside this
+process, computes the reference and decides.
+
+Commands (`op`): hello, load, build, forward, profile, time, bye. Each gets one reply (`time`
+also streams the outputs of the runs it was asked to check).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from builder.judge import channel
+
+
+class Sandbox:
+    """The state of one sandbox session: the problem, the guards, loaded code and models."""
+
+    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
+        self.reader, self.writer = reader, writer
+        self.modules: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}
+        self.baselines: dict[str, Any] = {}  # eager and compiled reference, built once per session
+        self.bench: Any = None  # the timing input, alive for the whole session
+        self.perturbed = 0  # perturbations applied to the timing input so far
+
+    def serve(self) -> None:
+        while True:
+            try:
+                header, payload = channel.receive(self.reader, max_payload=1 << 40)
+            except channel.ProtocolError:
+                return
+            op = header.get("op")
+            if op == "bye":
+                channel.send(self.writer, {"ok": True})
+                return
+            handler = getattr(self, f"do_{op}", None)
+            if handler is None:
+                channel.send(self.writer, {"ok": False, "reason": "runtime_error", "detail": f"unknown op {op!r}"})
+                continue
+            try:
+                reply, data = handler(header, payload)
+            except Exception as exc:  # reported to the judge, which decides
+                from builder.judge.child import is_device_failure
+
+                crashed = is_device_failure(exc)
+                channel.send(self.writer, {"ok": False, "reason": "crash" if crashed else "runtime_error",
+                                           "detail": _last_lines(traceback.format_exc())})
+                if crashed:
+                    return
+                continue
+            channel.send(self.writer, reply, data)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def do_hello(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
+        """Set the device up, load the problem and install the guards."""
+        self.device = header["device"]
+        from builder.judge.child import apply_memory_cap, prepare_cpu
+
+        if self.device == "cpu":
+            prepare_cpu()
+        import torch
+
+        cap = apply_memory_cap() if self.device == "cuda" else None
+
+        from builder.judge.guards import Guards
+        from builder.judge.timing import Clock
+        from builder.seeds import load_problem
+
+        self.torch = torch
+        self.problem = load_problem(Path(header["problem_dir"]))
+        self.dtype = getattr(torch, self.problem.dtype)
+        self.guards = Guards(cuda=self.device == "cuda")
+        self.guards.install()
+        self.clock = Clock(self.device) if self.device == "cuda" else None
+        return {"ok": True, "pid": os.getpid(), "memory_fraction": cap}, None
+
+    def do_load(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
+        """Import one code file as module `label`."""
+        from builder.judge.loader import load_module
+
+        label = header["label"]
+        try:
+            with self.guards.allocations():
+                module = load_module(Path(header["path"]), name=f"kp_{label}")
+        except BaseException:  # SystemExit and KeyboardInterrupt raised by the code count too
+            return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}, None
+        tampered = self.guards.tampering()
+        if tampered:
+            return {"ok": False, "reason": tampered.reason, "detail": tampered.detail}, None
+        if not isinstance(getattr(module, "ModelNew", None), type):
+            return {"ok": False, "reason": "no_model_new", "detail": "the module has no class ModelNew"}, None
+        self.modules[label] = module
+        return {"ok": True}, None
+
+    def do_build(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
+        """Construct ModelNew(**init) of a loaded module as model `name`."""
+        try:
+            with self.guards.allocations():
+                model = self.modules[header["label"]].ModelNew(**header["init"]).to(self.device)
+        except BaseException:
+            return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}, None
+        tampered = self.guards.tampering()
+        if tampered:
+            return {"ok": False, "reason": tampered.reason, "detail": tampered.detail}, None
+        self.models[header["name"]] = model
+        return {"ok": True}, None
+
+    def do_forward(self, header: dict[str, Any], payload: Any) -> tuple[dict[str, Any], Any]:
+        """One guarded forward on a given (bytes) or seeded input; reply with the raw output."""
+        torch = self.torch
+        guarded = self._input(header["input"], payload)
+        try:
+            reply, out = self._call(self.models[header["name"]], guarded)
+        except _DeviceFailure as exc:
+            raise exc.cause from None
+        if header.get("hash_key") is not None:
+            reply["input_hash"] = str(guarded.fingerprint(int(header["hash_key"])))
+        if header.get("return_input"):
+            reply["input_bytes"] = guarded.x.numel() * guarded.x.element_size()
+        expect = header.get("expect") or {}
+        wanted = reply.get("output") and reply["output"]["shape"] == expect.get("shape") and (
+            reply["output"]["dtype"] == expect.get("dtype"))
+        data = _host_bytes(out) if wanted else None
+        channel.send(self.writer, {"part": "output", **reply}, data)
+        del out
+        if header.get("return_input"):
+            return {"part": "input"}, guarded.x.detach().to("cpu").contiguous().view(torch.uint8).reshape(-1)
+        return {"part": "end"}, None
+
+    def do_profile(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
+        """Warm up, then one forward inside the NVTX range that ncu collects."""
+        torch = self.torch
+        from builder.judge.ncu import NVTX_RANGE
+
+        guarded = self._input(header["input"], None)
+        model = self.models[header["name"]]
+        with torch.no_grad():
+            for _ in range(int(header.get("warmup", 3))):
+                model(guarded.x)
+            torch.cuda.synchronize()
+            torch.cuda.nvtx.range_push(NVTX_RANGE)
+            with self.guards.watch() as record:
+                model(guarded.x)
+            torch.cuda.synchronize()
+            torch.cuda.nvtx.range_pop()
+        finding = self.guards.verdict(record)
+        return {"ok": True, "launches": record.launches, "finding": list(finding) if finding else None}, None
+
+    def do_time(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
+        """Time subjects side by side on the session's benchmark input (builder.judge.timing)."""
+        from builder.judge.timing import time_subjects
+
+        return time_subjects(self, header), None
+
+    def do_kept(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], Any]:
+        """Send the output the last `time` batch kept, with the perturbation count it ran at."""
+        kept = getattr(self, "kept", None)
+        if kept is None or type(kept[0]) is not self.torch.Tensor:
+            return {"ok": False, "reason": "wrong_while_timed", "detail": "no output was kept"}, None
+        out, perturbed = kept
+        self.kept = None
+        return {"ok": True, "perturbed": perturbed}, _host_bytes(out)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _input(self, spec: dict[str, Any], payload: Any) -> Any:
+        from builder.judge.guards import GuardedInput
+
+        guarded = GuardedInput(tuple(spec["shape"]), self.dtype, self.device, int(spec.get("seed", 0)),
+                               float(spec.get("low", 0.0)), float(spec.get("high", 1.0)))
+        if payload is not None:
+            values = payload.view(self.dtype).reshape(guarded.x.shape)
+            guarded.x.copy_(values.to(self.device))
+        return guarded
+
+    def _call(self, model: Any, guarded: Any) -> tuple[dict[str, Any], Any]:
+        """A guarded forward: a reply describing it, and the output (None unless a tensor)."""
+        torch = self.torch
+        from builder.judge.child import is_device_failure
+
+        with torch.no_grad(), self.guards.watch() as record:
+            try:
+                out = model(guarded.x)
+            except BaseException as exc:
+                if is_device_failure(exc):
+                    raise _DeviceFailure(exc) from None
+                return {"ok": False, "reason": "runtime_error", "detail": _last_lines(traceback.format_exc())}, None
+        reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40]}
+        finding = self.guards.verdict(record)
+        if finding is None and not guarded.bands_intact():
+            finding = ("out_of_bounds", "forward wrote outside its input")
+        if finding is None:
+            finding = _plain_output(out, guarded)
+        if finding is not None:
+            reason, detail = finding
+            reply.update(ok=False, reason=reason, detail=detail)
+        if type(out) is torch.Tensor:
+            reply["output"] = {"shape": list(out.shape), "dtype": str(out.dtype).removeprefix("torch.")}
+            return reply, out
+        reply["output"] = None
+        reply["output_type"] = type(out).__name__
+        return reply, None
+
+
+class _DeviceFailure(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _plain_output(out: Any, guarded: Any) -> tuple[str, str] | None:
+    """Why an output is not a plain tensor that owns its memory, or None."""
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        return None  # the judge reports a wrong type from the missing output
+    if type(out) is not torch.Tensor:
+        return "output_not_plain", f"forward returned a {type(out).__name__}, a Tensor subclass"
+    if out.untyped_storage().data_ptr() == guarded.storage_ptr():
+        return "output_not_plain", "forward returned a view of its input"
+    return None
+
+
+def _host_bytes(out: Any) -> Any:
+    """An output's bytes as a flat uint8 CPU tensor."""
+    import torch
+
+    return out.detach().to("cpu").contiguous().view(torch.uint8).reshape(-1)
+
+
+def _last_lines(text: str, count: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-count:])
+
+
+def main() -> int:
+    """Take stdin/stdout for the channel; send everything printed to stderr."""
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    reader, writer = channel.open_pair(read_fd, write_fd)
+    Sandbox(reader, writer).serve()
+    writer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

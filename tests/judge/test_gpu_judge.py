@@ -1,0 +1,79 @@
+"""The judge's GPU paths: checked timing, the profiler's kernel list and the reward's speed bonus."""
+
+import pytest
+
+from builder.judge.ncu import foreign_kernels, ncu_path, profile
+from builder.judge.score import gpu_timer, jit_function_names, make_reward_fn, read_answer, score_answer
+from builder.judge.timing import Subject, run_side_by_side
+from builder.seeds import get_problem
+
+pytestmark = pytest.mark.gpu
+
+P1 = get_problem("avgpool1d")
+P2 = get_problem("avgpool2d")
+
+
+def test_side_by_side_run_has_noise_ceiling_and_checked_untrusted_code():
+    seed, stage1 = P1.kernel_path.read_text(), P1.solutions["grid_and_parallel"].read_text()
+    run = run_side_by_side(P1, [Subject("seed", "code", seed), Subject("eager", "eager"),
+                                Subject("ceiling", "ceiling"), Subject("stage1", "code", stage1, trusted=False)],
+                           runs=30)
+    assert run.errors == {}, run.errors
+    assert 0 <= run.noise < 0.05
+    assert run.stats["stage1"]["median_ms"] < run.stats["seed"]["median_ms"]
+    assert run.ceiling["ceiling"]["gbps"] > 1000 and set(run.ceiling["rates"]) == {"read_gbps", "write_gbps", "copy_gbps"}
+
+
+def test_an_answer_that_caches_while_timed_is_caught():
+    code = P1.solutions["grid_and_parallel"].read_text().replace(
+        "class ModelNew(nn.Module):", "_seen = {}\n\n\nclass ModelNew(nn.Module):").replace(
+        "    def forward(self, x", "    def forward_real(self, x")
+    code += ("\n    def forward(self, x):\n        key = x.data_ptr()\n        if key not in _seen:\n"
+             "            _seen[key] = self.forward_real(x)\n        return _seen[key]\n")
+    run = run_side_by_side(P1, [Subject("seed", "code", P1.kernel_path.read_text()),
+                                Subject("cheat", "code", code, trusted=False)], runs=20)
+    assert run.errors["cheat"][0] in ("wrong_while_timed", "output_cached"), run.errors
+
+
+@pytest.mark.skipif(ncu_path() is None, reason="needs ncu")
+def test_profiler_lists_the_answers_kernels_and_catches_a_torch_kernel(tmp_path):
+    code = P2.solutions["grid_and_parallel"].read_text()
+    seen = profile(P2, code, [], ncu_path(), timeout_s=600, log_dir=tmp_path)
+    assert seen.ok, seen.detail
+    assert foreign_kernels(seen.launches, jit_function_names(code)) == []
+    assert seen.gpu_ms() and seen.gpu_ms() > 1.0
+    cheat = code.replace("class ModelNew(nn.Module):", "import torch.nn.functional as F\n\n\nclass ModelNew(nn.Module):")
+    cheat = cheat.replace("    def forward(self, x", "    def forward_real(self, x")
+    cheat += "\n    def forward(self, x):\n        self.forward_real(x)\n        return F.avg_pool2d(x, self.kernel_size)\n"
+    seen = profile(P2, cheat, [], ncu_path(), timeout_s=600, log_dir=tmp_path)
+    assert seen.ok and seen.guard_finding[0] == "torch_op"  # the guards inside see it ...
+    assert foreign_kernels(seen.launches, jit_function_names(cheat))  # ... and so does the profiler, outside
+
+
+def test_reward_gives_a_bonus_to_a_solution_and_none_to_its_current_code():
+    current = P1.solutions["block_tiling"].read_text()
+    reward = make_reward_fn(profile=True)
+    solution = read_answer(P1.solutions["memory_access"])
+    got = reward([solution, read_answer(P1.solutions["block_tiling"])], problem_key="avgpool1d",
+                 current_code=current)
+    assert got[0] > 1.05 and 0.99 <= got[1] < 1.02, got
+
+
+def test_score_times_against_the_current_code():
+    timer = gpu_timer(P2.kernel_path.read_text())
+    verdict = score_answer(read_answer(P2.solutions["grid_and_parallel"]), P2, device="cuda", timer=timer)
+    assert verdict.ok, (verdict.reason, verdict.detail)
+    assert verdict.speedups["current"] > 1.0 and verdict.speedups["eager"] > 1.0
+
+
+def test_the_whole_check_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
+    monkeypatch.setenv("KP_GPU_MEMORY_GIB", "22")
+    from builder.judge.correctness import verify
+
+    for problem in (P1, P2):
+        code = problem.solutions["advanced_memory"].read_text()
+        result = verify(problem, code, device="cuda", timeout_s=900, cases=[problem.cases[0].name], trials=2)
+        assert result.ok, (problem.key, result.reason, result.detail)
+        run = run_side_by_side(problem, [Subject("final", "code", code), Subject("eager", "eager"),
+                                         Subject("ceiling", "ceiling")], runs=10)
+        assert run.errors == {}, run.errors
