@@ -23,7 +23,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from builder import DATA_DIR
 from builder.configs import Config, Gap
 from builder.plots import BANDWIDTH_PNG, SPEEDUP_PNG, plot_bandwidth, plot_speedups
-from builder.rows import Skipped
+from builder.rows import MIN_GAIN, NOISE, Skipped
 from builder.schema import load_schema
 from builder.tokens import (
     CHAT_TEMPLATE_PARTS,
@@ -260,6 +260,8 @@ def render_card(tables: dict[str, list[dict[str, Any]]], params: CardParams, dat
         num_stages=frame["stage"].nunique(),
         num_gpus=frame["gpu"].nunique(),
         num_missing=len(params.skipped),
+        min_gain_pct=f"{100 * MIN_GAIN:g}",
+        noise_pct=f"{100 * NOISE:g}",
         config_table=config_table(infos),
         summary_table=summary_table(frame),
         speedup_png=SPEEDUP_PNG,
