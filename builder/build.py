@@ -82,4 +82,4 @@ def build(problems: list[Problem], out: Path, *, allow_missing: bool = False, sk
                           f"or pass --allow-missing):\n  {lines}")
     if not rows:
         raise RecordError("no row has fresh records: nothing to build")
-    return write_dataset(rows, out, card_params=card_params), rows, skipped
+    return write_dataset(rows, out, card_params=card_params, skipped=skipped), rows, skipped

@@ -1,8 +1,9 @@
 """The dataset card: README.md rendered from templates/card.md, plus its figures.
 
 The YAML front matter (license, tags, configs, dataset_info) is built with the `datasets` and
-`huggingface_hub` metadata classes; the body is filled from the rows (summary table, provenance)
-and from the row schema (the field list).
+`huggingface_hub` metadata classes; the body is filled from the rows (summary table, provenance,
+token counts), from the config schemas (the field lists), from build's report (missing rows) and
+from builder.tokens (the TRL settings its snippets use).
 """
 
 from __future__ import annotations
@@ -20,8 +21,21 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from builder import DATA_DIR
+from builder.configs import Config, Gap
 from builder.plots import BANDWIDTH_PNG, SPEEDUP_PNG, plot_bandwidth, plot_speedups
+from builder.rows import MIN_GAIN, NOISE, Skipped
 from builder.schema import load_schema
+from builder.tokens import (
+    CHAT_TEMPLATE_PARTS,
+    COMPLETION_ROOM,
+    HEADROOM,
+    ROUND_TO,
+    TOKENIZER_NAME,
+    TokenStats,
+    config_stats,
+    qwen_tokenizer,
+    train_settings,
+)
 
 TEMPLATE = DATA_DIR / "templates" / "card.md"
 
@@ -34,6 +48,20 @@ class CardParams:
     repo_id: str = "<namespace>/kernel-prompts"  # shown in the loading example
     license: str = "mit"
     tags: tuple[str, ...] = ("triton", "gpu-kernels", "code", "performance-optimization", "kernelbench")
+    skipped: tuple[Skipped, ...] = ()  # build's report of rows it could not or would not build
+    gaps: tuple[Gap, ...] = ()  # trajectories cut short, filled in by write_dataset
+
+
+@dataclass(frozen=True)
+class ConfigInfo:
+    """What the card's front matter says about one written config."""
+
+    config: Config  # which config
+    features: datasets.Features  # its Features
+    num_rows: int  # rows in its one split
+    num_bytes: int  # size of its Arrow table in memory
+    download_size: int  # size of its parquet shard
+    data_files: str  # its data_files pattern, e.g. 'data/sft/train-*'
 
 
 def size_category(n: int) -> str:
@@ -154,16 +182,7 @@ def software_table(rows: list[dict[str, Any]]) -> str:
     return markdown_table(frame)
 
 
-def card_data(
-    params: CardParams,
-    *,
-    features: datasets.Features,
-    num_rows: int,
-    num_bytes: int,
-    download_size: int,
-    data_files: str,
-    split: str,
-) -> DatasetCardData:
+def card_data(params: CardParams, *, infos: list[ConfigInfo], split: str) -> DatasetCardData:
     """The YAML front matter: Hub tags plus the `configs` and `dataset_info` that `datasets` reads."""
     data = DatasetCardData(
         license=params.license,
@@ -171,19 +190,67 @@ def card_data(
         task_categories=["text-generation"],
         language=["en"],
         pretty_name=params.pretty_name,
-        size_categories=[size_category(num_rows)],
+        size_categories=[size_category(max(info.num_rows for info in infos))],
     )
-    splits = SplitDict()
-    splits.add(SplitInfo(name=split, num_bytes=num_bytes, num_examples=num_rows))
-    info = DatasetInfo(features=features, splits=splits, download_size=download_size, dataset_size=num_bytes)
-    DatasetInfosDict({"default": info}).to_dataset_card_data(data)
-    MetadataConfigs({"default": {"data_files": [{"split": split, "path": data_files}]}}).to_dataset_card_data(data)
+    dataset_infos = {}
+    configs: dict[str, dict[str, Any]] = {}
+    for info in infos:
+        splits = SplitDict()
+        splits.add(SplitInfo(name=split, num_bytes=info.num_bytes, num_examples=info.num_rows))
+        dataset_infos[info.config.name] = DatasetInfo(features=info.features, splits=splits,
+                                                      download_size=info.download_size, dataset_size=info.num_bytes)
+        configs[info.config.name] = {"data_files": [{"split": split, "path": info.data_files}],
+                                     **({"default": True} if info.config.default else {})}
+    DatasetInfosDict(dataset_infos).to_dataset_card_data(data)
+    MetadataConfigs(configs).to_dataset_card_data(data)
     return data
 
 
-def render_card(rows: list[dict[str, Any]], params: CardParams, data: DatasetCardData) -> DatasetCard:
-    """The card for `rows` with front matter `data`, from templates/card.md."""
+def config_table(infos: list[ConfigInfo]) -> str:
+    """One line per written config: name, rows, what a row is."""
+    frame = pd.DataFrame(
+        [(f"`{i.config.name}`" + (" (default)" if i.config.default else ""), i.num_rows, i.config.summary)
+         for i in infos],
+        columns=["config", "rows", "one row is"],
+    )
+    return markdown_table(frame)
+
+
+def token_table(stats: dict[str, TokenStats]) -> str:
+    """Token counts per config: max and median of prompt, completion and total."""
+    frame = pd.DataFrame(
+        [(f"`{name}`", s.rows, s.prompt_max, f"{s.prompt_median:g}", s.completion_max, f"{s.completion_median:g}",
+          s.total_max, f"{s.total_median:g}") for name, s in stats.items()],
+        columns=["config", "rows", "prompt max", "prompt median", "completion max", "completion median",
+                 "total max", "total median"],
+    )
+    return markdown_table(frame)
+
+
+def missing_list(params: CardParams) -> str:
+    """Markdown bullets: each row build skipped or excluded and each trajectory cut short, with why."""
+    lines = [f"- `{s.row_id}`: {'skipped' if s.missing else 'excluded'}: {s.reason}" for s in params.skipped]
+    lines += [f"- trajectory `{g.trajectory_id}` stops after {g.turns} turn(s), before `{g.stopped_before}`: "
+              f"{g.reason}" for g in params.gaps]
+    return "\n".join(lines) if lines else "None: every (problem, stage, GPU) of the records has a row."
+
+
+def chat_template_literal() -> str:
+    """CHAT_TEMPLATE as a parenthesised Python string literal, one piece per line."""
+    return "(\n" + "".join(f"    {piece!r}\n" for piece in CHAT_TEMPLATE_PARTS) + ")"
+
+
+def field_sections(infos: list[ConfigInfo]) -> str:
+    """A field table per written config, under a heading naming it."""
+    return "\n\n".join(f"### `{i.config.name}`\n\n{field_table(load_schema(i.config.schema))}" for i in infos)
+
+
+def render_card(tables: dict[str, list[dict[str, Any]]], params: CardParams, data: DatasetCardData,
+                infos: list[ConfigInfo], stats: dict[str, TokenStats]) -> DatasetCard:
+    """The card for the config rows `tables` with front matter `data`, from templates/card.md."""
+    rows = tables["sft"]
     frame = summary_frame(rows)
+    settings = train_settings(stats)
     text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         front_matter=data.to_yaml(),
         pretty_name=params.pretty_name,
@@ -192,10 +259,26 @@ def render_card(rows: list[dict[str, Any]], params: CardParams, data: DatasetCar
         num_problems=frame["problem"].nunique(),
         num_stages=frame["stage"].nunique(),
         num_gpus=frame["gpu"].nunique(),
+        num_missing=len(params.skipped),
+        min_gain_pct=f"{100 * MIN_GAIN:g}",
+        noise_pct=f"{100 * NOISE:g}",
+        config_table=config_table(infos),
         summary_table=summary_table(frame),
         speedup_png=SPEEDUP_PNG,
         bandwidth_png=BANDWIDTH_PNG,
-        field_table=field_table(load_schema("row")),
+        missing_list=missing_list(params),
+        token_table=token_table(stats),
+        tokenizer_name=TOKENIZER_NAME,
+        headroom=HEADROOM,
+        round_to=ROUND_TO,
+        completion_room=f"{COMPLETION_ROOM:g}",
+        chat_template=chat_template_literal(),
+        sft_total_max=stats["sft"].total_max,
+        trajectories_total_max=stats["trajectories"].total_max,
+        preference_total_max=stats["preference"].total_max,
+        rl_completion_max=stats["rl"].completion_max,
+        **settings.to_dict(),
+        field_sections=field_sections(infos),
         problem_list=problem_list(rows),
         gpu_list=gpu_list(rows),
         software_table=software_table(rows),
@@ -203,28 +286,12 @@ def render_card(rows: list[dict[str, Any]], params: CardParams, data: DatasetCar
     return DatasetCard(text)
 
 
-def write_card(
-    folder: Path,
-    rows: list[dict[str, Any]],
-    params: CardParams,
-    *,
-    features: datasets.Features,
-    num_bytes: int,
-    download_size: int,
-    data_files: str,
-    split: str,
-) -> None:
+def write_card(folder: Path, tables: dict[str, list[dict[str, Any]]], params: CardParams, *,
+               infos: list[ConfigInfo], split: str) -> None:
     """Write README.md and the figures it links into `folder`."""
-    frame = summary_frame(rows)
+    frame = summary_frame(tables["sft"])
     plot_speedups(frame, folder / SPEEDUP_PNG)
     plot_bandwidth(frame, folder / BANDWIDTH_PNG)
-    data = card_data(
-        params,
-        features=features,
-        num_rows=len(rows),
-        num_bytes=num_bytes,
-        download_size=download_size,
-        data_files=data_files,
-        split=split,
-    )
-    (folder / "README.md").write_text(str(render_card(rows, params, data)), encoding="utf-8")
+    data = card_data(params, infos=infos, split=split)
+    stats = config_stats(tables, qwen_tokenizer())
+    (folder / "README.md").write_text(str(render_card(tables, params, data, infos, stats)), encoding="utf-8")

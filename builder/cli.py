@@ -277,6 +277,57 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
     sys.exit(0 if all_ok else 1)
 
 
+@cli.command("eval")
+@click.argument("answers_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", "dataset_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_DATASET_DIR, show_default=True, help="Dataset folder whose rows the answers answer.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the summary (metrics overall, per stage, per problem, and every verdict) as JSON here.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="cuda also times correct code against the row's current code; cpu uses the Triton interpreter.")
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
+              help="Seconds one answer's checks may take in the child process.")
+@friendly_errors
+def eval_answers(answers_file: Path, dataset_dir: Path, json_out: Path | None, device: str, timeout_s: float) -> None:
+    """Judge a model's answers to dataset rows; print fast_p, speedups and reject reasons.
+
+    ANSWERS_FILE is JSONL: per line {"id": <row id>, "completion": <answer>} (or "messages",
+    whose last turn is the answer). Each answer is judged for its row's problem; on a GPU,
+    correct code is timed against the row's current code. fast_p is the share of answers that
+    are correct and faster than the current code by more than p (p = 0, 1, 1.5, 2); without a
+    GPU only fast_0, the correctness rate, is measured. Metrics are printed overall, per stage
+    and per problem. An id that is no row's is an error naming its line (exit code 2).
+
+    Example: kernel-prompts eval answers.jsonl --dataset outputs/dataset --json eval.json
+    """
+    import json
+
+    import torch
+
+    from builder.evaluate import format_summary, judge_answers, match_rows, read_eval_answers, summarize
+    from builder.validate import read_rows
+
+    try:
+        pairs = match_rows(read_eval_answers(answers_file), read_rows(str(dataset_dir)), str(answers_file))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(str(exc)) from exc
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def timer_for(row: dict[str, Any]) -> Any:
+        from builder.judge.score import gpu_timer
+
+        return gpu_timer(row["code"]["current"], timeout_s=timeout_s)
+
+    judged = judge_answers(pairs, device=device, timer_for=timer_for, timeout_s=timeout_s,
+                           progress=lambda msg: click.echo(msg, err=True))
+    summary = summarize(judged)
+    click.echo(format_summary(summary))
+    if json_out is not None:
+        json_out.write_text(json.dumps({"device": device, "dataset": str(dataset_dir), **summary}, indent=2) + "\n")
+        click.echo(f"summary written to {json_out}")
+
+
 @cli.command()
 @click.argument("source", default=str(DEFAULT_DATASET_DIR))
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=Path("rejects.jsonl"),

@@ -1,6 +1,6 @@
 """Upload a dataset folder to the HuggingFace Hub.
 
-The folder is uploaded as it is on disk (README.md, data/*.parquet, figures/*.png) in one commit,
+The folder is uploaded as it is on disk (README.md, data/<config>/*.parquet, figures/*.png) in one commit,
 after the same integrity check that `build` output must pass. The Hub address comes from
 `HF_ENDPOINT`, read by huggingface_hub when it is imported.
 """
@@ -18,7 +18,7 @@ from builder.dataset import integrity_check
 from builder.errors import DatasetError
 
 #: What a push uploads; anything else in the folder stays local.
-UPLOADED = ["README.md", "data/*.parquet", "figures/*.png"]
+UPLOADED = ["README.md", "data/*/*.parquet", "figures/*.png"]
 #: Remote files a push replaces, so stale shards or figures of an earlier push do not linger.
 REPLACED = ["data/*", "figures/*"]
 

@@ -46,9 +46,9 @@ def read_rows(source: str) -> list[dict[str, Any]]:
     if folder.is_dir():
         import pyarrow.parquet as pq
 
-        files = sorted((folder / "data").glob("*.parquet"))
+        files = sorted((folder / "data" / "sft").glob("*.parquet"))
         if not files:
-            raise DatasetError(f"{folder}: no data/*.parquet files")
+            raise DatasetError(f"{folder}: no data/sft/*.parquet files")
         return [row for f in files for row in pq.read_table(f).to_pylist()]
     if folder.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
         raise DatasetError(f"{source}: not a dataset folder or a Hub repo id (namespace/name)")

@@ -37,7 +37,7 @@ def test_same_inputs_give_the_same_files(problem, tmp_path):
     write_chain(problem, root)
     a = B.build([problem], tmp_path / "a", skip_verify=True, measure_missing=False, records_root=root)[0]
     b = B.build([problem], tmp_path / "b", skip_verify=True, measure_missing=False, records_root=root)[0]
-    for name in ("data/train-00000-of-00001.parquet", "README.md"):
+    for name in ("data/sft/train-00000-of-00001.parquet", "data/preference/train-00000-of-00001.parquet", "README.md"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,23 @@ from builder.card import (
     summary_frame,
     summary_table,
 )
+from builder.configs import CONFIGS, config_rows
 from builder.dataset import features, write_dataset
+from builder.rows import Skipped, build_rows
 from builder.schema import load_schema
+from builder.seeds import load_problems
+from builder.tokens import CHAT_TEMPLATE, config_stats, qwen_tokenizer, row_counts, train_settings
 from tests.rowfactory import make_row, make_rows
+
+SKIPPED = (Skipped("avgpool2d/block_tiling/h100", "record of 'block_tiling' is missing"),
+           Skipped("avgpool1d/advanced_memory/h100", "the solution runs at 0.96x its current code's speed", False))
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = CardParams(repo_id="someone/kernel-prompts")
-    return write_dataset(make_rows(), tmp_path_factory.mktemp("card") / "dataset", card_params=params)
+    return write_dataset(make_rows(), tmp_path_factory.mktemp("card") / "dataset", card_params=params,
+                         skipped=SKIPPED)
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +57,21 @@ def test_front_matter_has_hub_metadata(card: DatasetCard) -> None:
     assert data["size_categories"] == ["n<1K"]
     assert "triton" in data["tags"]
     assert data["pretty_name"] == CardParams().pretty_name
-    assert data["configs"] == [
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]}
-    ]
+    configs = {c["config_name"]: c for c in data["configs"]}
+    assert set(configs) == {c.name for c in CONFIGS}
+    assert configs["sft"] == {"config_name": "sft", "data_files": [{"split": "train", "path": "data/sft/train-*"}],
+                              "default": True}
+    assert all("default" not in c for name, c in configs.items() if name != "sft")
 
 
 def test_front_matter_dataset_info_carries_the_features(card: DatasetCard) -> None:
-    info = DatasetInfo._from_yaml_dict(card.data.to_dict()["dataset_info"])
-    assert info.features == features()
-    assert info.splits["train"].num_examples == 4
+    infos = {entry["config_name"]: entry for entry in card.data.to_dict()["dataset_info"]}
+    tables = config_rows(make_rows()).tables
+    for config in CONFIGS:
+        info = DatasetInfo._from_yaml_dict(infos[config.name])
+        assert info.features == features(config.name)
+        assert info.splits["train"].num_examples == len(tables[config.name])
+    assert DatasetInfo._from_yaml_dict(infos["sft"]).splits["train"].num_examples == 4
 
 
 def test_summary_table_has_one_line_per_row_in_stage_order() -> None:
@@ -105,9 +120,46 @@ def test_card_body_says_where_rows_come_from_and_how_to_use_them(card: DatasetCa
     assert "NVIDIA H100 80GB HBM3 (132 SMs)" in text
     assert "| h100 | 570.86.15 | 12.8 | 2.11.0 | 3.6.0 | 2025.1.0 |" in text
     assert 'load_dataset("someone/kernel-prompts", split="train")' in text
-    assert "SFTTrainer" in text and "GRPOTrainer" in text
     assert "builder.judge.score import reward_fn" in text
-    assert "The dataset has 4 rows: 2 problem(s), 3 stage(s)" in text
+    assert "| rows (`sft`) | 4: 2 problem(s), 3 stage(s), 1 GPU(s) |" in text
+    for config in CONFIGS:
+        assert f"## Config `{config.name}`" in text and f"### `{config.name}`" in text
+
+
+def test_card_lists_why_rows_are_missing(card: DatasetCard) -> None:
+    text = card.text
+    assert "| rows the records did not give | 2 " in text
+    assert "- `avgpool2d/block_tiling/h100`: skipped: record of 'block_tiling' is missing" in text
+    assert "- `avgpool1d/advanced_memory/h100`: excluded: the solution runs at 0.96x" in text
+    assert "- trajectory `avgpool1d/h100` stops after 1 turn(s), before `block_tiling`" in text
+
+
+def test_card_snippets_use_the_settings_from_the_counts(card: DatasetCard) -> None:
+    tables = config_rows(make_rows()).tables
+    settings = train_settings(config_stats(tables, qwen_tokenizer()))
+    text = card.text
+    assert f'SFTConfig(output_dir="sft-kernels", max_length={settings.sft_max_length})' in text
+    assert f"max_length={settings.trajectories_max_length})" in text and "assistant_only_loss=True" in text
+    assert f'DPOConfig(output_dir="dpo-kernels", max_length={settings.dpo_max_length})' in text
+    assert f"max_completion_length={settings.grpo_max_completion_length})" in text
+    literal = re.search(r"CHAT_TEMPLATE = (\(.*?\n\))\n", text, re.S)
+    assert literal and ast.literal_eval(literal.group(1)) == CHAT_TEMPLATE
+    assert "{% generation %}" in CHAT_TEMPLATE
+
+
+def test_settings_cover_every_real_row_with_the_card_tokenizer() -> None:
+    rows, _ = build_rows(load_problems())
+    tables = config_rows(rows).tables
+    tokenizer = qwen_tokenizer()
+    settings = train_settings(config_stats(tables, tokenizer))
+    limits = {"sft": settings.sft_max_length, "trajectories": settings.trajectories_max_length,
+              "preference": settings.dpo_max_length}
+    for name, limit in limits.items():
+        for row in tables[name]:
+            assert row_counts(name, row, tokenizer)[2] <= limit, (name, row["id"])
+        assert limit > 1024, "TRL's default max_length would do"
+    longest = max(row_counts("sft", row, tokenizer)[1] for row in tables["sft"])
+    assert longest <= settings.grpo_max_completion_length and longest > 512
 
 
 def test_software_without_ncu_shows_na(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import builder.dataset as dataset_module
 from builder.card import CardParams
+from builder.configs import CONFIGS
 from builder.dataset import (
     PARQUET_PATH,
     check_rows,
@@ -19,6 +20,7 @@ from builder.dataset import (
     features_from_schema,
     integrity_check,
     load_rows,
+    parquet_path,
     write_dataset,
 )
 from builder.errors import DatasetError
@@ -104,8 +106,9 @@ def test_row_features_follow_the_schema() -> None:
     assert row_features["verification"]["passed"] == datasets.Value("bool")
 
 
-def test_every_schema_field_is_typed_described_and_closed() -> None:
-    for path, node in _schema_nodes(load_schema("row")):
+@pytest.mark.parametrize("schema", [c.schema for c in CONFIGS])
+def test_every_schema_field_is_typed_described_and_closed(schema: str) -> None:
+    for path, node in _schema_nodes(load_schema(schema)):
         assert "type" in node, path
         if path:
             assert node.get("description"), f"{path} has no description"
@@ -151,9 +154,24 @@ def test_check_rows_names_a_misspelt_field() -> None:
 # -- writing and loading ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("config", [c.name for c in CONFIGS])
+def test_config_features_follow_their_schema(config: str) -> None:
+    schema = load_schema(next(c.schema for c in CONFIGS if c.name == config))
+    assert list(features(config)) == list(schema["properties"])
+
+
+def test_unknown_config_is_named() -> None:
+    with pytest.raises(DatasetError, match="unknown dataset config 'dpo'; known: sft, trajectories"):
+        features("dpo")
+
+
 def test_write_gives_the_hub_layout_and_loads_back(built: Path) -> None:
     assert (built / "README.md").is_file()
-    assert (built / PARQUET_PATH).is_file()
+    assert PARQUET_PATH == "data/sft/train-00000-of-00001.parquet"
+    for config in CONFIGS:
+        assert (built / parquet_path(config.name)).is_file(), config.name
+        loaded = datasets.load_dataset(str(built), config.name, split="train", cache_dir=str(built.parent / "cache"))
+        assert loaded.features == features(config.name) and len(loaded) > 0
     assert sorted(p.name for p in (built / "figures").iterdir()) == [
         "bandwidth_vs_roofline.png", "speedup_per_stage.png",
     ]
@@ -171,7 +189,7 @@ def test_same_rows_in_any_order_give_the_same_files(tmp_path: Path) -> None:
     first = write_dataset(rows, tmp_path / "a", card_params=CardParams())
     second = write_dataset(list(reversed(copy.deepcopy(rows))), tmp_path / "b", card_params=CardParams())
     assert _digests(first) == _digests(second)
-    assert len(_digests(first)) == 4
+    assert len(_digests(first)) == 1 + len(CONFIGS) + 2
 
 
 def test_rewrite_replaces_the_previous_folder(built: Path) -> None:
@@ -237,8 +255,23 @@ def test_integrity_check_catches_rows_that_break_the_schema(built: Path) -> None
 def test_integrity_check_catches_other_features(built: Path) -> None:
     table = datasets.Dataset.from_list(make_rows(), features=features()).remove_columns("hashes")
     table.to_parquet(str(built / PARQUET_PATH))
-    (built / "README.md").write_text("# no metadata\n")
+    (built / "README.md").write_text("---\nconfigs:\n- config_name: sft\n  data_files: data/sft/train-*\n---\n")
     with pytest.raises(DatasetError, match="Features differ .*hashes"):
+        integrity_check(built)
+
+
+def test_integrity_check_checks_every_config(built: Path) -> None:
+    rows = load_rows(built, "rl")
+    rows[0]["current_ms"] = -1.0
+    datasets.Dataset.from_list(rows, features=features("rl")).to_parquet(str(built / parquet_path("rl")))
+    with pytest.raises(DatasetError, match=r"1 rl row problem\(s\), first: rl row 0 .*current_ms: -1.0 is below"):
+        integrity_check(built)
+
+
+def test_integrity_check_needs_the_default_config(built: Path) -> None:
+    (built / PARQUET_PATH).unlink()
+    (built / PARQUET_PATH).parent.rmdir()
+    with pytest.raises(DatasetError, match="data/sft/ .* is missing"):
         integrity_check(built)
 
 

@@ -21,7 +21,8 @@ import pytest
 import builder.push as push_module
 from builder import PROJECT_ROOT
 from builder.card import CardParams
-from builder.dataset import write_dataset
+from builder.configs import CONFIGS, rl_rows
+from builder.dataset import PARQUET_PATH, parquet_path, write_dataset
 from builder.errors import DatasetError
 from builder.push import check_repo_id, push_dataset, resolve_token
 from tests.hubserver import FakeHub
@@ -35,7 +36,8 @@ CHILD = textwrap.dedent("""
     folder, repo_id, cache = sys.argv[1:4]
     urls = [push_dataset(folder, repo_id), push_dataset(folder, repo_id, private=True, revision="v1")]
     rows = datasets.load_dataset(repo_id, split="train", cache_dir=cache).to_list()
-    print(json.dumps({"urls": urls, "rows": rows}))
+    rl = datasets.load_dataset(repo_id, "rl", split="train", cache_dir=cache).to_list()
+    print(json.dumps({"urls": urls, "rows": rows, "rl": rl}))
 """)
 
 
@@ -85,10 +87,12 @@ def test_push_then_load_back_through_the_hub(folder: Path, tmp_path: Path) -> No
         calls, tokens = set(hub.state.calls), hub.state.tokens_seen
 
     assert out["rows"] == sorted(make_rows(), key=lambda r: r["id"])
+    assert out["rl"] == rl_rows(make_rows())
     base = f"{hub.url}/datasets/someone/kernel-prompts"
     assert out["urls"] == [base, f"{base}/tree/v1"]
     for files in (main_files, branch_files):
-        for name in ("README.md", "data/train-00000-of-00001.parquet", "figures/speedup_per_stage.png"):
+        names = ["README.md", "figures/speedup_per_stage.png", *(parquet_path(c.name) for c in CONFIGS)]
+        for name in names:
             assert files[name] == (folder / name).read_bytes(), name
     assert stale not in main_files and main_files["notes.txt"] == b"kept"
     assert tokens == {"hf_dummy_token"}
@@ -170,8 +174,8 @@ def test_a_folder_failing_the_integrity_check_is_not_pushed(folder: Path, tmp_pa
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "data").mkdir()
-    (broken / "data" / "train-00000-of-00001.parquet").write_bytes((folder / "data" / "train-00000-of-00001.parquet").read_bytes())
+    (broken / "data" / "sft").mkdir(parents=True)
+    (broken / PARQUET_PATH).write_bytes((folder / PARQUET_PATH).read_bytes())
 
     def no_hub(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the Hub was contacted")
