@@ -124,20 +124,18 @@ class Timed:
     detail: str = ""  # sentence about it
 
 
-def gpu_timer(current_code: str, *, profile: bool = True, baselines: bool = True, runs: int = 100,
-              timeout_s: float = DEFAULT_TIMEOUT_S) -> Timer:
-    """A Timer for one stage: side by side with `current_code` (timed before and after the answer),
-    eager and torch.compile unless `baselines` is False; then, if `profile`, ncu's list of the
-    kernels one forward ran."""
+def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[str] = ("eager", "compile"),
+              runs: int = 100, timeout_s: float = DEFAULT_TIMEOUT_S) -> Timer:
+    """A Timer for one stage: side by side with `current_code` (timed before and after the answer)
+    and the `baselines` ("eager", "compile"); then, if `profile`, ncu's list of the kernels one
+    forward ran. Without "eager" the suspect-speedup check has nothing to hold the answer against."""
 
     def time_code(code: str, problem: Problem) -> Timed:
         from builder.judge import ncu
         from builder.judge.runner import SandboxDied
         from builder.judge.timing import Subject, run_side_by_side
 
-        subjects = [Subject("current", "code", current_code)]
-        if baselines:
-            subjects += [Subject("eager", "eager"), Subject("compile", "compile")]
+        subjects = [Subject("current", "code", current_code)] + [Subject(name, name) for name in baselines]
         subjects.append(Subject("candidate", "code", code, trusted=False))
         try:
             run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s)
@@ -234,6 +232,12 @@ def _column(value: Any, count: int) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value] * count
 
 
+#: Settings of the reward's GPU path: fewer trials and runs than `score`, and eager as the only
+#: baseline (it is what the suspect-speedup limit is measured against).
+REWARD_TRIALS = 1
+REWARD_RUNS = 30
+
+
 def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,
                    timeout_s: float = DEFAULT_TIMEOUT_S) -> Callable[..., list[float]]:
     """A TRL reward function: one reward per completion, 0 for a reject, 1 for correct code, plus a
@@ -264,9 +268,10 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
             timer = None
             if timed and device == "cuda":
                 current = codes[i] or _current_code(target, stages[i])
-                timer = gpu_timer(current, profile=profile, timeout_s=timeout_s)
+                timer = gpu_timer(current, profile=profile, baselines=("eager",), runs=REWARD_RUNS,
+                                  timeout_s=timeout_s)
             return score_answer(completion_text(completions[i]), target, device=device, timer=timer,
-                                timeout_s=timeout_s).reward
+                                timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0).reward
 
         count = 1 if device == "cuda" else (workers or os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=count) as pool:

@@ -32,7 +32,7 @@ def test_an_answer_that_caches_while_timed_is_caught():
              "            _seen[key] = self.forward_real(x)\n        return _seen[key]\n")
     run = run_side_by_side(P1, [Subject("seed", "code", P1.kernel_path.read_text()),
                                 Subject("cheat", "code", code, trusted=False)], runs=20)
-    assert run.errors["cheat"][0] in ("wrong_while_timed", "output_cached"), run.errors
+    assert run.errors["cheat"][0] in ("wrong_while_timed", "no_kernel_launched"), run.errors
 
 
 @pytest.mark.skipif(ncu_path() is None, reason="needs ncu")

@@ -81,7 +81,7 @@ def test_fixture_gets_its_verdict(problem, name, spec):
     answer = read_answer(problem.wrong_dir / name)
     static = spec["reason"] in PRECEDENCE
     device = _device() if spec.get("gpu") else "cpu"
-    timer = gpu_timer(problem.kernel_path.read_text(), baselines=False, runs=30) if device == "cuda" else None
+    timer = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30) if device == "cuda" else None
     kwargs = {"verifier": no_run} if static else {"timer": timer}
     verdict = score_answer(answer, problem, device=device, timeout_s=spec.get("timeout_s", 120),
                            cases=spec.get("cases"), trials=1 if device == "cuda" else 0, **kwargs)
@@ -100,7 +100,7 @@ def test_runtime_alone_catches_the_fixture(problem, name, spec):
     result = verify(problem, code, device=device, timeout_s=spec.get("timeout_s", 120), cases=spec.get("cases"))
     reason = result.reason
     if result.ok and device == "cuda":
-        timed = gpu_timer(problem.kernel_path.read_text(), baselines=False, runs=30, profile=False)(code, problem)
+        timed = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30, profile=False)(code, problem)
         reason = timed.reason
     assert reason in runtime_reasons(spec), (reason, result.detail)
 
