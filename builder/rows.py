@@ -3,7 +3,9 @@
 A row of stage S on GPU G needs two fresh records of one timing run: the current code (the seed
 kernel for stage 1, else the previous stage's solution) and S's solution. The prompt shows the
 current code and its measured metrics; the completion is the solution. A solution that failed
-verification, or is slower than its current code beyond the noise, gives no row.
+verification, or does not beat its current code beyond the noise and by MIN_GAIN, gives no row.
+A stage whose solution is its current code unchanged (the stage has nothing left to gain there)
+gives a `kept` row: its completion says so and returns the code as it is; it claims no speedup.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ PROMPT_VARIANT = "default"
 NOISE = 0.03
 #: A solution must beat its current code by at least this much, and beyond the run's noise.
 MIN_GAIN = 0.01
+
+
+#: The completion of a row whose stage has nothing left to gain opens with this, then the code unchanged.
+KEPT_NOTE = ("This stage has nothing measurable left to gain on this kernel: every change tried ran within "
+             "the noise or slower, so the code is kept as it is.\n\n")
 
 
 def required_speedup(record: Record) -> float:
@@ -83,7 +90,8 @@ def make_row(problem: Problem, stage: Stage, gpu: str, current: Record, solution
     current_code = code_path(problem, current.label).read_text()
     solution_code = code_path(problem, stage.key).read_text()
     prompt = render(PromptSpec(gpu, stage.key, PROMPT_VARIANT, current_code, prompt_metrics(current, stage)))
-    completion = f"```python\n{solution_code}```"
+    kept = solution.code_sha256 == current.code_sha256
+    completion = (KEPT_NOTE if kept else "") + f"```python\n{solution_code}```"
     best = solution.timing["median_ms"]
     return {
         "id": row_id(problem, stage, gpu),
@@ -91,6 +99,7 @@ def make_row(problem: Problem, stage: Stage, gpu: str, current: Record, solution
         "gpu": {"key": gpu, "name": get_gpu(gpu).name},
         "stage": {"key": stage.key, "number": stage.number, "variant": PROMPT_VARIANT},
         "exit_criterion_met": exit_met(stage, current),
+        "kept": kept,
         "prompt": prompt,
         "completion": completion,
         "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}],
@@ -139,7 +148,8 @@ def build_rows(problems: Iterable[Problem], gpus: list[str] | None = None,
                         skipped.append(Skipped(rid, "the solution failed verification", missing=False))
                         continue
                     speedup = current.timing["median_ms"] / solution.timing["median_ms"]
-                    if speedup < required_speedup(solution):
+                    kept = solution.code_sha256 == current.code_sha256
+                    if not kept and speedup < required_speedup(solution):
                         skipped.append(Skipped(rid, f"the solution runs at {speedup:.2f}x its current code's speed "
                                                     f"on this GPU", missing=False))
                         continue

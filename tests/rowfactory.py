@@ -41,6 +41,7 @@ def make_row(problem: str = "avgpool1d", stage: int = 1, gpu: str = "h100") -> d
         "gpu": {"key": gpu, "name": f"NVIDIA {gpu.upper()} 80GB HBM3"},
         "stage": {"key": stage_key, "number": stage, "variant": "default"},
         "exit_criterion_met": stage == 4,
+        "kept": False,
         "prompt": prompt,
         "completion": completion,
         "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}],

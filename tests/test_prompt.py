@@ -92,8 +92,11 @@ def test_seed_specs():
     assert (specs["avgpool1d"].stage, specs["avgpool1d"].variant) == ("grid_and_parallel", "transposed_conv")
     assert (specs["avgpool2d"].stage, specs["avgpool2d"].variant) == ("grid_and_parallel", "default")
     assert specs["avgpool2d"].metrics["avgpool2d_kernel"]["lts__t_sector_hit_rate.pct"] == 6.0
-    for spec in specs.values():
+    for key in ("avgpool1d", "avgpool2d"):  # the two original seeds are the template's own layout
+        spec = specs[key]
         assert (spec.gpu_block, spec.stage_text, spec.frame, spec.metrics_layout) == (None, None, {}, None)
+    for spec in specs.values():
+        assert spec.gpu == "rtx4090" and spec.stage == "grid_and_parallel"
 
 
 # ---- rendering -----------------------------------------------------------------------------------

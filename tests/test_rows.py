@@ -120,3 +120,25 @@ def test_slowdown_within_noise_is_kept(problem, root):
     write_record(make_record(problem, "block_tiling", timing=near), root)
     rows, skipped = build_rows([problem], root=root)
     assert skipped == [] and len(rows) == 4
+
+
+def test_a_stage_that_keeps_its_code_gives_a_kept_row_that_claims_no_gain(seed_copy, tmp_path):
+    from builder.records import write_record
+    from builder.rows import KEPT_NOTE, build_rows
+    from builder.seeds import load_problem
+    from tests.recordfactory import make_record, write_chain
+
+    folder = seed_copy / "avgpool1d"
+    solutions = folder / "solutions"
+    (solutions / "advanced_memory.py").write_text((solutions / "memory_access.py").read_text())
+    problem = load_problem(folder)
+    root = tmp_path / "m"
+    write_chain(problem, root)
+    same = {"median_ms": 0.5, "min_ms": 0.49, "max_ms": 0.55, "runs": 100}
+    write_record(make_record(problem, "advanced_memory", timing=same), root)
+    write_record(make_record(problem, "memory_access", timing=same), root)
+    rows, skipped = build_rows([problem], root=root)
+    kept = {r["id"]: r for r in rows if r["kept"]}
+    assert list(kept) == ["avgpool1d/advanced_memory/h100_sxm"]
+    assert kept["avgpool1d/advanced_memory/h100_sxm"]["completion"].startswith(KEPT_NOTE)
+    assert not [s for s in skipped if "advanced_memory" in s.row_id]

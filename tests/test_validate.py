@@ -64,10 +64,16 @@ def test_cli_validate_exit_code_and_table(dataset, tmp_path, monkeypatch):
     from builder import validate as V
     from builder.judge.score import Verdict
 
-    rejected = (dataset.parent / "seeds" / "avgpool1d" / "solutions" / "advanced_memory.py").read_text()
-
     def fake_score(answer, problem, device):
-        return Verdict(False, "torch_op", "uses F.avg_pool1d") if rejected in answer else Verdict(True, None, "")
+        rejected = "avgpool1d_advanced_memory_marker" in answer
+        return Verdict(False, "torch_op", "uses F.avg_pool1d") if rejected else Verdict(True, None, "")
+
+    from builder.validate import read_rows
+
+    rows = read_rows(str(dataset))
+    monkeypatch.setattr(V, "read_rows", lambda source: [
+        {**r, "completion": r["completion"] + ("avgpool1d_advanced_memory_marker" if r["id"].startswith(
+            "avgpool1d/advanced_memory/") else "")} for r in rows])
 
     monkeypatch.setattr(V, "score_answer", fake_score)
     rejects = tmp_path / "r.jsonl"

@@ -383,7 +383,10 @@ class SandboxSession:
         self.strays = _kill_strays(self.uid, self.proc.pid)
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
-                stream.close()
+                try:
+                    stream.close()
+                except OSError:  # a pipe the sandbox closed first
+                    pass
         if self.slot is not None:
             with _slots_lock:
                 _slots_used.discard(self.slot)

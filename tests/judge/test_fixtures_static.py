@@ -27,7 +27,8 @@ def listing(problem, folder):
 
 
 def answers_in(problem, folder):
-    return {p.name for p in (problem.dir / folder).iterdir() if p.suffix in (".py", ".md")}
+    path = problem.dir / folder
+    return {p.name for p in path.iterdir() if p.suffix in (".py", ".md")} if path.is_dir() else set()
 
 
 def runtime_codes(spec):
