@@ -14,7 +14,9 @@ from builder.card import CardParams
 from builder.dataset import write_dataset
 from builder.errors import RecordError
 from builder.judge import JUDGE_VERSION
-from builder.measure import JobCache, measure, verify_code, verify_failure
+from builder.executors import Job, JobCache
+from builder.judge.runner import JobResult
+from builder.measure import measure, verify_code, verify_failure
 from builder.records import MEASUREMENTS_DIR, sha256_file
 from builder.rows import Skipped, build_rows
 from builder.seeds import Problem
@@ -48,8 +50,14 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir:
     for problem, key, path in bar(items, "verify solutions (CPU interpreter)"):
         digest = cache.key(sha256_file(path), problem.manifest_sha256, sha256_file(problem.reference_path),
                            JUDGE_VERSION)
-        result = cache.run(digest, "verify", lambda p=problem, c=path.read_text(): verify_code(
-            p, c, device="cpu", timeout_s=CPU_VERIFY_TIMEOUT_S))
+        job = Job("verify", digest, {}, CPU_VERIFY_TIMEOUT_S)
+        stored = cache.get(job)
+        if stored is not None:
+            result = JobResult(stored["status"], stored.get("reason"), stored.get("detail", ""), stored["payload"])
+        else:
+            result = verify_code(problem, path.read_text(), device="cpu", timeout_s=CPU_VERIFY_TIMEOUT_S)
+            cache.put(job, {"status": result.status, "reason": result.reason, "detail": result.detail,
+                            "payload": result.payload})
         failure = verify_failure(result)
         if failure:
             failures.append(f"{problem.key}/{key}: {failure[0]}: {failure[1][-300:]}")

@@ -115,25 +115,36 @@ def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, leve
 @cli.command()
 @click.option("--problem", "-p", "keys", multiple=True, help="Problem key (repeatable); default: all.")
 @click.option("--force", is_flag=True, help="Re-measure even where fresh records exist.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one worker per GPU of this machine; ray: tasks on a Ray cluster (pip install 'kernel-prompts[ray]').")
+@click.option("--gpus", type=int, default=None, help="local: how many GPUs to use. [default: every visible GPU]")
+@click.option("--address", default=None, help="ray: the cluster to join (e.g. auto); a local Ray is started without it.")
 @friendly_errors
-def measure(keys: tuple[str, ...], force: bool) -> None:
-    """Measure the seed kernels, baselines and reference solutions on this GPU.
+def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None, address: str | None) -> None:
+    """Measure the seed kernels, baselines and reference solutions on this machine's GPUs.
 
-    For each problem: correctness of every code on the GPU, then timing side by side with torch
-    eager, torch.compile and the copy bandwidth, then one ncu profile per code. Records go to
-    outputs/measurements/<gpu>/<problem>/. Fresh records are skipped unless --force; a killed
-    run resumes where it stopped. Needs a CUDA GPU.
+    For each problem: correctness of every code in a sandbox on the GPU, then timing side by side
+    (twice, for the run's noise) with torch eager, torch.compile and the problem's ceiling probes,
+    then one ncu profile per code. The jobs of all problems go to an executor in three waves, one
+    worker per GPU. Records go to outputs/measurements/<gpu>/<problem>/. Fresh records are skipped
+    unless --force; a killed run resumes where it stopped. Needs a CUDA GPU. Set
+    KP_GPU_MEMORY_GIB=22 to run every judge process as if on a 24 GB card.
 
-    Example: kernel-prompts measure --problem avgpool1d
+    Example: kernel-prompts measure --problem avgpool1d --gpus 2
     """
     import time
 
+    from builder.executors import ExecutorError
     from builder.measure import measure as run_measure
     from builder.seeds import get_problem, load_problems
 
     problems = [get_problem(k) for k in keys] if keys else load_problems()
     start = time.monotonic()
-    written = run_measure(problems, force=force, progress=lambda msg: click.echo(msg, err=True))
+    try:
+        written = run_measure(problems, force=force, progress=lambda msg: click.echo(msg, err=True),
+                              executor=executor, gpus=gpus, address=address)
+    except ExecutorError as exc:
+        raise BadInput(str(exc)) from exc
     for key, labels in written.items():
         click.echo(f"{key}: wrote {len(labels)} record(s){': ' + ', '.join(labels) if labels else ''}")
     click.echo(f"measure took {time.monotonic() - start:.0f} s")

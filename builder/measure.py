@@ -1,32 +1,33 @@
-"""Measure every code of every problem on the current GPU and write records.
+"""Measure every code of every problem on this machine's GPUs (or a Ray cluster's) and write records.
 
 For one problem the codes are the seed kernel and the stage solutions present. Each is checked
-for correctness on the GPU, then all of them are timed side by side with the eager and compiled
-reference and the copy bandwidth in one child process, then each is profiled once under ncu.
-Every finished job is kept in a job cache keyed by the hashes of what it ran, so a killed run
-loses only the job in flight; records are written once a problem's jobs are all done.
+for correctness on the GPU, then all of them are timed side by side (twice, for the noise) with
+the eager and compiled reference and the problem's ceiling probes in one sandbox on one GPU, then
+each is profiled once under ncu. These are typed jobs (builder.executors.Job) handed to an
+executor in three waves (verify, time, profile) across all problems: one worker per GPU runs
+them, each job in a fresh child process that has its GPU to itself. Every finished job is kept
+in a job cache keyed by the hashes of what it ran and the judge's version, so a killed run loses
+only the jobs in flight; the records are written here, in the driver, once a problem's jobs are done.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from builder.errors import NoGpuError, RecordError
+from builder.executors import Executor, Job, JobCache, Outcome, make_executor
+from builder.executors.base import JobRunner, default_runner
 from builder.gpus import Gpu, current_device, match_device
 from builder.judge import JUDGE_VERSION, correctness, ncu
-from builder.judge.runner import JobResult, SandboxDied
+from builder.judge.runner import JobFailure, JobResult, SandboxDied
 from builder.judge.timing import TIMING_KEYS, Subject, bandwidth, run_side_by_side
 from builder.records import MEASUREMENTS_DIR, Record, code_path, current_hashes, lookup, write_record
-from builder.seeds import Problem
+from builder.seeds import Problem, load_problem
 from builder.stages import catalog
 
 TIMEOUTS_S = {"verify": 900, "time": 1800, "profile": 600}
@@ -34,6 +35,41 @@ BENCHMARK_TRIALS = 2
 
 Progress = Callable[[str], None]
 
+
+# -- the jobs, as run in a child process with one GPU (builder.judge.child) -----------------
+
+def verify_job(params: dict[str, Any]) -> dict[str, Any]:
+    """Check one code in a sandbox; the verdict's plain form."""
+    problem = load_problem(Path(params["problem_dir"]))
+    return correctness.verify(problem, params["code"], device=params.get("device", "cuda"),
+                              timeout_s=TIMEOUTS_S["verify"], trials=int(params.get("trials", 0))).to_payload()
+
+
+def time_job(params: dict[str, Any]) -> dict[str, Any]:
+    """Time a problem's codes (trusted project code) side by side, with the baselines when asked."""
+    problem = load_problem(Path(params["problem_dir"]))
+    subjects = [Subject(label, "code", code) for label, code in params["codes"].items()]
+    if params.get("baselines", True):
+        subjects += [Subject("eager", "eager"), Subject("compile", "compile"), Subject("ceiling", "ceiling")]
+    try:
+        run = run_side_by_side(problem, subjects, timeout_s=TIMEOUTS_S["time"])
+    except SandboxDied as exc:
+        raise JobFailure(exc.reason, exc.detail) from None
+    return {"subjects": {label: dict(stats) for label, stats in run.stats.items()},
+            "errors": {label: list(e) for label, e in run.errors.items()}, "noise": run.noise,
+            "ceiling": run.ceiling, "env": run.env, "walls": run.walls}
+
+
+def profile_job(params: dict[str, Any]) -> dict[str, Any]:
+    """One code's ncu metrics at the benchmark shape."""
+    problem = load_problem(Path(params["problem_dir"]))
+    seen = ncu.profile(problem, params["code"], params["metrics"], params["ncu"], timeout_s=TIMEOUTS_S["profile"])
+    if not seen.ok:
+        raise JobFailure(seen.reason or "crash", seen.detail)
+    return {"metrics": seen.metrics()}
+
+
+# -- the driver ----------------------------------------------------------------------------
 
 def timing_summary(stats: dict[str, Any]) -> dict[str, Any]:
     """The median/min/max/runs part of one subject's timing stats."""
@@ -55,7 +91,7 @@ def labels_of(problem: Problem) -> list[str]:
 
 def verify_code(problem: Problem, code: str, *, device: str, trials: int = 0, timeout_s: float = TIMEOUTS_S["verify"]
                 ) -> JobResult:
-    """Check `code` in a sandbox; the verdict as a JobResult whose payload the job cache can keep."""
+    """Check `code` in a sandbox, here; the verdict as a JobResult whose payload a cache can keep."""
     import time
 
     start = time.monotonic()
@@ -63,31 +99,13 @@ def verify_code(problem: Problem, code: str, *, device: str, trials: int = 0, ti
     return JobResult("ok", None, "", result.to_payload(), time.monotonic() - start)
 
 
-class JobCache:
-    """Finished job results on disk, keyed by a hash of everything the job depends on."""
-
-    def __init__(self, folder: Path, enabled: bool = True) -> None:
-        self.folder, self.enabled = folder, enabled
-
-    def key(self, *parts: Any) -> str:
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
-
-    def run(self, key: str, kind: str, job: Callable[[], JobResult]) -> JobResult:
-        """The cached result of `kind` under `key`, else `job()`, kept when it succeeded."""
-        path = self.folder / f"{kind}-{key}.json"
-        if self.enabled and path.exists():
-            try:
-                return JobResult(**json.loads(path.read_text()))
-            except (json.JSONDecodeError, TypeError):
-                path.unlink(missing_ok=True)
-        result = job()
-        if result.ok:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(asdict(result)))
-            os.replace(tmp, path)
-        return result
+def timing_job(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> JobResult:
+    """`time_job` run here (bench and validate time on this process's GPU)."""
+    try:
+        payload = time_job({"problem_dir": str(problem.dir), "codes": codes, "baselines": baselines})
+    except JobFailure as exc:
+        return JobResult("failed", exc.reason, exc.detail)
+    return JobResult("ok", None, "", payload)
 
 
 def require_gpu() -> Gpu:
@@ -130,49 +148,6 @@ def verification_summary(result: JobResult, device: str) -> dict[str, Any]:
     }
 
 
-def profile(problem: Problem, code: str, cache: JobCache, key: str, ncu_bin: str | None,
-            available: dict[str, bool]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """ncu metrics of one code, with a note for every metric that has no value."""
-    wanted = list(catalog().all_metrics())
-    notes = {m: "not listed by this GPU's ncu --query-metrics" for m in wanted if not available.get(m)}
-    if ncu_bin is None:
-        return {}, {m: "ncu not found on PATH" for m in wanted}
-    asked = [m for m in wanted if available.get(m)]
-
-    def job() -> JobResult:
-        seen = ncu.profile(problem, code, asked, ncu_bin, timeout_s=TIMEOUTS_S["profile"])
-        if not seen.ok:
-            return JobResult("failed", seen.reason, seen.detail)
-        return JobResult("ok", None, "", {"metrics": seen.metrics()})
-
-    result = cache.run(key, "profile", job)
-    if not result.ok:
-        why = f"ncu run failed: {result.reason}: {result.detail.strip()[-300:]}"
-        return {}, {**notes, **{m: why for m in asked}}
-    metrics = result.payload["metrics"]
-    for values in metrics.values():
-        for m in wanted:
-            values.setdefault(m, None)
-            if values[m] is None and m not in notes:
-                notes[m] = "not reported by ncu"
-    return metrics, notes
-
-
-def timing_job(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> JobResult:
-    """All `codes` (trusted project code) side by side, with eager, torch.compile and the ceiling."""
-    subjects = [Subject(label, "code", code) for label, code in codes.items()]
-    if baselines:
-        subjects += [Subject("eager", "eager"), Subject("compile", "compile"), Subject("ceiling", "ceiling")]
-    try:
-        run = run_side_by_side(problem, subjects, timeout_s=TIMEOUTS_S["time"])
-    except SandboxDied as exc:
-        return JobResult("failed", exc.reason, exc.detail)
-    payload = {"subjects": {label: dict(stats) for label, stats in run.stats.items()},
-               "errors": {label: list(e) for label, e in run.errors.items()}, "noise": run.noise,
-               "ceiling": run.ceiling, "env": run.env}
-    return JobResult("ok", None, "", payload)
-
-
 def bytes_moved(problem: Problem) -> int:
     """Input bytes read once plus output bytes written once, at the benchmark shape."""
     import torch
@@ -185,39 +160,142 @@ def bytes_moved(problem: Problem) -> int:
     return (torch.Size(problem.shape).numel() + out.numel()) * size
 
 
-def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, progress: Progress) -> list[str]:
-    """Measure one problem's codes; return the labels whose records were written.
+def _result(outcome: Outcome) -> JobResult:
+    data = outcome.result
+    return JobResult(data["status"], data.get("reason"), data.get("detail", ""), data.get("payload") or {})
 
-    Raises RecordError naming the codes left without a record (failed verification or timing).
-    """
-    labels = labels_of(problem)
-    state = {label: lookup(problem, label, gpu.key, root)[0] for label in labels}
-    if not force and all(s == "fresh" for s in state.values()):
-        progress(f"{problem.key}: all {len(labels)} records fresh, skipped")
-        return []
+
+class _Plan:
+    """One problem's codes, hashes and results as the waves come back."""
+
+    def __init__(self, problem: Problem, gpu: Gpu) -> None:
+        self.problem, self.gpu = problem, gpu
+        self.labels = labels_of(problem)
+        self.hashes = {label: current_hashes(problem, label) for label in self.labels}
+        self.codes = {label: code_path(problem, label).read_text() for label in self.labels}
+        self.verified: dict[str, dict[str, Any]] = {}
+        self.timing: JobResult | None = None
+        self.metrics: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+
+    def job(self, kind: str, label_or_labels: Any, params: dict[str, Any]) -> Job:
+        labels = label_or_labels if isinstance(label_or_labels, list) else [label_or_labels]
+        key = JobCache.key(kind, self.gpu.key, [self.hashes[l] for l in labels], JUDGE_VERSION)
+        return Job(kind, key, {"problem_dir": str(self.problem.dir), "device": "cuda", **params},
+                   TIMEOUTS_S[kind] + 120, gpu=self.gpu.key)
+
+    @property
+    def good(self) -> list[str]:
+        return [label for label in self.labels if self.verified.get(label, {}).get("passed")]
+
+
+def measure(problems: list[Problem], *, force: bool = False, root: Path | None = None, progress: Progress = print,
+            executor: str = "local", gpus: int | None = None, address: str | None = None,
+            runner: JobRunner = default_runner) -> dict[str, list[str]]:
+    """Measure `problems`; return the labels written per problem. Every problem is attempted; the
+    failures of all of them are raised together at the end."""
+    gpu = require_gpu()
+    root = root or MEASUREMENTS_DIR
+    progress(f"GPU: {gpu.key} ({gpu.name})")
+    plans = []
+    written: dict[str, list[str]] = {}
+    for problem in problems:
+        states = [lookup(problem, label, gpu.key, root)[0] for label in labels_of(problem)]
+        if not force and all(s == "fresh" for s in states):
+            progress(f"{problem.key}: all {len(states)} records fresh, skipped")
+            written[problem.key] = []
+        else:
+            plans.append(_Plan(problem, gpu))
+    if not plans:
+        return written
     cache = JobCache(root / gpu.key / ".jobs", enabled=not force)
+    pool = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner)
     ncu_bin = ncu.ncu_path()
     available = checked_metrics(gpu, ncu_bin, root, force)
-    hashes = {label: current_hashes(problem, label) for label in labels}
-    codes = {label: code_path(problem, label).read_text() for label in labels}
+    _verify(pool, plans, progress)
+    _time(pool, plans, progress)
+    _profile(pool, plans, ncu_bin, available, progress)
+    failures = []
+    for plan in plans:
+        try:
+            written[plan.problem.key] = _write(plan, ncu_bin, root)
+        except RecordError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise RecordError("\n".join(failures))
+    return written
 
-    verified: dict[str, dict[str, Any]] = {}
-    for i, label in enumerate(labels, 1):
-        progress(f"{problem.key}: verify {label} [{i}/{len(labels)}]")
-        result = cache.run(cache.key("verify", gpu.key, hashes[label], JUDGE_VERSION), "verify",
-                           lambda code=codes[label]: verify_code(problem, code, device="cuda",
-                                                                 trials=BENCHMARK_TRIALS))
-        verified[label] = verification_summary(result, "cuda")
+
+def _announce(progress: Progress, total: int) -> Callable[[Outcome], None]:
+    done = [0]
+
+    def show(outcome: Outcome) -> None:
+        done[0] += 1
+        where = "cached" if outcome.cached else f"ran on {outcome.worker}"
+        status = "ok" if outcome.ok else f"FAILED {outcome.result.get('reason')}"
+        progress(f"[{done[0]}/{total}] {outcome.job.kind} {outcome.job.params.get('label', '')} "
+                 f"{Path(outcome.job.params['problem_dir']).name}: {status} ({where})")
+
+    return show
+
+
+def _verify(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
+    jobs = [(plan, label, plan.job("verify", label, {"label": label, "code": plan.codes[label],
+                                                     "trials": BENCHMARK_TRIALS}))
+            for plan in plans for label in plan.labels]
+    outcomes = pool.run([job for _, _, job in jobs], _announce(progress, len(jobs)))
+    for (plan, label, _), outcome in zip(jobs, outcomes):
+        result = _result(outcome)
+        plan.verified[label] = verification_summary(result, "cuda")
         failure = verify_failure(result)
         if failure:
-            progress(f"{problem.key}: {label} FAILED verification: {failure[0]}: {failure[1][-300:]}")
-    good = [label for label in labels if verified[label]["passed"]]
+            progress(f"{plan.problem.key}: {label} FAILED verification: {failure[0]}: {failure[1][-300:]}")
 
-    progress(f"{problem.key}: timing {', '.join(good)}, eager, compile, ceiling side by side (twice)")
-    timing = cache.run(cache.key("time", gpu.key, [hashes[l] for l in good], JUDGE_VERSION), "time",
-                       lambda: timing_job(problem, {label: codes[label] for label in good}))
-    if not timing.ok:
-        raise RecordError(f"{problem.key}: timing run failed ({timing.reason}): {timing.detail[-500:]}")
+
+def _time(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
+    jobs = [(plan, plan.job("time", plan.good, {"label": "side by side",
+                                               "codes": {l: plan.codes[l] for l in plan.good}}))
+            for plan in plans if plan.good]
+    outcomes = pool.run([job for _, job in jobs], _announce(progress, len(jobs)))
+    for (plan, _), outcome in zip(jobs, outcomes):
+        plan.timing = _result(outcome)
+
+
+def _profile(pool: Executor, plans: list[_Plan], ncu_bin: str | None, available: dict[str, bool],
+             progress: Progress) -> None:
+    wanted = list(catalog().all_metrics())
+    notes = {m: "not listed by this GPU's ncu --query-metrics" for m in wanted if not available.get(m)}
+    asked = [m for m in wanted if available.get(m)]
+    targets = [(plan, label) for plan in plans if plan.timing is not None and plan.timing.ok for label in plan.good]
+    if ncu_bin is None:
+        for plan, label in targets:
+            plan.metrics[label] = ({}, {m: "ncu not found on PATH" for m in wanted})
+        return
+    jobs = [(plan, label, plan.job("profile", label, {"label": label, "code": plan.codes[label], "metrics": asked,
+                                                      "ncu": ncu_bin}))
+            for plan, label in targets]
+    outcomes = pool.run([job for _, _, job in jobs], _announce(progress, len(jobs)))
+    for (plan, label, _), outcome in zip(jobs, outcomes):
+        result = _result(outcome)
+        if not result.ok:
+            why = f"ncu run failed: {result.reason}: {result.detail.strip()[-300:]}"
+            plan.metrics[label] = ({}, {**notes, **{m: why for m in asked}})
+            continue
+        metrics = result.payload["metrics"]
+        found = dict(notes)
+        for values in metrics.values():
+            for m in wanted:
+                values.setdefault(m, None)
+                if values[m] is None and m not in found:
+                    found[m] = "not reported by ncu"
+        plan.metrics[label] = (metrics, found)
+
+
+def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
+    """The records of one problem, from its three waves; RecordError names the codes left without one."""
+    problem, timing = plan.problem, plan.timing
+    if timing is None or not timing.ok:
+        why = f"({timing.reason}): {timing.detail[-500:]}" if timing else "(no code passed verification)"
+        raise RecordError(f"{problem.key}: timing run failed {why}")
     payload = timing.payload
     for base in ("eager", "compile", "ceiling"):
         if base in payload["errors"]:
@@ -227,22 +305,19 @@ def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, prog
     moved = bytes_moved(problem)
     ceiling_gbps = payload["ceiling"]["ceiling"]["gbps"]
     rates = payload["ceiling"]["rates"]
-
-    written = []
     env = {k: payload["env"][k] for k in ("gpu_name", "sm_count", "driver", "torch", "triton", "cuda")}
     env["ncu"] = ncu.ncu_version(ncu_bin) if ncu_bin else None
-    for i, label in enumerate(good, 1):
-        if label in payload["errors"]:
-            progress(f"{problem.key}: {label} failed while timed: {payload['errors'][label]}")
+    written = []
+    for label in plan.good:
+        if label in payload["errors"] or label not in plan.metrics:
             continue
         stats = payload["subjects"][label]
-        progress(f"{problem.key}: ncu {label} [{i}/{len(good)}]")
-        metrics, notes = profile(problem, codes[label], cache, cache.key("profile", gpu.key, hashes[label]),
-                                 ncu_bin, available)
+        metrics, notes = plan.metrics[label]
         gbps = bandwidth(moved, stats["median_ms"])
         record = Record(
-            gpu=gpu.key, problem=problem.key, label=label, **hashes[label], run_id=run_id, measured_at=measured_at,
-            env=env, timing={**timing_summary(stats), "repeat_median_ms": stats.get("repeat_median_ms")},
+            gpu=plan.gpu.key, problem=problem.key, label=label, **plan.hashes[label], run_id=run_id,
+            measured_at=measured_at, env=env,
+            timing={**timing_summary(stats), "repeat_median_ms": stats.get("repeat_median_ms")},
             gbps=gbps, roofline_pct=100.0 * gbps / ceiling_gbps, bytes_moved=moved,
             baselines={
                 "eager": timing_summary(payload["subjects"]["eager"]),
@@ -253,32 +328,11 @@ def measure_problem(problem: Problem, gpu: Gpu, *, force: bool, root: Path, prog
                 "read_gbps": rates["read_gbps"],
                 "write_gbps": rates["write_gbps"],
             },
-            metrics=metrics, metric_notes=notes, verification=verified[label], noise=payload["noise"],
+            metrics=metrics, metric_notes=notes, verification=plan.verified[label], noise=payload["noise"],
         )
         write_record(record, root)
         written.append(label)
-    failed = sorted(set(labels) - set(written))
+    failed = sorted(set(plan.labels) - set(written))
     if failed:
         raise RecordError(f"{problem.key}: no record for {', '.join(failed)} (see the messages above)")
-    return written
-
-
-def measure(problems: list[Problem], *, force: bool = False, root: Path | None = None,
-            progress: Progress = print) -> dict[str, list[str]]:
-    """Measure `problems` on the current GPU; return the labels written per problem.
-
-    Every problem is attempted; the failures of all of them are raised together at the end.
-    """
-    gpu = require_gpu()
-    root = root or MEASUREMENTS_DIR
-    progress(f"GPU: {gpu.key} ({gpu.name})")
-    written: dict[str, list[str]] = {}
-    failures: list[str] = []
-    for problem in problems:
-        try:
-            written[problem.key] = measure_problem(problem, gpu, force=force, root=root, progress=progress)
-        except RecordError as exc:
-            failures.append(str(exc))
-    if failures:
-        raise RecordError("\n".join(failures))
     return written

@@ -1,5 +1,6 @@
 """measure's orchestration, with the child runner swapped for a fake (no GPU needed)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,40 +17,36 @@ from builder.stages import catalog
 FIXTURE = Path(__file__).parent / "fixtures" / "ncu_raw_h200_avgpool2d.csv"
 
 
-class FakeRunner:
-    """Stands in for the sandboxed verify, the side-by-side timing run and the ncu profile."""
+def fake_runner(job, env):
+    """Stands in for the job children: answers verify, time and profile jobs from the job alone.
 
-    def __init__(self, fail=(), crash_on=None):
-        self.calls = []
-        self.fail = set(fail)
-        self.crash_on = crash_on
+    It appends each job it runs to the file $FAKE_LOG; a code containing "# FAIL" fails verification,
+    and with $FAKE_BREAK set, the first verify job of the seed breaks the runner."""
+    import json
+    import os
 
-    def _call(self, kind):
-        self.calls.append(kind)
-        if self.crash_on == len(self.calls):
-            raise KeyboardInterrupt("killed")
-
-    def verify(self, problem, code, *, device, trials=0, timeout_s=0):
-        self._call("verify")
-        bad = code in self.fail
-        return JobResult("ok", None, "", {"ok": not bad, "reason": "mismatch" if bad else None, "atol": 1e-4,
-                                          "rtol": 1e-4, "cases": [{"name": "c", "max_abs_err": 1e-7, "max_rel_err": 2e-7}]})
-
-    def time(self, problem, codes, *, baselines=True):
-        self._call("time")
+    log = Path(os.environ["FAKE_LOG"])
+    params = job["params"]
+    with log.open("a") as f:
+        f.write(json.dumps([job["kind"], params.get("label")]) + "\n")
+    if job["kind"] == "verify":
+        if os.environ.get("FAKE_BREAK") and params["label"] == "seed":
+            raise RuntimeError("worker broke")
+        bad = "# FAIL" in params["code"]
+        payload = {"ok": not bad, "reason": "mismatch" if bad else None, "atol": 1e-4, "rtol": 1e-4,
+                   "cases": [{"name": "c", "max_abs_err": 1e-7, "max_rel_err": 2e-7}]}
+    elif job["kind"] == "time":
         stats = {"median_ms": 2.0, "min_ms": 1.9, "max_ms": 2.2, "runs": 100, "repeat_median_ms": 2.01}
-        subjects = {label: dict(stats) for label in [*codes, "eager", "compile"]}
-        env = {"gpu_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "driver": "580", "torch": "2.11",
-               "triton": "3.6", "cuda": "13.0"}
+        subjects = {label: dict(stats) for label in [*params["codes"], "eager", "compile"]}
+        env_facts = {"gpu_name": "NVIDIA H100 80GB HBM3", "sm_count": 132, "driver": "580", "torch": "2.11",
+                     "triton": "3.6", "cuda": "13.0"}
         ceiling = {"ceiling": {"gbps": 3100.0, "best": "stream_4096", "variants": {}},
                    "rates": {"read_gbps": 3150.0, "write_gbps": 3280.0, "copy_gbps": 3000.0}}
-        return JobResult("ok", None, "", {"subjects": subjects, "errors": {}, "noise": 0.005, "ceiling": ceiling,
-                                          "env": env})
-
-    def profile(self, problem, code, metrics, ncu_bin, *, timeout_s, seed=0):
-        self._call("profile")
-        launches = parse_launches(FIXTURE.read_text(), list(metrics))
-        return Profile(True, None, "", tuple(launches), 1)
+        payload = {"subjects": subjects, "errors": {}, "noise": 0.005, "ceiling": ceiling, "env": env_facts}
+    else:
+        launches = parse_launches(FIXTURE.read_text(), params["metrics"])
+        payload = {"metrics": Profile(True, None, "", tuple(launches), 1).metrics()}
+    return {"status": "ok", "reason": None, "detail": "", "payload": payload}
 
 
 @pytest.fixture
@@ -58,6 +55,8 @@ def setup(monkeypatch, seed_copy, tmp_path):
     monkeypatch.setattr(M.ncu, "ncu_path", lambda: "ncu")
     monkeypatch.setattr(M.ncu, "ncu_version", lambda path: "2025.3.1.0")
     monkeypatch.setattr(M.ncu, "available_metrics", lambda path, chip=None: {"dram__throughput.avg.pct_of_peak_sustained_elapsed"})
+    log = tmp_path / "jobs.log"
+    monkeypatch.setenv("FAKE_LOG", str(log))
     folder = seed_copy / "avgpool2d"
     (folder / "solutions").mkdir(exist_ok=True)
     for stage in catalog().stages:  # stand-ins: the fake runner never runs them
@@ -65,20 +64,24 @@ def setup(monkeypatch, seed_copy, tmp_path):
     problem = load_problem(folder)
     root = tmp_path / "measurements"
 
-    def run(runner, **kw):
-        monkeypatch.setattr(M, "verify_code", runner.verify)
-        monkeypatch.setattr(M, "timing_job", runner.time)
-        monkeypatch.setattr(M.ncu, "profile", runner.profile)
-        return M.measure([problem], root=root, progress=lambda m: None, **kw)
+    def run(**kw):
+        start = len(log.read_text().splitlines()) if log.exists() else 0
+        try:
+            return M.measure([problem], root=root, progress=lambda m: None, gpus=1, runner=fake_runner, **kw)
+        finally:
+            ran.clear()
+            ran.extend(json.loads(line)[0] for line in (log.read_text().splitlines() if log.exists() else [])[start:])
 
-    return problem, root, run
+    ran: list[str] = []
+    return problem, root, run, ran
 
 
 def test_writes_a_fresh_record_per_code(setup):
-    problem, root, run = setup
-    written = run(FakeRunner())
+    problem, root, run, ran = setup
+    written = run()
     labels = M.labels_of(problem)
     assert written == {problem.key: labels}
+    assert ran.count("verify") == len(labels) and ran.count("time") == 1 and ran.count("profile") == len(labels)
     for label in labels:
         state, record = lookup(problem, label, "h100_sxm", root)
         assert state == "fresh"
@@ -92,31 +95,29 @@ def test_writes_a_fresh_record_per_code(setup):
 
 
 def test_fresh_records_are_skipped_unless_forced(setup):
-    _, _, run = setup
-    run(FakeRunner())
-    again = FakeRunner()
-    assert run(again) == {"avgpool2d": []} and again.calls == []
-    forced = FakeRunner()
-    run(forced, force=True)
-    assert "time" in forced.calls
+    _, _, run, ran = setup
+    run()
+    assert run() == {"avgpool2d": []} and ran == []
+    run(force=True)
+    assert "time" in ran
 
 
-def test_a_killed_run_loses_only_the_job_in_flight(setup):
-    problem, _, run = setup
-    first = FakeRunner(crash_on=3)  # two verify jobs finish, the third is killed
-    with pytest.raises(KeyboardInterrupt):
-        run(first)
-    resumed = FakeRunner()
-    run(resumed)
-    codes = len(M.labels_of(problem))
-    assert resumed.calls.count("verify") == codes - 2
-    assert resumed.calls.count("time") == 1 and resumed.calls.count("profile") == codes
+def test_a_failed_run_resumes_with_only_the_unfinished_jobs(setup, monkeypatch):
+    problem, root, run, ran = setup
+    monkeypatch.setenv("FAKE_BREAK", "1")
+    with pytest.raises(RecordError, match="no record for seed"):
+        run()
+    monkeypatch.delenv("FAKE_BREAK")
+    run()
+    assert ran.count("verify") == 1  # only the seed's verify ran again
+    assert lookup(problem, "seed", "h100_sxm", root)[0] == "fresh"
 
 
 def test_code_failing_verification_gets_no_record_and_an_error(setup):
-    problem, root, run = setup
+    problem, root, run, _ = setup
+    problem.kernel_path.write_text(problem.kernel_path.read_text() + "# FAIL\n")
     with pytest.raises(RecordError, match="no record for seed"):
-        run(FakeRunner(fail={problem.kernel_path.read_text()}))
+        run()
     assert lookup(problem, "seed", "h100_sxm", root)[0] == "missing"
 
 

@@ -2,7 +2,8 @@
 
 It prepares the process (the Triton interpreter for CPU runs), runs the job function registered
 for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Such jobs run only
-trusted code (the referee); code under test runs in a sandbox (builder.judge.sandbox).
+trusted code (the referee, and measure's jobs, which start sandboxes of their own); code under
+test runs only in a sandbox (builder.judge.sandbox).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any
 #: form "module:function" names its function directly (the tests use this).
 JOBS: dict[str, str] = {
     "referee": "builder.judge.referee:referee_job",
+    "verify": "builder.measure:verify_job",
+    "time": "builder.measure:time_job",
+    "profile": "builder.measure:profile_job",
 }
 
 
