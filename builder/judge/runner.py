@@ -133,8 +133,8 @@ SANDBOX_UID_BASE = 61000
 #: Set to 0 to keep the sandbox as the judge's own user even where the judge runs as root.
 DROP_ENV = "KP_SANDBOX_DROP"
 
-_slots_lock = threading.Lock()
-_slots_used: set[int] = set()
+#: How many sandbox users there are; a session holds one, exclusively, through a lock file.
+SANDBOX_SLOTS = 4096
 _live_children: set[int] = set()
 _hardened = False
 
@@ -146,6 +146,22 @@ class SandboxDied(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def _take_slot() -> tuple[int, int]:
+    """A sandbox user slot no other session on this machine holds (in this process or another),
+    and the descriptor whose lock holds it."""
+    import fcntl
+
+    for slot in range(SANDBOX_SLOTS):
+        fd = os.open(os.path.join(tempfile.gettempdir(), f"kp-sandbox-slot-{slot}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return slot, fd
+    raise SandboxDied("crash", f"all {SANDBOX_SLOTS} sandbox user slots are in use")
 
 
 def _harden_parent() -> None:
@@ -271,9 +287,7 @@ class SandboxSession:
         os.chmod(self.scratch, 0o711)
         kwargs: dict[str, Any] = {}
         if _drop_privileges():
-            with _slots_lock:
-                self.slot = next(k for k in range(1000) if k not in _slots_used)
-                _slots_used.add(self.slot)
+            self.slot, self._slot_lock = _take_slot()
             self.uid = SANDBOX_UID_BASE + self.slot
             os.chown(self.box, self.uid, self.uid)
             kwargs = {"user": self.uid, "group": self.uid, "extra_groups": []}
@@ -388,8 +402,8 @@ class SandboxSession:
                 except OSError:  # a pipe the sandbox closed first
                     pass
         if self.slot is not None:
-            with _slots_lock:
-                _slots_used.discard(self.slot)
+            os.close(self._slot_lock)  # releases the slot's lock
+            self.slot = None
         if self._own_scratch:
             import shutil
 

@@ -68,3 +68,29 @@ def test_device_failures_are_crashes(message, reason):
     from builder.judge.child import _classify
 
     assert _classify(RuntimeError(message)) == reason
+
+
+def test_sandbox_environment_is_an_allow_list(monkeypatch, tmp_path):
+    from builder.judge.runner import SandboxSession
+
+    monkeypatch.setenv("HF_TOKEN", "secret")
+    monkeypatch.setenv("KP_GPU_MEMORY_GIB", "22")
+    session = SandboxSession("cpu", tmp_path, timeout_s=10, scratch=tmp_path / "s")
+    env = session._env()
+    assert "HF_TOKEN" not in env and env["KP_GPU_MEMORY_GIB"] == "22"
+    assert env["HOME"] == env["TMPDIR"] == str(session.box)
+
+
+def test_a_sandbox_user_slot_is_held_by_one_session_at_a_time():
+    import os
+
+    from builder.judge.runner import _take_slot
+
+    first, held = _take_slot()
+    second, also = _take_slot()
+    assert first != second
+    os.close(held)
+    again, fd = _take_slot()
+    assert again == first
+    os.close(fd)
+    os.close(also)
