@@ -199,6 +199,13 @@ class Guards:
                     self._patch(grid_executor, name, self._unlogged(getattr(grid_executor, name)))
         for name, (owner, attr) in SWITCHES.items():
             self._patch(owner, attr, self._tripwire(getattr(owner, attr), name, "tripped"))
+        import _thread
+        import threading
+
+        for owner, attr in ((threading.Thread, "start"), (threading, "_start_new_thread"),
+                            (_thread, "start_new_thread"), (_thread, "start_joinable_thread")):
+            if hasattr(owner, attr):  # the op log is per thread: work in another thread is unseen
+                self._patch(owner, attr, self._tripwire(getattr(owner, attr), f"{owner.__name__}.{attr}", "tripped"))
         for attr in HOST_EXITS:
             if hasattr(torch.Tensor, attr):
                 self._patch(torch.Tensor, attr, self._tripwire(getattr(torch.Tensor, attr), f"Tensor.{attr}", "host_reads"))
