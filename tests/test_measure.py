@@ -9,7 +9,6 @@ from builder import measure as M
 from builder.errors import NoGpuError, RecordError
 from builder.gpus import get_gpu
 from builder.judge.ncu import Profile, parse_launches
-from builder.judge.runner import JobResult
 from builder.records import lookup
 from builder.seeds import load_problem
 from builder.stages import catalog

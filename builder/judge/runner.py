@@ -1,8 +1,10 @@
-"""Run one judge job in a fresh child process with a time limit.
+"""Child processes of the judge: trusted jobs (`run_job`) and sandboxes (`SandboxSession`).
 
-All GPU work and all untrusted code go through `run_job`. The parent never imports the code
-under test: a hang, a crash, an illegal memory access or running out of memory in the child
-comes back as a JobResult with a status and a reason, and the next job runs in a new process.
+`run_job` runs trusted code (the referee, measure's jobs) in a fresh child with a time limit: a
+hang, a crash, an illegal memory access or running out of memory comes back as a JobResult with
+a status and a reason, and the next job runs in a new process. Code under test runs only in a
+sandbox session: its own process (its own user where the judge is root), spoken to over pipes,
+killed whole at the end together with anything it started (see the README's judge section).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from builder import PROJECT_ROOT
 
 #: Lines of child output kept on a JobResult.
 LOG_TAIL_CHARS = 4000
+#: Child processes this judge started and still waits on (a stray is any other one it adopted).
+_live_children: set[int] = set()
 
 
 class JobFailure(Exception):
@@ -135,7 +139,6 @@ DROP_ENV = "KP_SANDBOX_DROP"
 
 #: How many sandbox users there are; a session holds one, exclusively, through a lock file.
 SANDBOX_SLOTS = 4096
-_live_children: set[int] = set()
 _hardened = False
 
 

@@ -143,8 +143,8 @@ def stream_ceiling(clock: Clock, x: Any, out_numel: int) -> dict[str, Any]:
     for block in STREAM_BLOCKS:
         programs = triton.cdiv(flat.numel(), block)
         per_program = triton.cdiv(out_numel, programs)
-        launch = (lambda b=block, g=programs, p=per_program:
-                  kernel[(g,)](flat, y, flat.numel(), out_numel, p, BLOCK=b, OUT_BLOCK=1024))
+        launch = (lambda b=block, g=programs, p=per_program, out=y:
+                  kernel[(g,)](flat, out, flat.numel(), out_numel, p, BLOCK=b, OUT_BLOCK=1024))
         ms = summarize(clock.time(launch, warmup=2, runs=PROBE_RUNS))["median_ms"]
         variants[f"stream_{block}"] = bandwidth(problem_bytes, ms)
     del y
