@@ -85,9 +85,10 @@ def test_cli_build_lists_missing_rows_and_exits_nonzero(problem, tmp_path, monke
 
 
 @pytest.mark.slow
-def test_cpu_verification_accepts_the_seed_kernel(problem):
+def test_cpu_verification_accepts_the_seed_kernel(problem, tmp_path):
     seed_as_solution = problem.dir / "solutions" / "grid_and_parallel.py"
     seed_as_solution.write_text(problem.kernel_path.read_text())
     for key in STAGES[1:]:
         (problem.dir / "solutions" / f"{key}.py").unlink()
-    assert B.verify_on_cpu([load_problem(problem.dir)]) == []
+    assert B.verify_on_cpu([load_problem(problem.dir)], cache_dir=tmp_path / "cache") == []
+    assert len(list((tmp_path / "cache").glob("verify-*.json"))) == 1
