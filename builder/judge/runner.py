@@ -29,6 +29,9 @@ from builder import PROJECT_ROOT
 LOG_TAIL_CHARS = 4000
 #: Child processes this judge started and still waits on (a stray is any other one it adopted).
 _live_children: set[int] = set()
+#: Held while a child is started and registered, and while strays are looked for: a child
+#: another thread is starting is never mistaken for a stray.
+_children_lock = threading.Lock()
 
 
 class JobFailure(Exception):
@@ -87,18 +90,19 @@ def run_job(
         job_file.write_text(json.dumps({**params, "workdir": tmp}))
         cmd = [*wrap, *child_command(kind, job_file, result_file)]
         start = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=PROJECT_ROOT,
-            env=_child_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            start_new_session=True,
-        )
-        _live_children.add(proc.pid)
+        with _children_lock:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=PROJECT_ROOT,
+                env=_child_env(env),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                start_new_session=True,
+            )
+            _live_children.add(proc.pid)
         try:
             out, _ = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -239,7 +243,8 @@ def _kill_strays(uid: int | None, session: int) -> int:
     """Kill what a sandbox left behind, until nothing is left; return how many were found."""
     found: set[int] = set()
     for _ in range(50):
-        pids = _strays(uid, session)
+        with _children_lock:
+            pids = _strays(uid, session)
         if not pids:
             break
         for pid in pids:
@@ -298,10 +303,11 @@ class SandboxSession:
         self.log_path = self.scratch / "sandbox.log"
         log = open(self.log_path, "wb")
         cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox"]
-        self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
+        with _children_lock:
+            self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
+            _live_children.add(self.proc.pid)
         log.close()
-        _live_children.add(self.proc.pid)
         self._deadline = time.monotonic() + self.timeout_s
         self._watchdog = threading.Timer(self.timeout_s, self._expire)
         self._watchdog.daemon = True
