@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import RecordError
+from builder.judge.timing import bandwidth
 from builder.measure import bytes_moved, labels_of, require_gpu, timing_job
 from builder.records import code_path, lookup
 from builder.seeds import Problem
@@ -75,7 +76,7 @@ def time_now(problem: Problem, codes: dict[str, str], *, baselines: bool = True)
     ceiling = payload["ceiling"]["ceiling"]["gbps"] if baselines else None
     stats = {label: out[f"code{i}"] for i, label in enumerate(labels)}
     for entry in stats.values():
-        entry["gbps"] = moved / (entry["median_ms"] * 1e-3) / 1e9
+        entry["gbps"] = bandwidth(moved, entry["median_ms"])
         entry["roofline_pct"] = 100.0 * entry["gbps"] / ceiling if ceiling else None
     stats.update({k: out[k] for k in ("eager", "compile") if k in out})
     return {**stats, "ceiling": {"gbps": ceiling, "noise": payload["noise"]}}

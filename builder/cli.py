@@ -265,15 +265,12 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
     import torch
 
     from builder.errors import ManifestError, RegistryError
-    from builder.judge.score import gpu_timer, read_answers, score_answer
-    from builder.records import code_path
-    from builder.rows import current_label
+    from builder.judge.score import current_code, gpu_timer, read_answers, score_answer
     from builder.seeds import get_problem
-    from builder.stages import catalog
 
     try:
         problem = get_problem(key)
-        current = code_path(problem, current_label(catalog().get(stage)) if stage else "seed").read_text()
+        current = current_code(problem, stage)
         answers = read_answers(answer_file)
     except (ManifestError, RegistryError, ValueError, UnicodeDecodeError) as exc:
         raise BadInput(str(exc)) from exc

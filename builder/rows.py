@@ -35,12 +35,12 @@ KEPT_NOTE = ("This stage has nothing measurable left to gain on this kernel: eve
              "the noise or slower, so the code is kept as it is.\n\n")
 
 
-def required_speedup(record: Record) -> float:
-    """The speedup over its current code a solution of `record`'s run needs to earn a row: beyond
-    the run's A-B-A noise and by MIN_GAIN; older records without a noise figure keep 1 - NOISE."""
-    if record.noise is None:
+def required_speedup(noise: float | None) -> float:
+    """The speedup over its current code a solution needs to earn a row, in a timing run with this
+    A-B-A `noise`: beyond the noise and by MIN_GAIN; runs without a noise figure keep 1 - NOISE."""
+    if noise is None:
         return 1 - NOISE
-    return 1 + max(record.noise, MIN_GAIN)
+    return 1 + max(noise, MIN_GAIN)
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def build_rows(problems: Iterable[Problem], gpus: list[str] | None = None,
                         continue
                     speedup = current.timing["median_ms"] / solution.timing["median_ms"]
                     kept = solution.code_sha256 == current.code_sha256
-                    if not kept and speedup < required_speedup(solution):
+                    if not kept and speedup < required_speedup(solution.noise):
                         skipped.append(Skipped(rid, f"the solution runs at {speedup:.2f}x its current code's speed "
                                                     f"on this GPU", missing=False))
                         continue

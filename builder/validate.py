@@ -20,7 +20,7 @@ from typing import Any
 from builder.errors import DatasetError
 from builder.judge.score import score_answer
 from builder.bench import time_now
-from builder.rows import MIN_GAIN, NOISE
+from builder.rows import required_speedup
 from builder.seeds import get_problem
 
 #: Largest allowed relative difference between a re-measured and a recorded median.
@@ -71,7 +71,7 @@ def timing_findings(row: dict[str, Any], times: dict[str, float], noise: float |
         reasons.append("timing_drift")
         details.append(f"median {solution_ms:.3f} ms vs recorded {recorded:.3f} ms ({100 * drift:.0f}% apart)")
     speedup = current_ms / solution_ms
-    needed = 1 - NOISE if noise is None else 1 + max(noise, MIN_GAIN)
+    needed = required_speedup(noise)
     if speedup < needed:
         reasons.append("slower")
         details.append(f"{speedup:.3f}x the current code's speed (needs {needed:.3f}x)")

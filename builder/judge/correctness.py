@@ -21,12 +21,9 @@ from typing import Any
 import torch
 
 from builder.judge.guards import Comparison, compare
-from builder.judge.runner import SandboxDied, SandboxSession, run_job
+from builder.judge.referee import ask_referee
+from builder.judge.runner import SandboxDied, SandboxSession
 from builder.seeds import Case, Problem
-
-#: Seconds the referee may take.
-REFEREE_TIMEOUT_S = 900.0
-
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -125,28 +122,11 @@ def verify(problem: Problem, code: str, *, device: str, timeout_s: float, cases:
 
 
 def _referee(problem: Problem, scratch: Path, trials: int) -> dict[str, Any]:
-    private = scratch / "referee"
-    private.mkdir(parents=True, exist_ok=True)
-    private.chmod(0o700)
     specs = [{"seed": secrets.randbits(62), "low": problem.low, "high": problem.high} for _ in range(trials)]
     key = secrets.randbits(62)
-    result = run_job("referee", {"problem_dir": str(problem.dir), "outdir": str(private), "hash_key": key,
-                                 "trials": specs, "timing": None, "device": "cuda"}, REFEREE_TIMEOUT_S)
-    if not result.ok:
-        raise _Reject(result.reason or "crash", f"the referee failed: {result.detail[-500:]}")
-    return {"specs": specs, "refs": load_references(result.payload["trials"], problem), "hash_key": key,
-            "hashes": [t["input_hash"] for t in result.payload["trials"]]}
-
-
-def load_references(entries: list[dict[str, Any]], problem: Problem) -> list[torch.Tensor]:
-    """The referee's outputs, read into this process's memory and their files removed, before any
-    sandbox starts: nothing the sandbox does can change them afterwards."""
-    refs = []
-    for entry in entries:
-        path = Path(entry["path"])
-        refs.append(torch.from_numpy(__import__("numpy").fromfile(path, dtype=problem.dtype)))
-        path.unlink()
-    return refs
+    payload = ask_referee(problem, scratch, key, trials=specs)
+    return {"specs": specs, "refs": payload["outputs"], "hash_key": key,
+            "hashes": [t["input_hash"] for t in payload["trials"]]}
 
 
 def _load(session: SandboxSession, code: str, label: str) -> None:

@@ -13,6 +13,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: Seconds a referee may take.
+REFEREE_TIMEOUT_S = 900.0
+
+
+def ask_referee(problem: Any, scratch: Path, hash_key: int, *, trials: list[dict[str, Any]] | None = None,
+                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S) -> dict[str, Any]:
+    """Run the referee in a child, its outputs in a private folder of `scratch`; return its payload
+    with each output read into this process (`"outputs"`, trials then checkpoints, files removed).
+    Raises SandboxDied when the referee fails."""
+    from builder.judge.runner import SandboxDied, run_job
+
+    private = Path(scratch) / "referee"
+    private.mkdir(parents=True, exist_ok=True)
+    private.chmod(0o700)
+    result = run_job("referee", {"problem_dir": str(problem.dir), "outdir": str(private), "hash_key": hash_key,
+                                 "trials": trials or [], "timing": timing, "device": "cuda"}, timeout_s)
+    if not result.ok:
+        raise SandboxDied(result.reason or "crash", f"the referee failed: {result.detail[-500:]}")
+    payload = result.payload
+    entries = payload["trials"] + payload["checkpoints"]
+    return {**payload, "outputs": load_references(entries, problem.dtype)}
+
+
+def load_references(entries: list[dict[str, Any]], dtype: str) -> list[Any]:
+    """The referee's outputs, read into this process's memory and their files removed, before any
+    sandbox starts: nothing the sandbox does can change them afterwards."""
+    import numpy
+    import torch
+
+    refs = []
+    for entry in entries:
+        path = Path(entry["path"])
+        refs.append(torch.from_numpy(numpy.fromfile(path, dtype=dtype)))
+        path.unlink()
+    return refs
+
 
 def referee_job(params: dict[str, Any]) -> dict[str, Any]:
     """params: problem_dir, outdir, hash_key, trials [{seed, low, high}], timing {seed, low, high,

@@ -32,6 +32,7 @@ class Sandbox:
         self.baselines: dict[str, Any] = {}  # eager and compiled reference, built once per session
         self.bench: Any = None  # the timing input, alive for the whole session
         self.perturbed = 0  # perturbations applied to the timing input so far
+        self.kept: dict[int, Any] = {}  # run -> (output, perturbations) the last `time` batch kept
 
     def serve(self) -> None:
         while True:
@@ -120,10 +121,7 @@ class Sandbox:
         """One guarded forward on a given (bytes) or seeded input; reply with the raw output."""
         torch = self.torch
         guarded = self._input(header["input"], payload)
-        try:
-            reply, out = self._call(self.models[header["name"]], guarded)
-        except _DeviceFailure as exc:
-            raise exc.cause from None
+        reply, out = self._call(self.models[header["name"]], guarded)
         if header.get("hash_key") is not None:
             reply["input_hash"] = str(guarded.fingerprint(int(header["hash_key"])))
         if header.get("return_input"):
@@ -166,7 +164,7 @@ class Sandbox:
     def do_kept(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], Any]:
         """Send (and let go of) the output the last `time` batch kept of one run, with the
         perturbation count it ran at."""
-        kept = getattr(self, "kept", {}).pop(int(header["run"]), None)
+        kept = self.kept.pop(int(header["run"]), None)
         if kept is None:
             return {"ok": False, "reason": "wrong_while_timed", "detail": "no output was kept for that run"}, None
         out, perturbed = kept
@@ -194,7 +192,7 @@ class Sandbox:
                 out = model(guarded.x)
             except BaseException as exc:
                 if is_device_failure(exc):
-                    raise _DeviceFailure(exc) from None
+                    raise  # the session reports a crash and ends
                 return {"ok": False, "reason": "runtime_error", "detail": _last_lines(traceback.format_exc())}, None
         reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40]}
         finding = self.guards.verdict(record)
@@ -211,12 +209,6 @@ class Sandbox:
         reply["output"] = None
         reply["output_type"] = type(out).__name__
         return reply, None
-
-
-class _DeviceFailure(Exception):
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 def _plain_output(out: Any, guarded: Any) -> tuple[str, str] | None:

@@ -267,7 +267,7 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
             target = get_problem(_problem_key(keys[i]))
             timer = None
             if timed and device == "cuda":
-                current = codes[i] or _current_code(target, stages[i])
+                current = codes[i] or current_code(target, stages[i])
                 timer = gpu_timer(current, profile=profile, baselines=("eager",), runs=REWARD_RUNS,
                                   timeout_s=timeout_s)
             return score_answer(completion_text(completions[i]), target, device=device, timer=timer,
@@ -281,7 +281,9 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
     return reward_fn
 
 
-def _current_code(problem: Problem, stage: Any) -> str:
+def current_code(problem: Problem, stage: Any) -> str:
+    """The code a stage's answers improve on: the previous stage's solution, or the seed kernel
+    for stage 1 and for no stage; `stage` is a key or a {key, ...} struct."""
     from builder.records import code_path
     from builder.rows import current_label
     from builder.stages import catalog

@@ -370,9 +370,9 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
 
     import torch
 
-    from builder.judge.correctness import load_references
     from builder.judge.guards import compare
-    from builder.judge.runner import SandboxDied, SandboxSession, run_job
+    from builder.judge.referee import ask_referee
+    from builder.judge.runner import SandboxDied, SandboxSession
 
     plan = plan_checkpoints(subjects, runs)
     code_runs = sum(runs for s in subjects if s.kind in ("code", "eager", "compile"))
@@ -381,17 +381,14 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     spec = {"seed": seed, "low": problem.low, "high": problem.high}
     errors: dict[str, tuple[str, str]] = {}
     session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s)
-    private = session.scratch / "referee"
-    private.mkdir(parents=True, exist_ok=True)
-    private.chmod(0o700)
     counts = sorted({c for p in plan.values() for c in p.values()})
-    referee = run_job("referee", {"problem_dir": str(problem.dir), "outdir": str(private), "hash_key": key,
-                                  "trials": [], "device": "cuda",
-                                  "timing": {**spec, "checkpoints": counts, "total": total}}, timeout_s)
-    if not referee.ok:
+    try:
+        referee = ask_referee(problem, session.scratch, key, timeout_s=timeout_s,
+                              timing={**spec, "checkpoints": counts, "total": total})
+    except SandboxDied:
         session.close()
-        raise SandboxDied(referee.reason or "crash", f"the referee failed: {referee.detail[-500:]}")
-    refs = dict(zip(counts, load_references(referee.payload["checkpoints"], problem)))
+        raise
+    refs = dict(zip(counts, referee["outputs"]))
     dtype = getattr(torch, problem.dtype)
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
@@ -478,7 +475,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             if subject.kind == "code" and subject.label in first:
                 timed(subject, names[subject.label], second)
         reply = session.request({"op": "time", "input": spec, "subjects": [], "hash_key": key})
-        if untrusted and reply.get("input_hash") != referee.payload["final_hash"]:
+        if untrusted and reply.get("input_hash") != referee["final_hash"]:
             for subject in untrusted:
                 errors.setdefault(subject.label, ("input_mutated", "the timing input changed during the runs"))
     finally:
@@ -494,8 +491,5 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             again = summarize(second[label])["median_ms"]
             stats[label]["repeat_median_ms"] = again
             spreads.append(abs(again - stats[label]["median_ms"]) / min(again, stats[label]["median_ms"]))
-    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee.payload["env"], walls)
+    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee["env"], walls)
 
-
-def _numel(refs: dict[int, Any], checks: dict[int, int]) -> int:
-    return max((refs[c].numel() for c in checks.values()), default=0)
