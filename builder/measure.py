@@ -179,7 +179,9 @@ class _Plan:
 
     def job(self, kind: str, label_or_labels: Any, params: dict[str, Any]) -> Job:
         labels = label_or_labels if isinstance(label_or_labels, list) else [label_or_labels]
-        key = JobCache.key(kind, self.gpu.key, [self.hashes[l] for l in labels], JUDGE_VERSION)
+        # Two stages may share a code (a kept stage): the labels keep their jobs apart.
+        shown = {k: v for k, v in params.items() if k not in ("code", "codes")}
+        key = JobCache.key(kind, self.gpu.key, labels, [self.hashes[l] for l in labels], shown, JUDGE_VERSION)
         return Job(kind, key, {"problem_dir": str(self.problem.dir), "device": "cuda", **params},
                    TIMEOUTS_S[kind] + 120, gpu=self.gpu.key)
 
