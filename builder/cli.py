@@ -119,8 +119,12 @@ def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, leve
               help="local: one worker per GPU of this machine; ray: tasks on a Ray cluster (pip install 'kernel-prompts[ray]').")
 @click.option("--gpus", type=int, default=None, help="local: how many GPUs to use. [default: every visible GPU]")
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto); a local Ray is started without it.")
+@click.option("--verify-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Verification jobs sharing a GPU at once (each holds one benchmark input: mind the GPU's memory). "
+                   "Timing and profiling always have a GPU to themselves.")
 @friendly_errors
-def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None, address: str | None) -> None:
+def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None, address: str | None,
+            verify_per_gpu: int) -> None:
     """Measure the seed kernels, baselines and reference solutions on this machine's GPUs.
 
     For each problem: correctness of every code in a sandbox on the GPU, then timing side by side
@@ -130,7 +134,10 @@ def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None,
     unless --force; a killed run resumes where it stopped. Needs a CUDA GPU. Set
     KP_GPU_MEMORY_GIB=22 to run every judge process as if on a 24 GB card.
 
-    Example: kernel-prompts measure --problem avgpool1d --gpus 2
+    \b
+    Examples:
+      kernel-prompts measure --problem avgpool1d --gpus 2
+      KP_GPU_MEMORY_GIB=22 kernel-prompts measure --verify-per-gpu 3   (on an 80 GB GPU)
     """
     import time
 
@@ -142,7 +149,7 @@ def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None,
     start = time.monotonic()
     try:
         written = run_measure(problems, force=force, progress=lambda msg: click.echo(msg, err=True),
-                              executor=executor, gpus=gpus, address=address)
+                              executor=executor, gpus=gpus, address=address, verify_per_gpu=verify_per_gpu)
     except ExecutorError as exc:
         raise BadInput(str(exc)) from exc
     for key, labels in written.items():

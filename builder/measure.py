@@ -192,9 +192,10 @@ class _Plan:
 
 def measure(problems: list[Problem], *, force: bool = False, root: Path | None = None, progress: Progress = print,
             executor: str = "local", gpus: int | None = None, address: str | None = None,
-            runner: JobRunner = default_runner) -> dict[str, list[str]]:
+            runner: JobRunner = default_runner, verify_per_gpu: int = 1) -> dict[str, list[str]]:
     """Measure `problems`; return the labels written per problem. Every problem is attempted; the
-    failures of all of them are raised together at the end."""
+    failures of all of them are raised together at the end. Verification runs `verify_per_gpu` jobs
+    on a GPU at once; timing and profiling always have their GPU to themselves."""
     gpu = require_gpu()
     root = root or MEASUREMENTS_DIR
     progress(f"GPU: {gpu.key} ({gpu.name})")
@@ -211,9 +212,10 @@ def measure(problems: list[Problem], *, force: bool = False, root: Path | None =
         return written
     cache = JobCache(root / gpu.key / ".jobs", enabled=not force)
     pool = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner)
+    shared = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner, per_gpu=verify_per_gpu)
     ncu_bin = ncu.ncu_path()
     available = checked_metrics(gpu, ncu_bin, root, force)
-    _verify(pool, plans, progress)
+    _verify(shared, plans, progress)
     _time(pool, plans, progress)
     _profile(pool, plans, ncu_bin, available, progress)
     failures = []

@@ -4,7 +4,8 @@ Free workers take the next job from a queue. A worker calls the runner with
 `CUDA_VISIBLE_DEVICES=<its GPU>`, so every child it starts has that GPU to itself. A worker that
 dies mid-job is replaced and the job retried (once by default), then recorded as `worker_lost`;
 a runner that overruns its job's time limit by the grace period is killed and recorded as
-`worker_timeout`. With one GPU this is a serial loop, as measure ran before.
+`worker_timeout`. With one GPU and one worker per GPU this is a serial loop, as measure ran before; jobs that time
+nothing (verification) may run several workers per GPU.
 """
 
 from __future__ import annotations
@@ -166,17 +167,21 @@ class LocalExecutor(Executor):
         retries: int = 1,
         grace_s: float = 60.0,
         poll_s: float = 0.5,
+        per_gpu: int = 1,
     ) -> None:
-        """`gpus` workers (default: one per visible GPU), or one per entry of `devices`.
+        """`gpus` GPUs (default: every visible one), or one per entry of `devices`, with `per_gpu`
+        workers each (more than one only for jobs that time nothing).
 
-        `gpu_kinds` names each worker's GPU kind (a registry key); a job whose `gpu` is set then
-        goes only to a worker of that kind. Unset, every worker takes every job.
+        `gpu_kinds` names each GPU's kind (a registry key); a job whose `gpu` is set then goes
+        only to a worker of that kind. Unset, every worker takes every job.
         """
         super().__init__(runner, cache)
-        self.devices = list(devices) if devices is not None else pick_devices(gpus, visible_devices())
-        if gpu_kinds is not None and len(gpu_kinds) != len(self.devices):
-            raise ExecutorError(f"gpu_kinds names {len(gpu_kinds)} kinds for {len(self.devices)} workers")
-        self.gpu_kinds = list(gpu_kinds) if gpu_kinds is not None else [None] * len(self.devices)
+        devices = list(devices) if devices is not None else pick_devices(gpus, visible_devices())
+        if gpu_kinds is not None and len(gpu_kinds) != len(devices):
+            raise ExecutorError(f"gpu_kinds names {len(gpu_kinds)} kinds for {len(devices)} workers")
+        kinds = list(gpu_kinds) if gpu_kinds is not None else [None] * len(devices)
+        self.devices = [d for d in devices for _ in range(per_gpu)]
+        self.gpu_kinds = [k for k in kinds for _ in range(per_gpu)]
         self.retries, self.grace_s, self.poll_s = retries, grace_s, poll_s
 
     def _execute(self, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:

@@ -70,6 +70,7 @@ class RayExecutor(Executor):
         cache: JobCache | None = None,
         retries: int = 1,
         runtime_env: dict[str, Any] | None = None,
+        per_gpu: int = 1,
     ) -> None:
         """`address` is a cluster's ("auto" for the one `ray start` runs here); None starts a local one.
 
@@ -79,6 +80,7 @@ class RayExecutor(Executor):
         super().__init__(runner, cache)
         self.address, self.runtime_env = address, runtime_env
         self.retries = retries
+        self.gpu_share = 1 / per_gpu  # each task's fraction of a GPU
 
     def _execute(self, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:
         ray = import_ray()
@@ -110,7 +112,7 @@ class RayExecutor(Executor):
         flight: dict[Any, tuple[int, Job, int]] = {}
 
         def submit(index: int, job: Job, attempt: int) -> None:
-            options: dict[str, Any] = {"num_gpus": 1, "max_retries": 0}
+            options: dict[str, Any] = {"num_gpus": self.gpu_share, "max_retries": 0}
             if job.gpu is not None:
                 resource = gpu_resource(job.gpu)
                 if offered.get(resource, 0) < 1:
@@ -118,7 +120,7 @@ class RayExecutor(Executor):
                     detail = f"job wants GPU {job.gpu!r} (resource {resource}); the cluster offers {kinds}"
                     deliver(index, Outcome(job, failure("no_gpu_kind", detail), "ray", 0))
                     return
-                options["resources"] = {resource: 1}
+                options["resources"] = {resource: self.gpu_share}
             flight[task.options(**options).remote(runner, job.to_dict())] = (index, job, attempt)
 
         for index, job in todo:

@@ -43,6 +43,24 @@ def test_each_worker_has_its_own_gpu(tmp_path):
     assert sorted(o.worker for o in outcomes) == ["local:gpu0", "local:gpu1"]
 
 
+def test_workers_sharing_a_gpu_run_at_once_on_that_gpu(tmp_path):
+    log = tmp_path / "log"
+    # "meet" waits until both jobs have started: it finishes only if they run at the same time.
+    jobs = jobs_for(log, 2, mode="meet", group_dir=str(tmp_path / "group"), group_size=2)
+    outcomes = LocalExecutor(devices=["5"], per_gpu=2, runner=standin).run(jobs)
+    payloads = [o.result["payload"] for o in outcomes]
+    assert all(o.ok for o in outcomes), [o.result for o in outcomes]
+    assert [p["env_cvd"] for p in payloads] == ["5", "5"]
+    assert len({p["pid"] for p in payloads}) == 2
+
+
+def test_jobs_per_gpu_must_be_positive():
+    from builder.executors import make_executor
+
+    with pytest.raises(ExecutorError, match="at least 1"):
+        make_executor("local", gpus=1, per_gpu=0)
+
+
 def test_the_default_runner_hands_the_gpu_and_the_outputs_to_the_child(tmp_path):
     out = tmp_path / "made" / "here.txt"
     job = Job("tests.executors.standins:child_job", "k1", {"device": "cuda", "out": str(out)}, timeout_s=60,
