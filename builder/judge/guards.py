@@ -434,19 +434,30 @@ class Comparison:
 COMPARE_CHUNK = 1 << 24
 
 
+def compare_device(numel: int) -> torch.device:
+    """Where the judge compares an output of `numel` elements: on its own GPU when it has one and the
+    output is large (the CPU needs minutes for a few GB), else on the CPU."""
+    if numel > COMPARE_CHUNK and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
 def compare(out: Any, ref: torch.Tensor, atol: float, rtol: float) -> Comparison:
-    """Shape, dtype, never-written elements, guard reads, NaN/Inf, then tolerance, chunk by chunk."""
+    """Shape, dtype, never-written elements, guard reads, NaN/Inf, then tolerance, chunk by chunk
+    (on the device compare_device picks)."""
     if not isinstance(out, torch.Tensor):
         return Comparison("wrong_shape", f"forward returned {type(out).__name__}, not a tensor", None, None)
     if out.shape != ref.shape:
         return Comparison("wrong_shape", f"shape {tuple(out.shape)}, expected {tuple(ref.shape)}", None, None)
     if out.dtype != ref.dtype:
         return Comparison("wrong_dtype", f"dtype {out.dtype}, expected {ref.dtype}", None, None)
-    out_flat, ref_flat = out.reshape(-1), ref.to(out.device).reshape(-1)
+    out_flat, ref_flat = out.reshape(-1), ref.reshape(-1)
+    device = compare_device(out_flat.numel())
     counts = {"missing": 0, "huge": 0, "bad": 0, "far": 0, "loose": 0}
     max_abs = max_rel = 0.0
     for start in range(0, out_flat.numel(), COMPARE_CHUNK):
-        o, r = out_flat[start:start + COMPARE_CHUNK], ref_flat[start:start + COMPARE_CHUNK]
+        o = out_flat[start:start + COMPARE_CHUNK].to(device)
+        r = ref_flat[start:start + COMPARE_CHUNK].to(device)
         counts["missing"] += untouched(o)
         finite_ref = torch.isfinite(r)
         counts["huge"] += int(((o.abs() >= GUARD_SEEN) & torch.isfinite(o) & finite_ref).sum())

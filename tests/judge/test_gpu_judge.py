@@ -77,3 +77,19 @@ def test_the_whole_check_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
         run = run_side_by_side(problem, [Subject("final", "code", code), Subject("eager", "eager"),
                                          Subject("ceiling", "ceiling")], runs=10)
         assert run.errors == {}, run.errors
+
+
+def test_a_large_comparison_runs_on_the_gpu_and_counts_as_on_the_cpu():
+    import torch
+
+    from builder.judge.guards import COMPARE_CHUNK, compare, compare_device
+
+    ref = torch.rand(3 * COMPARE_CHUNK + 5)
+    assert compare_device(ref.numel()).type == "cuda" and compare_device(1000).type == "cpu"
+    assert compare(ref.clone(), ref, 1e-4, 1e-4).reason is None
+    out = ref.clone()
+    out[2 * COMPARE_CHUNK + 7] += 0.5
+    got = compare(out, ref, 1e-4, 1e-4)
+    assert got.reason == "mismatch" and got.detail.startswith("1 of ") and abs(got.max_abs_err - 0.5) < 1e-6
+    out[-1] = float("nan")
+    assert compare(out, ref, 1e-4, 1e-4).reason == "nan_inf"
