@@ -299,6 +299,11 @@ class Guards:
                 self.record = None
         record.side_stream |= self._off_default_stream()
 
+    def adopt_threads(self) -> None:
+        """Count the threads running now as the judge's own (torch.compile's workers, started by a
+        trusted baseline). The judge asks for this only before any candidate code is loaded."""
+        self._threads = set(self._current_frames())
+
     def second_threads(self) -> int:
         """How many Python threads run that did not run when the guards were made."""
         return len(set(self._current_frames()) - self._threads)

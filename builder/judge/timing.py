@@ -5,7 +5,10 @@ that lives for the whole session, each subject of a batch: code under test (a bu
 reference in eager mode, torch.compile of the reference, and the ceiling probes (streaming
 kernels with the problem's own read:write byte mix, read-only, write-only and copy). Before each
 timed run, a small random slab of the input is rewritten (untimed) and L2 is flushed; CUDA events
-recorded on the default stream bracket the call alone. Events, the flush and synchronize are the
+recorded on the default stream bracket the call alone. Between the flush and the start event the
+GPU spins for a fixed lead (LEAD_MS), so that the host's work before the launch (the guards,
+Python) is done while the GPU is still busy, and the events time the kernels, not the host.
+The guards' verdict on a call is taken after its end event. Events, the flush and synchronize are the
 C-level functions captured before any candidate code was imported. Code subjects run under the
 same guards as the checking runs, and the outputs of the runs the judge picked are sent back to it
 to be checked against its own reference (builder.judge.referee computes it).
@@ -31,6 +34,10 @@ STREAM_BLOCKS = (1024, 2048, 4096, 8192)
 PROBE_BYTES = 2 * 1024**3
 #: Timed runs per ceiling probe variant.
 PROBE_RUNS = 20
+#: Milliseconds the GPU spins before each timed call of code: more than the host needs to launch it.
+LEAD_MS = 5.0
+#: GPU clock cycles of the spin that measures the clock rate.
+SPIN_PROBE_CYCLES = 2_000_000
 
 #: The keys of a timing summary.
 TIMING_KEYS = ("median_ms", "min_ms", "max_ms", "runs")
@@ -55,11 +62,13 @@ def perturb(x: Any, seed: int, index: int, low: float, high: float) -> None:
     """
     import torch
 
-    generator = torch.Generator(device=x.device).manual_seed((seed * 1_000_003 + index) % (1 << 62))
+    mixed = (seed * 1_000_003 + index) % (1 << 62)
     flat = x.view(-1)
     span = min(PERTURB_ELEMENTS, flat.numel())
-    start = int(torch.randint(0, flat.numel() - span + 1, (1,), generator=generator, device=x.device))
-    flat[start:start + span].uniform_(low, high, generator=generator)
+    # The place is drawn on the host: reading a device value back would stall the timed loop.
+    place = torch.Generator().manual_seed(mixed)
+    start = int(torch.randint(0, flat.numel() - span + 1, (1,), generator=place))
+    flat[start:start + span].uniform_(low, high, generator=torch.Generator(device=x.device).manual_seed(mixed))
 
 
 class Clock:
@@ -73,6 +82,8 @@ class Clock:
         self._record = base.record
         self._elapsed = base.elapsed_time
         self._sync = torch._C._cuda_synchronize
+        self._spin = torch._C._cuda_sleep
+        self._cycles_per_ms: float | None = None
         self._zero = torch.Tensor.zero_
         self.stream = torch.cuda.default_stream()
         self.wall = time.perf_counter
@@ -93,20 +104,38 @@ class Clock:
     def flush(self) -> None:
         self._zero(self.scratch)
 
-    def time(self, fn: Callable[[], Any], *, warmup: int, runs: int,
-             before: Callable[[int], None] | None = None) -> list[float]:
-        """Milliseconds of `runs` calls of `fn`, each after `before(i)` and an L2 flush."""
+    def spin(self, ms: float) -> None:
+        """Keep the GPU busy for about `ms` milliseconds (its clock rate measured on first use)."""
+        if self._cycles_per_ms is None:
+            start, end = self.event(), self.event()
+            self.record(start)
+            self._spin(SPIN_PROBE_CYCLES)
+            self.record(end)
+            self.synchronize()
+            self._cycles_per_ms = SPIN_PROBE_CYCLES / max(self.elapsed_ms(start, end), 1e-3)
+        self._spin(int(ms * self._cycles_per_ms))
+
+    def time(self, fn: Callable[[], Any], *, warmup: int, runs: int, before: Callable[[int], None] | None = None,
+             after: Callable[[int], None] | None = None, lead_ms: float = 0.0) -> list[float]:
+        """Milliseconds of `runs` calls of `fn`, each after `before(i)`, an L2 flush and a GPU spin of
+        `lead_ms`; `after(i)` runs once the call's end event is recorded (i is -1 for warm-up calls)."""
         for _ in range(warmup):
             fn()
+            if after is not None:
+                after(-1)
         self.synchronize()
         marks = [(self.event(), self.event()) for _ in range(runs)]
         for i, (start, end) in enumerate(marks):
             if before is not None:
                 before(i)
             self.flush()
+            if lead_ms > 0:
+                self.spin(lead_ms)
             self.record(start)
             fn()
             self.record(end)
+            if after is not None:
+                after(i)
         self.synchronize()
         return [self.elapsed_ms(start, end) for start, end in marks]
 
@@ -244,25 +273,33 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             problems: list[str] = []
 
             keep = set(header.get("keep") or ())
-            run: list[int] = [-1]
+
+            pending: list[Any] = []
 
             def call() -> None:
                 with sandbox.guards.watch() as record:
                     out = model(x)
+                pending.append((record, out))
+
+            def settle(i: int) -> None:
+                record, out = pending.pop()
                 finding = sandbox.guards.verdict(record)
                 if finding is not None:
                     problems.append(f"{finding.reason}: {finding.detail}")
                 if type(out) is not torch.Tensor or tuple(out.shape) != sandbox.out_shape:
                     problems.append(f"wrong_while_timed: forward returned {type(out).__name__} "
                                     f"{tuple(getattr(out, 'shape', ()))}")
-                elif run[0] in keep:
-                    sandbox.kept[run[0]] = (out, sandbox.perturbed)
+                elif i in keep:
+                    sandbox.kept[i] = (out, sandbox.perturbed)
 
-            def numbered(i: int) -> None:
-                run[0] = i
-                before(i)
-
-            times = clock.time(call if fn is None else (lambda: fn(x)), warmup=warmup, runs=runs, before=numbered)
+            if fn is None:
+                times = clock.time(call, warmup=warmup, runs=runs, before=before, after=settle,
+                                   lead_ms=float(header.get("lead_ms", 0.0)))
+            else:
+                times = clock.time(lambda: fn(x), warmup=warmup, runs=runs, before=before,
+                                   lead_ms=float(header.get("lead_ms", 0.0)))
+            if kind == "compile" and header.get("adopt_threads"):
+                sandbox.guards.adopt_threads()
             if problems:
                 reason, _, detail = problems[0].partition(": ")
                 results[label] = {"error": reason, "detail": detail}
@@ -396,7 +433,10 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     walls: dict[str, dict[str, float]] = {}
     ceiling: dict[str, Any] = {}
 
+    loaded: set[str] = set()
+
     def load(subject: Subject, name: str) -> bool:
+        loaded.add(subject.label)
         path = session.write_code(name, subject.code)
         for step in ({"op": "load", "label": name, "path": str(path)},
                      {"op": "build", "label": name, "name": name, "init": problem.init}):
@@ -419,7 +459,10 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {why}"))
 
     def timed(subject: Subject, name: str, into: dict[str, list[float]]) -> None:
-        base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling",
+        # torch.compile starts worker threads; while no candidate code is loaded they are torch's.
+        adopt = subject.kind == "compile" and not any(s.label in loaded for s in subjects if not s.trusted)
+        base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling", "adopt_threads": adopt,
+                "lead_ms": LEAD_MS,
                 "subjects": [{"label": subject.label, "kind": subject.kind, "name": name}]}
         if subject.kind != "ceiling":
             reply = session.request({**base, "runs": 0, "warmup": warmup, "perturb": False})
@@ -447,7 +490,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
         walls[subject.label] = {"wall_ms": wall_ms, "events_ms": sum(times),
                                 "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3}
-        unexplained = (wall_ms - sum(times)) / runs
+        unexplained = (wall_ms - sum(times)) / runs - LEAD_MS  # the spin before each run is known
         if subject.trusted and subject.kind == "code":
             overheads.append(unexplained)
         elif subject.kind == "code" and overheads:

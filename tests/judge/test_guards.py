@@ -107,3 +107,20 @@ def test_replacing_the_launch_wrapper_is_tampering():
         finally:
             JITFunction.run = wrapped
     assert JITFunction.run is original
+
+
+def test_a_thread_started_after_the_guards_is_tampering_until_adopted():
+    import threading
+
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, daemon=True)
+    with Guards(cuda=False) as guards:
+        assert guards.tampering() is None
+        worker.start()
+        try:
+            assert guards.tampering().reason == "guard_disabled"
+            guards.adopt_threads()  # as after a trusted torch.compile baseline
+            assert guards.tampering() is None
+        finally:
+            stop.set()
+            worker.join()

@@ -9,3 +9,18 @@ def test_summary_has_median_min_max_and_count():
 
 def test_bandwidth_is_gigabytes_per_second():
     assert bandwidth(3_000_000_000, 1.0) == 3000.0
+
+
+def test_perturbation_rewrites_one_slab_the_same_way_in_every_replay():
+    import torch
+
+    from builder.judge.timing import PERTURB_ELEMENTS, perturb
+
+    base = torch.zeros(50_000)
+    first, again, other = base.clone(), base.clone(), base.clone()
+    perturb(first, seed=7, index=3, low=1.0, high=2.0)
+    perturb(again, seed=7, index=3, low=1.0, high=2.0)
+    perturb(other, seed=7, index=4, low=1.0, high=2.0)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    changed = (first != 0).nonzero().flatten()
+    assert len(changed) == PERTURB_ELEMENTS and int(changed[-1] - changed[0]) == PERTURB_ELEMENTS - 1
