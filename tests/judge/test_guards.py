@@ -124,3 +124,10 @@ def test_a_thread_started_after_the_guards_is_tampering_until_adopted():
         finally:
             stop.set()
             worker.join()
+
+
+def test_relative_error_leaves_out_references_near_zero():
+    ref = torch.tensor([0.0, 1e-9, 2.0, 4.0])
+    out = ref + torch.tensor([1e-6, 1e-6, 2e-6, 0.0])
+    result = compare(out, ref, atol=1e-4, rtol=1e-4)
+    assert result.reason is None and 0 < result.max_rel_err < 1e-5  # 1e3 if the 1e-9 reference counted
