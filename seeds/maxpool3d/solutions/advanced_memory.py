@@ -15,8 +15,8 @@ def maxpool3d_row_stream_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_W: tl.constexpr,
 ):
-    # Grid, tile and loads as in the previous stage; only the launch changes
-    # (see _tile_config).
+    # Same flat grid as the previous stage, two output rows per tile (see
+    # _tile_config); the reads change.
     # The max is separable: for each depth tap, every input row of the tile's
     # footprint is loaded once (K shifted loads of one row segment, the shifts
     # hitting L1), reduced to its row maximum, and merged into every output
@@ -70,17 +70,15 @@ def maxpool3d_row_stream_kernel(
 
 
 def _tile_config(OH: int, OW: int):
-    """Tile shape (unchanged): a whole output row (up to 128 lanes) by 2 rows.
+    """Tile shape: a whole output row (up to 128 lanes) by 2 rows, 2 outputs per thread.
 
-    Warps: the previous stage used one thread per output column (2 warps for
-    64 columns).  Here a single warp takes the whole tile, 2 columns x 2 rows
-    per thread: twice the independent row loads in flight per thread and
-    half the threads per program.  The kernel has no loop, so num_stages
-    stays at its default.
+    Two output rows share the input rows between them (stride < dilation * K),
+    so the row-streaming loop below reads (2 - 1) * stride + (K - 1) * dilation + 1
+    rows per depth tap for 2 output rows instead of 2 * K.
     """
     block_w = min(128, max(16, triton.next_power_of_2(OW)))
     block_h = min(2, triton.next_power_of_2(OH))
-    num_warps = max(1, block_w // 64)
+    num_warps = max(1, block_w // 32)
     return block_h, block_w, num_warps
 
 
