@@ -178,10 +178,14 @@ class _Plan:
         self.metrics: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
 
     def job(self, kind: str, label_or_labels: Any, params: dict[str, Any]) -> Job:
+        """The job's key is all its result depends on: the hashes of its codes, manifest and
+        reference, and its other parameters. A verify or profile job's label is only shown, so
+        stages that share a code (a kept stage) share its job; a timing job's labels name its
+        subjects."""
         labels = label_or_labels if isinstance(label_or_labels, list) else [label_or_labels]
-        # Two stages may share a code (a kept stage): the labels keep their jobs apart.
-        shown = {k: v for k, v in params.items() if k not in ("code", "codes")}
-        key = JobCache.key(kind, self.gpu.key, labels, [self.hashes[l] for l in labels], shown, JUDGE_VERSION)
+        shown = {k: v for k, v in params.items() if k not in ("code", "codes", "label")}
+        named = labels if kind == "time" else []
+        key = JobCache.key(kind, self.gpu.key, named, [self.hashes[l] for l in labels], shown, JUDGE_VERSION)
         return Job(kind, key, {"problem_dir": str(self.problem.dir), "device": "cuda", **params},
                    TIMEOUTS_S[kind] + 120, gpu=self.gpu.key)
 
@@ -242,12 +246,20 @@ def _announce(progress: Progress, total: int) -> Callable[[Outcome], None]:
     return show
 
 
+def _per_code(pool: Executor, jobs: list[tuple[_Plan, str, Job]], progress: Progress) -> list[Outcome]:
+    """Run each distinct job once (codes shared by stages share a job); one outcome per entry."""
+    distinct: dict[str, Job] = {}
+    for _, _, job in jobs:
+        distinct.setdefault(job.key, job)
+    ran = dict(zip(distinct, pool.run(list(distinct.values()), _announce(progress, len(distinct)))))
+    return [ran[job.key] for _, _, job in jobs]
+
+
 def _verify(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
     jobs = [(plan, label, plan.job("verify", label, {"label": label, "code": plan.codes[label],
                                                      "trials": BENCHMARK_TRIALS}))
             for plan in plans for label in plan.labels]
-    outcomes = pool.run([job for _, _, job in jobs], _announce(progress, len(jobs)))
-    for (plan, label, _), outcome in zip(jobs, outcomes):
+    for (plan, label, _), outcome in zip(jobs, _per_code(pool, jobs, progress)):
         result = _result(outcome)
         plan.verified[label] = verification_summary(result, "cuda")
         failure = verify_failure(result)
@@ -277,8 +289,7 @@ def _profile(pool: Executor, plans: list[_Plan], ncu_bin: str | None, available:
     jobs = [(plan, label, plan.job("profile", label, {"label": label, "code": plan.codes[label], "metrics": asked,
                                                       "ncu": ncu_bin}))
             for plan, label in targets]
-    outcomes = pool.run([job for _, _, job in jobs], _announce(progress, len(jobs)))
-    for (plan, label, _), outcome in zip(jobs, outcomes):
+    for (plan, label, _), outcome in zip(jobs, _per_code(pool, jobs, progress)):
         result = _result(outcome)
         if not result.ok:
             why = f"ncu run failed: {result.reason}: {result.detail.strip()[-300:]}"

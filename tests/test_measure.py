@@ -93,15 +93,17 @@ def test_writes_a_fresh_record_per_code(setup):
         assert record.roofline_pct == pytest.approx(100 * record.gbps / 3100.0)
 
 
-def test_a_kept_stage_sharing_its_code_gets_its_own_jobs_and_record(setup):
+def test_a_kept_stage_shares_its_codes_jobs_and_gets_its_own_record(setup):
     problem, root, run, ran = setup
     solutions = problem.dir / "solutions"
     (solutions / "advanced_memory.py").write_text((solutions / "memory_access.py").read_text())
     problem = load_problem(problem.dir)
+    labels = M.labels_of(problem)
     written = run()
-    assert written[problem.key] == M.labels_of(problem)
-    assert ran.count("verify") == len(M.labels_of(problem))
-    assert lookup(problem, "advanced_memory", "h100_sxm", root)[0] == "fresh"
+    assert written[problem.key] == labels
+    assert ran.count("verify") == ran.count("profile") == len(labels) - 1 and ran.count("time") == 1
+    kept = lookup(problem, "advanced_memory", "h100_sxm", root)[1]
+    assert kept is not None and kept.verification == lookup(problem, "memory_access", "h100_sxm", root)[1].verification
 
 
 def test_fresh_records_are_skipped_unless_forced(setup):
