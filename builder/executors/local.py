@@ -4,8 +4,8 @@ Free workers take the next job from a queue. A worker calls the runner with
 `CUDA_VISIBLE_DEVICES=<its GPU>`, so every child it starts has that GPU to itself. A worker that
 dies mid-job is replaced and the job retried (once by default), then recorded as `worker_lost`;
 a runner that overruns its job's time limit by the grace period is killed and recorded as
-`worker_timeout`. With one GPU and one worker per GPU this is a serial loop, as measure ran before; jobs that time
-nothing (verification) may run several workers per GPU.
+`worker_timeout`. With one GPU and one worker per GPU this is a serial loop, as measure ran
+before; jobs that time nothing (verification) may run several workers per GPU.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ timed run, a small random slab of the input is rewritten (untimed) and L2 is flu
 recorded on the default stream bracket the call alone. Between the flush and the start event the
 GPU spins for a fixed lead (LEAD_MS), so that the host's work before the launch (the guards,
 Python) is done while the GPU is still busy, and the events time the kernels, not the host.
-The guards' verdict on a call is taken after its end event. Events, the flush and synchronize are the
-C-level functions captured before any candidate code was imported. Code subjects run under the
+The guards' verdict on a call is taken after its end event. Events, the spin, the flush and
+synchronize are the C-level functions captured before any candidate code was imported. Code subjects run under the
 same guards as the checking runs, and the outputs of the runs the judge picked are sent back to it
 to be checked against its own reference (builder.judge.referee computes it).
 
@@ -273,8 +273,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             problems: list[str] = []
 
             keep = set(header.get("keep") or ())
-
-            pending: list[Any] = []
+            pending: list[Any] = []  # (guard record, output) of the call not yet settled
 
             def call() -> None:
                 with sandbox.guards.watch() as record:
