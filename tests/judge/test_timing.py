@@ -24,3 +24,21 @@ def test_perturbation_rewrites_one_slab_the_same_way_in_every_replay():
     assert torch.equal(first, again) and not torch.equal(first, other)
     changed = (first != 0).nonzero().flatten()
     assert len(changed) == PERTURB_ELEMENTS and int(changed[-1] - changed[0]) == PERTURB_ELEMENTS - 1
+
+
+def test_the_timed_loop_spins_before_the_start_event_and_settles_after_the_end_event():
+    from builder.judge.timing import Clock
+
+    log: list[str] = []
+    clock = Clock.__new__(Clock)  # the loop alone: its CUDA calls replaced by stand-ins that log
+    clock.event = lambda: object()
+    clock.record = lambda event: log.append("event")
+    clock.synchronize = lambda: log.append("sync")
+    clock.flush = lambda: log.append("flush")
+    clock.spin = lambda ms: log.append(f"spin {ms:g}")
+    clock.elapsed_ms = lambda start, end: 1.0
+    times = clock.time(lambda: log.append("call"), warmup=1, runs=2, before=lambda i: log.append(f"before {i}"),
+                       after=lambda i: log.append(f"after {i}"), lead_ms=5.0)
+    assert times == [1.0, 1.0]
+    run = ["flush", "spin 5", "event", "call", "event"]
+    assert log == ["call", "after -1", "sync", "before 0", *run, "after 0", "before 1", *run, "after 1", "sync"]
