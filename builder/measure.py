@@ -13,6 +13,7 @@ only the jobs in flight; the records are written here, in the driver, once a pro
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -234,14 +235,18 @@ def measure(problems: list[Problem], *, force: bool = False, root: Path | None =
 
 
 def _announce(progress: Progress, total: int) -> Callable[[Outcome], None]:
+    """A progress line per finished job, with the time since the wave started."""
     done = [0]
+    start = time.monotonic()
 
     def show(outcome: Outcome) -> None:
         done[0] += 1
         where = "cached" if outcome.cached else f"ran on {outcome.worker}"
         status = "ok" if outcome.ok else f"FAILED {outcome.result.get('reason')}"
+        elapsed = int(time.monotonic() - start)
         progress(f"[{done[0]}/{total}] {outcome.job.kind} {outcome.job.params.get('label', '')} "
-                 f"{Path(outcome.job.params['problem_dir']).name}: {status} ({where})")
+                 f"{Path(outcome.job.params['problem_dir']).name}: {status} ({where}, "
+                 f"{elapsed // 60}m{elapsed % 60:02d}s into the wave)")
 
     return show
 
