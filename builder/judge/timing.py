@@ -6,8 +6,9 @@ reference in eager mode, torch.compile of the reference, and the ceiling probes 
 kernels with the problem's own read:write byte mix, read-only, write-only and copy). Before each
 timed run, a small random slab of the input is rewritten (untimed) and L2 is flushed; CUDA events
 recorded on the default stream bracket the call alone. Between the flush and the start event the
-GPU spins for a fixed lead (LEAD_MS), so that the host's work before the launch (the guards,
-Python) is done while the GPU is still busy, and the events time the kernels, not the host.
+GPU spins for a lead (about LEAD_MS, timed by events of its own), so that the host's work before
+the launch (the guards, Python) is done while the GPU is still busy, and the events time the
+kernels, not the host.
 The guards' verdict on a call is taken after its end event. Events, the spin, the flush and
 synchronize are the C-level functions captured before any candidate code was imported. Code subjects run under the
 same guards as the checking runs, and the outputs of the runs the judge picked are sent back to it
@@ -105,6 +106,7 @@ class Clock:
         self._zero(self.scratch)
 
     def spin(self, ms: float) -> None:
+        # The rate is measured once; the judge reads each lead's real length from its events.
         """Keep the GPU busy for about `ms` milliseconds (its clock rate measured on first use)."""
         if self._cycles_per_ms is None:
             start, end = self.event(), self.event()
@@ -118,17 +120,19 @@ class Clock:
     def time(self, fn: Callable[[], Any], *, warmup: int, runs: int, before: Callable[[int], None] | None = None,
              after: Callable[[int], None] | None = None, lead_ms: float = 0.0) -> list[float]:
         """Milliseconds of `runs` calls of `fn`, each after `before(i)`, an L2 flush and a GPU spin of
-        `lead_ms`; `after(i)` runs once the call's end event is recorded (i is -1 for warm-up calls)."""
+        about `lead_ms`; `after(i)` runs once the call's end event is recorded (i is -1 for warm-up
+        calls). The spins' own lengths, timed by events, are left in `self.leads`."""
         for _ in range(warmup):
             fn()
             if after is not None:
                 after(-1)
         self.synchronize()
-        marks = [(self.event(), self.event()) for _ in range(runs)]
-        for i, (start, end) in enumerate(marks):
+        marks = [(self.event(), self.event(), self.event()) for _ in range(runs)]
+        for i, (lead, start, end) in enumerate(marks):
             if before is not None:
                 before(i)
             self.flush()
+            self.record(lead)
             if lead_ms > 0:
                 self.spin(lead_ms)
             self.record(start)
@@ -137,7 +141,8 @@ class Clock:
             if after is not None:
                 after(i)
         self.synchronize()
-        return [self.elapsed_ms(start, end) for start, end in marks]
+        self.leads = [self.elapsed_ms(lead, start) for lead, start, _ in marks]
+        return [self.elapsed_ms(start, end) for _, start, end in marks]
 
 
 def _stream_kernel() -> Any:
@@ -303,7 +308,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                 reason, _, detail = problems[0].partition(": ")
                 results[label] = {"error": reason, "detail": detail}
             else:
-                results[label] = {"times": times}
+                results[label] = {"times": times, "leads": clock.leads}
             fn = None
             torch.cuda.empty_cache()
     reply: dict[str, Any] = {"ok": True, "subjects": results, "perturbed": sandbox.perturbed,
@@ -353,6 +358,8 @@ CHECKED_RUNS = 2
 #: factor plus TIMING_SLACK_MS before the events are taken to hide work.
 TIMING_FACTOR = 2.0
 TIMING_SLACK_MS = 0.25
+#: How far the median lead of the code under test may stray from the trusted codes' (relative).
+LEAD_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -429,6 +436,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
     overheads: list[float] = []
+    trusted_leads: list[float] = []
     walls: dict[str, dict[str, float]] = {}
     ceiling: dict[str, Any] = {}
 
@@ -484,17 +492,26 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         if subject.kind == "ceiling":
             ceiling.update(result)
             return
-        times = result["times"]
-        if len(times) != runs or any(t <= 0 for t in times):
+        times, leads = result["times"], result.get("leads")
+        if (len(times) != runs or any(t <= 0 for t in times) or not isinstance(leads, list)
+                or len(leads) != runs or any(not 0 <= t < 10 * LEAD_MS for t in leads)):
             raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
-        walls[subject.label] = {"wall_ms": wall_ms, "events_ms": sum(times),
+        walls[subject.label] = {"wall_ms": wall_ms, "events_ms": sum(times), "leads_ms": sum(leads),
                                 "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3}
-        unexplained = (wall_ms - sum(times)) / runs - LEAD_MS  # the spin before each run is known
+        lead = statistics.median(leads)
+        unexplained = (wall_ms - sum(times) - sum(leads)) / runs
         if subject.trusted and subject.kind == "code":
+            trusted_leads.append(lead)
             overheads.append(unexplained)
         elif subject.kind == "code" and overheads:
+            # Every subject's lead is the same spin: leads that differ claim time that was not spun.
+            usual = statistics.median(trusted_leads)
             allowed = TIMING_FACTOR * max(statistics.median(overheads), 0.0) + TIMING_SLACK_MS
-            if unexplained > allowed or unexplained < -0.05 * sum(times) / runs - TIMING_SLACK_MS:
+            if abs(lead - usual) > LEAD_TOLERANCE * usual:
+                errors.setdefault(subject.label, (
+                    "timing_mismatch", f"its lead before each run took {lead:.3f} ms, the trusted codes' "
+                                       f"{usual:.3f} ms"))
+            elif unexplained > allowed or unexplained < -0.05 * sum(times) / runs - TIMING_SLACK_MS:
                 errors.setdefault(subject.label, (
                     "timing_mismatch", f"{unexplained:.3f} ms per run of wall time is not in the events "
                                        f"(trusted codes: {statistics.median(overheads):.3f} ms)"))

@@ -39,6 +39,6 @@ def test_the_timed_loop_spins_before_the_start_event_and_settles_after_the_end_e
     clock.elapsed_ms = lambda start, end: 1.0
     times = clock.time(lambda: log.append("call"), warmup=1, runs=2, before=lambda i: log.append(f"before {i}"),
                        after=lambda i: log.append(f"after {i}"), lead_ms=5.0)
-    assert times == [1.0, 1.0]
-    run = ["flush", "spin 5", "event", "call", "event"]
+    assert times == [1.0, 1.0] and clock.leads == [1.0, 1.0]
+    run = ["flush", "event", "spin 5", "event", "call", "event"]
     assert log == ["call", "after -1", "sync", "before 0", *run, "after 0", "before 1", *run, "after 1", "sync"]
