@@ -15,8 +15,7 @@ from builder.dataset import write_dataset
 from builder.errors import RecordError
 from builder.judge import JUDGE_VERSION
 from builder.executors import Job, JobCache
-from builder.judge.runner import JobResult
-from builder.measure import measure, verify_code, verify_failure
+from builder.measure import job_result, measure, verify_code, verify_failure
 from builder.records import MEASUREMENTS_DIR, sha256_file
 from builder.rows import Skipped, build_rows
 from builder.seeds import Problem
@@ -53,7 +52,7 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir:
         job = Job("verify", digest, {}, CPU_VERIFY_TIMEOUT_S)
         stored = cache.get(job)
         if stored is not None:
-            result = JobResult(stored["status"], stored.get("reason"), stored.get("detail", ""), stored["payload"])
+            result = job_result(stored)
         else:
             result = verify_code(problem, path.read_text(), device="cpu", timeout_s=CPU_VERIFY_TIMEOUT_S)
             cache.put(job, {"status": result.status, "reason": result.reason, "detail": result.detail,

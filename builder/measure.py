@@ -161,8 +161,8 @@ def bytes_moved(problem: Problem) -> int:
     return (torch.Size(problem.shape).numel() + out.numel()) * size
 
 
-def _result(outcome: Outcome) -> JobResult:
-    data = outcome.result
+def job_result(data: dict[str, Any]) -> JobResult:
+    """A job's plain result dict (from an executor or a cache) as a JobResult."""
     return JobResult(data["status"], data.get("reason"), data.get("detail", ""), data.get("payload") or {})
 
 
@@ -265,7 +265,7 @@ def _verify(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
                                                      "trials": BENCHMARK_TRIALS}))
             for plan in plans for label in plan.labels]
     for (plan, label, _), outcome in zip(jobs, _per_code(pool, jobs, progress)):
-        result = _result(outcome)
+        result = job_result(outcome.result)
         plan.verified[label] = verification_summary(result, "cuda")
         failure = verify_failure(result)
         if failure:
@@ -278,7 +278,7 @@ def _time(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
             for plan in plans if plan.good]
     outcomes = pool.run([job for _, job in jobs], _announce(progress, len(jobs)))
     for (plan, _), outcome in zip(jobs, outcomes):
-        plan.timing = _result(outcome)
+        plan.timing = job_result(outcome.result)
 
 
 def _profile(pool: Executor, plans: list[_Plan], ncu_bin: str | None, available: dict[str, bool],
@@ -295,7 +295,7 @@ def _profile(pool: Executor, plans: list[_Plan], ncu_bin: str | None, available:
                                                       "ncu": ncu_bin}))
             for plan, label in targets]
     for (plan, label, _), outcome in zip(jobs, _per_code(pool, jobs, progress)):
-        result = _result(outcome)
+        result = job_result(outcome.result)
         if not result.ok:
             why = f"ncu run failed: {result.reason}: {result.detail.strip()[-300:]}"
             plan.metrics[label] = ({}, {**notes, **{m: why for m in asked}})
@@ -328,8 +328,14 @@ def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
     env = {k: payload["env"][k] for k in ("gpu_name", "sm_count", "driver", "torch", "triton", "cuda")}
     env["ncu"] = ncu.ncu_version(ncu_bin) if ncu_bin else None
     written = []
+    why_not = {label: "failed verification" for label in plan.labels if label not in plan.good}
     for label in plan.good:
-        if label in payload["errors"] or label not in plan.metrics:
+        if label in payload["errors"]:
+            reason, detail = payload["errors"][label]
+            why_not[label] = f"failed while timed: {reason}: {detail[:200]}"
+            continue
+        if label not in plan.metrics:
+            why_not[label] = "not profiled"
             continue
         stats = payload["subjects"][label]
         metrics, notes = plan.metrics[label]
@@ -352,7 +358,7 @@ def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
         )
         write_record(record, root)
         written.append(label)
-    failed = sorted(set(plan.labels) - set(written))
-    if failed:
-        raise RecordError(f"{problem.key}: no record for {', '.join(failed)} (see the messages above)")
+    if why_not:
+        raise RecordError(f"{problem.key}: no record for " + "; ".join(f"{label} ({why})" for label, why in
+                                                                     sorted(why_not.items())))
     return written

@@ -20,7 +20,8 @@ def fake_runner(job, env):
     """Stands in for the job children: answers verify, time and profile jobs from the job alone.
 
     It appends each job it runs to the file $FAKE_LOG; a code containing "# FAIL" fails verification,
-    and with $FAKE_BREAK set, the first verify job of the seed breaks the runner."""
+    one containing "# TIMED_FAIL" fails in the timing run, and with $FAKE_BREAK set, the first
+    verify job of the seed breaks the runner."""
     import json
     import os
 
@@ -41,7 +42,9 @@ def fake_runner(job, env):
                      "triton": "3.6", "cuda": "13.0"}
         ceiling = {"ceiling": {"gbps": 3100.0, "best": "stream_4096", "variants": {}},
                    "rates": {"read_gbps": 3150.0, "write_gbps": 3280.0, "copy_gbps": 3000.0}}
-        payload = {"subjects": subjects, "errors": {}, "noise": 0.005, "ceiling": ceiling, "env": env_facts}
+        errors = {label: ["guard_disabled", "a second Python thread is running"]
+                  for label, code in params["codes"].items() if "# TIMED_FAIL" in code}
+        payload = {"subjects": subjects, "errors": errors, "noise": 0.005, "ceiling": ceiling, "env": env_facts}
     else:
         launches = parse_launches(FIXTURE.read_text(), params["metrics"])
         payload = {"metrics": Profile(True, None, "", tuple(launches), 1).metrics()}
@@ -131,6 +134,15 @@ def test_code_failing_verification_gets_no_record_and_an_error(setup):
     with pytest.raises(RecordError, match="no record for seed"):
         run()
     assert lookup(problem, "seed", "h100_sxm", root)[0] == "missing"
+
+
+def test_a_code_failing_while_timed_gets_no_record_and_the_error_says_why(setup):
+    problem, root, run, _ = setup
+    problem.kernel_path.write_text(problem.kernel_path.read_text() + "# TIMED_FAIL\n")
+    with pytest.raises(RecordError, match=r"no record for seed \(failed while timed: guard_disabled: a second"):
+        run()
+    assert lookup(problem, "seed", "h100_sxm", root)[0] == "missing"
+    assert lookup(problem, "grid_and_parallel", "h100_sxm", root)[0] == "fresh"
 
 
 def test_no_gpu_is_a_clear_error(monkeypatch):
