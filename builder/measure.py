@@ -242,7 +242,8 @@ def _announce(progress: Progress, total: int) -> Callable[[Outcome], None]:
     def show(outcome: Outcome) -> None:
         done[0] += 1
         where = "cached" if outcome.cached else f"ran on {outcome.worker}"
-        status = "ok" if outcome.ok else f"FAILED {outcome.result.get('reason')}"
+        detail = str(outcome.result.get("detail") or "")
+        status = "ok" if outcome.ok else f"FAILED {outcome.result.get('reason')}" + (f": {detail[-300:]}" if detail else "")
         elapsed = int(time.monotonic() - start)
         progress(f"[{done[0]}/{total}] {outcome.job.kind} {outcome.job.params.get('label', '')} "
                  f"{Path(outcome.job.params['problem_dir']).name}: {status} ({where}, "

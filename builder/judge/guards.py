@@ -145,7 +145,7 @@ class _OpLog(TorchDispatchMode):
                 record.host_reads.append(name)
             elif name in COPY_OPS and len(_devices([args, kwargs, out]) - {"meta"}) > 1:
                 record.host_reads.append(f"{name} between devices")
-        if name in FRESH_OPS and isinstance(out, torch.Tensor):
+        if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
             poison(out)
         return out
 
@@ -173,6 +173,7 @@ class Guards:
         self.cuda = cuda
         self.record: CallRecord | None = None
         self.paused = False  # True while the interpreter copies kernel arguments
+        self.poison_fresh = True  # False while timed: the timing loop poisons each output once it is done
         self._timers = {name: getattr(obj, attr) for name, (obj, attr) in TIMERS.items()}
         self._tools = {name: getattr(obj, attr) for name, (obj, attr) in JUDGE_TOOLS.items()}
         self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
@@ -299,14 +300,10 @@ class Guards:
                 self.record = None
         record.side_stream |= self._off_default_stream()
 
-    def adopt_threads(self) -> None:
-        """Count the threads running now as the judge's own (torch.compile's workers, started by a
-        trusted baseline). The judge asks for this only before any candidate code is loaded."""
-        self._threads = set(self._current_frames())
-
-    def second_threads(self) -> int:
-        """How many Python threads run that did not run when the guards were made."""
-        return len(set(self._current_frames()) - self._threads)
+    def second_threads(self) -> list[str]:
+        """Where each Python thread that did not run when the guards were made is now (file:line)."""
+        frames = self._current_frames()
+        return [f"{frames[t].f_code.co_filename}:{frames[t].f_lineno}" for t in sorted(set(frames) - self._threads)]
 
     def tampering(self) -> Finding | None:
         """A finding when timers, the judge's tools, the guards' own wrappers or the mode stack
@@ -322,8 +319,9 @@ class Guards:
                 return Finding("guard_disabled", f"{name} was replaced")
         if _python_dispatch._get_current_dispatch_mode_stack():
             return Finding("guard_disabled", "a dispatch mode was left on the mode stack")
-        if self.second_threads():
-            return Finding("guard_disabled", "a second Python thread is running")
+        threads = self.second_threads()
+        if threads:
+            return Finding("guard_disabled", f"a second Python thread is running (at {', '.join(threads[:3])})")
         return None
 
     def verdict(self, record: CallRecord) -> Finding | None:

@@ -137,7 +137,8 @@ class Sandbox:
         return {"part": "end"}, None
 
     def do_profile(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
-        """Warm up, then one forward inside the NVTX range that ncu collects."""
+        """Warm up, then one forward inside the NVTX range that ncu collects (its fresh
+        allocations are not poisoned: ncu would profile the fill as one of the answer's kernels)."""
         torch = self.torch
         from builder.judge.ncu import NVTX_RANGE
 
@@ -148,9 +149,13 @@ class Sandbox:
                 model(guarded.x)
             torch.cuda.synchronize()
             torch.cuda.nvtx.range_push(NVTX_RANGE)
-            with self.guards.watch() as record:
-                model(guarded.x)
-            torch.cuda.synchronize()
+            self.guards.poison_fresh = False  # the range holds the answer's kernels, not the judge's fills
+            try:
+                with self.guards.watch() as record:
+                    model(guarded.x)
+                torch.cuda.synchronize()
+            finally:
+                self.guards.poison_fresh = True
             torch.cuda.nvtx.range_pop()
         finding = self.guards.verdict(record)
         return {"ok": True, "launches": record.launches, "finding": list(finding) if finding else None}, None
@@ -173,8 +178,14 @@ class Sandbox:
     # -- helpers --------------------------------------------------------------------------
 
     def _input(self, spec: dict[str, Any], payload: Any) -> Any:
+        import gc
+
         from builder.judge.guards import GuardedInput
 
+        # The last call's input and output may sit in a reference cycle (a frame that a caught
+        # exception keeps): on a GPU, collect it before a new benchmark-size input is made beside it.
+        if self.device != "cpu":
+            gc.collect()
         guarded = GuardedInput(tuple(spec["shape"]), self.dtype, self.device, int(spec.get("seed", 0)),
                                float(spec.get("low", 0.0)), float(spec.get("high", 1.0)))
         if payload is not None:

@@ -10,15 +10,19 @@ GPU spins for a lead (about LEAD_MS, timed by events of its own), so that the ho
 the launch (the guards, Python) is done while the GPU is still busy, and the events time the
 kernels, not the host.
 The guards' verdict on a call is taken after its end event. Events, the spin, the flush and
-synchronize are the C-level functions captured before any candidate code was imported. Code subjects run under the
-same guards as the checking runs, and the outputs of the runs the judge picked are sent back to it
-to be checked against its own reference (builder.judge.referee computes it).
+synchronize are the C-level functions captured before any candidate code was imported. Code
+subjects run under the same guards as the checking runs, but a fresh allocation is not filled
+with poison while timed (the fill would be timed): each output is poisoned after its end event,
+so the block the allocator hands to the next run starts as poison all the same. The outputs of
+the runs the judge picked are sent back to it to be checked against its own reference
+(builder.judge.referee computes it).
 
 The batch wall time seen by the judge and the events' total are compared outside the sandbox.
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -211,13 +215,39 @@ def pure_rates(clock: Clock, x: Any) -> dict[str, float]:
             "copy_gbps": bandwidth(2 * size, copy_ms)}
 
 
+def free_cycles(limit: int, allocated: Callable[[], int]) -> None:
+    """Collect garbage when more than `limit` bytes are allocated.
+
+    A frame that a caught exception's traceback keeps (Triton's launcher and torch both raise
+    and catch) is a reference cycle; through its callers' frames it holds each run's output
+    until the collector runs, which a loop of a few Python objects per run rarely triggers: 30
+    timed runs of avg-pool 1D kept 72 GiB of 2 GiB outputs on an H100.
+    """
+    if allocated() > limit:
+        gc.collect(1)
+        if allocated() > limit:
+            gc.collect()
+
+
 def _reference_callable(sandbox: Any, kind: str) -> Callable[[Any], Any]:
     import torch
+    import torch._inductor.config
 
     from builder.judge.loader import load_module
 
     model = load_module(sandbox.problem.reference_path).Model(**sandbox.problem.init).cuda().eval()
-    return torch.compile(model) if kind == "compile" else model
+    if kind != "compile":
+        return model
+    # No thread may start beside the candidate: Inductor compiles in this thread, and the
+    # progress bars of torch.fx's interpreter get no tqdm monitor thread.
+    torch._inductor.config.compile_threads = 1
+    try:
+        import tqdm
+    except ImportError:
+        pass
+    else:
+        tqdm.tqdm.monitor_interval = 0
+    return torch.compile(model)
 
 
 def _bench_input(sandbox: Any, spec: dict[str, Any]) -> Any:
@@ -246,6 +276,8 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
+    from builder.judge.guards import poison
+
     clock: Clock = sandbox.clock
     guarded = _bench_input(sandbox, header["input"])
     sandbox.kept = {}
@@ -255,6 +287,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     out_numel = 1
     for dim in sandbox.out_shape:
         out_numel *= dim
+    out_bytes = out_numel * guarded.x.element_size()
 
     def before(_: int) -> None:
         if header.get("perturb", True):
@@ -279,11 +312,12 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
 
             keep = set(header.get("keep") or ())
             pending: list[Any] = []  # (guard record, output) of the call not yet settled
+            gc.collect()
+            limit = torch.cuda.memory_allocated() + 2 * out_bytes
 
             def call() -> None:
                 with sandbox.guards.watch() as record:
-                    out = model(x)
-                pending.append((record, out))
+                    pending.append((record, model(x)))
 
             def settle(i: int) -> None:
                 record, out = pending.pop()
@@ -295,15 +329,21 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                                     f"{tuple(getattr(out, 'shape', ()))}")
                 elif i in keep:
                     sandbox.kept[i] = (out, sandbox.perturbed)
+                else:  # the allocator hands this block to the next run: it starts as poison, untimed
+                    poison(out)
+                del out
+                free_cycles(limit, torch.cuda.memory_allocated)
 
             if fn is None:
-                times = clock.time(call, warmup=warmup, runs=runs, before=before, after=settle,
-                                   lead_ms=float(header.get("lead_ms", 0.0)))
+                sandbox.guards.poison_fresh = False  # a fill of each fresh output would be timed
+                try:
+                    times = clock.time(call, warmup=warmup, runs=runs, before=before, after=settle,
+                                       lead_ms=float(header.get("lead_ms", 0.0)))
+                finally:
+                    sandbox.guards.poison_fresh = True
             else:
                 times = clock.time(lambda: fn(x), warmup=warmup, runs=runs, before=before,
                                    lead_ms=float(header.get("lead_ms", 0.0)))
-            if kind == "compile" and header.get("adopt_threads"):
-                sandbox.guards.adopt_threads()
             if problems:
                 reason, _, detail = problems[0].partition(": ")
                 results[label] = {"error": reason, "detail": detail}
@@ -440,14 +480,18 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     walls: dict[str, dict[str, float]] = {}
     ceiling: dict[str, Any] = {}
 
-    loaded: set[str] = set()
+    def ask(subject: Subject, header: dict[str, Any]) -> dict[str, Any]:
+        """One request; a crash (the device failed, and the sandbox ended) ends the whole run."""
+        reply = session.request(header)
+        if reply.get("reason") == "crash":
+            raise SandboxDied("crash", f"{subject.label}: {reply.get('detail', '')}")
+        return reply
 
     def load(subject: Subject, name: str) -> bool:
-        loaded.add(subject.label)
         path = session.write_code(name, subject.code)
         for step in ({"op": "load", "label": name, "path": str(path)},
                      {"op": "build", "label": name, "name": name, "init": problem.init}):
-            reply = session.request(step)
+            reply = ask(subject, step)
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "import_error", reply.get("detail", ""))
                 return False
@@ -466,19 +510,17 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {why}"))
 
     def timed(subject: Subject, name: str, into: dict[str, list[float]]) -> None:
-        # torch.compile starts worker threads; while no candidate code is loaded they are torch's.
-        adopt = subject.kind == "compile" and not any(s.label in loaded for s in subjects if not s.trusted)
-        base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling", "adopt_threads": adopt,
+        base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling",
                 "lead_ms": LEAD_MS,
                 "subjects": [{"label": subject.label, "kind": subject.kind, "name": name}]}
         if subject.kind != "ceiling":
-            reply = session.request({**base, "runs": 0, "warmup": warmup, "perturb": False})
+            reply = ask(subject, {**base, "runs": 0, "warmup": warmup, "perturb": False})
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 return
         checks = plan.get(subject.label, {})
         start = time.perf_counter()
-        reply = session.request({**base, "runs": runs, "warmup": 0, "keep": sorted(checks)})
+        reply = ask(subject, {**base, "runs": runs, "warmup": 0, "keep": sorted(checks)})
         wall_ms = (time.perf_counter() - start) * 1e3
         if not reply.get("ok"):
             errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))

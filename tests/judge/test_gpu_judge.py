@@ -122,3 +122,13 @@ def test_a_large_comparison_runs_on_the_gpu_and_counts_as_on_the_cpu():
     assert got.reason == "mismatch" and got.detail.startswith("1 of ") and abs(got.max_abs_err - 0.5) < 1e-6
     out[-1] = float("nan")
     assert compare(out, ref, 1e-4, 1e-4).reason == "nan_inf"
+
+
+def test_a_candidate_that_crashes_the_device_while_timed_gets_crash():
+    """A kernel with 32-bit offsets reads out of bounds on the 4.3-billion-element benchmark input:
+    the sandbox ends after its crash reply, and the run's verdict is that crash, not a protocol fault."""
+    code = (P2.dir / "wrong" / "timed_pointer_cache.py").read_text().replace(
+        "plane = (row // OH).to(tl.int64)", "plane = row // OH")
+    assert "plane = row // OH" in code
+    timed = gpu_timer(P2.kernel_path.read_text(), baselines=(), runs=5, profile=False)(code, P2)
+    assert timed.reason == "crash" and timed.detail.startswith("candidate:"), (timed.reason, timed.detail)

@@ -76,6 +76,21 @@ def test_watch_records_ops_and_poisons_allocations():
     assert untouched(y) == 4 and untouched(z) == 0 and float(w) > 0
 
 
+def test_a_timed_or_profiled_call_records_its_allocation_without_filling_it(monkeypatch):
+    import builder.judge.guards as guards_module
+
+    filled = []
+    monkeypatch.setattr(guards_module, "poison", filled.append)
+    with Guards(cuda=False) as guards:
+        with guards.watch():
+            torch.empty(4)
+        assert len(filled) == 1
+        guards.poison_fresh = False
+        with guards.watch() as record:
+            torch.empty(4)
+    assert record.ops[0] == "empty" and len(filled) == 1
+
+
 def test_allocations_poison_without_recording():
     with Guards(cuda=False) as guards:
         with guards.allocations():
@@ -109,7 +124,7 @@ def test_replacing_the_launch_wrapper_is_tampering():
     assert JITFunction.run is original
 
 
-def test_a_thread_started_after_the_guards_is_tampering_until_adopted():
+def test_a_thread_started_after_the_guards_is_tampering_and_named():
     import threading
 
     stop = threading.Event()
@@ -118,9 +133,8 @@ def test_a_thread_started_after_the_guards_is_tampering_until_adopted():
         assert guards.tampering() is None
         worker.start()
         try:
-            assert guards.tampering().reason == "guard_disabled"
-            guards.adopt_threads()  # as after a trusted torch.compile baseline
-            assert guards.tampering() is None
+            finding = guards.tampering()
+            assert finding.reason == "guard_disabled" and "threading.py" in finding.detail
         finally:
             stop.set()
             worker.join()

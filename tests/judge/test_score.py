@@ -87,7 +87,9 @@ def test_fixture_gets_its_verdict(problem, name, spec):
     kwargs = {"verifier": no_run} if static else {"timer": timer}
     verdict = score_answer(answer, problem, device=device, timeout_s=spec.get("timeout_s", 120),
                            cases=spec.get("cases"), trials=1 if device == "cuda" else 0, **kwargs)
-    assert (verdict.ok, verdict.reason) == (False, spec["reason"]), verdict.detail
+    # A runtime cheat may be caught by any check its entry lists: which fires first depends on the cases.
+    allowed = {spec["reason"]} if static else {spec["reason"]} | runtime_reasons(spec)
+    assert not verdict.ok and verdict.reason in allowed, (verdict.reason, verdict.detail)
     assert verdict.reward == 0.0
 
 
@@ -104,7 +106,7 @@ def test_runtime_alone_catches_the_fixture(problem, name, spec):
     if result.ok and device == "cuda":
         timed = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30, profile=False)(code, problem)
         reason = timed.reason
-    assert reason in runtime_reasons(spec), (reason, result.detail)
+    assert reason in runtime_reasons(spec), (reason, result.detail if reason == result.reason else timed.detail)
 
 
 def accepted_answers():

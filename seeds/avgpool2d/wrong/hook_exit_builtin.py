@@ -8,7 +8,7 @@ import triton.language as tl
 def avg_pool2d_kernel(x_ptr, y_ptr, H, W, OH, OW, stride, padding,
                       KERNEL: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0)
-    plane = row // OH
+    plane = (row // OH).to(tl.int64)  # the benchmark input has over 2**31 elements
     oh = row % OH
     ow = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = ow < OW
