@@ -80,15 +80,15 @@ def test_a_timed_or_profiled_call_records_its_allocation_without_filling_it(monk
     import builder.judge.guards as guards_module
 
     filled = []
-    monkeypatch.setattr(guards_module, "poison", filled.append)
+    monkeypatch.setattr(guards_module, "poison", lambda tensor: filled.append(tensor.numel()))
     with Guards(cuda=False) as guards:
         with guards.watch():
             torch.empty(4)
-        assert len(filled) == 1
+        assert filled.count(4) == 1
         guards.poison_fresh = False
         with guards.watch() as record:
             torch.empty(4)
-    assert record.ops[0] == "empty" and len(filled) == 1
+    assert record.ops[0] == "empty" and filled.count(4) == 1
 
 
 def test_allocations_poison_without_recording():
