@@ -149,13 +149,10 @@ class Sandbox:
                 model(guarded.x)
             torch.cuda.synchronize()
             torch.cuda.nvtx.range_push(NVTX_RANGE)
-            self.guards.poison_fresh = False  # the range holds the answer's kernels, not the judge's fills
-            try:
+            with self.guards.unpoisoned():
                 with self.guards.watch() as record:
                     model(guarded.x)
                 torch.cuda.synchronize()
-            finally:
-                self.guards.poison_fresh = True
             torch.cuda.nvtx.range_pop()
         finding = self.guards.verdict(record)
         return {"ok": True, "launches": record.launches, "finding": list(finding) if finding else None}, None

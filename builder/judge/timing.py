@@ -110,8 +110,8 @@ class Clock:
         self._zero(self.scratch)
 
     def spin(self, ms: float) -> None:
-        # The rate is measured once; the judge reads each lead's real length from its events.
-        """Keep the GPU busy for about `ms` milliseconds (its clock rate measured on first use)."""
+        """Keep the GPU busy for about `ms` milliseconds. The clock rate is measured on first use;
+        the judge reads each lead's real length from its own events."""
         if self._cycles_per_ms is None:
             start, end = self.event(), self.event()
             self.record(start)
@@ -335,12 +335,9 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                 free_cycles(limit, torch.cuda.memory_allocated)
 
             if fn is None:
-                sandbox.guards.poison_fresh = False  # a fill of each fresh output would be timed
-                try:
+                with sandbox.guards.unpoisoned():
                     times = clock.time(call, warmup=warmup, runs=runs, before=before, after=settle,
                                        lead_ms=float(header.get("lead_ms", 0.0)))
-                finally:
-                    sandbox.guards.poison_fresh = True
             else:
                 times = clock.time(lambda: fn(x), warmup=warmup, runs=runs, before=before,
                                    lead_ms=float(header.get("lead_ms", 0.0)))
