@@ -36,6 +36,14 @@ def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def read_text(file: Any) -> str:
+    """A file opened in binary mode, as UTF-8 text with its line ends as they are."""
+    try:
+        return file.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{file.name}: not UTF-8 text ({exc})") from exc
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kernel-prompts")
 def cli() -> None:
@@ -47,7 +55,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("prompt_file", type=click.File("r", encoding="utf-8"))
+@click.argument("prompt_file", type=click.File("rb"))
 @friendly_errors
 def parse(prompt_file: Any) -> None:
     """Print the JSON spec of PROMPT_FILE (a file or -).
@@ -62,7 +70,7 @@ def parse(prompt_file: Any) -> None:
     """
     from builder.prompt import parse as parse_prompt
 
-    click.echo(parse_prompt(prompt_file.read()).to_json(), nl=False)
+    click.echo(parse_prompt(read_text(prompt_file)).to_json(), nl=False)
 
 
 @cli.command()

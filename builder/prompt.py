@@ -2,11 +2,14 @@
 
 Rendering is a pure function over templates/prompt.txt, the GPU block and the stage texts. The
 template is literal text (the frame) around four fields: the GPU block, the stage text, the
-current code and the metrics. Parsing finds the section headings, recognises the known parts
-(a GPU registry block, a catalog stage text, canonical metrics JSON) and keeps whatever else it
-finds verbatim in the spec, so `render(parse(text)) == text` byte for byte for every text parse
-accepts. It fails only when a section is missing, empty or unreadable (no code fence, broken
-JSON), naming the section.
+current code and the metrics. Parsing finds the four field sections in order, recognises the
+known parts (a GPU registry block or a catalog stage text standing as paragraphs of their own,
+metrics JSON) and keeps whatever else it finds verbatim in the spec, so `render(parse(text)) == text`
+byte for byte for every text parse accepts. A heading is found as the template writes it or, failing
+that, as a line that starts with its words in any case, with markdown around them (`## Target GPU`,
+`[Current Code]:`). The code is the first fenced block of its section, closed as markdown closes
+it. Metrics that are no readable JSON object are kept as text, with no metrics. Parsing fails only
+when a field section is missing or empty or the code has no fenced block, naming the section.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from functools import cache
-from typing import Any
+from typing import Any, Iterable
 
 from builder import DATA_DIR
 from builder.errors import PromptParseError, RegistryError
@@ -23,8 +26,10 @@ from builder.gpus import get_gpu, registry
 from builder.stages import catalog
 
 PROMPT_TEMPLATE = DATA_DIR / "templates" / "prompt.txt"
-#: Section headings in the order a prompt holds them; each starts a line.
-SECTIONS = ("# Target GPU", "[OPTIMIZATION STAGE]", "[CURRENT CODE]", "[NCU PROFILING METRICS]", "**Task**", "OUTPUT RULES (STRICT)")
+#: The headings of the sections that hold the four fields, in the order a prompt holds them.
+SECTIONS = ("# Target GPU", "[OPTIMIZATION STAGE]", "[CURRENT CODE]", "[NCU PROFILING METRICS]")
+#: The heading after the metrics; a prompt without it has metrics up to its end.
+TASK = "**Task**"
 #: Spec fields every spec JSON must carry (the optional ones may be left out).
 REQUIRED_FIELDS = ("gpu", "stage", "variant", "code", "metrics")
 
@@ -161,11 +166,15 @@ def render(spec: PromptSpec) -> str:
 
 def parse(text: str) -> PromptSpec:
     """The spec of a prompt of the family; PromptParseError names a missing or unreadable section."""
-    heads = _headings(text)
-    gpu_span, gpu, gpu_block = _gpu_field(text, heads["# Target GPU"], heads["[OPTIMIZATION STAGE]"])
-    stage_span, stage, variant, stage_text = _stage_field(text, heads["[OPTIMIZATION STAGE]"], heads["[CURRENT CODE]"])
-    code_span = _code_field(text, heads["[CURRENT CODE]"], heads["[NCU PROFILING METRICS]"])
-    metrics_span, metrics, layout = _metrics_field(text, heads["[NCU PROFILING METRICS]"], heads["**Task**"])
+    gpu_head = _heading(text, SECTIONS[0], 0)
+    stage_head = _heading(text, SECTIONS[1], gpu_head[1])
+    code_head = _heading(text, SECTIONS[2], stage_head[1])
+    metrics_head = _heading(text, SECTIONS[3], code_head[1])
+    code_span = _code_field(text, code_head, metrics_head)
+    task = _find_heading(text, TASK, metrics_head[1])
+    gpu_span, gpu, gpu_block = _gpu_field(text, gpu_head[1], stage_head[0])
+    stage_span, stage, variant, stage_text = _stage_field(text, stage_head[1], code_head[0])
+    metrics_span, metrics, layout = _metrics_field(text, metrics_head[1], task[0] if task else len(text))
     spans = {"gpu": gpu_span, "stage": stage_span, "code": code_span, "metrics": metrics_span}
     frame, pos = {}, 0
     for name, literal, after in frame_pieces():
@@ -181,27 +190,25 @@ def parse(text: str) -> PromptSpec:
     return spec
 
 
-def _headings(text: str) -> dict[str, tuple[int, int]]:
-    """Where each section heading's line starts and ends (after its newline), found in order."""
-    found, pos = {}, 0
-    for heading in SECTIONS:
-        match = re.compile(rf"^{re.escape(heading)}.*(?:\n|\Z)", re.MULTILINE).search(text, pos)
-        if match is None:
-            raise PromptParseError(f"not a kernel-optimization prompt: missing section {heading!r}")
-        found[heading] = (match.start(), match.end())
-        pos = match.end()
-    return found
-
-
-def _find_block(region: str, offset: int, candidates: list[str]) -> tuple[int, int, str] | None:
-    """The first, longest candidate that sits on whole lines of `region`, as (start, end, candidate)."""
-    for candidate in sorted(candidates, key=len, reverse=True):
-        start = region.find(candidate)
-        while start >= 0:
-            if start == 0 or region[start - 1] == "\n":
-                return offset + start, offset + start + len(candidate), candidate
-            start = region.find(candidate, start + 1)
+def _find_heading(text: str, heading: str, pos: int) -> tuple[int, int] | None:
+    """The first line at or after `pos` that is `heading` (as the template writes it, else its words
+    in any case with markdown around them), as (line start, end after its newline)."""
+    words = r"[ \t]+".join(re.findall(r"\w+", heading))
+    for pattern, flags in ((rf"^{re.escape(heading)}", 0), (rf"^[ \t]*[#*\[_ \t]*{words}\b", re.IGNORECASE)):
+        match = re.compile(pattern + r".*(?:\n|\Z)", re.MULTILINE | flags).search(text, pos)
+        if match:
+            return match.start(), match.end()
     return None
+
+
+def _heading(text: str, heading: str, pos: int) -> tuple[int, int]:
+    found = _find_heading(text, heading, pos)
+    if found is None:
+        earlier = _find_heading(text, heading, 0)
+        where = " (it comes before the sections that precede it)" if earlier else ""
+        raise PromptParseError(f"not a kernel-optimization prompt: missing section {heading!r}{where}; "
+                               f"the field sections must come in this order: {', '.join(SECTIONS)}")
+    return found
 
 
 def _content_span(text: str, start: int, end: int, section: str) -> tuple[int, int]:
@@ -214,57 +221,92 @@ def _content_span(text: str, start: int, end: int, section: str) -> tuple[int, i
     return begin, begin + sum(len(line) for line in lines[filled[0]: filled[-1] + 1])
 
 
-def _gpu_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple[tuple[int, int], str | None, str | None]:
-    """The GPU block's span, its registry key (or None) and the block kept verbatim (or None)."""
-    blocks = {gpu.block(): gpu.key for gpu in registry().values()}
-    found = _find_block(text[head[1]:nxt[0]], head[1], list(blocks))
+def _gpu_field(text: str, start: int, end: int) -> tuple[tuple[int, int], str | None, str | None]:
+    """The GPU block's span and its registry key (see _own_block), or the section kept verbatim."""
+    keys = {gpu.block(): gpu.key for gpu in registry().values()}
+    found = _own_block(text, start, end, keys)
     if found:
-        return (found[0], found[1]), blocks[found[2]], None
-    span = _content_span(text, head[1], nxt[0], "# Target GPU")
+        return found[:2], keys[found[2]], None
+    span = _content_span(text, start, end, SECTIONS[0])
     return span, None, text[span[0]:span[1]]
 
 
-def _stage_field(text: str, head: tuple[int, int],
-                 nxt: tuple[int, int]) -> tuple[tuple[int, int], str | None, str | None, str | None]:
-    """The stage text's span, stage key, catalog variant (or None) and the text kept verbatim (or None)."""
+def _stage_field(text: str, start: int, end: int) -> tuple[tuple[int, int], str | None, str | None, str | None]:
+    """The stage text's span, stage key and catalog variant (see _own_block); or the section kept
+    verbatim, with the stage it is recognised as (or None)."""
     texts = {s.text(v): (s.key, v) for s in catalog().stages for v in s.variants}
-    found = _find_block(text[head[1]:nxt[0]], head[1], list(texts))
+    found = _own_block(text, start, end, texts)
     if found:
-        key, variant = texts[found[2]]
-        return (found[0], found[1]), key, variant, None
-    span = _content_span(text, head[1], nxt[0], "[OPTIMIZATION STAGE]")
+        return (found[:2], *texts[found[2]], None)
+    span = _content_span(text, start, end, SECTIONS[1])
     verbatim = text[span[0]:span[1]]
     return span, catalog().recognise(verbatim), None, verbatim
 
 
-def _code_field(text: str, head: tuple[int, int], nxt: tuple[int, int]) -> tuple[int, int]:
-    """The current code's span: from after the opening ``` line to the last ``` of the section."""
-    opening = re.compile(r"^```.*\n", re.MULTILINE).search(text, head[1], nxt[0])
-    closing = text.rfind("```", opening.end() if opening else head[1], nxt[0])
-    if opening is None or closing < 0:
-        raise PromptParseError("section '[CURRENT CODE]' holds no fenced code block")
-    return opening.end(), closing
+def _own_block(text: str, start: int, end: int, candidates: Iterable[str]) -> tuple[int, int, str] | None:
+    """The candidate found in text[start:end] as paragraphs of its own (after the section's start or
+    a blank line, before its end or a blank line), as (start, end, candidate). None when none is, or
+    when the section holds more than one candidate on whole lines: a section naming two GPUs names
+    neither."""
+    region, found = text[start:end], []
+    for candidate in candidates:
+        at = region.find(candidate)
+        while at >= 0:
+            before, after = region[:at], region[at + len(candidate):]
+            if not before or before.endswith("\n"):
+                own = (not before.strip() or re.search(r"\n[ \t]*\n\Z", before)) and (
+                    not after.strip() or re.match(r"[ \t]*\n", after))
+                found.append((start + at, start + at + len(candidate), candidate, bool(own)))
+            at = region.find(candidate, at + 1)
+    outer = [f for f in found if not any(o != f and o[0] <= f[0] and f[1] <= o[1] for o in found)]
+    return outer[0][:3] if len(outer) == 1 and outer[0][3] else None
 
 
-def _metrics_field(text: str, head: tuple[int, int],
-                   nxt: tuple[int, int]) -> tuple[tuple[int, int], dict[str, Any], list[str] | None]:
+def _code_field(text: str, head: tuple[int, int], metrics: tuple[int, int]) -> tuple[int, int]:
+    """The current code's span: the first fenced block of the section, up to the first line that
+    closes it (the fence's character, at least as many, alone on the line); or, for code with no
+    final newline, up to the section's last run of those characters."""
+    opening = re.compile(r"^[ \t]*(`{3,}|~{3,}).*\n", re.MULTILINE).search(text, head[1], metrics[0])
+    if opening is None:
+        raise PromptParseError(f"section {SECTIONS[2]!r} holds no fenced code block")
+    fence = opening[1]
+    closing = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t\r]*$", re.MULTILINE).search(
+        text, opening.end(), metrics[0])
+    if closing is None:
+        last = text.rfind(fence, opening.end(), metrics[0])
+        if last >= 0:
+            return opening.end(), last
+        line = text.count("\n", 0, opening.start()) + 1
+        raise PromptParseError(f"section {SECTIONS[2]!r}: the code block opened on line {line} is not closed "
+                               f"(by a {fence} line) before {SECTIONS[3]!r}")
+    return opening.end(), closing.start()
+
+
+def _metrics_field(text: str, start: int, end: int) -> tuple[tuple[int, int], dict[str, Any], list[str] | None]:
     """The metrics JSON's span, the metrics, and their layout when it is not canonical.
 
-    A section that holds no JSON object gives empty metrics and its text as the layout.
+    A section that holds no readable JSON object (none, broken JSON, a key given twice, a table
+    of another format) gives empty metrics and its text, verbatim, as the layout.
     """
-    section = "section '[NCU PROFILING METRICS]'"
-    opening = re.compile(r"^[ \t]*\{", re.MULTILINE).search(text, head[1], nxt[0])
-    if opening is None:
-        span = _content_span(text, head[1], nxt[0], "[NCU PROFILING METRICS]")
-        return span, {}, [text[span[0]:span[1]]]
-    start = opening.end() - 1
-    try:
-        metrics, end = json.JSONDecoder().raw_decode(text, start)
-    except json.JSONDecodeError as exc:
-        raise PromptParseError(f"{section} is not valid JSON: {exc}") from exc
-    block = text[start:end]
-    layout = None if block == json.dumps(metrics, indent=2) else _layout(block)
-    return (start, end), metrics, layout
+    opening = re.compile(r"^[ \t]*\{", re.MULTILINE).search(text, start, end)
+    if opening is not None:
+        first = opening.end() - 1
+        try:
+            metrics, last = json.JSONDecoder(object_pairs_hook=_unique_keys).raw_decode(text[:end], first)
+        except (ValueError, RecursionError):  # JSONDecodeError, a key twice, a number too long to convert
+            pass
+        else:
+            block = text[first:last]
+            return (first, last), metrics, None if block == json.dumps(metrics, indent=2) else _layout(block)
+    span = _content_span(text, start, end, SECTIONS[3])
+    return span, {}, [text[span[0]:span[1]]]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"a key given twice in {keys}")
+    return dict(pairs)
 
 
 def _layout(block: str) -> list[str]:
@@ -318,7 +360,8 @@ def _catalog_text(key: str | None, variant: str | None) -> str:
 
 
 def _same_value(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+    """Whether a token still prints `b`: the same type and the same JSON (so -0.0 is not 0.0)."""
+    return type(a) is type(b) and json.dumps(a) == json.dumps(b)
 
 
 def _leaves(value: Any) -> list[Any]:

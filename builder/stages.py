@@ -91,22 +91,22 @@ class Catalog:
     def recognise(self, text: str) -> str | None:
         """The key of the stage a stage text of another wording is about, or None when unclear.
 
-        Two kinds of evidence are scored: the words of the text's `Focus:` line against each
-        stage's title and own Focus lines (a word shared by several stages counts for less),
-        and the ncu metrics the text names against each stage's own metrics. The stage with the
-        highest score wins; a tie or no evidence gives None.
+        The text's `Focus` line says what the stage is: its words are scored against each
+        stage's title and own Focus lines (a word shared by several stages counts for less).
+        The ncu metrics the text names, against each stage's own metrics, only decide between
+        stages the Focus line leaves tied, or when it has none. A tie or no evidence gives None.
         """
         vocabularies = {s.key: _vocabulary(s) for s in self.stages}
         spread = {w: sum(w in v for v in vocabularies.values()) for v in vocabularies.values() for w in v}
         focus = _words(_focus_line(text))
         named = set(METRIC_NAME.findall(text))
         scores = {
-            s.key: sum(1 / spread[w] for w in focus & vocabularies[s.key]) + len(named & set(s.metrics))
+            s.key: (sum(1 / spread[w] for w in focus & vocabularies[s.key]), len(named & set(s.metrics)))
             for s in self.stages
         }
         best = max(scores.values())
         winners = [key for key, score in scores.items() if score == best]
-        return winners[0] if best > 0 and len(winners) == 1 else None
+        return winners[0] if best > (0, 0) and len(winners) == 1 else None
 
 
 def _stem(word: str) -> str:
@@ -123,9 +123,10 @@ def _words(text: str) -> set[str]:
 
 
 def _focus_line(text: str) -> str:
-    """What follows `Focus:` (bold or not) in a stage text, or an empty string."""
-    match = re.search(r"^[^\w\n]*focus[^\w\n]*:[ \t]*(.*)$", text, re.IGNORECASE | re.MULTILINE)
-    return match[1] if match else ""
+    """What follows `Focus:` (bold or not) in a stage text, or the line after a `Focus` heading;
+    an empty string when there is neither."""
+    match = re.search(r"^[^\w\n]*focus[^\w\n]*(?::[ \t]*(.*)|\n\s*(.*))$", text, re.IGNORECASE | re.MULTILINE)
+    return (match[1] if match[1] is not None else match[2]) if match else ""
 
 
 def _vocabulary(stage: Stage) -> set[str]:

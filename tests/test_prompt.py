@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from builder.errors import PromptParseError
 from builder.gpus import get_gpu, registry
-from builder.prompt import PROMPT_TEMPLATE, SECTIONS, PromptSpec, parse, render
+from builder.prompt import PROMPT_TEMPLATE, SECTIONS, TASK, PromptSpec, parse, render
 from builder.seeds import load_problems
 from builder.stages import catalog
 
@@ -205,12 +205,13 @@ GPU_MUTATIONS = {
 }
 
 EXTRA = "Note: profiled once, on an idle machine."
+HEADINGS = SECTIONS + (TASK, "OUTPUT RULES (STRICT)")
 LAYOUT_MUTATIONS = {
     **{f"{lines} blank lines before {h}": (lambda t, h=h, n=lines: set_blank_run(t, h, n))
-       for h in SECTIONS for lines in (0, 2, 5)},
+       for h in HEADINGS for lines in (0, 2, 5)},
     **{f"{lines} blank lines after {h}": (lambda t, h=h, n=lines: set_blank_run_after(t, h, n))
        for h in SECTIONS[:2] for lines in (2, 4)},
-    **{f"extra line before {h}": (lambda t, h=h: insert_before(t, h, EXTRA)) for h in SECTIONS},
+    **{f"extra line before {h}": (lambda t, h=h: insert_before(t, h, EXTRA)) for h in HEADINGS},
     **{f"extra line after {h}": (lambda t, h=h: insert_after(t, h, EXTRA)) for h in SECTIONS[:2] + SECTIONS[3:4]},
     "extra line first": lambda t: EXTRA + "\n" + t,
     "extra line last": lambda t: t + EXTRA + "\n",
@@ -255,7 +256,9 @@ def cases(mutations: dict) -> list:
 def test_other_layouts_round_trip_and_keep_every_field(path, mutation):
     variant, original, spec = mutated(path, mutation)
     assert render(spec) == variant
-    assert (spec.code, spec.metrics, spec.gpu, spec.stage) == (original.code, original.metrics, original.gpu, original.stage)
+    assert (spec.code, spec.metrics, spec.stage) == (original.code, original.metrics, original.stage)
+    # A line with no blank line between it and the GPU block or stage text joins that paragraph.
+    assert (spec.gpu, spec.gpu_block) == (original.gpu, original.gpu_block) or EXTRA in spec.gpu_block
     assert (spec.variant, spec.stage_text) == (original.variant, original.stage_text) or EXTRA in spec.stage_text
 
 
@@ -322,6 +325,99 @@ def test_editing_one_metric_changes_exactly_one_line(path, mutation, metric):
     assert parse(edited).metrics == metrics
 
 
+# ---- what another pipeline might write -----------------------------------------------------------
+
+def code_block(text: str) -> str:
+    return text.split("[CURRENT CODE]\n", 1)[1].split("[NCU PROFILING METRICS]", 1)[0]
+
+
+def replace_metrics_json(text: str, body: str) -> str:
+    return re.sub(r"(?s)(?<=\[NCU PROFILING METRICS\]\n)\{.*?\n\}", lambda _: body, text, count=1)
+
+
+FRAME_MUTATIONS = {
+    "no Task heading": lambda t: t.replace("**Task**: ", "", 1),
+    "no output rules": lambda t: t.split("\n\n**Task**", 1)[0] + "\n",
+    "headings in markdown": lambda t: t.replace("# Target GPU\n", "## Target GPU\n", 1)
+    .replace("[OPTIMIZATION STAGE]\n", "### Optimization stage\n", 1)
+    .replace("[CURRENT CODE]\n", "[Current Code]:\n", 1)
+    .replace("[NCU PROFILING METRICS]\n", "**NCU profiling metrics**\n", 1)
+    .replace("**Task**:", "Task:", 1).replace("OUTPUT RULES (STRICT):", "Output rules:", 1),
+    "a section between code and metrics": lambda t: t.replace(
+        "\n[NCU PROFILING METRICS]", "\n[PREVIOUS ATTEMPT]\n```\nptxas info: Used 40 registers\n```\n\n[NCU PROFILING METRICS]", 1),
+    "four-backtick fence": lambda t: t.replace(code_block(t), code_block(t).replace("```", "````"), 1),
+    "tilde fence": lambda t: t.replace(code_block(t), code_block(t).replace("```python", "~~~py").replace("```", "~~~"), 1),
+    "a registry GPU block and a note of its own": lambda t: t.replace(
+        "72 MB\n", "72 MB\n\nNote: clocks locked to base.\n", 1),
+}
+
+
+@pytest.mark.parametrize(("path", "mutation"), cases(FRAME_MUTATIONS))
+def test_other_frames_round_trip_and_keep_every_field(path, mutation):
+    variant, original, spec = mutated(path, mutation)
+    assert render(spec) == variant
+    assert (spec.code, spec.metrics, spec.gpu, spec.stage) == (original.code, original.metrics, original.gpu, original.stage)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [["", "```", "ptxas info: Used 40 registers", "```"], ["Compiler log:", "```text", "ok", "```"]],
+    ids=["bare fence", "fence with info"])
+@pytest.mark.parametrize("path", PROMPTS[::5], ids=ident)
+def test_the_code_is_the_first_block_of_its_section(path, lines):
+    variant, original, spec = mutated(path, lambda t: t.replace("\n```\n\n[NCU", "\n```\n" + "\n".join(lines) + "\n\n[NCU", 1))
+    assert spec.code == original.code and render(spec) == variant
+
+
+@pytest.mark.parametrize("path", PROMPTS[::5], ids=ident)
+def test_code_with_no_final_newline_ends_at_the_fence(path):
+    variant, original, spec = mutated(path, lambda t: t.replace("\n```\n\n[NCU", "```\n\n[NCU", 1))
+    assert spec.code == original.code[:-1] and render(spec) == variant
+
+
+@pytest.mark.parametrize("path", PROMPTS[::5], ids=ident)
+def test_a_gpu_block_with_a_line_of_its_own_or_a_second_gpu_names_no_registry_gpu(path):
+    for extra in ("• NVLink: none\n", "\nAlso benchmarked on:\n" + get_gpu("h100_sxm").block()):
+        variant, original, spec = mutated(path, lambda t: t.replace("72 MB\n", "72 MB\n" + extra, 1))
+        assert spec.gpu is None and spec.gpu_block.endswith(extra) and render(spec) == variant
+
+
+@pytest.mark.parametrize(
+    "value", ['21.15%', '"21.15" %', "n/a", "1,234.5", "9" * 5000, "[" * 3000 + "1" + "]" * 3000],
+    ids=["unit", "trailing", "n/a", "thousands", "5000 digits", "3000 levels"])
+@pytest.mark.parametrize("path", PROMPTS[::5], ids=ident)
+def test_metrics_that_are_no_json_are_kept_as_text(path, value):
+    variant, original, spec = mutated(path, lambda t: re.sub(r'(?<="launch__grid_size": )[^,\n]+', value, t, count=1))
+    assert render(spec) == variant and spec.metrics == {} and value in spec.metrics_layout[0]
+    assert (spec.code, spec.gpu, spec.stage) == (original.code, original.gpu, original.stage)
+
+
+@pytest.mark.parametrize("path", PROMPTS[::5], ids=ident)
+def test_a_metric_given_twice_keeps_the_metrics_as_text(path):
+    variant, _, spec = mutated(path, lambda t: re.sub(r'(?m)^(\s*"launch__grid_size": .*)$', r"\1\n\1", t, count=1))
+    assert render(spec) == variant and spec.metrics == {}
+
+
+@pytest.mark.parametrize(("token", "value"), [("-0.0", 0.0), ("0.0", -0.0), ("1e2", 100), ("NaN", 1.5)])
+def test_a_metric_edit_always_shows(token, value):
+    text = re.sub(r'(?<="launch__grid_size": )\d+', token, read(FAMILY[0]), count=1)
+    spec = parse(text)
+    metrics = json.loads(json.dumps(spec.metrics))
+    kernel = next(iter(metrics))
+    metrics[kernel]["launch__grid_size"] = value
+    edited = render(dataclasses.replace(spec, metrics=metrics))
+    assert len(one_line_changed(text, edited)) == 2
+    assert json.dumps(parse(edited).metrics[kernel]["launch__grid_size"]) == json.dumps(value)
+
+
+def test_sections_out_of_order_are_named():
+    text = read(FAMILY[0])
+    stage = text[text.index("[OPTIMIZATION STAGE]"):text.index("[CURRENT CODE]")]
+    swapped = text.replace(stage, "").replace("# Target GPU", stage + "# Target GPU", 1)
+    with pytest.raises(PromptParseError, match=r"missing section '\[OPTIMIZATION STAGE\]' \(it comes before"):
+        parse(swapped)
+
+
 # ---- stage recognition ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", FAMILY, ids=ident)
@@ -334,6 +430,19 @@ def test_the_focus_line_alone_names_the_stage(path):
 def test_the_metrics_alone_name_the_stage(path):
     no_focus = re.sub(r"(?im)^\W*focus\W*:.*$", "", stage_section(read(path)))
     assert catalog().recognise(no_focus) == stage_of(path)
+
+
+@pytest.mark.parametrize("path", FAMILY, ids=ident)
+def test_the_focus_line_outweighs_other_stages_metrics(path):
+    others = [m for s in catalog().stages if s.key != stage_of(path) for m in s.metrics]
+    text = stage_section(read(path)) + "\nSee also: " + ", ".join(f"`{m}`" for m in others) + "\n"
+    assert catalog().recognise(text) == stage_of(path)
+
+
+@pytest.mark.parametrize("path", FAMILY[:4], ids=ident)
+def test_a_focus_heading_names_the_stage(path):
+    text = re.sub(r"(?im)^(\W*)focus(\W*):[ \t]*", r"\1Focus\2\n", stage_section(read(path)), count=1)
+    assert catalog().recognise(re.sub(r"\b[a-z]+__\S+", "a metric", text)) == stage_of(path)
 
 
 @pytest.mark.parametrize("text", ["", "Focus: something else entirely\n", "Focus: grid tiling\n"])
@@ -364,10 +473,11 @@ def test_missing_section_is_named(path, section):
     [
         (lambda t: re.sub(r"(?<=# Target GPU\n)(.+\n)+", "", t), "'# Target GPU' is empty"),
         (lambda t: t.replace(stage_section(t), "\n\n"), r"'\[OPTIMIZATION STAGE\]' is empty"),
-        (lambda t: t.replace("[CURRENT CODE]\n```python\n", "[CURRENT CODE]\n"), "no fenced code block"),
-        (lambda t: t.replace('": {\n    "sm__', '": [\n    "sm__', 1), "not valid JSON"),
+        (lambda t: t.replace("[CURRENT CODE]\n```python\n", "[CURRENT CODE]\n"), "opened on line .* is not closed"),
+        (lambda t: re.sub(r"(?s)(?<=\[CURRENT CODE\]\n)```python\n.*?```\n", "", t), "no fenced code block"),
+        (lambda t: t.replace("\n```\n\n[NCU", "\n``\n\n[NCU"), "opened on line .* is not closed"),
     ],
-    ids=["empty gpu", "empty stage", "no fence", "bad json"],
+    ids=["empty gpu", "empty stage", "no opening fence", "no code", "no closing fence"],
 )
 def test_unreadable_sections_are_named(damage, message):
     text = read(FAMILY[0])
@@ -397,3 +507,24 @@ def test_cli_parse_names_the_missing_section_with_exit_2(tmp_path):
     bad.write_text(read(FAMILY[0]).replace("[NCU PROFILING METRICS]", "[METRICS]"))
     result = CliRunner().invoke(cli, ["parse", str(bad)])
     assert result.exit_code == 2 and "missing section '[NCU PROFILING METRICS]'" in result.output
+
+
+def test_cli_parse_keeps_crlf_line_ends(tmp_path):
+    from builder.cli import cli
+
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_bytes(read(FAMILY[0]).replace("\n", "\r\n").encode())
+    runner = CliRunner()
+    parsed = runner.invoke(cli, ["parse", str(prompt)], catch_exceptions=False)
+    assert parsed.exit_code == 0 and "\r\n" in json.loads(parsed.output)["code"]
+    rendered = runner.invoke(cli, ["render", "-"], input=parsed.output, catch_exceptions=False)
+    assert rendered.stdout_bytes == prompt.read_bytes()
+
+
+def test_cli_parse_names_a_file_that_is_not_utf8(tmp_path):
+    from builder.cli import cli
+
+    bad = tmp_path / "prompt.txt"
+    bad.write_bytes(b"# Target GPU\n\xff\n")
+    result = CliRunner().invoke(cli, ["parse", str(bad)])
+    assert result.exit_code == 2 and "prompt.txt: not UTF-8 text" in result.output
