@@ -318,17 +318,85 @@ def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]
     aliases = name_aliases(tree)
     kernels = [n for n in ast.walk(tree) if is_triton_kernel(n, aliases)]
     in_kernel = {id(sub) for k in kernels for sub in ast.walk(k)}
+    receivers = _receivers(tree)
     found: list[Finding] = []
     found += _imports(tree)
-    found += _names(tree, aliases, in_kernel)
+    found += _names(tree, aliases, in_kernel, receivers)
     found += _definitions(tree, aliases)
-    found += _patches(tree, aliases)
+    found += _patches(tree, aliases, receivers)
+    found += _kernel_globals(tree, kernels)
     found += _host_callables(tree, aliases, {k.name for k in kernels})
     found += _tensor_arithmetic(tree, aliases, in_kernel)
     found += _fallbacks(tree)
     found += _inheritance(tree, aliases)
     found += _hardcoded(tree, sizes)
     return found
+
+
+#: Decorators that leave a method's first parameter its own instance (or class).
+RECEIVER_DECORATORS = frozenset({"property", "classmethod", "torch.no_grad", "torch.inference_mode"})
+
+
+def _receivers(tree: ast.AST) -> set[int]:
+    """The `self` and `cls` names that are a method's own first parameter and are never rebound
+    in it: only through these may an answer write attributes or read private ones. A function
+    outside a class, or a loop variable, named `self` could be any object, torch.Tensor included."""
+    found: set[int] = set()
+    for owner in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for method in owner.body:
+            if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            params = method.args.posonlyargs + method.args.args
+            rebinding = [d for d in method.decorator_list  # a decorator may hand the method any first argument
+                         if ast.unparse(d.func if isinstance(d, ast.Call) else d) not in RECEIVER_DECORATORS]
+            if not params or params[0].arg not in ("self", "cls") or rebinding:
+                continue
+            name = params[0].arg
+            inside = list(ast.walk(method))
+            rebound = any(isinstance(n, ast.arg) and n.arg == name and n is not params[0] for n in inside) or any(
+                isinstance(n, ast.Name) and n.id == name and not isinstance(n.ctx, ast.Load) for n in inside) or any(
+                isinstance(n, (ast.Global, ast.Nonlocal)) and name in n.names for n in inside)
+            if not rebound:
+                found |= {id(n) for n in inside if isinstance(n, ast.Name) and n.id == name}
+    return found
+
+
+#: Built-ins a @triton.jit body may use.
+KERNEL_BUILTINS = frozenset({"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance",
+                             "tuple", "zip", "enumerate", "getattr", "hasattr", "type", "AssertionError"})
+
+
+def _kernel_globals(tree: ast.Module, kernels: list[ast.AST]) -> Iterator[Finding]:
+    """Module-level names a @triton.jit body reads that Triton's compiler would refuse: anything
+    but imports, other kernels and constants (on the CPU the interpreter runs the body as Python,
+    so a list or a helper function there would carry values to the host). And `.handle`, the
+    interpreter's own buffer behind a Triton tensor."""
+    allowed = set(import_aliases(tree)) | KERNEL_BUILTINS
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node in kernels:
+            allowed.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _constant_value(node.value):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            allowed |= {t.id for t in targets if isinstance(t, ast.Name)}
+    for kernel in kernels:
+        body = [node for statement in kernel.body for node in ast.walk(statement)]
+        local = {a.arg for a in ast.walk(kernel.args) if isinstance(a, ast.arg)}
+        local |= {n.id for n in body if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        for node in body:
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local | allowed:
+                yield Finding("host_compute", f"line {node.lineno}: kernel {kernel.name} reads {node.id}, which is no "
+                                              "constant, import or kernel")
+            elif isinstance(node, ast.Attribute) and node.attr == "handle":
+                yield Finding("host_compute", f"line {node.lineno}: kernel {kernel.name} reaches .handle")
+
+
+def _constant_value(node: ast.AST) -> bool:
+    """A literal (numbers, strings, tuples of them, arithmetic on them) or a tl.constexpr(...) of one."""
+    if isinstance(node, ast.Call):
+        return (ast.unparse(node.func).endswith("constexpr") and all(map(_constant_value, node.args))
+                and not node.keywords)
+    return all(isinstance(n, (ast.Constant, ast.Tuple, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.Load))
+               for n in ast.walk(node))
 
 
 def _imports(tree: ast.AST) -> Iterator[Finding]:
@@ -453,7 +521,7 @@ def _path_findings(path: str, line: int) -> Iterator[Finding]:
         yield Finding(finding.reason, f"line {line}: {finding.detail}")
 
 
-def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
+def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int], receivers: set[int]) -> Iterator[Finding]:
     """Imported paths, built-ins, dunders, torch names and computing method calls."""
     bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
@@ -475,14 +543,13 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Itera
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
             elif node.attr in FRAME_ATTRS or node.attr in ROUTE_ATTRS:
                 yield Finding("system_access", f"line {line}: reaches attribute {node.attr}")
-            elif node.attr.startswith("_") and not _dunder(node.attr) and not (
-                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            elif node.attr.startswith("_") and not _dunder(node.attr) and id(node.value) not in receivers:
                 yield Finding("system_access", f"line {line}: reaches the private attribute {node.attr}")
             elif node.attr in DYNAMIC_NAMES:
                 yield Finding("dynamic_code", f"line {line}: uses {node.attr}")
             elif (node.attr in COMPUTE_METHODS and id(node) not in in_kernel
                     and not _is_container(node.value, containers)
-                    and not (isinstance(node.value, ast.Name) and node.value.id == "self")
+                    and id(node.value) not in receivers
                     and (dotted(node, aliases) or "torch").startswith("torch")):
                 yield Finding("torch_op", f"line {line}: uses .{node.attr} outside a kernel")
             if id(node) not in bases:
@@ -627,8 +694,8 @@ def _attribute_targets(node: ast.AST) -> Iterator[ast.expr]:
         yield node
 
 
-def _patches(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
-    """Writes to attributes of anything but `self` (and to items of imported objects)."""
+def _patches(tree: ast.AST, aliases: dict[str, str], receivers: set[int]) -> Iterator[Finding]:
+    """Writes to attributes of anything but a method's own `self` (and to items of imported objects)."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             targets = node.targets
@@ -651,7 +718,7 @@ def _patches(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
                 if path is not None and path.split(".")[0] in ALLOWED_MODULES:
                     yield Finding("monkey_patch", f"line {node.lineno}: writes into {path}")
                 continue
-            if isinstance(target.value, ast.Name) and target.value.id == "self" and not _dunder(target.attr):
+            if id(target.value) in receivers and not _dunder(target.attr):
                 continue
             path = dotted(target, aliases) or ast.unparse(target)
             parts = set(path.split("."))

@@ -32,15 +32,25 @@ DEVICE_FAILURES = ("out of memory", "illegal memory access", "misaligned address
 
 
 def prepare_cpu() -> None:
-    """Run Triton kernels on CPU tensors: the interpreter, and `is_cuda` reporting True.
+    """Run Triton kernels on CPU tensors: the interpreter, `is_cuda` reporting True, and autotuners
+    that take their first config.
 
     TRITON_INTERPRET must be set before triton is first imported. Seed kernels assert
-    `x.is_cuda`; in this throwaway process every tensor claims to be on CUDA.
+    `x.is_cuda`; in this throwaway process every tensor claims to be on CUDA. An autotuner with
+    several configs would time them with a GPU benchmarker, which the interpreter lacks: here
+    every config ties, so the first one is checked (on a GPU, the one the autotuner picks).
     """
     os.environ["TRITON_INTERPRET"] = "1"
     import torch
+    from triton.runtime.autotuner import Autotuner
 
     torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
+    Autotuner.do_bench = property(lambda self: _tie)  # type: ignore[method-assign, assignment]
+
+
+def _tie(kernel_call: Any, quantiles: Any = None) -> list[float]:
+    """A benchmarker that runs nothing and gives every config the same time."""
+    return [1.0, 1.0, 1.0] if quantiles else [1.0]
 
 
 #: Environment variable: cap every judge process's PyTorch allocator at this many GiB, to act as a

@@ -8,9 +8,11 @@ that process (outputs against its own reference, input bytes, kernel lists, wall
   back (grid callables, autotune and pre-run hooks, heuristics); only the interpreter's own
   argument copying is left out. It counts kernel launches, poisons fresh allocations so that
   unwritten elements show, notes launches on a side stream, trips when forward reaches the
-  switches that turn dispatch modes off or reads tensor values on the host, and checks after
-  each call that the mode stack, the timers, the judge's tools and the launch wrappers are all
-  as the judge left them and that no second thread runs.
+  switches that turn dispatch modes off or reads tensor values on the host, or when a kernel gets
+  an argument that is no plain tensor or scalar, or an op reaches a tensor subclass's own
+  dispatch (whose ops no mode sees). After each call it checks that the mode stack, the timers,
+  the launch wrappers and every callable of torch, torch.Tensor, nn.Module, torch.nn.functional,
+  torch.cuda, time and builtins are as the judge left them, and that no second thread runs.
 - `GuardedInput` puts the input between guard bands of a huge value, so a kernel that reads past
   its input produces huge outputs and one that writes past it changes the bands.
 - `compare` turns an output and its reference into a reason code and error figures.
@@ -18,8 +20,11 @@ that process (outputs against its own reference, input bytes, kernel lists, wall
 
 from __future__ import annotations
 
+import builtins
+import os
 import sys
 import time
+from types import ModuleType
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +54,10 @@ ALLOWED_OPS = frozenset(
 )
 #: aten ops that read tensor values into Python: computing on the host.
 HOST_READ_OPS = frozenset({"_local_scalar_dense", "item", "tolist"})
+#: aten ops that make a tensor of Python values (torch.tensor), and how many such values one
+#: forward may bring in: more is a result computed on the host.
+LIFT_OPS = frozenset({"lift_fresh", "lift_fresh_copy"})
+MAX_LIFTED_VALUES = 64
 #: aten ops that copy data and so may move it between devices.
 COPY_OPS = frozenset({"copy_", "_to_copy", "to", "clone"})
 #: More aten ops than this in one forward is a Python loop doing the work.
@@ -90,6 +99,61 @@ JUDGE_TOOLS: dict[str, tuple[Any, str]] = {
 }
 
 
+#: Namespaces whose callables (and submodules) the code under test may not rebind or delete; a
+#: class may not gain attributes either. Compared by identity after every call.
+PROTECTED: dict[str, Any] = {
+    "torch": torch, "torch.Tensor": torch.Tensor, "torch._C.TensorBase": torch._C.TensorBase,
+    "torch.nn.Module": torch.nn.Module, "torch.nn.functional": torch.nn.functional,
+    "torch.cuda": torch.cuda, "torch.cuda.Event": torch.cuda.Event, "time": time, "builtins": builtins,
+    "triton.testing": triton.testing,
+}
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+#: Types a Triton launch may take as an argument, exactly (tuples of them too); anything else, an
+#: object with a data_ptr of its own above all, could run the candidate's code inside the launch.
+KERNEL_ARG_TYPES = frozenset({torch.Tensor, torch.nn.Parameter, int, float, bool, str, type(None), torch.dtype})
+#: Triton's own argument types, which Triton may subclass: taken by isinstance.
+TRITON_ARG_TYPES: tuple[type, ...] = (triton.language.dtype, triton.language.constexpr)
+try:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    KERNEL_ARG_TYPES |= {TensorDescriptor}
+except ImportError:
+    pass
+
+
+def _namespace_state() -> dict[str, dict[str, Any]]:
+    """Every callable and module held by a PROTECTED namespace, by name."""
+    return {name: {attr: value for attr, value in vars(space).items() if callable(value) or isinstance(value, ModuleType)}
+            for name, space in PROTECTED.items()}
+
+
+def _namespace_change(before: dict[str, dict[str, Any]]) -> str | None:
+    """The first change of a PROTECTED namespace since `before`, in words, or None."""
+    for name, space in PROTECTED.items():
+        now = vars(space)
+        for attr, value in before[name].items():
+            if now.get(attr) is not value and not _torch_wrapper(now.get(attr), value):
+                return f"{name}.{attr} was {'deleted' if attr not in now else 'replaced'}"
+        if isinstance(space, type):
+            added = [attr for attr, value in now.items() if attr not in before[name] and callable(value)]
+            if added:
+                return f"{name}.{added[0]} was added"
+    return None
+
+
+def _torch_wrapper(new: Any, old: Any) -> bool:
+    """Whether `new` is torch's own wrapper of `old`: torch._dynamo, when something first imports
+    it, wraps a few torch functions (torch.manual_seed) with code of torch's own files."""
+    code = getattr(new, "__code__", None)
+    return getattr(new, "__wrapped__", None) is old and code is not None and code.co_filename.startswith(TORCH_DIR)
+
+
+def _plain_argument(value: Any) -> bool:
+    if type(value) is tuple:
+        return all(_plain_argument(v) for v in value)
+    return type(value) in KERNEL_ARG_TYPES or isinstance(value, TRITON_ARG_TYPES)
+
+
 def _interpreter() -> tuple[type | None, type | None]:
     """The interpreter's launch class and grid executor, when this triton has them."""
     try:
@@ -108,6 +172,7 @@ class CallRecord:
     side_stream: bool = False  # a launch or the stream at exit was not the default stream
     host_reads: list[str] = field(default_factory=list)  # value reads on the host, and cross-device copies
     tripped: list[str] = field(default_factory=list)  # guard switches forward reached for
+    lifted: int = 0  # values forward made into tensors from Python (torch.tensor)
 
     def computing_ops(self) -> list[str]:
         """Ops outside ALLOWED_OPS, each once, in first-call order."""
@@ -128,6 +193,9 @@ def _devices(value: Any) -> set[str]:
     return set()
 
 
+_PLAIN_DISPATCH = torch.Tensor.__torch_dispatch__
+
+
 class _OpLog(TorchDispatchMode):
     """Records aten ops into the current CallRecord and poisons fresh allocations."""
 
@@ -136,15 +204,23 @@ class _OpLog(TorchDispatchMode):
         self.guards = guards
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        record = self.guards.record
+        if record is not None and not self.guards.paused:
+            own = [t.__name__ for t in types if getattr(t, "__torch_dispatch__", None) is not _PLAIN_DISPATCH]
+            if own:  # its handler runs with this mode popped: every op it calls would go unseen
+                record.tripped.append(f"the __torch_dispatch__ of tensor subclass {own[0]}")
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
-        record = self.guards.record
         if record is not None and not self.guards.paused:
             record.ops.append(name)
             if name in HOST_READ_OPS:
                 record.host_reads.append(name)
             elif name in COPY_OPS and len(_devices([args, kwargs, out]) - {"meta"}) > 1:
                 record.host_reads.append(f"{name} between devices")
+            elif name in LIFT_OPS and isinstance(out, torch.Tensor):
+                record.lifted += out.numel()
+                if record.lifted > MAX_LIFTED_VALUES:
+                    record.host_reads.append(f"{record.lifted} values made into tensors from Python")
         if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
             poison(out)
         return out
@@ -210,6 +286,12 @@ class Guards:
         for attr in HOST_EXITS:
             if hasattr(torch.Tensor, attr):
                 self._patch(torch.Tensor, attr, self._tripwire(getattr(torch.Tensor, attr), f"Tensor.{attr}", "host_reads"))
+        self.trust_current_state()
+
+    def trust_current_state(self) -> None:
+        """Take the protected namespaces as they are now as the state to hold them to (done after
+        installing, and again after trusted code ran, never once code under test was loaded)."""
+        self._namespaces = _namespace_state()
 
     def _patch(self, owner: Any, attr: str, wrapper: Any) -> None:
         name = f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{attr}"
@@ -230,6 +312,9 @@ class Guards:
             if record is not None and counts and not kwargs.get("warmup", False):
                 record.launches += 1
                 record.side_stream |= guards._off_default_stream()
+            odd = [type(v).__name__ for k, v in (*enumerate(args), *kwargs.items()) if k != "grid" and not _plain_argument(v)]
+            if record is not None and odd:
+                record.tripped.append(f"a kernel argument of type {odd[0]}")
             return original(self, *args, **kwargs)
 
         return run
@@ -327,6 +412,9 @@ class Guards:
         for name, (owner, attr, _, wrapper) in self._patched.items():
             if getattr(owner, attr, None) is not wrapper:
                 return Finding("guard_disabled", f"{name} was replaced")
+        changed = _namespace_change(self._namespaces) if hasattr(self, "_namespaces") else None
+        if changed:
+            return Finding("monkey_patch", changed)
         if _python_dispatch._get_current_dispatch_mode_stack():
             return Finding("guard_disabled", "a dispatch mode was left on the mode stack")
         threads = self.second_threads()
@@ -353,6 +441,24 @@ class Guards:
         if record.side_stream:
             return Finding("side_stream", "a kernel ran on a non-default stream")
         return None
+
+
+def plain_output(out: Any, guarded: Any) -> Finding | None:
+    """Why an output is not a plain tensor that owns its memory, or the input or output carry
+    attributes of their own (one named like a method would run in its place); None when fine."""
+    shadowed = guarded.attributes()
+    if shadowed:
+        return Finding("monkey_patch", f"forward set attributes on its input tensor: {', '.join(shadowed[:3])}")
+    if not isinstance(out, torch.Tensor):
+        return None  # the judge reports a wrong type from the missing output
+    if type(out) is not torch.Tensor:
+        return Finding("output_not_plain", f"forward returned a {type(out).__name__}, a Tensor subclass")
+    if vars(out):
+        named = ", ".join(sorted(vars(out))[:3])
+        return Finding("output_not_plain", f"the output tensor carries attributes of its own: {named}")
+    if out.untyped_storage().data_ptr() == guarded.storage_ptr():
+        return Finding("output_not_plain", "forward returned a view of its input")
+    return None
 
 
 def poison(tensor: torch.Tensor) -> None:
@@ -384,10 +490,16 @@ class GuardedInput:
         self.x = self._buffer[band:band + numel].view(shape)
         self.x.uniform_(low, high, generator=generator)
         self._band = band
+        self._storage = self._buffer.untyped_storage().data_ptr()
 
     def storage_ptr(self) -> int:
         """Where the input's storage (bands included) starts."""
-        return self._buffer.untyped_storage().data_ptr()
+        return self._storage
+
+    def attributes(self) -> list[str]:
+        """Attributes code under test set on the input or its buffer (`x._base`), which would
+        stand in for the tensor methods the judge calls on them."""
+        return sorted({*vars(self.x), *vars(self._buffer)})
 
     def bands_intact(self) -> bool:
         """True when nothing was written into the guard bands."""

@@ -33,6 +33,7 @@ class Sandbox:
         self.bench: Any = None  # the timing input, alive for the whole session
         self.perturbed = 0  # perturbations applied to the timing input so far
         self.kept: dict[int, Any] = {}  # run -> (output, perturbations) the last `time` batch kept
+        self.untrusted = False  # True once code under test was loaded: the guards' state is then fixed
 
     def serve(self) -> None:
         while True:
@@ -51,9 +52,7 @@ class Sandbox:
             try:
                 reply, data = handler(header, payload)
             except Exception as exc:  # reported to the judge, which decides
-                from builder.judge.child import is_device_failure
-
-                crashed = is_device_failure(exc)
+                crashed = self._device_failed(exc)
                 channel.send(self.writer, {"ok": False, "reason": "crash" if crashed else "runtime_error",
                                            "detail": _last_lines(traceback.format_exc())})
                 if crashed:
@@ -87,10 +86,13 @@ class Sandbox:
         return {"ok": True, "pid": os.getpid(), "memory_fraction": cap}, None
 
     def do_load(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
-        """Import one code file as module `label`."""
+        """Import one code file as module `label`. Unless the header marks it `trusted` (project
+        code, loaded before any code under test), what torch looks like stops being renewed."""
         from builder.judge.loader import load_module
 
         label = header["label"]
+        if not header.get("trusted"):
+            self.untrusted = True
         try:
             with self.guards.allocations():
                 module = load_module(Path(header["path"]), name=f"kp_{label}")
@@ -115,6 +117,7 @@ class Sandbox:
         if tampered:
             return {"ok": False, "reason": tampered.reason, "detail": tampered.detail}, None
         self.models[header["name"]] = model
+        self._trust_if_unexposed()
         return {"ok": True}, None
 
     def do_forward(self, header: dict[str, Any], payload: Any) -> tuple[dict[str, Any], Any]:
@@ -161,7 +164,9 @@ class Sandbox:
         """Time subjects side by side on the session's benchmark input (builder.judge.timing)."""
         from builder.judge.timing import time_subjects
 
-        return time_subjects(self, header), None
+        reply = time_subjects(self, header)
+        self._trust_if_unexposed()  # torch.compile, say, may have bound its own functions into torch
+        return reply, None
 
     def do_kept(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], Any]:
         """Send (and let go of) the output the last `time` batch kept of one run, with the
@@ -173,6 +178,25 @@ class Sandbox:
         return {"ok": True, "perturbed": perturbed}, _host_bytes(out)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _trust_if_unexposed(self) -> None:
+        """While only trusted code has run, take what it did to torch's namespaces as the norm."""
+        if not self.untrusted:
+            self.guards.trust_current_state()
+
+    def _device_failed(self, exc: BaseException) -> bool:
+        """Whether `exc` left the device unusable: it reads like a device failure and, on a GPU,
+        a small op then fails too (code under test can raise any text it likes)."""
+        from builder.judge.child import is_device_failure
+
+        if self.device == "cpu" or not is_device_failure(exc):
+            return False
+        try:
+            self.torch.cuda.synchronize()
+            self.torch.ones(1, device=self.device).add_(1).cpu()
+        except Exception:
+            return True
+        return False
 
     def _input(self, spec: dict[str, Any], payload: Any) -> Any:
         import gc
@@ -193,21 +217,21 @@ class Sandbox:
     def _call(self, model: Any, guarded: Any) -> tuple[dict[str, Any], Any]:
         """A guarded forward: a reply describing it, and the output (None unless a tensor)."""
         torch = self.torch
-        from builder.judge.child import is_device_failure
-
         with torch.no_grad(), self.guards.watch() as record:
             try:
                 out = model(guarded.x)
             except BaseException as exc:
-                if is_device_failure(exc):
+                if self._device_failed(exc):
                     raise  # the session reports a crash and ends
                 return {"ok": False, "reason": "runtime_error", "detail": _last_lines(traceback.format_exc())}, None
+        from builder.judge.guards import plain_output
+
         reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40]}
         finding = self.guards.verdict(record)
         if finding is None and not guarded.bands_intact():
             finding = ("out_of_bounds", "forward wrote outside its input")
         if finding is None:
-            finding = _plain_output(out, guarded)
+            finding = plain_output(out, guarded)
         if finding is not None:
             reason, detail = finding
             reply.update(ok=False, reason=reason, detail=detail)
@@ -217,19 +241,6 @@ class Sandbox:
         reply["output"] = None
         reply["output_type"] = type(out).__name__
         return reply, None
-
-
-def _plain_output(out: Any, guarded: Any) -> tuple[str, str] | None:
-    """Why an output is not a plain tensor that owns its memory, or None."""
-    import torch
-
-    if not isinstance(out, torch.Tensor):
-        return None  # the judge reports a wrong type from the missing output
-    if type(out) is not torch.Tensor:
-        return "output_not_plain", f"forward returned a {type(out).__name__}, a Tensor subclass"
-    if out.untyped_storage().data_ptr() == guarded.storage_ptr():
-        return "output_not_plain", "forward returned a view of its input"
-    return None
 
 
 def _host_bytes(out: Any) -> Any:

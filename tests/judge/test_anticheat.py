@@ -490,3 +490,41 @@ def test_list_slices_and_concatenation_pass():
     body = ("sizes = [64, 128, 256]\nfirst = sizes[:1] + sizes[2:]\ny = torch.empty_like(x)\n"
             "k[(1,)](x, y, x.numel(), BLOCK=first[0])\nreturn y")
     assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize(
+    "prefix,body",
+    [
+        ("def swap(self, fn):\n    self.contiguous = fn\n\n", "swap(torch.Tensor, None)\nreturn x"),
+        ("def install():\n    for self in (torch.Tensor,):\n        self.reshape = None\n\n", "return x"),
+        ("class Box:\n    @staticmethod\n    def put(self, fn):\n        self.detach = fn\n\n", "return x"),
+        ("class Box:\n    def put(self, other):\n        self = other\n        self.detach = None\n\n", "return x"),
+    ],
+    ids=["function parameter", "loop variable", "static method", "rebound in the method"],
+)
+def test_only_a_methods_own_self_may_take_attributes(prefix, body):
+    assert verdict(model(body, extra_imports=prefix)) == "monkey_patch"
+
+
+def test_a_method_may_set_its_own_attributes():
+    code = model("self.cache = 1\nreturn x").replace("    def forward", "    def __init__(self):\n"
+                                                       "        super().__init__()\n        self.k = 3\n\n    def forward")
+    assert verdict(code) is None
+
+
+@pytest.mark.parametrize(
+    "module_level,kernel_line,reason",
+    [
+        ("SINK = []\n", "SINK.append(1)", "host_compute"),
+        ("def helper(v):\n    return v\n", "helper(1)", "host_compute"),
+        ("SCALE = 2.0\nWIDE = tl.constexpr(64)\n", "s = SCALE * WIDE", None),
+        ("", "v = tl.zeros([4], dtype=tl.float32).handle", "host_compute"),
+    ],
+    ids=["a list", "a host function", "constants", "the interpreter's handle"],
+)
+def test_a_kernel_reads_only_constants_imports_and_kernels(module_level, kernel_line, reason):
+    code = (HEAD + module_level + "\n\n@triton.jit\ndef leak(x_ptr, BLOCK: tl.constexpr):\n"
+            f"    {kernel_line}\n" + KERNEL + "\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n"
+            "        y = torch.empty_like(x)\n        k[(1,)](x, y, x.numel(), BLOCK=1024)\n        return y\n")
+    found = [f.reason for f in check_code(code) if "leak" in f.detail]
+    assert found == ([reason] if reason else [])

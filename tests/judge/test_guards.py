@@ -146,3 +146,116 @@ def test_relative_error_leaves_out_references_near_zero():
     out = ref + torch.tensor([1e-6, 1e-6, 2e-6, 0.0])
     result = compare(out, ref, atol=1e-4, rtol=1e-4)
     assert result.reason is None and 0 < result.max_rel_err < 1e-5  # 1e3 if the 1e-9 reference counted
+
+
+@pytest.mark.parametrize(
+    "owner,attr",
+    [(torch.Tensor, "contiguous"), (torch, "cat"), (torch.nn.functional, "avg_pool1d"), (torch.nn.Module, "__call__")],
+    ids=["Tensor method", "torch function", "functional", "Module.__call__"],
+)
+def test_rebinding_any_protected_callable_is_a_monkey_patch(owner, attr):
+    original, own = getattr(owner, attr), attr in vars(owner)
+    with Guards(cuda=False) as guards:
+        assert guards.tampering() is None
+        setattr(owner, attr, lambda *a, **k: original(*a, **k))
+        try:
+            found = guards.tampering()
+        finally:
+            setattr(owner, attr, original) if own else delattr(owner, attr)
+    assert found.reason == "monkey_patch" and attr in found.detail
+
+
+def test_a_method_added_to_tensor_is_a_monkey_patch_and_trusted_state_moves_on():
+    with Guards(cuda=False) as guards:
+        torch.Tensor.extra_method = lambda self: self
+        try:
+            assert guards.tampering().detail == "torch.Tensor.extra_method was added"
+            guards.trust_current_state()
+            assert guards.tampering() is None
+        finally:
+            del torch.Tensor.extra_method
+
+
+def test_torchs_own_wrapper_of_a_function_is_no_patch():
+    import torch._dynamo  # noqa: F401  (it wraps torch.manual_seed when first imported)
+
+    with Guards(cuda=False) as guards:
+        original = torch.manual_seed
+        torch.manual_seed = torch._disable_dynamo(original)
+        try:
+            assert guards.tampering() is None
+        finally:
+            torch.manual_seed = original
+
+
+class _Pointer:
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def data_ptr(self):
+        return self.tensor.data_ptr()
+
+
+class _Shell(torch.Tensor):
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return torch.zeros(1)
+
+
+@pytest.mark.parametrize(
+    "call,tripped",
+    [
+        (lambda: torch.Tensor._make_subclass(_Shell, torch.zeros(1)).detach(), "__torch_dispatch__ of tensor subclass _Shell"),
+        (lambda: torch.tensor(list(range(100))), None),
+    ],
+    ids=["subclass dispatch", "values from Python"],
+)
+def test_work_no_mode_can_see_is_flagged(call, tripped):
+    with Guards(cuda=False) as guards:
+        with guards.watch() as record:
+            call()
+        found = guards.verdict(record)
+    assert found.reason == ("guard_disabled" if tripped else "host_compute")
+    assert (tripped or "100 values made into tensors from Python") in found.detail
+
+
+def test_a_few_values_from_python_are_fine():
+    with Guards(cuda=False) as guards:
+        with guards.watch() as record:
+            torch.tensor([1.0, 2.0])
+    assert record.lifted == 2 and not record.host_reads
+
+
+@pytest.mark.parametrize(
+    "arg,odd",
+    [(_Pointer(torch.zeros(4)), "_Pointer"), ([1, 2], "list"), ((torch.zeros(4), 3), None), (torch.float32, None)],
+    ids=["object with data_ptr", "list", "tuple of tensor and int", "dtype"],
+)
+def test_a_kernel_takes_only_tensors_and_plain_values(arg, odd):
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def noop(x_ptr, other, n, BLOCK: tl.constexpr):
+        pass
+
+    with Guards(cuda=False) as guards:
+        with guards.watch() as record:
+            try:
+                noop[(1,)](torch.zeros(4), arg, 4, BLOCK=4)
+            except Exception:
+                pass  # the interpreter may refuse the argument too; the guard saw it first
+    assert record.tripped == ([f"a kernel argument of type {odd}"] if odd else [])
+
+
+def test_attributes_set_on_the_input_or_output_are_named():
+    from builder.judge.guards import plain_output
+
+    guarded = GuardedInput((2, 3), torch.float32, "cpu", seed=1)
+    out = torch.zeros(2)
+    assert plain_output(out, guarded) is None
+    out.detach = lambda: out
+    assert plain_output(out, guarded) == ("output_not_plain", "the output tensor carries attributes of its own: detach")
+    guarded.x._base.untyped_storage = None
+    assert plain_output(torch.zeros(2), guarded) == (
+        "monkey_patch", "forward set attributes on its input tensor: untyped_storage")
