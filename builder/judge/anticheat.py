@@ -325,6 +325,7 @@ def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]
     found += _definitions(tree, aliases)
     found += _patches(tree, aliases, receivers)
     found += _kernel_globals(tree, kernels)
+    found += _unbound_methods(tree)
     found += _host_callables(tree, aliases, {k.name for k in kernels})
     found += _tensor_arithmetic(tree, aliases, in_kernel)
     found += _fallbacks(tree)
@@ -361,6 +362,26 @@ def _receivers(tree: ast.AST) -> set[int]:
     return found
 
 
+def _unbound_methods(tree: ast.AST) -> Iterator[Finding]:
+    """A method of a class of the file taken through the class (`Box.put`, `type(b).put`): its
+    `self` is then whatever the caller passes, torch.Tensor included."""
+    methods: dict[str, set[str]] = {}
+    for owner in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        methods[owner.name] = {m.name for m in owner.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
+                               and not any(ast.unparse(d) in ("staticmethod", "classmethod") for d in m.decorator_list)}
+    every = set().union(*methods.values()) if methods else set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute):
+            continue
+        base = node.value
+        through_class = isinstance(base, ast.Name) and node.attr in methods.get(base.id, ())
+        through_type = (isinstance(base, ast.Call) and isinstance(base.func, ast.Name) and base.func.id == "type"
+                        and node.attr in every)
+        if through_class or through_type:
+            yield Finding("monkey_patch", f"line {node.lineno}: takes the method {node.attr} through its class, "
+                                          "so any object can be its self")
+
+
 #: Built-ins a @triton.jit body may use.
 KERNEL_BUILTINS = frozenset({"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance",
                              "tuple", "zip", "enumerate", "getattr", "hasattr", "type", "AssertionError"})
@@ -369,8 +390,9 @@ KERNEL_BUILTINS = frozenset({"range", "min", "max", "len", "int", "float", "bool
 def _kernel_globals(tree: ast.Module, kernels: list[ast.AST]) -> Iterator[Finding]:
     """Module-level names a @triton.jit body reads that Triton's compiler would refuse: anything
     but imports, other kernels and constants (on the CPU the interpreter runs the body as Python,
-    so a list or a helper function there would carry values to the host). And `.handle`, the
-    interpreter's own buffer behind a Triton tensor."""
+    so a list or a helper function there would carry values to the host). Anywhere in the file:
+    `.handle`, the interpreter's own buffer behind a Triton tensor, and a tl.constexpr of anything
+    but constants (a function in one reaches the kernel the same way)."""
     allowed = set(import_aliases(tree)) | KERNEL_BUILTINS
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node in kernels:
@@ -378,16 +400,22 @@ def _kernel_globals(tree: ast.Module, kernels: list[ast.AST]) -> Iterator[Findin
         elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _constant_value(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             allowed |= {t.id for t in targets if isinstance(t, ast.Name)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "handle":
+            yield Finding("kernel_host_access", f"line {node.lineno}: reaches .handle, the buffer behind a Triton tensor")
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("constexpr") and not all(
+                map(_constant_value, node.args)):
+            yield Finding("kernel_host_access", f"line {node.lineno}: makes a constexpr of {ast.unparse(node)[:60]}, "
+                                          "which is no constant")
     for kernel in kernels:
         body = [node for statement in kernel.body for node in ast.walk(statement)]
         local = {a.arg for a in ast.walk(kernel.args) if isinstance(a, ast.arg)}
         local |= {n.id for n in body if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         for node in body:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local | allowed:
-                yield Finding("host_compute", f"line {node.lineno}: kernel {kernel.name} reads {node.id}, which is no "
+                yield Finding("kernel_host_access", f"line {node.lineno}: kernel {kernel.name} reads {node.id}, which is no "
                                               "constant, import or kernel")
-            elif isinstance(node, ast.Attribute) and node.attr == "handle":
-                yield Finding("host_compute", f"line {node.lineno}: kernel {kernel.name} reaches .handle")
+
 
 
 def _constant_value(node: ast.AST) -> bool:

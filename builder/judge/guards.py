@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import triton
 import triton.testing
-from torch.utils import _python_dispatch
+from torch.utils import _mode_utils, _python_dispatch
 from torch.utils._python_dispatch import TorchDispatchMode
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
@@ -105,14 +105,19 @@ PROTECTED: dict[str, Any] = {
     "torch": torch, "torch.Tensor": torch.Tensor, "torch._C.TensorBase": torch._C.TensorBase,
     "torch.nn.Module": torch.nn.Module, "torch.nn.functional": torch.nn.functional,
     "torch.cuda": torch.cuda, "torch.cuda.Event": torch.cuda.Event, "time": time, "builtins": builtins,
-    "triton.testing": triton.testing,
+    "triton.testing": triton.testing, "torch._ops.OpOverload": torch._ops.OpOverload,
+    "torch._ops.OpOverloadPacket": torch._ops.OpOverloadPacket, "sys": sys,
 }
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 #: Types a Triton launch may take as an argument, exactly (tuples of them too); anything else, an
 #: object with a data_ptr of its own above all, could run the candidate's code inside the launch.
 KERNEL_ARG_TYPES = frozenset({torch.Tensor, torch.nn.Parameter, int, float, bool, str, type(None), torch.dtype})
-#: Triton's own argument types, which Triton may subclass: taken by isinstance.
-TRITON_ARG_TYPES: tuple[type, ...] = (triton.language.dtype, triton.language.constexpr)
+#: Triton's own dtype and constexpr classes (exactly these: a subclass or a spoofed __class__ is
+#: the answer's own object).
+TRITON_ARG_TYPES = frozenset(
+    cls for module in (triton.language, triton.language.core) for cls in vars(module).values()
+    if isinstance(cls, type) and issubclass(cls, (triton.language.dtype, triton.language.constexpr))
+)
 try:
     from triton.tools.tensor_descriptor import TensorDescriptor
 
@@ -121,21 +126,23 @@ except ImportError:
     pass
 
 
-def _namespace_state() -> dict[str, dict[str, Any]]:
-    """Every callable and module held by a PROTECTED namespace, by name."""
-    return {name: {attr: value for attr, value in vars(space).items() if callable(value) or isinstance(value, ModuleType)}
-            for name, space in PROTECTED.items()}
+def _namespace_state(spaces: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """What each namespace holds, by name: every attribute of a class, the callables and modules
+    of a module (its plain values, flags say, may change)."""
+    return {name: {attr: value for attr, value in vars(space).items()
+                   if isinstance(space, type) or callable(value) or isinstance(value, ModuleType)}
+            for name, space in spaces.items()}
 
 
-def _namespace_change(before: dict[str, dict[str, Any]]) -> str | None:
-    """The first change of a PROTECTED namespace since `before`, in words, or None."""
-    for name, space in PROTECTED.items():
+def _namespace_change(spaces: dict[str, Any], before: dict[str, dict[str, Any]]) -> str | None:
+    """The first change of the namespaces since `before`, in words, or None."""
+    for name, space in spaces.items():
         now = vars(space)
         for attr, value in before[name].items():
             if now.get(attr) is not value and not _torch_wrapper(now.get(attr), value):
                 return f"{name}.{attr} was {'deleted' if attr not in now else 'replaced'}"
         if isinstance(space, type):
-            added = [attr for attr, value in now.items() if attr not in before[name] and callable(value)]
+            added = [attr for attr in now if attr not in before[name]]
             if added:
                 return f"{name}.{added[0]} was added"
     return None
@@ -151,7 +158,9 @@ def _torch_wrapper(new: Any, old: Any) -> bool:
 def _plain_argument(value: Any) -> bool:
     if type(value) is tuple:
         return all(_plain_argument(v) for v in value)
-    return type(value) in KERNEL_ARG_TYPES or isinstance(value, TRITON_ARG_TYPES)
+    if type(value) is triton.language.constexpr:  # what it wraps, a function say, reaches the kernel
+        return _plain_argument(value.value)
+    return type(value) in KERNEL_ARG_TYPES or type(value) in TRITON_ARG_TYPES
 
 
 def _interpreter() -> tuple[type | None, type | None]:
@@ -231,12 +240,16 @@ SWITCHES: dict[str, tuple[Any, str]] = {
     f"torch._C.{name}": (torch._C, name)
     for name in ("_DisableTorchDispatch", "_DisableTorchFunction", "_DisableTorchFunctionSubclass",
                  "_unset_dispatch_mode", "_pop_torch_dispatch_stack", "_set_dispatch_mode",
-                 "_push_on_torch_dispatch_stack", "_ExcludeDispatchKeyGuard", "_DisablePythonDispatcher")
+                 "_push_on_torch_dispatch_stack", "_ExcludeDispatchKeyGuard", "_IncludeDispatchKeyGuard",
+                 "_ForceDispatchKeyGuard", "_DisablePythonDispatcher", "_dispatch_tls_set_dispatch_key_excluded",
+                 "_dispatch_tls_set_dispatch_key_included")
     if hasattr(torch._C, name)
 } | {
     f"torch.utils._python_dispatch.{name}": (_python_dispatch, name)
     for name in ("_disable_current_modes", "_pop_mode", "_pop_mode_temporarily", "_push_mode")
     if hasattr(_python_dispatch, name)
+} | {
+    f"torch.utils._mode_utils.{name}": (_mode_utils, name) for name in ("no_dispatch",) if hasattr(_mode_utils, name)
 }
 #: Tensor methods that hand values to the host without an aten op.
 HOST_EXITS = ("numpy", "tolist", "__array__", "__dlpack__", "item")
@@ -255,6 +268,8 @@ class Guards:
         self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
         self._current_frames = sys._current_frames
         self._threads = set(self._current_frames())  # threads that ran before any candidate code
+        self._protected: dict[str, Any] = {**PROTECTED, "builder.judge.guards": sys.modules[__name__],
+                                           "Guards": Guards, "GuardedInput": GuardedInput}
 
     def __enter__(self) -> Guards:
         self.install()
@@ -288,10 +303,15 @@ class Guards:
                 self._patch(torch.Tensor, attr, self._tripwire(getattr(torch.Tensor, attr), f"Tensor.{attr}", "host_reads"))
         self.trust_current_state()
 
+    def protect(self, name: str, space: Any) -> None:
+        """Hold one more namespace (a class or module the sandbox relies on) to its present state."""
+        self._protected[name] = space
+        self.trust_current_state()
+
     def trust_current_state(self) -> None:
         """Take the protected namespaces as they are now as the state to hold them to (done after
         installing, and again after trusted code ran, never once code under test was loaded)."""
-        self._namespaces = _namespace_state()
+        self._namespaces = _namespace_state(self._protected)
 
     def _patch(self, owner: Any, attr: str, wrapper: Any) -> None:
         name = f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{attr}"
@@ -312,9 +332,10 @@ class Guards:
             if record is not None and counts and not kwargs.get("warmup", False):
                 record.launches += 1
                 record.side_stream |= guards._off_default_stream()
-            odd = [type(v).__name__ for k, v in (*enumerate(args), *kwargs.items()) if k != "grid" and not _plain_argument(v)]
-            if record is not None and odd:
-                record.tripped.append(f"a kernel argument of type {odd[0]}")
+            odd = [f"a kernel argument of type {type(v).__name__}"
+                   for k, v in (*enumerate(args), *kwargs.items()) if k != "grid" and not _plain_argument(v)]
+            if record is not None and odd and odd[0] not in record.tripped:
+                record.tripped.append(odd[0])
             return original(self, *args, **kwargs)
 
         return run
@@ -323,6 +344,12 @@ class Guards:
         guards = self
 
         def copy_args(self: Any, *args: Any, **kwargs: Any) -> Any:
+            values = [v for a in (*args, *kwargs.values())
+                      for v in (a.values() if type(a) is dict else a if type(a) in (tuple, list) else (a,))]
+            odd = [f"a kernel argument of type {type(v).__name__}" for v in values if not _plain_argument(v)]
+            record = guards.record
+            if odd and record is not None and odd[0] not in record.tripped:  # the copy runs unlogged
+                record.tripped.append(odd[0])
             before, guards.paused = guards.paused, True
             try:
                 return original(self, *args, **kwargs)
@@ -412,9 +439,11 @@ class Guards:
         for name, (owner, attr, _, wrapper) in self._patched.items():
             if getattr(owner, attr, None) is not wrapper:
                 return Finding("guard_disabled", f"{name} was replaced")
-        changed = _namespace_change(self._namespaces) if hasattr(self, "_namespaces") else None
+        changed = _namespace_change(self._protected, self._namespaces) if hasattr(self, "_namespaces") else None
         if changed:
             return Finding("monkey_patch", changed)
+        if sys.gettrace() is not None or sys.getprofile() is not None:
+            return Finding("guard_disabled", "a trace or profile function is set (it would run inside the judge's code)")
         if _python_dispatch._get_current_dispatch_mode_stack():
             return Finding("guard_disabled", "a dispatch mode was left on the mode stack")
         threads = self.second_threads()

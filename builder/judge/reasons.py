@@ -23,6 +23,8 @@ REASONS: dict[str, str] = {
     "forbidden_import": "the code imports a module outside torch, triton and plain-Python helpers",
     "monkey_patch": "the code reassigns attributes of torch, triton or other modules",
     "dynamic_code": "the code builds names or code at run time (shadowed built-ins, evaluated annotations)",
+    "kernel_host_access": "a kernel reaches host objects Triton's compiler refuses (non-constant globals, "
+                          "constexpr-wrapped functions, the interpreter's .handle)",
     # running it
     "import_error": "importing the code or building ModelNew raised",
     "runtime_error": "forward raised",

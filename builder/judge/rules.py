@@ -22,7 +22,7 @@ FENCE_LINE = re.compile(r"^[ \t]*```")
 #: Reason codes by precedence: the first present names the verdict. Cheats outrank format slips.
 PRECEDENCE = (
     "truncated", "no_code_block", "syntax_error", "system_access", "dynamic_code", "timer_patch",
-    "monkey_patch", "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
+    "monkey_patch", "kernel_host_access", "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
     "hardcoded_shape", "no_model_new", "no_triton_kernel", "forbidden_section", "rule_order",
 )
 #: Section ranks in the required order; imports are ranked among themselves by IMPORT_RANKS.

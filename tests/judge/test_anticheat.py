@@ -515,10 +515,10 @@ def test_a_method_may_set_its_own_attributes():
 @pytest.mark.parametrize(
     "module_level,kernel_line,reason",
     [
-        ("SINK = []\n", "SINK.append(1)", "host_compute"),
-        ("def helper(v):\n    return v\n", "helper(1)", "host_compute"),
+        ("SINK = []\n", "SINK.append(1)", "kernel_host_access"),
+        ("def helper(v):\n    return v\n", "helper(1)", "kernel_host_access"),
         ("SCALE = 2.0\nWIDE = tl.constexpr(64)\n", "s = SCALE * WIDE", None),
-        ("", "v = tl.zeros([4], dtype=tl.float32).handle", "host_compute"),
+        ("", "v = tl.zeros([4], dtype=tl.float32).handle", "kernel_host_access"),
     ],
     ids=["a list", "a host function", "constants", "the interpreter's handle"],
 )
@@ -526,5 +526,11 @@ def test_a_kernel_reads_only_constants_imports_and_kernels(module_level, kernel_
     code = (HEAD + module_level + "\n\n@triton.jit\ndef leak(x_ptr, BLOCK: tl.constexpr):\n"
             f"    {kernel_line}\n" + KERNEL + "\n\nclass ModelNew(nn.Module):\n    def forward(self, x):\n"
             "        y = torch.empty_like(x)\n        k[(1,)](x, y, x.numel(), BLOCK=1024)\n        return y\n")
-    found = [f.reason for f in check_code(code) if "leak" in f.detail]
+    found = [f.reason for f in check_code(code) if "leak" in f.detail or "handle" in f.detail]
     assert found == ([reason] if reason else [])
+
+
+def test_a_constexpr_of_a_function_is_refused():
+    body = "k[(1,)](x, x, x.numel(), BLOCK=tl.constexpr(helper))\nreturn x"
+    code = model(body, extra_imports="def helper(v):\n    return v\n\n")
+    assert "kernel_host_access" in [f.reason for f in check_code(code)]
