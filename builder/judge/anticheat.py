@@ -405,17 +405,16 @@ def _kernel_globals(tree: ast.Module, kernels: list[ast.AST]) -> Iterator[Findin
             yield Finding("kernel_host_access", f"line {node.lineno}: reaches .handle, the buffer behind a Triton tensor")
         elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("constexpr") and not all(
                 map(_constant_value, node.args)):
-            yield Finding("kernel_host_access", f"line {node.lineno}: makes a constexpr of {ast.unparse(node)[:60]}, "
-                                          "which is no constant")
+            yield Finding("kernel_host_access", f"line {node.lineno}: makes a constexpr of "
+                                                f"{ast.unparse(node)[:60]}, which is no constant")
     for kernel in kernels:
         body = [node for statement in kernel.body for node in ast.walk(statement)]
         local = {a.arg for a in ast.walk(kernel.args) if isinstance(a, ast.arg)}
         local |= {n.id for n in body if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         for node in body:
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local | allowed:
-                yield Finding("kernel_host_access", f"line {node.lineno}: kernel {kernel.name} reads {node.id}, which is no "
-                                              "constant, import or kernel")
-
+                yield Finding("kernel_host_access", f"line {node.lineno}: kernel {kernel.name} reads {node.id}, "
+                                                    "which is no constant, import or kernel")
 
 
 def _constant_value(node: ast.AST) -> bool:

@@ -9,10 +9,11 @@ that process (outputs against its own reference, input bytes, kernel lists, wall
   argument copying is left out. It counts kernel launches, poisons fresh allocations so that
   unwritten elements show, notes launches on a side stream, trips when forward reaches the
   switches that turn dispatch modes off or reads tensor values on the host, or when a kernel gets
-  an argument that is no plain tensor or scalar, or an op reaches a tensor subclass's own
-  dispatch (whose ops no mode sees). After each call it checks that the mode stack, the timers,
-  the launch wrappers and every callable of torch, torch.Tensor, nn.Module, torch.nn.functional,
-  torch.cuda, time and builtins are as the judge left them, and that no second thread runs.
+  an argument that is no plain tensor, scalar or Triton type, or an op reaches a tensor
+  subclass's own dispatch (whose ops no mode sees). After each call it checks that the mode
+  stack, the timers, the launch wrappers and the PROTECTED namespaces (plus the sandbox's own
+  modules and classes) are as the judge left them, that no trace or profile function is set
+  and that no second thread runs.
 - `GuardedInput` puts the input between guard bands of a huge value, so a kernel that reads past
   its input produces huge outputs and one that writes past it changes the bands.
 - `compare` turns an output and its reference into a reason code and error figures.
@@ -270,6 +271,7 @@ class Guards:
         self._threads = set(self._current_frames())  # threads that ran before any candidate code
         self._protected: dict[str, Any] = {**PROTECTED, "builder.judge.guards": sys.modules[__name__],
                                            "Guards": Guards, "GuardedInput": GuardedInput}
+        self._namespaces = _namespace_state(self._protected)  # taken again once installed
 
     def __enter__(self) -> Guards:
         self.install()
@@ -332,10 +334,7 @@ class Guards:
             if record is not None and counts and not kwargs.get("warmup", False):
                 record.launches += 1
                 record.side_stream |= guards._off_default_stream()
-            odd = [f"a kernel argument of type {type(v).__name__}"
-                   for k, v in (*enumerate(args), *kwargs.items()) if k != "grid" and not _plain_argument(v)]
-            if record is not None and odd and odd[0] not in record.tripped:
-                record.tripped.append(odd[0])
+            guards._check_arguments([v for k, v in (*enumerate(args), *kwargs.items()) if k != "grid"])
             return original(self, *args, **kwargs)
 
         return run
@@ -344,12 +343,8 @@ class Guards:
         guards = self
 
         def copy_args(self: Any, *args: Any, **kwargs: Any) -> Any:
-            values = [v for a in (*args, *kwargs.values())
-                      for v in (a.values() if type(a) is dict else a if type(a) in (tuple, list) else (a,))]
-            odd = [f"a kernel argument of type {type(v).__name__}" for v in values if not _plain_argument(v)]
-            record = guards.record
-            if odd and record is not None and odd[0] not in record.tripped:  # the copy runs unlogged
-                record.tripped.append(odd[0])
+            guards._check_arguments([v for a in (*args, *kwargs.values())  # the copy runs unlogged
+                                     for v in (a.values() if type(a) is dict else a if type(a) in (tuple, list) else (a,))])
             before, guards.paused = guards.paused, True
             try:
                 return original(self, *args, **kwargs)
@@ -380,6 +375,12 @@ class Guards:
             return original(*args, **kwargs)
 
         return wire
+
+    def _check_arguments(self, values: list[Any]) -> None:
+        """Note, once per call, a kernel argument that is no plain tensor, scalar or Triton type."""
+        odd = [f"a kernel argument of type {type(v).__name__}" for v in values if not _plain_argument(v)]
+        if odd and self.record is not None and odd[0] not in self.record.tripped:
+            self.record.tripped.append(odd[0])
 
     def _off_default_stream(self) -> bool:
         return self.cuda and torch.cuda.current_stream() != torch.cuda.default_stream()
@@ -439,7 +440,7 @@ class Guards:
         for name, (owner, attr, _, wrapper) in self._patched.items():
             if getattr(owner, attr, None) is not wrapper:
                 return Finding("guard_disabled", f"{name} was replaced")
-        changed = _namespace_change(self._protected, self._namespaces) if hasattr(self, "_namespaces") else None
+        changed = _namespace_change(self._protected, self._namespaces)
         if changed:
             return Finding("monkey_patch", changed)
         if sys.gettrace() is not None or sys.getprofile() is not None:
