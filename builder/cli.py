@@ -122,25 +122,27 @@ def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, leve
 
 @cli.command()
 @click.option("--problem", "-p", "keys", multiple=True, help="Problem key (repeatable); default: all.")
-@click.option("--force", is_flag=True, help="Re-measure even where fresh records exist.")
+@click.option("--force", is_flag=True, help="Re-measure everything, even where records are fresh.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one worker per GPU of this machine; ray: tasks on a Ray cluster (pip install 'kernel-prompts[ray]').")
 @click.option("--gpus", type=int, default=None, help="local: how many GPUs to use. [default: every visible GPU]")
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto); a local Ray is started without it.")
 @click.option("--verify-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Verification jobs sharing a GPU at once (each holds one benchmark input: mind the GPU's memory). "
-                   "Timing and profiling always have a GPU to themselves.")
+              help="Problems whose verifications share a GPU at once (each holds one benchmark input: mind the "
+                   "GPU's memory). Timing and profiling always have a GPU to themselves.")
 @friendly_errors
 def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None, address: str | None,
             verify_per_gpu: int) -> None:
     """Measure the seed kernels, baselines and reference solutions on this machine's GPUs.
 
-    For each problem: correctness of every code in a sandbox on the GPU, then timing side by side
-    (twice, for the run's noise) with torch eager, torch.compile and the problem's ceiling probes,
-    then one ncu profile per code. The jobs of all problems go to an executor in three waves, one
-    worker per GPU. Records go to outputs/measurements/<gpu>/<problem>/. Fresh records are skipped
-    unless --force; a killed run resumes where it stopped. Needs a CUDA GPU. Set
-    KP_GPU_MEMORY_GIB=22 to run every judge process as if on a 24 GB card.
+    For each problem, three jobs: correctness of every code in one sandbox on the GPU, timing side
+    by side (twice, for the run's noise) with torch eager, torch.compile and the problem's ceiling
+    probes, and one ncu process that profiles every code. A problem's records are written as
+    soon as its own jobs are done. Only stale parts are measured again: a new case in a manifest
+    re-runs the verification alone. Records go to outputs/measurements/<gpu>/<problem>/; a killed
+    run keeps them and resumes where it stopped. Each job's progress line says where its time
+    went, and the run ends with the sum per phase. Needs a CUDA GPU. Set KP_GPU_MEMORY_GIB=22 to
+    run every judge process as if on a 24 GB card.
 
     \b
     Examples:
@@ -269,9 +271,10 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
 
     ANSWER_FILE is one answer (text with a python code block; a .py file is taken as the code)
     or a .jsonl file of answers: per line a string or an object with "completion", "messages"
-    or "content". Each verdict has ok, reason, detail, errors, speedups and a scalar reward.
-    Untrusted code runs only in an isolated child process. Exit code 0 when all are ok, 1 when
-    any is rejected, 2 on a usage error.
+    or "content". Each verdict has ok, reason, detail, errors, speedups, a scalar reward and the
+    seconds its judging spent per phase. Untrusted code runs only in an isolated child process,
+    one per answer; the answers of a file are checked several at once, and on a GPU timed one at
+    a time. Exit code 0 when all are ok, 1 when any is rejected, 2 on a usage error.
 
     Example: kernel-prompts score --problem avgpool1d --stage block_tiling answer.md
     """
@@ -280,7 +283,8 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
     import torch
 
     from builder.errors import ManifestError, RegistryError
-    from builder.judge.score import current_code, gpu_timer, read_answers, score_answer
+    from builder.judge.runner import keep_spares
+    from builder.judge.score import current_code, gpu_timer, read_answers, score_batch, verify_parallelism
     from builder.seeds import get_problem
 
     try:
@@ -291,13 +295,17 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
         raise BadInput(str(exc)) from exc
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    all_ok = True
-    for answer in answers:
-        verdict = score_answer(answer, problem, device=device, timeout_s=timeout_s,
-                               timer=gpu_timer(current, timeout_s=max(timeout_s, 900.0)))
+    import os
+
+    parallel = verify_parallelism([problem], 4) if device == "cuda" else os.cpu_count() or 1
+    if len(answers) > 1:
+        keep_spares(device, min(parallel, len(answers)))
+    timers = [gpu_timer(current, timeout_s=max(timeout_s, 900.0)) for _ in answers]
+    verdicts = score_batch(answers, [problem] * len(answers), device=device, timers=timers, parallel=parallel,
+                           timeout_s=timeout_s)
+    for verdict in verdicts:
         click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
-        all_ok &= verdict.ok
-    sys.exit(0 if all_ok else 1)
+    sys.exit(0 if all(v.ok for v in verdicts) else 1)
 
 
 @cli.command("eval")

@@ -59,6 +59,8 @@ class Problem:
     rtol: float  # relative tolerance for allclose
     cases: tuple[Case, ...]  # small verification cases
     manifest_sha256: str  # sha256 of manifest.toml bytes
+    benchmark_sha256: str  # sha256 of the manifest's [benchmark] table: what timings and profiles depend on
+    checks_sha256: str  # sha256 of the manifest's verification tables ([tolerance], [[cases]], [space])
     low: float = 0.0  # benchmark inputs are drawn uniformly from [low, high)
     high: float = 1.0  # upper end of the benchmark input range
     max_speedup_vs_eager: float = 10.0  # a speedup over eager above this is rejected as suspect
@@ -109,6 +111,15 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def sha256_data(data: Any) -> str:
+    """sha256 of parsed manifest data in a canonical form: comments and layout do not count."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+#: The manifest tables verification depends on (and timings do not).
+CHECK_TABLES = ("tolerance", "cases", "space")
+
+
 def load_problem(folder: Path) -> Problem:
     """Read and check one seed folder; raise ManifestError naming the file and field."""
     folder = Path(folder)
@@ -149,6 +160,8 @@ def load_problem(folder: Path) -> Problem:
         cases=tuple(Case(c["name"], dict(c["init"]), tuple(c["shape"]), float(c.get("low", low)),
                          float(c.get("high", high))) for c in data["cases"]),
         manifest_sha256=sha256_file(manifest),
+        benchmark_sha256=sha256_data(data["benchmark"]),
+        checks_sha256=sha256_data({name: data.get(name) for name in CHECK_TABLES}),
         low=low,
         high=high,
         max_speedup_vs_eager=float(bench.get("max_speedup_vs_eager", 10.0)),

@@ -12,17 +12,19 @@ import importlib
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-#: Job kinds and the functions that run them, as "module:function". A kind that itself has the
-#: form "module:function" names its function directly (the tests use this).
+#: Job kinds and the functions that run them (params -> payload), as "module:function", imported
+#: only once the process is prepared (the interpreter must be set before triton is imported).
+#: A kind that itself has the form "module:function" names its function directly (the tests use
+#: this).
 JOBS: dict[str, str] = {
-    "referee": "builder.judge.referee:referee_job",
-    "verify": "builder.measure:verify_job",
-    "time": "builder.measure:time_job",
-    "profile": "builder.measure:profile_job",
+    "verify": "builder.judge.jobs:VerifyJob.execute",
+    "time": "builder.judge.jobs:TimeJob.execute",
+    "profile": "builder.judge.jobs:ProfileJob.execute",
 }
 
 
@@ -84,7 +86,9 @@ def _classify(exc: BaseException) -> str:
 
 
 def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    from builder.judge.runner import JobFailure
+    """Run job `kind`; its result dict, with the seconds this process spent starting up (since
+    the parent spawned it, imports included) as its "start" phase."""
+    from builder.judge.runner import SPAWNED_AT_ENV, JobFailure
 
     target = JOBS.get(kind, kind)
     if ":" not in target:
@@ -95,8 +99,12 @@ def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         apply_memory_cap()
     module_name, func_name = target.split(":")
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-        return {"status": "ok", "payload": func(params)}
+        func: Any = importlib.import_module(module_name)
+        for name in func_name.split("."):
+            func = getattr(func, name)
+        spawned = os.environ.get(SPAWNED_AT_ENV)
+        phases = {"start": max(0.0, time.time() - float(spawned))} if spawned else {}
+        return {"status": "ok", "payload": func(params), "phases": phases}
     except JobFailure as exc:
         return {"status": "failed", "reason": exc.reason, "detail": exc.detail}
     except Exception as exc:  # any failure of the job becomes data for the parent

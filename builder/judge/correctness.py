@@ -1,4 +1,4 @@
-"""Check code under test against the reference Model, deciding outside the code's process.
+"""Check code against the reference Model, deciding outside the code's process.
 
 `verify` runs in the judge's own (trusted) process. The code runs in a sandbox session
 (builder.judge.runner.SandboxSession); the judge draws every input from fresh secret seeds,
@@ -8,19 +8,25 @@ sandbox from seeds it learns only when it must use them; their references and in
 from the referee (builder.judge.referee), which ran before the sandbox. The first case is run
 twice on two inputs, to catch outputs cached across calls. A session that leaves a process
 behind is a violation, whatever its outputs were.
+
+`verify_codes` checks several codes of the project (trusted: the seed kernel and the stage
+solutions) in one session, one after another, with one referee run whose references serve every
+code; a code whose failure ends the session is followed by a fresh session for the rest. Code
+under test always gets a session of its own (`verify`).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from builder.judge.guards import Comparison, compare
+from builder.judge.phases import Phases
 from builder.judge.referee import ask_referee
 from builder.judge.runner import SandboxDied, SandboxSession
 from builder.seeds import Case, Problem
@@ -48,11 +54,25 @@ class VerifyResult:
     atol: float  # tolerances used
     rtol: float
     cases: tuple[CaseResult, ...] = field(default_factory=tuple)  # the cases run, in order
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
     def to_payload(self) -> dict[str, Any]:
         """The plain-dict form records and job caches keep."""
         return {"ok": self.ok, "reason": self.reason, "detail": self.detail, "atol": self.atol,
-                "rtol": self.rtol, "cases": [c.__dict__ | {"shape": list(c.shape)} for c in self.cases]}
+                "rtol": self.rtol, "cases": [c.__dict__ | {"shape": list(c.shape)} for c in self.cases],
+                "phases": dict(self.phases)}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> VerifyResult:
+        cases = tuple(CaseResult(**{**c, "shape": tuple(c["shape"])}) for c in data.get("cases", []))
+        return cls(bool(data["ok"]), data.get("reason"), data.get("detail", ""), float(data.get("atol", 0.0)),
+                   float(data.get("rtol", 0.0)), cases, dict(data.get("phases", {})))
+
+    def errors(self) -> tuple[float | None, float | None]:
+        """The largest absolute and relative errors over the cases that were compared."""
+        abs_errs = [c.max_abs_err for c in self.cases if c.max_abs_err is not None]
+        rel_errs = [c.max_rel_err for c in self.cases if c.max_rel_err is not None]
+        return max(abs_errs, default=None), max(rel_errs, default=None)
 
 
 class _Reject(Exception):
@@ -90,48 +110,113 @@ class _Reference:
 
 def verify(problem: Problem, code: str, *, device: str, timeout_s: float, cases: list[str] | None = None,
            trials: int = 0, label: str = "candidate") -> VerifyResult:
-    """Check `code` on the problem's cases (all, or those named) and, on a GPU, `trials` trials at
-    the benchmark shape. Failures of every kind come back as a VerifyResult, never raised."""
+    """Check code under test on the problem's cases (all, or those named) and, on a GPU, `trials`
+    trials at the benchmark shape, in a session of its own. Failures of every kind come back as a
+    VerifyResult, never raised."""
+    batch = verify_codes(problem, {label: code}, device=device, timeout_s=timeout_s, cases=cases, trials=trials,
+                         trusted=False)
+    return replace(batch.results[label], phases=batch.phases)
+
+
+@dataclass(frozen=True)
+class VerifyBatch:
+    """The verdicts on several codes checked together, and the time their checks took."""
+
+    results: dict[str, VerifyResult]  # label -> verdict
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for all of them together
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"results": {label: r.to_payload() for label, r in self.results.items()}, "phases": dict(self.phases)}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> VerifyBatch:
+        return cls({label: VerifyResult.from_payload(r) for label, r in data["results"].items()},
+                   dict(data.get("phases", {})))
+
+
+def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeout_s: float,
+                 cases: list[str] | None = None, trials: int = 0, trusted: bool = True,
+                 warm: Path | None = None) -> VerifyBatch:
+    """Check each of `codes` (label -> code) as `verify` does. Trusted codes share sessions and
+    the referee's trials (see the module doc); `timeout_s` is per code."""
+    if not trusted and len(codes) != 1:
+        raise ValueError("code under test is checked alone: pass one code with trusted=False")
+    phases = Phases()
     reference = _Reference(problem)
     chosen = [problem.case(n) for n in cases] if cases else list(problem.cases)
-    results: list[CaseResult] = []
-    session = SandboxSession(device, problem.dir, timeout_s=timeout_s)
+    verdicts: dict[str, tuple[str, str] | None] = {}
+    records: dict[str, list[CaseResult]] = {label: [] for label in codes}
+    trial_refs = None
+    if trials and device == "cuda":
+        try:
+            with phases.span("reference"):
+                trial_refs = _referee(problem, trials)
+        except SandboxDied as exc:
+            return VerifyBatch({label: VerifyResult(False, exc.reason, exc.detail, problem.atol, problem.rtol)
+                                for label in codes}, phases.to_dict())
+    pending = list(codes.items())
+    while pending:
+        session = SandboxSession(device, problem.dir, timeout_s=timeout_s * len(pending), phases=phases, warm=warm)
+        ran: list[str] = []
+        try:
+            session.start()
+            while pending:
+                label, code = pending.pop(0)
+                ran.append(label)
+                verdicts[label] = _check_one(session, problem, reference, label, code, chosen, trial_refs,
+                                             records[label], trusted, phases)
+                if verdicts[label] is not None:
+                    break  # a failure may have left the session unusable: the rest get a fresh one
+        except SandboxDied as exc:
+            label = ran[-1] if ran else pending.pop(0)[0]
+            verdicts[label] = (exc.reason, exc.detail)
+        finally:
+            with phases.span("other"):
+                session.close()
+        if session.strays:
+            for label in ran:
+                if verdicts.get(label) is None:
+                    verdicts[label] = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
+    results = {}
+    for label in codes:
+        reason, detail = verdicts.get(label) or (None, "")
+        results[label] = VerifyResult(reason is None, reason, detail, problem.atol, problem.rtol, tuple(records[label]))
+    return VerifyBatch(results, phases.to_dict())
+
+
+def _check_one(session: SandboxSession, problem: Problem, reference: _Reference, label: str, code: str,
+               chosen: list[Case], trial_refs: dict[str, Any] | None, results: list[CaseResult], trusted: bool,
+               phases: Phases) -> tuple[str, str] | None:
+    """One code's checks in a running session: None when it passed, else (reason, detail).
+    SandboxDied (the session broke) propagates."""
     try:
-        trial_refs = _referee(problem, session.scratch, trials) if trials and device == "cuda" else None
-        session.start()
-        _load(session, code, label)
-        runner = _CaseRunner(problem, session, reference, results)
+        with phases.span("compile"):
+            _load(session, code, label, trusted)
+        runner = _CaseRunner(problem, session, reference, results, label)
         for index, case in enumerate(chosen):
-            runner.small(case, twice=index == 0)
+            with phases.span("compile" if index == 0 else "checks"):
+                runner.small(case, twice=index == 0)
         if trial_refs is not None:
-            for index, (spec, ref, digest) in enumerate(zip(trial_refs["specs"], trial_refs["refs"],
-                                                            trial_refs["hashes"])):
-                runner.trial(index, spec, ref, digest, trial_refs["hash_key"])
-        outcome: tuple[str, str] | None = None
+            with phases.span("checks"):
+                for index, (spec, ref, digest) in enumerate(zip(trial_refs["specs"], trial_refs["refs"],
+                                                                trial_refs["hashes"])):
+                    runner.trial(index, spec, ref, digest, trial_refs["hash_key"])
     except _Reject as exc:
-        outcome = (exc.reason, exc.detail)
-    except SandboxDied as exc:
-        outcome = (exc.reason, exc.detail)
-    finally:
-        session.close()
-    if outcome is None and session.strays:
-        outcome = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
-    if outcome is None:
-        return VerifyResult(True, None, "", problem.atol, problem.rtol, tuple(results))
-    return VerifyResult(False, outcome[0], outcome[1], problem.atol, problem.rtol, tuple(results))
+        return exc.reason, exc.detail
+    return None
 
 
-def _referee(problem: Problem, scratch: Path, trials: int) -> dict[str, Any]:
+def _referee(problem: Problem, trials: int) -> dict[str, Any]:
     specs = [{"seed": secrets.randbits(62), "low": problem.low, "high": problem.high} for _ in range(trials)]
     key = secrets.randbits(62)
-    payload = ask_referee(problem, scratch, key, trials=specs)
+    payload = ask_referee(problem, key, trials=specs)
     return {"specs": specs, "refs": payload["outputs"], "hash_key": key,
             "hashes": [t["input_hash"] for t in payload["trials"]]}
 
 
-def _load(session: SandboxSession, code: str, label: str) -> None:
+def _load(session: SandboxSession, code: str, label: str, trusted: bool = False) -> None:
     path = session.write_code(label, code)
-    reply = session.request({"op": "load", "label": label, "path": str(path)})
+    reply = session.request({"op": "load", "label": label, "path": str(path), "trusted": trusted})
     if not reply.get("ok"):
         raise _Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
 
@@ -140,16 +225,17 @@ class _CaseRunner:
     """Runs cases in one session and appends their results."""
 
     def __init__(self, problem: Problem, session: SandboxSession, reference: _Reference,
-                 results: list[CaseResult]) -> None:
+                 results: list[CaseResult], label: str = "candidate") -> None:
         self.problem, self.session, self.reference, self.results = problem, session, reference, results
+        self.label = label
         self.dtype = dtype_of(problem)
         self.built: dict[str, str] = {}
 
     def _model(self, init: dict[str, Any]) -> str:
         key = json.dumps(init, sort_keys=True)
         if key not in self.built:
-            name = f"m{len(self.built)}"
-            reply = self.session.request({"op": "build", "label": "candidate", "name": name, "init": init})
+            name = f"{self.label}_m{len(self.built)}"
+            reply = self.session.request({"op": "build", "label": self.label, "name": name, "init": init})
             if not reply.get("ok"):
                 raise _Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
             self.built[key] = name

@@ -67,7 +67,7 @@ class Sandbox:
         self.device = header["device"]
         from builder.judge.child import apply_memory_cap, prepare_cpu
 
-        if self.device == "cpu":
+        if self.device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
             prepare_cpu()
         import torch
 
@@ -146,17 +146,25 @@ class Sandbox:
 
     def do_profile(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Warm up, then one forward inside the NVTX range that ncu collects (its fresh
-        allocations are not poisoned: ncu would profile the fill as one of the answer's kernels)."""
+        allocations are not poisoned: ncu would profile the fill as one of the answer's kernels).
+        With `marker`, the marker kernel runs first inside the range: several codes profiled in
+        one process are told apart by it."""
         torch = self.torch
-        from builder.judge.ncu import NVTX_RANGE
+        from builder.judge.ncu import NVTX_RANGE, marker_kernel
 
         guarded = self._input(header["input"], None)
         model = self.models[header["name"]]
+        marker = None
+        if header.get("marker"):
+            marker, flag = marker_kernel(), torch.empty(1, device=self.device)
+            marker[(1,)](flag)  # compiled outside the range
         with torch.no_grad():
             for _ in range(int(header.get("warmup", 3))):
                 model(guarded.x)
             torch.cuda.synchronize()
             torch.cuda.nvtx.range_push(NVTX_RANGE)
+            if marker is not None:
+                marker[(1,)](flag)
             with self.guards.unpoisoned():
                 with self.guards.watch() as record:
                     model(guarded.x)
@@ -259,13 +267,32 @@ def _last_lines(text: str, count: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-count:])
 
 
-def main() -> int:
+def prepare(device: str) -> None:
+    """What every sandbox of `device` does before its first command, the same for all of them:
+    the interpreter for the CPU, the imports, and the GPU's context (so a sandbox started ahead
+    has it ready)."""
+    if device == "cpu":
+        from builder.judge.child import prepare_cpu
+
+        prepare_cpu()
+    import torch
+    import triton  # noqa: F401
+
+    import builder.judge.guards  # noqa: F401
+    import builder.judge.timing  # noqa: F401
+
+    if device == "cuda":
+        torch.cuda.init()
+
+
+def main(argv: list[str]) -> int:
     """Take stdin/stdout for the channel; send everything printed to stderr."""
     read_fd, write_fd = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    prepare(argv[0] if argv else "cpu")
     reader, writer = channel.open_pair(read_fd, write_fd)
     Sandbox(reader, writer).serve()
     writer.flush()
@@ -273,4 +300,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

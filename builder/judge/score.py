@@ -46,6 +46,7 @@ class Verdict:
     errors: dict[str, dict[str, float | None]] = field(default_factory=dict)  # case -> max errors
     speedups: dict[str, float] = field(default_factory=dict)  # baseline -> speedup; empty on CPU
     reward: float = 0.0  # 0 for rejects, 1 for correct, plus a log-speedup bonus when timed
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -105,14 +106,57 @@ def score_answer(
     result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
                       trials=trials)
     errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}
+    phases = dict(getattr(result, "phases", {}))
     if not result.ok:
-        return Verdict(False, result.reason or "crash", result.detail, errors=errors)
+        return Verdict(False, result.reason or "crash", result.detail, errors=errors, phases=phases)
+    verdict = Verdict(True, None, "", errors=errors, reward=reward(True, {}), phases=phases)
     if timer is None or device != "cuda":
-        return Verdict(True, None, "", errors=errors, reward=reward(True, {}))
+        return verdict
+    return with_timing(verdict, code, problem, timer)
+
+
+def with_timing(verdict: Verdict, code: str, problem: Problem, timer: Timer) -> Verdict:
+    """A correct verdict with the timer's speedups and reward (or its reject), and its phases."""
+    from builder.judge.phases import Phases
+
     timed = timer(code, problem)
+    phases = Phases(verdict.phases).merge(timed.phases).to_dict()
     if timed.reason:
-        return Verdict(False, timed.reason, timed.detail, errors=errors, speedups=timed.speedups)
-    return Verdict(True, None, "", errors=errors, speedups=timed.speedups, reward=reward(True, timed.speedups))
+        return Verdict(False, timed.reason, timed.detail, errors=verdict.errors, speedups=timed.speedups,
+                       phases=phases)
+    return Verdict(True, None, "", errors=verdict.errors, speedups=timed.speedups, reward=reward(True, timed.speedups),
+                   phases=phases)
+
+
+def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: str, timers: Sequence[Timer | None],
+                parallel: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, trials: int | None = None) -> list[Verdict]:
+    """Judge many answers: the static rules and the checks of up to `parallel` answers at once (each
+    in a sandbox of its own), then, on a GPU, the timing runs of the correct ones, one at a time
+    (a timing run has its GPU to itself). Each verdict is the one `score_answer` gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(i: int) -> Verdict:
+        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        verdicts = list(pool.map(check, range(len(answers))))
+    for i, verdict in enumerate(verdicts):
+        if verdict.ok and timers[i] is not None and device == "cuda":
+            code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
+            verdicts[i] = with_timing(verdict, code, problems[i], timers[i])  # type: ignore[arg-type]
+    return verdicts
+
+
+def verify_parallelism(problems: Sequence[Problem], limit: int) -> int:
+    """How many checks of these problems fit the GPU at once: each holds one benchmark input and its
+    output (and a GPU context), and one more such set is kept free for the referee."""
+    import torch
+
+    from builder.measure import bytes_moved
+
+    free, _ = torch.cuda.mem_get_info()
+    need = max(bytes_moved(p) for p in {p.key: p for p in problems}.values()) * 1.25 + 2 * 1024**3
+    return max(1, min(limit, int(free // need) - 1))
 
 
 @dataclass(frozen=True)
@@ -122,6 +166,7 @@ class Timed:
     speedups: dict[str, float]  # baseline -> speedup ("current", "eager", "compile")
     reason: str | None = None  # reason code when the timing run or the profile rejected the code
     detail: str = ""  # sentence about it
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
 
 def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[str] = ("eager", "compile"),
@@ -132,41 +177,46 @@ def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[st
 
     def time_code(code: str, problem: Problem) -> Timed:
         from builder.judge import ncu
+        from builder.judge.jobs import warm_folder
+        from builder.judge.phases import Phases
         from builder.judge.runner import SandboxDied
         from builder.judge.timing import Subject, run_side_by_side
 
         subjects = [Subject("current", "code", current_code)] + [Subject(name, name) for name in baselines]
         subjects.append(Subject("candidate", "code", code, trusted=False))
         try:
-            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s)
+            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s, warm=warm_folder(problem.dir))
         except SandboxDied as exc:
             return Timed({}, exc.reason, exc.detail)
+        phases = Phases(run.phases)
         if run.errors:
             label = "candidate" if "candidate" in run.errors else next(iter(run.errors))
             reason, detail = run.errors[label]
-            return Timed({}, reason if label == "candidate" else "crash", f"{label}: {detail}")
+            return Timed({}, reason if label == "candidate" else "crash", f"{label}: {detail}", phases.to_dict())
         best = run.stats["candidate"]["median_ms"]
         current = min(run.stats["current"]["median_ms"], run.stats["current"].get("repeat_median_ms", math.inf))
         speedups = {"current": current / best}
         speedups.update({name: run.stats[name]["median_ms"] / best for name in ("eager", "compile") if name in run.stats})
         if speedups.get("eager", 0.0) > problem.max_speedup_vs_eager:
             return Timed(speedups, "suspect_speedup", f"{speedups['eager']:.1f}x eager is over this problem's "
-                                                      f"limit of {problem.max_speedup_vs_eager:g}x")
+                                                      f"limit of {problem.max_speedup_vs_eager:g}x", phases.to_dict())
         ncu_bin = ncu.ncu_path()
         if profile and ncu_bin:
-            seen = ncu.profile(problem, code, [], ncu_bin, timeout_s=timeout_s)
+            batch = ncu.profile_codes(problem, {"candidate": code}, [], ncu_bin, timeout_s=timeout_s, trusted=False)
+            phases.merge(batch.phases)
+            seen = batch.profiles["candidate"]
             if not seen.ok:
-                return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}")
+                return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}", phases.to_dict())
             if seen.guard_finding:
-                return Timed(speedups, seen.guard_finding[0], f"profile: {seen.guard_finding[1]}")
+                return Timed(speedups, seen.guard_finding[0], f"profile: {seen.guard_finding[1]}", phases.to_dict())
             foreign = ncu.foreign_kernels(seen.launches, jit_function_names(code))
             if foreign:
-                return Timed(speedups, "foreign_kernel", f"forward ran {', '.join(foreign[:3])}")
+                return Timed(speedups, "foreign_kernel", f"forward ran {', '.join(foreign[:3])}", phases.to_dict())
             gpu_ms = seen.gpu_ms()
             if gpu_ms is not None and best < PROFILE_AGREEMENT * gpu_ms:
                 return Timed(speedups, "timing_mismatch", f"events say {best:.3f} ms, the profiler saw "
-                                                          f"{gpu_ms:.3f} ms of kernels in one forward")
-        return Timed(speedups)
+                                                          f"{gpu_ms:.3f} ms of kernels in one forward", phases.to_dict())
+        return Timed(speedups, phases=phases.to_dict())
 
     return time_code
 
@@ -245,37 +295,40 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
 
     The problem comes from the `problem` column (a key or a {key, ...} struct), else `problem_key`
     or the row `id`; the current code from `current_code`, else the `stage` column (the stage's
-    current code in seeds/). Without a GPU, answers are judged in parallel by `workers` threads,
-    each driving its own sandbox process; on a GPU one at a time.
+    current code in seeds/). A batch is judged as `score_batch` does: the checks of several
+    answers at once, each in a sandbox of its own (without a GPU `workers` at a time, one per CPU
+    by default; on a GPU as many as its memory holds, at most `workers`, default 4), with
+    sandboxes started ahead; then on a GPU the timing runs, one at a time. Each reward is the one
+    the answer would get alone.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float]:
         import os
 
         import torch
 
+        from builder.judge.runner import keep_spares
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
         column = problem if problem is not None else kwargs.get("problem_key", kwargs.get("id"))
         if column is None:
             raise ValueError("reward_fn needs a `problem`, `problem_key` or `id` column")
-        keys = _column(column, len(completions))
-        codes = _column(kwargs.get("current_code"), len(completions))
-        stages = _column(kwargs.get("stage"), len(completions))
-
-        def one(i: int) -> float:
-            target = get_problem(_problem_key(keys[i]))
-            timer = None
-            if timed and device == "cuda":
-                current = codes[i] or current_code(target, stages[i])
-                timer = gpu_timer(current, profile=profile, baselines=("eager",), runs=REWARD_RUNS,
-                                  timeout_s=timeout_s)
-            return score_answer(completion_text(completions[i]), target, device=device, timer=timer,
-                                timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0).reward
-
-        count = 1 if device == "cuda" else (workers or os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            return list(pool.map(one, range(len(completions))))
+        count = len(completions)
+        targets = [get_problem(_problem_key(key)) for key in _column(column, count)]
+        codes = _column(kwargs.get("current_code"), count)
+        stages = _column(kwargs.get("stage"), count)
+        timers: list[Timer | None] = [None] * count
+        if device == "cuda":
+            parallel = verify_parallelism(targets, workers or 4)
+            if timed:
+                timers = [gpu_timer(codes[i] or current_code(targets[i], stages[i]), profile=profile,
+                                    baselines=("eager",), runs=REWARD_RUNS, timeout_s=timeout_s) for i in range(count)]
+        else:
+            parallel = workers or os.cpu_count() or 1
+        keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
+        verdicts = score_batch([completion_text(c) for c in completions], targets, device=device, timers=timers,
+                               parallel=parallel, timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0)
+        return [v.reward for v in verdicts]
 
     reward_fn.__name__ = "kernel_reward"
     return reward_fn

@@ -355,6 +355,26 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
+def warm_compile(problem: Any, warm: Any, phases: Any, *, timeout_s: float) -> None:
+    """Build torch.compile of the reference at the benchmark shape in a session of trusted code
+    that shares the compiler caches in `warm`, so that a timing run later finds it compiled. A
+    failure here only means the timing run compiles for itself."""
+    from builder.judge.runner import SandboxDied, SandboxSession
+
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
+    try:
+        session.start()
+        with phases.span("compile"):
+            session.request({"op": "time", "input": {"seed": 0, "low": problem.low, "high": problem.high},
+                             "subjects": [{"label": "compile", "kind": "compile"}], "runs": 0, "warmup": 1,
+                             "perturb": False})
+    except SandboxDied:
+        pass
+    finally:
+        with phases.span("other"):
+            session.close()
+
+
 def environment() -> dict[str, Any]:
     """Versions and device facts for a record."""
     import subprocess
@@ -419,6 +439,19 @@ class TimingRun:
     ceiling: dict[str, Any]  # the problem's ceiling rate and the pure read/write/copy rates
     env: dict[str, Any]  # the device and versions, read by the referee
     walls: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> judge wall, events, sandbox wall (ms)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The plain-dict form a job returns and a cache keeps."""
+        return {"stats": self.stats, "errors": {k: list(v) for k, v in self.errors.items()}, "noise": self.noise,
+                "ceiling": self.ceiling, "env": self.env, "walls": self.walls, "phases": self.phases}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> TimingRun:
+        return cls({k: dict(v) for k, v in data["stats"].items()},
+                   {k: (v[0], v[1]) for k, v in data.get("errors", {}).items()}, float(data.get("noise", 0.0)),
+                   dict(data.get("ceiling", {})), dict(data.get("env", {})), dict(data.get("walls", {})),
+                   dict(data.get("phases", {})))
 
 
 def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, int]]:
@@ -438,7 +471,7 @@ def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, 
 
 
 def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED_RUNS, warmup: int = WARMUP,
-                     timeout_s: float = 1800.0) -> TimingRun:
+                     timeout_s: float = 1800.0, warm: Any = None) -> TimingRun:
     """Time `subjects` on one benchmark input in one sandbox, as the module doc describes.
 
     Trusted subjects are timed first (codes, eager, compile, the ceiling), then each untrusted
@@ -451,20 +484,23 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     import torch
 
     from builder.judge.guards import compare
+    from builder.judge.phases import Phases
     from builder.judge.referee import ask_referee
     from builder.judge.runner import SandboxDied, SandboxSession
 
+    phases = Phases()
     plan = plan_checkpoints(subjects, runs)
     code_runs = sum(runs for s in subjects if s.kind in ("code", "eager", "compile"))
     total = code_runs + sum(runs for s in subjects if s.trusted and s.kind == "code")
     seed, key = secrets.randbits(62), secrets.randbits(62)
     spec = {"seed": seed, "low": problem.low, "high": problem.high}
     errors: dict[str, tuple[str, str]] = {}
-    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s)
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
     counts = sorted({c for p in plan.values() for c in p.values()})
     try:
-        referee = ask_referee(problem, session.scratch, key, timeout_s=timeout_s,
-                              timing={**spec, "checkpoints": counts, "total": total})
+        with phases.span("reference"):
+            referee = ask_referee(problem, key, timeout_s=timeout_s,
+                                  timing={**spec, "checkpoints": counts, "total": total})
     except SandboxDied:
         session.close()
         raise
@@ -488,7 +524,8 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         path = session.write_code(name, subject.code)
         for step in ({"op": "load", "label": name, "path": str(path), "trusted": subject.trusted},
                      {"op": "build", "label": name, "name": name, "init": problem.init}):
-            reply = ask(subject, step)
+            with phases.span("compile"):
+                reply = ask(subject, step)
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "import_error", reply.get("detail", ""))
                 return False
@@ -511,7 +548,8 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                 "lead_ms": LEAD_MS,
                 "subjects": [{"label": subject.label, "kind": subject.kind, "name": name}]}
         if subject.kind != "ceiling":
-            reply = ask(subject, {**base, "runs": 0, "warmup": warmup, "perturb": False})
+            with phases.span("compile" if subject.label not in first else "timing"):
+                reply = ask(subject, {**base, "runs": 0, "warmup": warmup, "perturb": False})
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 return
@@ -519,6 +557,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         start = time.perf_counter()
         reply = ask(subject, {**base, "runs": runs, "warmup": 0, "keep": sorted(checks)})
         wall_ms = (time.perf_counter() - start) * 1e3
+        phases.add("timing", wall_ms / 1e3)
         if not reply.get("ok"):
             errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
             return
@@ -526,8 +565,9 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         if "error" in result:
             errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
             return
-        for run, count in sorted(checks.items()):
-            check_output(subject, run, count)
+        with phases.span("checks"):
+            for run, count in sorted(checks.items()):
+                check_output(subject, run, count)
         if subject.kind == "ceiling":
             ceiling.update(result)
             return
@@ -572,12 +612,14 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         for subject in trusted:
             if subject.kind == "code" and subject.label in first:
                 timed(subject, names[subject.label], second)
-        reply = session.request({"op": "time", "input": spec, "subjects": [], "hash_key": key})
+        with phases.span("checks"):
+            reply = session.request({"op": "time", "input": spec, "subjects": [], "hash_key": key})
         if untrusted and reply.get("input_hash") != referee["final_hash"]:
             for subject in untrusted:
                 errors.setdefault(subject.label, ("input_mutated", "the timing input changed during the runs"))
     finally:
-        session.close()
+        with phases.span("other"):
+            session.close()
     if session.strays:
         for subject in untrusted:
             errors[subject.label] = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
@@ -589,5 +631,5 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             again = summarize(second[label])["median_ms"]
             stats[label]["repeat_median_ms"] = again
             spreads.append(abs(again - stats[label]["median_ms"]) / min(again, stats[label]["median_ms"]))
-    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee["env"], walls)
+    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee["env"], walls, phases.to_dict())
 

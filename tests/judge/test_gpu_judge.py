@@ -132,3 +132,29 @@ def test_a_candidate_that_crashes_the_device_while_timed_gets_crash():
     assert "plane = row // OH" in code
     timed = gpu_timer(P2.kernel_path.read_text(), baselines=(), runs=5, profile=False)(code, P2)
     assert timed.reason == "crash" and timed.detail.startswith("candidate:"), (timed.reason, timed.detail)
+
+
+def test_one_ncu_process_profiles_every_code_of_a_problem_and_tells_them_apart():
+    from builder.judge.ncu import profile_codes
+    from builder.measure import labels_of
+    from builder.records import code_path
+
+    codes = {label: code_path(P2, label).read_text() for label in labels_of(P2)}
+    batch = profile_codes(P2, codes, ["dram__throughput.avg.pct_of_peak_sustained_elapsed"], ncu_path(),
+                          timeout_s=600)
+    print({label: [name for name, _ in p.launches] for label, p in batch.profiles.items()}, batch.phases)
+    for label, seen in batch.profiles.items():
+        assert seen.ok, (label, seen.detail)
+        assert not foreign_kernels(seen.launches, jit_function_names(codes[label])), label
+        assert all(values["dram__throughput.avg.pct_of_peak_sustained_elapsed"] for _, values in seen.launches)
+
+
+def test_one_referee_serves_many_requests_with_the_same_answers():
+    from builder.judge import referee
+
+    spec = [{"seed": 11, "low": 0.0, "high": 1.0}]
+    first = referee.ask_referee(P1, 5, trials=spec)
+    pid = referee._service.proc.pid
+    again = referee.ask_referee(P1, 5, trials=spec)
+    assert referee._service.proc.pid == pid
+    assert first["trials"] == again["trials"] and first["outputs"][0].equal(again["outputs"][0])

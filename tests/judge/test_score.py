@@ -233,3 +233,16 @@ def test_read_answers_from_jsonl(tmp_path):
     with pytest.raises(ValueError, match="answers.jsonl:1"):
         read_answers(path)
     assert read_answers(P1.wrong_dir / "no_code_block.md")[0].startswith("The kernel")
+
+
+@pytest.mark.slow
+def test_a_batch_gets_the_verdicts_each_answer_gets_alone():
+    from builder.judge.score import score_batch
+
+    answers = [read_answer(P1.kernel_path), read_answer(P1.wrong_dir / "count_include_pad.py"),
+               read_answer(P1.wrong_dir / "os_system.py")]
+    alone = [score_answer(a, P1, device="cpu") for a in answers]
+    together = score_batch(answers, [P1] * 3, device="cpu", timers=[None] * 3, parallel=3)
+    expect = [(True, None), (False, "mismatch"), (False, "system_access")]
+    assert [(v.ok, v.reason) for v in alone] == [(v.ok, v.reason) for v in together] == expect
+    assert together[0].phases["start"] > 0 and together[0].phases["checks"] > 0
