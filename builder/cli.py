@@ -141,8 +141,10 @@ def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None,
     soon as its own jobs are done. Only stale parts are measured again: a new case in a manifest
     re-runs the verification alone. Records go to outputs/measurements/<gpu>/<problem>/; a killed
     run keeps them and resumes where it stopped. Each job's progress line says where its time
-    went, and the run ends with the sum per phase. Needs a CUDA GPU. Set KP_GPU_MEMORY_GIB=22 to
-    run every judge process as if on a 24 GB card.
+    went, and the run ends with the sum per phase. Set KP_GPU_MEMORY_GIB=22 to run every judge
+    process as if on a 24 GB card. Without a GPU, measure does what the CPU can: records whose
+    verification alone is stale (the manifest's checks changed) are checked again in the Triton
+    interpreter; anything else that is stale is listed as needing a GPU.
 
     \b
     Examples:
@@ -153,15 +155,22 @@ def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None,
 
     from builder.executors import ExecutorError
     from builder.measure import measure as run_measure
+    from builder.measure import refresh_checks
     from builder.seeds import get_problem, load_problems
+
+    import torch
 
     problems = [get_problem(k) for k in keys] if keys else load_problems()
     start = time.monotonic()
-    try:
-        written = run_measure(problems, force=force, progress=lambda msg: click.echo(msg, err=True),
-                              executor=executor, gpus=gpus, address=address, verify_per_gpu=verify_per_gpu)
-    except ExecutorError as exc:
-        raise BadInput(str(exc)) from exc
+    progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    if not torch.cuda.is_available() and not force:
+        written = refresh_checks(problems, progress=progress)
+    else:
+        try:
+            written = run_measure(problems, force=force, progress=progress, executor=executor, gpus=gpus,
+                                  address=address, verify_per_gpu=verify_per_gpu)
+        except ExecutorError as exc:
+            raise BadInput(str(exc)) from exc
     for key, labels in written.items():
         click.echo(f"{key}: wrote {len(labels)} record(s){': ' + ', '.join(labels) if labels else ''}")
     click.echo(f"measure took {time.monotonic() - start:.0f} s")

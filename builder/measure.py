@@ -41,6 +41,7 @@ from builder.records import (
     Record,
     code_path,
     current_hashes,
+    measured_gpus,
     stale_parts,
     stored,
     write_record,
@@ -347,6 +348,47 @@ def measure(problems: list[Problem], *, force: bool = False, root: Path | None =
     if run.errors:
         raise RecordError("\n".join(run.errors))
     return written
+
+
+def refresh_checks(problems: list[Problem], *, root: Path | None = None, progress: Progress = print) -> dict[str, list[str]]:
+    """Without a GPU: bring back to fresh the records whose verification alone is stale (the
+    manifest's checks changed, the benchmark did not), on every GPU measured. Each problem's codes
+    are checked once in the CPU interpreter against the current cases, and each such record's
+    verification part is rewritten with `device: "cpu"`; its timings, metrics and the benchmark
+    trials of its GPU run still hold, as the code and the benchmark are unchanged. Returns the
+    records refreshed per "<gpu>/<problem>"; what needs a GPU is left as it is and listed."""
+    root = root or MEASUREMENTS_DIR
+    refreshed: dict[str, list[str]] = {}
+    needs_gpu = []
+    for problem in problems:
+        todo: dict[str, list[Record]] = {}
+        for gpu in measured_gpus(root):
+            for label in labels_of(problem):
+                record = stored(problem, label, gpu, root)
+                parts = stale_parts(problem, record) if record is not None else PARTS
+                if parts == {"verification"}:
+                    todo.setdefault(label, []).append(record)  # type: ignore[arg-type]
+                elif parts:
+                    needs_gpu.append(f"{gpu}/{problem.key}/{label}")
+        if not todo:
+            continue
+        codes = {label: code_path(problem, label).read_text() for label in todo}
+        progress(f"{problem.key}: checking {len(codes)} code(s) against the new cases in the CPU interpreter")
+        batch = VerifyJob(str(problem.dir), codes, device="cpu").run()
+        for label, records in todo.items():
+            result = batch.results[label]
+            if not result.ok:
+                progress(f"{problem.key}: {label} FAILED the new checks: {result.reason}: {result.detail[-300:]}")
+                continue
+            for record in records:
+                write_record(replace(record, **current_hashes(problem, label),
+                                     verification=verification_summary(result, "cpu")), root)
+                refreshed.setdefault(f"{record.gpu}/{problem.key}", []).append(label)
+    if needs_gpu:
+        progress(f"{len(needs_gpu)} record(s) are missing or stale beyond their verification and need a GPU "
+                 f"(`kernel-prompts measure` on a GPU machine): {', '.join(needs_gpu[:12])}"
+                 f"{' ...' if len(needs_gpu) > 12 else ''}")
+    return refreshed
 
 
 def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:

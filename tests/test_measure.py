@@ -253,3 +253,38 @@ def test_no_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(NoGpuError, match="needs a CUDA GPU"):
         M.require_gpu()
+
+
+def test_without_a_gpu_a_new_case_is_checked_on_the_cpu_and_only_the_verification_is_rewritten(seed_copy, tmp_path,
+                                                                                                 monkeypatch):
+    from tests.recordfactory import write_chain
+
+    problem = load_problem(seed_copy / "avgpool2d")
+    root = tmp_path / "measurements"
+    labels = write_chain(problem, root)
+    ran = []
+
+    class CpuCheck:
+        def __init__(self, problem_dir, codes, device):
+            ran.append((device, sorted(codes)))
+            self.codes = codes
+
+        def run(self):
+            case = CaseResult("added", (1, 2, 9, 9), True, None, "", 2e-7, 3e-7)
+            return VerifyBatch({label: VerifyResult(True, None, "", 1e-4, 1e-4, (case,)) for label in self.codes})
+
+    monkeypatch.setattr(M, "VerifyJob", CpuCheck)
+    manifest = problem.dir / "manifest.toml"
+    manifest.write_text(manifest.read_text() + '\n[[cases]]\nname = "added"\ninit = { kernel_size = 2 }\n'
+                                               'shape = [1, 2, 9, 9]\n')
+    changed = load_problem(problem.dir)
+    assert all(lookup(changed, label, "h100_sxm", root)[0] == "stale" for label in labels)
+    lines = []
+    refreshed = M.refresh_checks([changed], root=root, progress=lines.append)
+    assert ran == [("cpu", sorted(labels))] and refreshed == {"h100_sxm/avgpool2d": labels}
+    for label in labels:
+        state, record = lookup(changed, label, "h100_sxm", root)
+        assert state == "fresh" and record.verification["device"] == "cpu" and record.run_id == "r1"
+    (problem.dir / "reference.py").write_text((problem.dir / "reference.py").read_text() + "\n# changed\n")
+    assert M.refresh_checks([load_problem(problem.dir)], root=root, progress=lines.append) == {}
+    assert "need a GPU" in lines[-1]
