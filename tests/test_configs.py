@@ -28,7 +28,10 @@ def test_trajectories_walk_the_stages_as_one_conversation(real_rows: list[dict[s
     trajectories, gaps = trajectory_rows(real_rows)
     check_rows(trajectories, "trajectories")
     by_id = {row["id"]: row for row in real_rows}
-    assert len(trajectories) == len({(r["problem"]["key"], r["gpu"]["key"]) for r in real_rows})
+    starts = {(r["problem"]["key"], r["gpu"]["key"]) for r in real_rows if r["stage"]["number"] == 1}
+    assert {tuple(t["id"].split("/")) for t in trajectories} == starts  # a pair without a stage-1 row has none
+    assert {g.trajectory_id for g in gaps if g.turns == 0} == {
+        f"{p}/{g}" for p, g in {(r["problem"]["key"], r["gpu"]["key"]) for r in real_rows} - starts}
     for trajectory in trajectories:
         messages, turns = trajectory["messages"], trajectory["turns"]
         assert len(messages) == 2 * len(turns)
@@ -43,7 +46,7 @@ def test_trajectories_walk_the_stages_as_one_conversation(real_rows: list[dict[s
                 assert row["code"]["current"] in messages[2 * k]["content"]
                 assert row["code"]["current"] == by_id[turns[k - 1]["row_id"]]["code"]["solution"]
         assert trajectory["complete"] == (trajectory["stopped_before"] is None) == (len(turns) == 4)
-    assert {(g.trajectory_id, g.stopped_before, g.turns) for g in gaps} == {
+    assert {(g.trajectory_id, g.stopped_before, g.turns) for g in gaps if g.turns} == {
         (t["id"], t["stopped_before"], len(t["turns"])) for t in trajectories if not t["complete"]
     }
 
