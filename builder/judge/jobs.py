@@ -94,7 +94,7 @@ class VerifyJob(TypedJob):
     def run(self) -> Any:
         from builder.judge.correctness import VerifyBatch, verify_codes
         from builder.judge.phases import Phases
-        from builder.judge.timing import warm_compile
+        from builder.judge.timing import warm_up
 
         problem = self.problem()
         batch = verify_codes(problem, self.codes, device=self.device, timeout_s=TIMEOUTS_S["verify"],
@@ -102,7 +102,7 @@ class VerifyJob(TypedJob):
         if not (self.warm_compile and self.warm and self.device == "cuda"):
             return batch
         phases = Phases(batch.phases)
-        warm_compile(problem, self.warm_dir(), phases, timeout_s=TIMEOUTS_S["time"])
+        warm_up(problem, self.warm_dir(), phases, compile_baseline=True, timeout_s=TIMEOUTS_S["time"])
         return VerifyBatch(batch.results, phases.to_dict())
 
     @classmethod

@@ -1,7 +1,9 @@
-"""Nsight Compute: profile one launch of the code under test and parse its metrics.
+"""Nsight Compute: profile one forward of each code at the benchmark shape and parse its metrics.
 
-The parent wraps the ordinary child command in ncu; the child (`profile_job`) warms the code up,
-then runs it once inside the NVTX range "profiled", which is the only range ncu collects.
+ncu wraps the sandbox process; the sandbox warms each code up, then runs it once inside the NVTX
+range "profiled", which is the only range ncu collects. Code under test is profiled alone, in a
+sandbox of its own; the project's own codes of a problem share one sandbox under one ncu, and a
+marker kernel launched inside the range before each forward tells their launches apart.
 Metrics come back as {kernel_name: {metric: value}}; a metric ncu did not report is None with a
 note saying so. No number is ever made up.
 """

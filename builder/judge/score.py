@@ -33,6 +33,9 @@ Verifier = Callable[..., correctness.VerifyResult]
 Timer = Callable[[str, Problem], "Timed"]
 #: The events' median may be this fraction of the profiler's kernel time and no less.
 PROFILE_AGREEMENT = 0.7
+#: (problem folder, current code, compile baseline) whose trusted codes this process has compiled
+#: into the problem's cache folder (see gpu_timer).
+_WARMED: set[tuple[str, str, bool]] = set()
 
 
 @dataclass(frozen=True)
@@ -180,15 +183,22 @@ def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[st
         from builder.judge.jobs import warm_folder
         from builder.judge.phases import Phases
         from builder.judge.runner import SandboxDied
-        from builder.judge.timing import Subject, run_side_by_side
+        from builder.judge.timing import Subject, run_side_by_side, warm_up
 
+        phases = Phases()
+        warm = warm_folder(problem.dir)
+        once = (str(problem.dir), current_code, "compile" in baselines)
+        if once not in _WARMED:  # the trusted codes compiled once, for every answer's session to load
+            warm_up(problem, warm, phases, codes={"current": current_code}, compile_baseline=once[2],
+                    timeout_s=timeout_s)
+            _WARMED.add(once)
         subjects = [Subject("current", "code", current_code)] + [Subject(name, name) for name in baselines]
         subjects.append(Subject("candidate", "code", code, trusted=False))
         try:
-            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s, warm=warm_folder(problem.dir))
+            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s, warm=warm)
         except SandboxDied as exc:
-            return Timed({}, exc.reason, exc.detail)
-        phases = Phases(run.phases)
+            return Timed({}, exc.reason, exc.detail, phases.to_dict())
+        phases.merge(run.phases)
         if run.errors:
             label = "candidate" if "candidate" in run.errors else next(iter(run.errors))
             reason, detail = run.errors[label]

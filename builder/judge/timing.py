@@ -355,19 +355,27 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
-def warm_compile(problem: Any, warm: Any, phases: Any, *, timeout_s: float) -> None:
-    """Build torch.compile of the reference at the benchmark shape in a session of trusted code
-    that shares the compiler caches in `warm`, so that a timing run later finds it compiled. A
-    failure here only means the timing run compiles for itself."""
+def warm_up(problem: Any, warm: Any, phases: Any, *, codes: dict[str, str] | None = None,
+            compile_baseline: bool = False, timeout_s: float) -> None:
+    """Run trusted `codes` (and, with `compile_baseline`, torch.compile of the reference) once at
+    the benchmark shape in a session that shares the compiler caches in `warm`, so that later
+    sessions find them compiled. A failure here only means those sessions compile for themselves."""
     from builder.judge.runner import SandboxDied, SandboxSession
 
     session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
+    subjects = [{"label": "compile", "kind": "compile"}] if compile_baseline else []
     try:
         session.start()
         with phases.span("compile"):
+            for i, code in enumerate((codes or {}).values()):
+                name = f"w{i}"
+                path = session.write_code(name, code)
+                if all(session.request(step).get("ok") for step in (
+                        {"op": "load", "label": name, "path": str(path), "trusted": True},
+                        {"op": "build", "label": name, "name": name, "init": problem.init})):
+                    subjects.append({"label": name, "kind": "code", "name": name})
             session.request({"op": "time", "input": {"seed": 0, "low": problem.low, "high": problem.high},
-                             "subjects": [{"label": "compile", "kind": "compile"}], "runs": 0, "warmup": 1,
-                             "perturb": False})
+                             "subjects": subjects, "runs": 0, "warmup": 1, "perturb": False})
     except SandboxDied:
         pass
     finally:
