@@ -418,6 +418,9 @@ class SandboxSession:
 
     def _adopt(self, spare: SandboxSession) -> None:
         """Take over a sandbox started ahead (fresh: it has imported its modules, nothing else)."""
+        import shutil
+
+        shutil.rmtree(self.scratch, ignore_errors=True)  # the spare's scratch replaces this session's own
         for name in ("scratch", "box", "proc", "uid", "slot", "log_path"):
             setattr(self, name, getattr(spare, name))
         if spare.slot is not None:
