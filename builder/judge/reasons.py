@@ -45,6 +45,9 @@ REASONS: dict[str, str] = {
     "host_compute": "forward computed on the host (device-to-host copies, reading tensor values in Python)",
     "foreign_kernel": "a GPU kernel ran that is neither the answer's own Triton kernel nor an allowed fill or copy",
     "sandbox_violation": "the candidate's process broke the judge protocol or left processes behind",
+    "compile_error": "a kernel does not compile for the GPU (sm_90), or its launch is one a GPU would refuse",
+    "cpu_unverifiable": "only a GPU can run the code (the CPU interpreter cannot run a construct its kernels "
+                        "compile for sm_90, or the host code needs CUDA): not checkable on the CPU",
     # timing (GPU)
     "slower": "the code is slower than the code it should improve",
     "timing_drift": "the measured time drifts more than 10% from the recorded one",
