@@ -12,6 +12,7 @@ REASONS: dict[str, str] = {
     "no_triton_kernel": "the code defines no @triton.jit kernel",
     "rule_order": "sections are not in the order imports, @triton.jit kernels, wrappers, class ModelNew",
     "forbidden_section": "the code holds testing code, `if __name__`, get_inputs or get_init_inputs",
+    "import_shim": "a top-level try/except ImportError wraps imports (the rules ask for plain imports)",
     # static anti-cheat
     "torch_op": "a PyTorch operator does the work instead of a Triton kernel",
     "fallback": "a try/except can fall back to PyTorch",
@@ -25,6 +26,9 @@ REASONS: dict[str, str] = {
     "dynamic_code": "the code builds names or code at run time (shadowed built-ins, evaluated annotations)",
     "kernel_host_access": "a kernel reaches host objects Triton's compiler refuses (non-constant globals, "
                           "constexpr-wrapped functions, the interpreter's .handle)",
+    "device_branch": "host code reads the device type other than to assert it (the CPU judge and a GPU would "
+                     "run different paths)",
+    "address_read": "host code reads tensor addresses or identities (data_ptr, storage_offset, id, hash)",
     # running it
     "import_error": "importing the code or building ModelNew raised",
     "runtime_error": "forward raised",
