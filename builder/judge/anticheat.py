@@ -1240,13 +1240,37 @@ def _hardcoded(src: Source) -> Iterator[Finding]:
 
 def _threshold(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
     """True when a literal is one side of an ordering comparison (`n >= 2048`): a threshold of a
-    heuristic. Equality with a benchmark size (`n == 65536`) picks that size's own path; behaviour
-    at the benchmark size is the GPU's benchmark trials' to check."""
+    heuristic. Equality with a benchmark size (`n == 65536`) picks that size's own path, and so
+    does a pinch of two thresholds on one value (`n >= 65536 and n <= 65536`, `65536 <= n <= 65536`);
+    behaviour at the benchmark size is the GPU's benchmark trials' to check."""
     parent = parents.get(id(node))
     while isinstance(parent, (ast.BinOp, ast.UnaryOp)):
         node, parent = parent, parents.get(id(parent))
-    return isinstance(parent, ast.Compare) and all(
-        isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in parent.ops)
+    if not isinstance(parent, ast.Compare) or not all(
+            isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in parent.ops):
+        return False
+    return not _pinched(parent, node, parents)
+
+
+def _pinched(compare: ast.Compare, literal: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Whether a threshold is bounded on both sides by the same value: a chained comparison
+    naming it twice, or another comparison of an `and` that holds the same operands."""
+    value = _constant_int(literal)
+    sides = [compare.left, *compare.comparators]
+    if sum(_constant_int(side) == value for side in sides) > 1:
+        return True
+    other = [n for n in sides if n is not literal]
+    siblings = parents.get(id(compare))
+    if not (isinstance(siblings, ast.BoolOp) and isinstance(siblings.op, ast.And)):
+        return False
+    for sibling in siblings.values:
+        if sibling is compare or not isinstance(sibling, ast.Compare):
+            continue
+        names = [ast.dump(n) for n in [sibling.left, *sibling.comparators]]
+        if any(_constant_int(n) == value for n in [sibling.left, *sibling.comparators]) and all(
+                ast.dump(o) in names for o in other):
+            return True
+    return False
 
 
 def _constant_int(node: ast.AST) -> int | None:
@@ -1319,6 +1343,27 @@ def _device_branches(src: Source) -> Iterator[Finding]:
         if what:
             yield Finding("device_branch", f"line {node.lineno}: host code reads {what}: the CPU judge and a GPU "
                                            "would run different paths")
+    yield from _import_branches(src)
+
+
+def _import_branches(src: Source) -> Iterator[Finding]:
+    """A test (if, while, conditional expression, assert excepted) that reads a name an import
+    shim's handler sets: which imports succeed differs between the CPU judge's Triton and a
+    GPU's, so the test picks a path per machine."""
+    shimmed = {t.id for node in src.tree.body if import_shim(node, src.scopes)
+               for handler in node.handlers for statement in handler.body if isinstance(statement, ast.Assign)
+               for t in statement.targets if isinstance(t, ast.Name)}
+    if not shimmed:
+        return
+    for node in ast.walk(src.tree):
+        tests = [node.test] if isinstance(node, (ast.If, ast.IfExp, ast.While)) else \
+            [*node.ifs] if isinstance(node, ast.comprehension) else []
+        for test in tests:
+            read = sorted({n.id for n in ast.walk(test) if isinstance(n, ast.Name) and n.id in shimmed
+                           and src.scopes.local(n) is None})
+            if read:
+                yield Finding("device_branch", f"line {test.lineno}: branches on {read[0]}, which an import shim sets: "
+                                               "the CPU judge's Triton and a GPU's may take different paths")
 
 
 def _check_part(node: ast.AST) -> ast.AST:
@@ -1370,21 +1415,25 @@ CHECKS: list[Check] = [
           ("avgpool1d/wrong/os_system.py", "avgpool1d/wrong/numpy_compute.py")),
     Check(_names, ("system_access", "dynamic_code", "torch_op", "side_stream", "monkey_patch"),
           ("avgpool2d/wrong/getattr_trick.py", "avgpool1d/wrong/route_typing_sys.py",
-           "maxpool1d/wrong/torch_pool_decoy.py")),
+           "maxpool1d/wrong/torch_pool_decoy.py", "avgpool1d/wrong/redteam_shadow_default_is_builtin.py",
+           "avgpool1d/wrong/redteam_operator_attrgetter.py", "avgpool1d/wrong/redteam_host_table.py")),
     Check(_definitions, ("system_access", "dynamic_code"),
           ("avgpool1d/wrong/hook_metaclass.py", "avgpool2d/wrong/route_annotation_call.py")),
     Check(_patches, ("monkey_patch", "timer_patch"),
           ("avgpool1d/wrong/patch_through_self_param.py", "avgpool1d/wrong/timer_patch.py")),
     Check(_kernel_globals, ("kernel_host_access",),
-          ("avgpool1d/wrong/kernel_leaks_to_host.py", "avgpool1d/wrong/kernel_constexpr_host_function.py")),
+          ("avgpool1d/wrong/kernel_leaks_to_host.py", "avgpool1d/wrong/kernel_constexpr_host_function.py",
+           "avgpool1d/wrong/redteam_constexpr_rebound_float.py")),
     Check(_unbound_methods, ("monkey_patch",), ("avgpool1d/wrong/unbound_method_contiguous.py",)),
     Check(_host_callables, ("torch_op",),
           ("avgpool1d/wrong/host_grid_lambda.py", "avgpool1d/wrong/host_heuristics.py")),
     Check(_tensor_arithmetic, ("torch_op",), ("avgpool1d/wrong/guards_tensor_operators.py",)),
     Check(_fallbacks, ("fallback",), ("avgpool2d/wrong/fallback_try_except.py",)),
     Check(_inheritance, ("inherits_reference",), ("avgpool1d/wrong/inherits_model.py",)),
-    Check(_hardcoded, ("hardcoded_shape",), ("avgpool2d/wrong/hardcoded_shape.py",)),
-    Check(_device_branches, ("device_branch",), ("avgpool1d/wrong/device_type_branch.py",)),
+    Check(_hardcoded, ("hardcoded_shape",),
+          ("avgpool2d/wrong/hardcoded_shape.py", "avgpool1d/wrong/redteam_threshold_pinch.py")),
+    Check(_device_branches, ("device_branch",),
+          ("avgpool1d/wrong/device_type_branch.py", "avgpool1d/wrong/redteam_import_shim_branch.py")),
     Check(_address_reads, ("address_read",),
           ("avgpool1d/wrong/address_keyed_cache.py", "avgpool1d/wrong/disarmed_storage_offset_check.py")),
 ]

@@ -225,7 +225,7 @@ class Sandbox:
         """The reply for a forward that raised: runtime_error, or on the CPU, where the CPU lacks
         what the code needs (the interpreter cannot run a construct, no CUDA), compile_error when
         a launched kernel would not compile for the GPU either, else cpu_unverifiable."""
-        detail = _last_lines(traceback.format_exc())
+        detail = _last_lines("".join(traceback.format_exception(exc)))
         if self.compiler is not None:
             from builder.judge.interpreter import in_interpreter, needs_gpu
 
@@ -233,8 +233,9 @@ class Sandbox:
                 finding = self._compiled()
                 if finding is not None:
                     return {"ok": False, "reason": finding[0], "detail": finding[1]}
+                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
                 return {"ok": False, "reason": "cpu_unverifiable",
-                        "detail": f"only a GPU can run this code (its kernels compile for sm_90): {detail}"}
+                        "detail": f"only a GPU can run this code (its kernels compile for sm_90): {what}"}
         return {"ok": False, "reason": "runtime_error", "detail": detail}
 
     def _trust_if_unexposed(self) -> None:
@@ -275,13 +276,16 @@ class Sandbox:
     def _call(self, model: Any, guarded: Any) -> tuple[dict[str, Any], Any]:
         """A guarded forward: a reply describing it, and the output (None unless a tensor)."""
         torch = self.torch
+        raised: BaseException | None = None
         with torch.no_grad(), self.guards.watch() as record:
             try:
                 out = model(guarded.x)
             except BaseException as exc:
                 if self._device_failed(exc):
                     raise  # the session reports a crash and ends
-                return self._raised(exc), None
+                raised = exc
+        if raised is not None:  # judged once the watch is over (the compile check runs outside it)
+            return self._raised(raised), None
         from builder.judge.guards import lifted_change, plain_output
 
         reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40]}

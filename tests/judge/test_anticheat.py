@@ -775,3 +775,16 @@ def test_every_check_names_a_known_reason():
     from builder.judge.reasons import REASONS
 
     assert all(set(c.reasons) <= set(REASONS) and c.reasons for c in CHECKS)
+
+
+@pytest.mark.parametrize("body", ["if x.shape[-1] >= 65536 and x.shape[-1] <= 65536:\n    return x\nreturn x",
+                                  "if 65536 <= x.shape[-1] <= 65536:\n    return x\nreturn x"])
+def test_two_thresholds_that_pinch_one_size_are_an_exact_size(body):
+    sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
+    assert verdict(model(body), sizes) == "hardcoded_shape"
+
+
+def test_a_branch_on_what_an_import_shim_set_is_a_device_branch():
+    code = model("return x if libdevice is None else x").replace(
+        "import triton.language as tl\n", "import triton.language as tl\n" + SHIM)
+    assert verdict(code) == "device_branch"
