@@ -2,11 +2,12 @@
 
 The interpreter runs a kernel's body as Python, so it runs what Triton's compiler refuses (a
 `break`, a global that is no `tl.constexpr`, a launch keyword no GPU backend knows). Inside the
-sandbox, `GpuCompiler.record` sees every launch the interpreter makes and works out its
-specialisation as Triton's launcher does on a GPU (argument types, the constexpr values, the
-values Triton specialises on, divisibility, the launch options); `compile_pending` then compiles
-each new one for sm_90, `triton.compile(ASTSource(fn, signature, constexprs, attrs),
-target=GPUTarget("cuda", 90, 32))`, as a GPU would at its first launch.
+sandbox, `GpuCompiler.record` sees every launch the interpreter makes and works out what a GPU
+would compile for it as Triton's launcher does (argument types, the constexpr values, the
+launch options; the general kernel, not specialised on an argument's value or alignment);
+`compile_pending` then compiles each new one for sm_90, `triton.compile(ASTSource(fn,
+signature, constexprs, attrs), target=GPUTarget("cuda", 90, 32))`, as a GPU would at its first
+launch.
 
 Under TRITON_INTERPRET, `@triton.jit` makes interpreter objects, Triton's own library functions
 included, and the interpreter leaves part of `triton.language` patched after a kernel ran. A
@@ -85,18 +86,22 @@ class GpuCompiler:
     def _specialise(self, kernel: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Specialisation:
         from triton.runtime.jit import create_function_from_signature
 
+        from triton.runtime.jit import KernelParam
+
         twin = self.twin(kernel)
         binder = self.binders.get(id(kernel))
         if binder is None:
-            binder = self.binders[id(kernel)] = create_function_from_signature(twin.signature, twin.params,
-                                                                                self.backend)
+            # The general kernel, as a GPU compiles it for most sizes: no argument specialised on
+            # its value (an int of 1 made a constant) or its alignment. Those change the code's
+            # constants and vector widths, hardly ever whether it compiles, and each would cost a
+            # compile of its own.
+            general = [p if p.is_constexpr else KernelParam(p.num, p._param, True, True) for p in twin.params]
+            binder = self.binders[id(kernel)] = create_function_from_signature(twin.signature, general, self.backend)
         bound, specialization, options = binder(*args, **kwargs)
         options, signature, constexprs, attrs = twin._pack_args(self.backend, kwargs, bound, specialization, options)
         opts = dict(options.__dict__)
-        # Divisibility hints change the code's vector widths, not whether it compiles: one compile
-        # serves every launch that differs only in them.
         key = repr((id(kernel), sorted(signature.items()), sorted(constexprs.items(), key=repr),
-                    sorted(opts.items(), key=repr)))
+                    sorted(attrs.items(), key=repr), sorted(opts.items(), key=repr)))
         return Specialisation(kernel.fn.__name__, key, twin, signature, constexprs, attrs, opts)
 
     def twin(self, interpreted: Any) -> Any:
