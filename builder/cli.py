@@ -273,17 +273,22 @@ def bench(keys: tuple[str, ...], gpu: str | None) -> None:
               help="Where correctness runs: cuda also times correct code; cpu uses the Triton interpreter.")
 @click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
               help="Seconds one answer's checks may take in the child process.")
+@click.option("--strict", is_flag=True, help="Reject on any finding, output-rule breaches (rule_order, "
+                                               "import_shim, forbidden_section) included.")
 @click.argument("answer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @friendly_errors
-def score(key: str, stage: str | None, device: str, timeout_s: float, answer_file: Path) -> None:
+def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bool, answer_file: Path) -> None:
     """Judge model answers; print one JSON verdict per answer.
 
     ANSWER_FILE is one answer (text with a python code block; a .py file is taken as the code)
     or a .jsonl file of answers: per line a string or an object with "completion", "messages"
-    or "content". Each verdict has ok, reason, detail, errors, speedups, a scalar reward and the
-    seconds its judging spent per phase. Untrusted code runs only in an isolated child process,
-    one per answer; the answers of a file are checked several at once, and on a GPU timed one at
-    a time. Exit code 0 when all are ok, 1 when any is rejected, 2 on a usage error.
+    or "content". Each verdict has ok, reason, detail, correct (correct and safe),
+    follows_rules (the prompt's output rules), findings, errors, speedups, a scalar reward and
+    the seconds its judging spent per phase. A correct answer that breaks an output rule is ok
+    with follows_rules false and a reduced reward, unless --strict. Untrusted code runs only in an
+    isolated child process, one per answer; the answers of a file are checked several at once,
+    and on a GPU timed one at a time. Exit code 0 when all are ok, 1 when any is rejected, 2 on a
+    usage error.
 
     Example: kernel-prompts score --problem avgpool1d --stage block_tiling answer.md
     """
@@ -311,7 +316,7 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
         keep_spares(device, min(parallel, len(answers)))
     timers = [gpu_timer(current, timeout_s=max(timeout_s, 900.0)) for _ in answers]
     verdicts = score_batch(answers, [problem] * len(answers), device=device, timers=timers, parallel=parallel,
-                           timeout_s=timeout_s)
+                           timeout_s=timeout_s, strict=strict)
     for verdict in verdicts:
         click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
     sys.exit(0 if all(v.ok for v in verdicts) else 1)

@@ -34,19 +34,18 @@ DEVICE_FAILURES = ("out of memory", "illegal memory access", "misaligned address
 
 
 def prepare_cpu() -> None:
-    """Run Triton kernels on CPU tensors: the interpreter, `is_cuda` reporting True, and autotuners
-    that take their first config.
+    """Run Triton kernels on CPU tensors (builder.judge.interpreter.prepare_cpu), with autotuners
+    whose configs all tie where no guards are installed (a sandbox's guards check every config:
+    builder.judge.guards.Guards._benchmarker).
 
-    TRITON_INTERPRET must be set before triton is first imported. Seed kernels assert
-    `x.is_cuda`; in this throwaway process every tensor claims to be on CUDA. An autotuner with
-    several configs would time them with a GPU benchmarker, which the interpreter lacks: here
-    every config ties, so the first one is checked (on a GPU, the one the autotuner picks).
+    TRITON_INTERPRET must be set before triton is first imported. An autotuner with several
+    configs would time them with a GPU benchmarker, which the interpreter lacks.
     """
-    os.environ["TRITON_INTERPRET"] = "1"
-    import torch
+    from builder.judge.interpreter import prepare_cpu as interpret
+
+    interpret()
     from triton.runtime.autotuner import Autotuner
 
-    torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
     Autotuner.do_bench = property(lambda self: _tie)  # type: ignore[method-assign, assignment]
 
 

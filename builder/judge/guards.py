@@ -55,10 +55,9 @@ ALLOWED_OPS = frozenset(
 )
 #: aten ops that read tensor values into Python: computing on the host.
 HOST_READ_OPS = frozenset({"_local_scalar_dense", "item", "tolist"})
-#: aten ops that make a tensor of Python values (torch.tensor), and how many such values one
-#: forward may bring in: more is a result computed on the host.
+#: aten ops that make a tensor of Python values (torch.tensor): what they hold must not depend on
+#: the input's values (see `lifted_change`), or the host computed it.
 LIFT_OPS = frozenset({"lift_fresh", "lift_fresh_copy"})
-MAX_LIFTED_VALUES = 64
 #: aten ops that copy data and so may move it between devices.
 COPY_OPS = frozenset({"copy_", "_to_copy", "to", "clone"})
 #: More aten ops than this in one forward is a Python loop doing the work.
@@ -110,6 +109,7 @@ PROTECTED: dict[str, Any] = {
     "torch._ops.OpOverloadPacket": torch._ops.OpOverloadPacket, "sys": sys,
 }
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+TRITON_DIR = os.path.dirname(triton.__file__) + os.sep
 #: Types a Triton launch may take as an argument, exactly (tuples of them too); anything else, an
 #: object with a data_ptr of its own above all, could run the candidate's code inside the launch.
 KERNEL_ARG_TYPES = frozenset({torch.Tensor, torch.nn.Parameter, int, float, bool, str, type(None), torch.dtype})
@@ -183,10 +183,15 @@ class CallRecord:
     host_reads: list[str] = field(default_factory=list)  # value reads on the host, and cross-device copies
     tripped: list[str] = field(default_factory=list)  # guard switches forward reached for
     lifted: int = 0  # values forward made into tensors from Python (torch.tensor)
+    lifted_digests: list[str] = field(default_factory=list)  # what each such tensor held (sha256)
+    tuning_ops: list[str] = field(default_factory=list)  # ops of the configs an autotuner benchmarked
+    tuning_peak: int = 0  # the most ops one benchmarked config run called
+    config_mismatch: list[str] = field(default_factory=list)  # autotune configs that disagree (CPU)
 
     def computing_ops(self) -> list[str]:
-        """Ops outside ALLOWED_OPS, each once, in first-call order."""
-        return list(dict.fromkeys(op for op in self.ops if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
+        """Ops outside ALLOWED_OPS, each once, in first-call order (benchmarked configs' too)."""
+        return list(dict.fromkeys(op for op in self.ops + self.tuning_ops
+                                  if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
 
 
 def _devices(value: Any) -> set[str]:
@@ -222,15 +227,14 @@ class _OpLog(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
         if record is not None and not self.guards.paused:
-            record.ops.append(name)
+            (record.tuning_ops if self.guards.tuning else record.ops).append(name)
             if name in HOST_READ_OPS:
                 record.host_reads.append(name)
             elif name in COPY_OPS and len(_devices([args, kwargs, out]) - {"meta"}) > 1:
                 record.host_reads.append(f"{name} between devices")
             elif name in LIFT_OPS and isinstance(out, torch.Tensor):
                 record.lifted += out.numel()
-                if record.lifted > MAX_LIFTED_VALUES:
-                    record.host_reads.append(f"{record.lifted} values made into tensors from Python")
+                record.lifted_digests.append(self.guards.digest(out))
         if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
             poison(out)
         return out
@@ -262,8 +266,11 @@ class Guards:
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
         self.record: CallRecord | None = None
-        self.paused = False  # True while the interpreter copies kernel arguments
+        self.paused = False  # True while the interpreter copies kernel arguments, or Triton benchmarks
         self.poison_fresh = True
+        self.tuning = 0  # > 0 while an autotuner runs one of its configs for its benchmark
+        self.on_launch: Callable[[Any, tuple[Any, ...], dict[str, Any]], None] | None = None  # sees each launch
+        self.cpu_benchmark: Callable[[Any, Callable[[], Any]], list[float]] | None = None  # autotuners' on the CPU
         self._timers = {name: getattr(obj, attr) for name, (obj, attr) in TIMERS.items()}
         self._tools = {name: getattr(obj, attr) for name, (obj, attr) in JUDGE_TOOLS.items()}
         self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
@@ -287,6 +294,7 @@ class Guards:
         for cls in (JITFunction, Autotuner, interpreted):
             if cls is not None:
                 self._patch(cls, "run", self._launch(cls.run, counts=cls is not Autotuner))
+        self._patch(Autotuner, "do_bench", property(self._benchmarker))
         if grid_executor is not None:
             for name in ("_init_args_hst", "_restore_args_dev"):
                 if hasattr(grid_executor, name):
@@ -335,9 +343,68 @@ class Guards:
                 record.launches += 1
                 record.side_stream |= guards._off_default_stream()
             guards._check_arguments([v for k, v in (*enumerate(args), *kwargs.items()) if k != "grid"])
+            if counts and guards.on_launch is not None:
+                with guards._paused():
+                    guards.on_launch(self, args, kwargs)
             return original(self, *args, **kwargs)
 
         return run
+
+    def _benchmarker(self, autotuner: Any) -> Callable[..., Any]:
+        """What an autotuner benchmarks its configs with. Triton's own benchmarker is the judge's
+        business: its work (events, cache flushes, statistics) is not logged, and the configs it
+        runs are logged apart (`tuning_ops`: checked for what they are, not counted against the
+        forward's op limit, each run held to the limit on its own). A benchmarker the answer
+        passed (`do_bench=`) is the answer's code and is logged like forward. On the CPU every
+        config is run and checked (`cpu_benchmark`)."""
+        own = autotuner._do_bench
+        if own is not None and not _triton_code(own):
+            return own
+        if self.cuda:
+            from triton.runtime.driver import driver
+
+            base = own or driver.active.get_benchmarker()
+        elif self.cpu_benchmark is not None:
+            check = self.cpu_benchmark
+            base = lambda kernel_call, quantiles=None: check(autotuner, kernel_call)  # noqa: E731
+        else:
+            base = lambda kernel_call, quantiles=None: [1.0, 1.0, 1.0] if quantiles else [1.0]  # noqa: E731
+        return lambda kernel_call, quantiles=None: self._tune(base, kernel_call, quantiles)
+
+    def _tune(self, base: Callable[..., Any], kernel_call: Callable[[], Any], quantiles: Any) -> Any:
+        record = self.record
+        if record is None:
+            return base(kernel_call, quantiles=quantiles)
+
+        def logged_call() -> Any:
+            before, self.paused = self.paused, False
+            self.tuning += 1
+            seen = len(record.tuning_ops)
+            try:
+                return kernel_call()
+            finally:
+                self.tuning -= 1
+                self.paused = before
+                record.tuning_peak = max(record.tuning_peak, len(record.tuning_ops) - seen)
+
+        with self._paused():
+            return base(logged_call, quantiles=quantiles)
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        before, self.paused = self.paused, True
+        try:
+            yield
+        finally:
+            self.paused = before
+
+    def digest(self, tensor: torch.Tensor) -> str:
+        """A digest of what a tensor holds (taken unlogged)."""
+        import hashlib
+
+        with self._paused():
+            data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            return hashlib.sha256(data.numpy().tobytes()).hexdigest()
 
     def _unlogged(self, original: Callable[..., Any]) -> Callable[..., Any]:
         guards = self
@@ -466,11 +533,32 @@ class Guards:
             return Finding("torch_op", f"forward called aten ops {', '.join(computing[:5])}")
         if len(record.ops) > MAX_OPS_PER_FORWARD:
             return Finding("host_compute", f"forward called {len(record.ops)} aten ops: a Python loop does the work")
+        if record.tuning_peak > MAX_OPS_PER_FORWARD:
+            return Finding("host_compute", f"one benchmarked autotune config called {record.tuning_peak} aten ops: "
+                                           "a Python loop does the work")
+        if record.config_mismatch:
+            return Finding("mismatch", record.config_mismatch[0])
         if record.launches == 0:
             return Finding("no_kernel_launched", "forward launched no Triton kernel")
         if record.side_stream:
             return Finding("side_stream", "a kernel ran on a non-default stream")
         return None
+
+
+def lifted_change(before: list[str] | None, now: list[str]) -> Finding | None:
+    """Tensors made from Python values must hold the same for two inputs of one shape: values that
+    follow the input's were computed on the host (the host cannot read them without tripping a
+    guard, but in the CPU interpreter a kernel could hand them over)."""
+    if before is None or before == now:
+        return None
+    return Finding("host_compute", "tensors made from Python values differ between two inputs of the same shape: "
+                                   "they hold values computed on the host")
+
+
+def _triton_code(fn: Any) -> bool:
+    """Whether `fn` is a function of Triton's own files (its benchmarkers and their wrappers)."""
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_filename.startswith(TRITON_DIR)
 
 
 def plain_output(out: Any, guarded: Any) -> Finding | None:

@@ -13,6 +13,7 @@ import atexit
 import functools
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -391,7 +392,8 @@ class SandboxSession:
             self._watchdog = threading.Timer(self.timeout_s, self._expire)
             self._watchdog.daemon = True
             self._watchdog.start()
-            self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir)})
+            self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir),
+                          "seed": secrets.randbits(62)})  # orders the CPU interpreter's programs
         if spare is not None:
             _spares.refill(self.device)
 

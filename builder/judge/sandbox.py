@@ -34,6 +34,8 @@ class Sandbox:
         self.perturbed = 0  # perturbations applied to the timing input so far
         self.kept: dict[int, Any] = {}  # run -> (output, perturbations) the last `time` batch kept
         self.untrusted = False  # True once code under test was loaded: the guards' state is then fixed
+        self.compiler: Any = None  # on the CPU: compiles each kernel specialisation launched for a GPU
+        self.lifted: dict[tuple[int, tuple[int, ...]], list[str]] = {}  # (model, shape) -> tensors made from Python
 
     def serve(self) -> None:
         while True:
@@ -81,6 +83,8 @@ class Sandbox:
         self.problem = load_problem(Path(header["problem_dir"]))
         self.dtype = getattr(torch, self.problem.dtype)
         self.guards = Guards(cuda=self.device == "cuda")
+        if self.device == "cpu":
+            self._faithful_cpu(int(header.get("seed") or 0))
         self.guards.install()
         import builder.judge.timing as timing
 
@@ -192,6 +196,48 @@ class Sandbox:
 
     # -- helpers --------------------------------------------------------------------------
 
+    def _faithful_cpu(self, seed: int) -> None:
+        """The interpreter as close to a GPU as it gets (builder.judge.interpreter): programs in an
+        order drawn from the judge's seed, every autotune config checked, and every kernel
+        specialisation launched compiled for sm_90 (builder.judge.gpu_compile)."""
+        from builder.judge.gpu_compile import GpuCompiler
+        from builder.judge.interpreter import ConfigCheck, ProgramOrder
+
+        if seed:
+            ProgramOrder.reseed(seed)
+        self.compiler = GpuCompiler()
+        self.guards.on_launch = self.compiler.record
+        check = ConfigCheck(self.problem.atol, self.problem.rtol, self._config_mismatch)
+        self.guards.cpu_benchmark = check.bench
+
+    def _config_mismatch(self, detail: str) -> None:
+        if self.guards.record is not None:
+            self.guards.record.config_mismatch.append(detail)
+
+    def _compiled(self) -> tuple[str, str] | None:
+        """On the CPU, compile what the interpreter launched since the last call: a compile_error
+        finding for what no GPU would compile, then the guards' check of what the compile touched."""
+        if self.compiler is None:
+            return None
+        return self.compiler.compile_pending() or self.guards.tampering()
+
+    def _raised(self, exc: BaseException) -> dict[str, Any]:
+        """The reply for a forward that raised: runtime_error, or on the CPU, where the CPU lacks
+        what the code needs (the interpreter cannot run a construct, no CUDA), compile_error when
+        a launched kernel would not compile for the GPU either, else cpu_unverifiable."""
+        detail = _last_lines("".join(traceback.format_exception(exc)))
+        if self.compiler is not None:
+            from builder.judge.interpreter import in_interpreter, needs_gpu
+
+            if in_interpreter(exc) or needs_gpu(exc):
+                finding = self._compiled()
+                if finding is not None:
+                    return {"ok": False, "reason": finding[0], "detail": finding[1]}
+                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                return {"ok": False, "reason": "cpu_unverifiable",
+                        "detail": f"only a GPU can run this code (its kernels compile for sm_90): {what}"}
+        return {"ok": False, "reason": "runtime_error", "detail": detail}
+
     def _trust_if_unexposed(self) -> None:
         """While only trusted code has run, take what it did to torch's namespaces as the norm."""
         if not self.untrusted:
@@ -230,14 +276,17 @@ class Sandbox:
     def _call(self, model: Any, guarded: Any) -> tuple[dict[str, Any], Any]:
         """A guarded forward: a reply describing it, and the output (None unless a tensor)."""
         torch = self.torch
+        raised: BaseException | None = None
         with torch.no_grad(), self.guards.watch() as record:
             try:
                 out = model(guarded.x)
             except BaseException as exc:
                 if self._device_failed(exc):
                     raise  # the session reports a crash and ends
-                return {"ok": False, "reason": "runtime_error", "detail": _last_lines(traceback.format_exc())}, None
-        from builder.judge.guards import plain_output
+                raised = exc
+        if raised is not None:  # judged once the watch is over (the compile check runs outside it)
+            return self._raised(raised), None
+        from builder.judge.guards import lifted_change, plain_output
 
         reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40]}
         finding = self.guards.verdict(record)
@@ -245,6 +294,12 @@ class Sandbox:
             finding = ("out_of_bounds", "forward wrote outside its input")
         if finding is None:
             finding = plain_output(out, guarded)
+        shape = (id(model), tuple(guarded.x.shape))
+        if finding is None:
+            finding = lifted_change(self.lifted.get(shape), record.lifted_digests)
+        self.lifted.setdefault(shape, record.lifted_digests)
+        if finding is None:
+            finding = self._compiled()
         if finding is not None:
             reason, detail = finding
             reply.update(ok=False, reason=reason, detail=detail)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from builder.judge import correctness
 from builder.judge.anticheat import Finding, forbidden_sizes
-from builder.judge.rules import check_answer, first_finding
+from builder.judge.rules import check_answer, first_finding, format_findings, hard_findings
 from builder.seeds import Problem, get_problem
 
 #: Default seconds one verify job may take (the CPU interpreter is slow).
@@ -26,6 +26,12 @@ DEFAULT_TIMEOUT_S = 300.0
 GPU_BENCHMARK_TRIALS = 5
 #: The speedup bonus stops growing here: larger speedups are suspect, not better.
 MAX_SPEEDUP = 10.0
+#: A correct answer that breaks an output rule gets this share of what it would get if it followed
+#: them: 0.4 to 0.8, above any reject (0) and below any compliant correct answer (1 to 2).
+FORMAT_SHARE = 0.4
+#: What an answer only a GPU can check gets on the CPU (cpu_unverifiable): nothing is known of its
+#: correctness, and any positive value would pay for making a kernel uncheckable.
+UNVERIFIABLE_REWARD = 0.0
 
 #: Checks code for correctness: (problem, code, device=, timeout_s=, cases=, trials=) -> VerifyResult.
 Verifier = Callable[..., correctness.VerifyResult]
@@ -42,14 +48,16 @@ _WARMED: set[tuple[str, str, bool]] = set()
 class Verdict:
     """The judgement of one answer."""
 
-    ok: bool  # every check passed
+    ok: bool  # accepted: correct and safe (and, in strict mode, following the output rules)
     reason: str | None  # reason code of the first failed check (builder.judge.reasons)
     detail: str  # a sentence about the failure; "" when ok
     findings: tuple[Finding, ...] = ()  # every static finding, not only the first
     errors: dict[str, dict[str, float | None]] = field(default_factory=dict)  # case -> max errors
     speedups: dict[str, float] = field(default_factory=dict)  # baseline -> speedup; empty on CPU
-    reward: float = 0.0  # 0 for rejects, 1 for correct, plus a log-speedup bonus when timed
+    reward: float = 0.0  # see `reward`
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
+    correct: bool | None = False  # correct and safe; None when not known (cpu_unverifiable, strict format reject)
+    follows_rules: bool = True  # no finding of rules.FORMAT_REASONS (rule_order, import_shim, forbidden_section)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -57,14 +65,14 @@ class Verdict:
         return data
 
 
-def reward(ok: bool, speedups: dict[str, float]) -> float:
-    """0 for a reject; 1 for correct code, plus log10 of its speedup over the current code (0 to 1)."""
+def reward(ok: bool, speedups: dict[str, float], follows_rules: bool = True) -> float:
+    """0 for a reject; 1 for correct code, plus log10 of its speedup over the current code (0 to 1);
+    FORMAT_SHARE of that when the code breaks an output rule."""
     if not ok:
         return 0.0
     speedup = speedups.get("current")
-    if not speedup or speedup <= 1.0:
-        return 1.0
-    return 1.0 + math.log10(min(speedup, MAX_SPEEDUP))
+    full = 1.0 if not speedup or speedup <= 1.0 else 1.0 + math.log10(min(speedup, MAX_SPEEDUP))
+    return full if follows_rules else FORMAT_SHARE * full
 
 
 @lru_cache(maxsize=None)
@@ -94,16 +102,23 @@ def score_answer(
     cases: Sequence[str] | None = None,
     timer: Timer | None = None,
     trials: int | None = None,
+    strict: bool = False,
 ) -> Verdict:
     """Judge `answer` (a model's full reply) for `problem`; `timer` adds speedups on a GPU.
 
     Static rules first, then correctness in a sandbox (builder.judge.correctness), then, when a
     timer is given and the device is a GPU, the checked timing run and the profiler's kernel list.
+    A finding that only breaks the output rules (rules.FORMAT_REASONS) does not stop the checks:
+    the verdict says apart whether the code is correct and whether it follows the rules, and the
+    reward is FORMAT_SHARE of a compliant answer's. With `strict`, any finding rejects.
     """
     code, findings = check_answer(answer, benchmark_sizes(problem))
-    first = first_finding(findings)
+    blocking = findings if strict else hard_findings(findings)
+    follows = not format_findings(findings)
+    first = first_finding(blocking)
     if first is not None:
-        return Verdict(False, first.reason, first.detail, tuple(findings))
+        known = False if first.reason not in {f.reason for f in format_findings(findings)} else None
+        return Verdict(False, first.reason, first.detail, tuple(findings), correct=known, follows_rules=follows)
     if trials is None:
         trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
     result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
@@ -111,8 +126,12 @@ def score_answer(
     errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}
     phases = dict(getattr(result, "phases", {}))
     if not result.ok:
-        return Verdict(False, result.reason or "crash", result.detail, errors=errors, phases=phases)
-    verdict = Verdict(True, None, "", errors=errors, reward=reward(True, {}), phases=phases)
+        unknown = result.reason == "cpu_unverifiable"
+        return Verdict(False, result.reason or "crash", result.detail, tuple(findings), errors=errors, phases=phases,
+                       reward=UNVERIFIABLE_REWARD if unknown else 0.0, correct=None if unknown else False,
+                       follows_rules=follows)
+    verdict = Verdict(True, None, "", tuple(findings), errors=errors, reward=reward(True, {}, follows), phases=phases,
+                      correct=True, follows_rules=follows)
     if timer is None or device != "cuda":
         return verdict
     return with_timing(verdict, code, problem, timer)
@@ -125,21 +144,22 @@ def with_timing(verdict: Verdict, code: str, problem: Problem, timer: Timer) -> 
     timed = timer(code, problem)
     phases = Phases(verdict.phases).merge(timed.phases).to_dict()
     if timed.reason:
-        return Verdict(False, timed.reason, timed.detail, errors=verdict.errors, speedups=timed.speedups,
-                       phases=phases)
-    return Verdict(True, None, "", errors=verdict.errors, speedups=timed.speedups, reward=reward(True, timed.speedups),
+        return replace(verdict, ok=False, reason=timed.reason, detail=timed.detail, speedups=timed.speedups,
+                       phases=phases, reward=0.0, correct=False)
+    return replace(verdict, speedups=timed.speedups, reward=reward(True, timed.speedups, verdict.follows_rules),
                    phases=phases)
 
 
 def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: str, timers: Sequence[Timer | None],
-                parallel: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, trials: int | None = None) -> list[Verdict]:
+                parallel: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, trials: int | None = None,
+                strict: bool = False) -> list[Verdict]:
     """Judge many answers: the static rules and the checks of up to `parallel` answers at once (each
     in a sandbox of its own), then, on a GPU, the timing runs of the correct ones, one at a time
     (a timing run has its GPU to itself). Each verdict is the one `score_answer` gives alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     def check(i: int) -> Verdict:
-        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials)
+        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials, strict=strict)
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         verdicts = list(pool.map(check, range(len(answers))))
@@ -299,9 +319,12 @@ REWARD_RUNS = 30
 
 
 def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Callable[..., list[float]]:
+                   timeout_s: float = DEFAULT_TIMEOUT_S, strict: bool = False,
+                   unverifiable: float | None = UNVERIFIABLE_REWARD) -> Callable[..., list[float | None]]:
     """A TRL reward function: one reward per completion, 0 for a reject, 1 for correct code, plus a
-    log-speedup bonus over the row's current code when `timed` and a CUDA GPU is present.
+    log-speedup bonus over the row's current code when `timed` and a CUDA GPU is present; a
+    correct answer that breaks an output rule gets FORMAT_SHARE of that (0 with `strict`). An answer
+    only a GPU can check gets `unverifiable` on the CPU (default 0.0; None makes TRL leave it out).
 
     The problem comes from the `problem` column (a key or a {key, ...} struct), else `problem_key`
     or the row `id`; the current code from `current_code`, else the `stage` column (the stage's
@@ -312,7 +335,7 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
     the answer would get alone.
     """
 
-    def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float]:
+    def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float | None]:
         import os
 
         import torch
@@ -337,8 +360,9 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
             parallel = workers or os.cpu_count() or 1
         keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
         verdicts = score_batch([completion_text(c) for c in completions], targets, device=device, timers=timers,
-                               parallel=parallel, timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0)
-        return [v.reward for v in verdicts]
+                               parallel=parallel, timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0,
+                               strict=strict)
+        return [unverifiable if v.reason == "cpu_unverifiable" else v.reward for v in verdicts]
 
     reward_fn.__name__ = "kernel_reward"
     return reward_fn

@@ -158,3 +158,54 @@ def test_one_referee_serves_many_requests_with_the_same_answers():
     again = referee.ask_referee(P1, 5, trials=spec)
     assert referee._service.proc.pid == pid
     assert first["trials"] == again["trials"] and first["outputs"][0].equal(again["outputs"][0])
+
+
+def test_the_autotuners_benchmarking_is_logged_apart_on_a_gpu():
+    """Why multi-config autotune passes now: the autotuner benchmarks its configs inside the first
+    watched forward. Triton's benchmarker (events, the L2 flush with its zero_(), the statistics)
+    is the judge's business and runs unlogged; the config runs it makes (each one's pre-hook and
+    launch) are logged apart, checked for what they call and held to the op limit one run at a
+    time. Before, every repetition's zero_() counted against forward's 256 ops (1536 on the H100)."""
+    import torch
+
+    from builder.judge.guards import MAX_OPS_PER_FORWARD, Guards
+    from builder.judge.loader import load_module
+
+    module = load_module(P1.dir / "accepted" / "autotune_two_configs.py")
+    model = module.ModelNew(**P1.init)
+    x = torch.rand(4, 8, 4096, device="cuda")
+    with Guards(cuda=True) as guards:
+        with torch.no_grad(), guards.watch() as record:
+            y = model(x)
+        finding = guards.verdict(record)
+    assert finding is None, finding
+    assert len(record.ops) < MAX_OPS_PER_FORWARD and record.tuning_ops and record.launches >= 3
+    assert 0 < record.tuning_peak < MAX_OPS_PER_FORWARD
+    ref = torch.nn.functional.avg_pool1d(x, P1.init["kernel_size"], P1.init["stride"], P1.init["padding"])
+    assert torch.allclose(y, ref, atol=1e-5)
+
+
+def test_multi_config_autotune_passes_the_whole_judge_on_a_gpu():
+    """seeds/avgpool1d/accepted/autotune_two_configs.py: checks with a benchmark-shape trial, then a
+    checked timing run (the autotuner benchmarks again in the timing sandbox's warm-up)."""
+    path = P1.dir / "accepted" / "autotune_two_configs.py"
+    timer = gpu_timer(P1.kernel_path.read_text(), baselines=("eager",), runs=20, profile=False)
+    verdict = score_answer(read_answer(path), P1, device="cuda", timer=timer, trials=1)
+    assert verdict.ok and verdict.correct and verdict.follows_rules, (verdict.reason, verdict.detail)
+    assert verdict.speedups["current"] > 0
+
+
+@pytest.mark.parametrize("name", ["static_range_by_name.py", "device_property_query.py"])
+def test_answers_only_a_gpu_can_check_pass_on_a_gpu(name):
+    """cpu_unverifiable on the CPU; on a GPU the judge checks them as usual."""
+    verdict = score_answer(read_answer(P1.dir / "accepted" / name), P1, device="cuda", trials=1)
+    assert verdict.ok and verdict.correct, (verdict.reason, verdict.detail)
+
+
+def test_a_race_between_programs_fails_on_a_gpu_too():
+    from builder.judge.correctness import verify
+
+    code = (P1.wrong_dir / "race_across_programs.py").read_text()
+    result = verify(P1, code, device="cuda", timeout_s=600, trials=1)
+    assert not result.ok, "the race did not show on the GPU either"
+    print(result.reason, result.detail)

@@ -4,9 +4,10 @@ import tomllib
 import pytest
 
 from builder.judge.reasons import REASONS
-from builder.judge.rules import PRECEDENCE
+from builder.judge.rules import FORMAT_REASONS, PRECEDENCE
 from builder.judge.correctness import CaseResult, VerifyResult
 from builder.judge.score import (
+    FORMAT_SHARE,
     Timed,
     Verdict,
     gpu_timer,
@@ -85,8 +86,10 @@ def test_fixture_gets_its_verdict(problem, name, spec):
     device = _device() if spec.get("gpu") else "cpu"
     timer = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30) if device == "cuda" else None
     kwargs = {"verifier": no_run} if static else {"timer": timer}
+    # A format finding rejects in strict mode; without it the answer runs (test_format_apart_from_correctness).
     verdict = score_answer(answer, problem, device=device, timeout_s=spec.get("timeout_s", 120),
-                           cases=spec.get("cases"), trials=1 if device == "cuda" else 0, **kwargs)
+                           cases=spec.get("cases"), trials=1 if device == "cuda" else 0,
+                           strict=spec["reason"] in FORMAT_REASONS, **kwargs)
     # A runtime cheat may be caught by any check its entry lists: which fires first depends on the cases.
     allowed = {spec["reason"]} if static else {spec["reason"]} | runtime_reasons(spec)
     assert not verdict.ok and verdict.reason in allowed, (verdict.reason, verdict.detail)
@@ -113,15 +116,26 @@ def accepted_answers():
     for problem in PROBLEMS:
         folder = problem.dir / "accepted"
         if folder.is_dir():
+            listing = tomllib.loads((folder / "expected.toml").read_text())
             for path in sorted(folder.iterdir()):
                 if path.suffix in (".py", ".md"):
-                    yield pytest.param(problem, path, id=f"{problem.key}/accepted/{path.name}", marks=[pytest.mark.slow])
+                    yield pytest.param(problem, path, listing[path.name], id=f"{problem.key}/accepted/{path.name}",
+                                       marks=[pytest.mark.slow])
 
 
-@pytest.mark.parametrize("problem,path", accepted_answers())
-def test_unusual_legitimate_answers_pass(problem, path):
+@pytest.mark.parametrize("problem,path,spec", accepted_answers())
+def test_unusual_legitimate_answers_pass(problem, path, spec):
+    """On the CPU: a pass, or the verdict `cpu` names (cpu_unverifiable: only a GPU can check it,
+    reward 0); a correct answer that breaks the output rule `format` names is ok, reward reduced."""
     verdict = score_answer(read_answer(path), problem, device="cpu")
-    assert verdict.ok, (verdict.reason, verdict.detail)
+    if "cpu" in spec:
+        assert (verdict.ok, verdict.reason, verdict.correct, verdict.reward) == (False, spec["cpu"], None, 0.0), \
+            verdict.detail
+        return
+    assert verdict.ok and verdict.correct, (verdict.reason, verdict.detail)
+    assert verdict.follows_rules == ("format" not in spec)
+    assert verdict.reward == (FORMAT_SHARE if "format" in spec else 1.0)
+    assert [f.reason for f in verdict.findings] == ([spec["format"]] if "format" in spec else [])
 
 
 def accepted_params():
@@ -193,6 +207,47 @@ def test_reward_shape():
     assert reward(True, {}) == 1.0
     assert reward(True, {"current": 0.5}) == 1.0
     assert reward(True, {"current": 1000.0}) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("speedup", [None, 0.5, 2.0, 9.9, 1000.0])
+def test_a_format_slip_scores_between_a_reject_and_any_compliant_answer(speedup):
+    speedups = {} if speedup is None else {"current": speedup}
+    slipped = reward(True, speedups, follows_rules=False)
+    assert reward(False, speedups) < slipped < reward(True, {}) <= reward(True, speedups)
+    assert slipped == pytest.approx(FORMAT_SHARE * reward(True, speedups))
+
+
+def test_format_apart_from_correctness():
+    """A correct answer whose helper sits above its kernel: ok and correct, follows_rules false, a
+    reduced reward; with strict, a reject that never runs."""
+    from builder.judge.correctness import VerifyResult
+
+    code = read_answer(P1.kernel_path).replace("@triton.jit\n", "def helper():\n    return 1\n\n\n@triton.jit\n", 1)
+    check, calls = fake(VerifyResult(True, None, "", 1e-4, 1e-4))
+    lenient = score_answer(code, P1, verifier=check)
+    assert (lenient.ok, lenient.correct, lenient.follows_rules, lenient.reason) == (True, True, False, None)
+    assert lenient.reward == FORMAT_SHARE and [f.reason for f in lenient.findings] == ["rule_order"]
+    strict = score_answer(code, P1, verifier=no_run, strict=True)
+    assert (strict.ok, strict.reason, strict.correct, strict.reward) == (False, "rule_order", None, 0.0)
+    wrong = score_answer(code, P1, verifier=fake(VerifyResult(False, "mismatch", "off", 1e-4, 1e-4))[0])
+    assert (wrong.ok, wrong.correct, wrong.follows_rules, wrong.reward) == (False, False, False, 0.0)
+
+
+def test_a_format_finding_never_lets_unchecked_code_run():
+    """Forbidden sections are blanked from the code the judge runs, whatever they hold."""
+    check, calls = fake(VerifyResult(True, None, "", 1e-4, 1e-4))
+    code = read_answer(P1.kernel_path).replace("```\n", "\nif __name__ != '__main__':\n    import os\n"
+                                                         "    os.system('echo hi')\n```\n")
+    verdict = score_answer(code, P1, verifier=check)
+    ran = calls[0][1]
+    assert "os.system" not in ran and "__main__" not in ran and ran.count("\n") >= code.count("\n") - 3
+    assert verdict.correct and not verdict.follows_rules
+
+
+def test_a_cpu_unverifiable_answer_gets_the_unverifiable_reward():
+    check, _ = fake(VerifyResult(False, "cpu_unverifiable", "no driver", 1e-4, 1e-4))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, verifier=check)
+    assert (verdict.ok, verdict.reason, verdict.correct, verdict.reward) == (False, "cpu_unverifiable", None, 0.0)
 
 
 def test_verdict_to_dict_is_json_ready():
