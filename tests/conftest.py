@@ -2,6 +2,9 @@ import ast
 import functools
 import os
 import shutil
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +88,67 @@ def pytest_xdist_auto_num_workers(config):
     """`-n auto`: one worker per CPU this process may run on (taskset and cgroup CPU sets count),
     not one per core of the machine, which is what pytest-xdist counts when psutil is installed."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _last_pid() -> int:
+    """The process id the kernel handed out last (threads count), machine-wide."""
+    return int(Path("/proc/loadavg").read_text().split()[-1])
+
+
+def _left_behind(first: int, last: int) -> list[int]:
+    """Processes of ids handed out after `first` up to `last` whose parent is this process and
+    that run in another session than this one: what a sandbox of the judge, closing later in
+    this process, would count as its own strays (builder.judge.runner._strays)."""
+    if last >= first:
+        pids = range(first + 1, last + 1)
+    else:  # the ids wrapped around
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        pids = [*range(first + 1, pid_max + 1), *range(1, last + 1)]
+    if len(pids) > 10_000:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    me, session = str(os.getpid()), str(os.getsid(0))
+    found = []
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("Tgid", "").strip() == str(pid) and fields.get("PPid", "").strip() == me \
+                and fields.get("NSsid", session).split()[0] != session:
+            found.append(pid)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_processes_left_behind():
+    """Kill and reap what a test leaves running or unreaped in another session: a job's
+    grandchild killed with its group (tests/judge/test_runner.py), the workers of a killed run
+    (tests/executors/test_local.py). Once a sandbox has run, this process adopts such orphans
+    (it is the children's subreaper), and the next sandbox to close would count them as its
+    own strays and fail a correct answer with sandbox_violation. A serial run got away with it
+    by its file order; under pytest-xdist a worker runs the tests of several files in any order.
+    Processes that fixtures of a wider scope start before the test (a local Ray) are left alone."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    first = _last_pid()
+    yield
+    last = _last_pid()
+    if last == first:
+        return
+    for pid in _left_behind(first, last):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.01)
 
 
 @pytest.fixture
