@@ -66,7 +66,7 @@ def maxpool3d_row_stream_kernel(
             rel = t - rows * STRIDE
             hit = (rel >= 0) & (rel < KERNEL_SIZE * DILATION) & (rel % DILATION == 0)
             merged = tl.maximum(acc, row_max[None, :], propagate_nan=tl.PropagateNan.ALL)
-        acc = tl.where(hit[:, None], merged, acc)
+            acc = tl.where(hit[:, None], merged, acc)
 
     out_mask = (oh < OH)[:, None] & ow_ok[None, :]
     tl.store(y_slice + oh[:, None] * OW + ow[None, :], acc, mask=out_mask)
