@@ -407,5 +407,6 @@ def problems() -> None:
 
     for p in load_problems():
         solutions = ", ".join(p.solutions) or "none"
-        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, shape {list(p.shape)}, "
+        inputs = ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in p.inputs)
+        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, inputs {inputs}, "
                    f"{len(p.cases)} cases, solutions: {solutions}")
