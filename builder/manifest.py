@@ -229,8 +229,9 @@ def space_of(path: Path, table: dict[str, Any], bench: tuple[Input, ...]) -> Spa
         kind = FLOAT_DTYPES if base.is_float else INT_DTYPES
         wrong = [d for d in dtypes if d not in kind]
         if wrong:
-            raise ManifestError(f"{_where(path, where)}.dtypes: {wrong} are not {'floating' if base.is_float else 'integer'} "
-                                f"dtypes like the benchmark's {base.dtype}")
+            kind_name = "floating" if base.is_float else "integer"
+            raise ManifestError(f"{_where(path, where)}.dtypes: {wrong} are not {kind_name} dtypes like the "
+                                f"benchmark's {base.dtype}")
         for bound in ("low", "high"):
             value = spec.get(bound)
             if isinstance(value, str) and value not in dims:

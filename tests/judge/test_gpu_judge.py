@@ -111,7 +111,7 @@ def test_the_whole_check_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
 def test_a_large_comparison_runs_on_the_gpu_and_counts_as_on_the_cpu():
     import torch
 
-    from builder.judge.guards import COMPARE_CHUNK, compare, compare_device
+    from builder.judge.compare import COMPARE_CHUNK, compare, compare_device
 
     ref = torch.rand(3 * COMPARE_CHUNK + 5)
     assert compare_device(ref.numel()).type == "cuda" and compare_device(1000).type == "cpu"
