@@ -122,7 +122,7 @@ CHECK_TABLES = ("tolerance", "cases", "space")
 
 def load_problem(folder: Path) -> Problem:
     """Read and check one seed folder; raise ManifestError naming the file and field."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # sandboxes and the referee read it from other folders
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise ManifestError(f"{folder}: missing {name}")

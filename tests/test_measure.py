@@ -253,3 +253,14 @@ def test_no_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(NoGpuError, match="needs a CUDA GPU"):
         M.require_gpu()
+
+
+def test_bytes_moved_reads_every_input_and_writes_every_output_once():
+    from pathlib import Path
+
+    from builder.measure import bytes_moved
+    from builder.seeds import get_problem, load_problem
+
+    rowloss = load_problem(Path(__file__).parent / "fixtures" / "problems" / "rowloss")
+    assert bytes_moved(rowloss) == 32768 * 4096 * 4 + 32768 * 8 + 4  # float logits, int64 targets, a 0-dim loss
+    assert bytes_moved(get_problem("avgpool1d")) == (64 * 128 * 65536 + 64 * 128 * 65537) * 4

@@ -83,11 +83,16 @@ def draw(spec: dict[str, Any], seed: int, device: str | torch.device = "cpu") ->
 
 def as_bytes(tensor: torch.Tensor) -> torch.Tensor:
     """A tensor's values as a flat uint8 CPU tensor (in logical, contiguous order)."""
-    return tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    if flat.numel() and flat.stride(0) != 1:  # one element, or size-1 dims, may keep any stride
+        flat = torch.empty(flat.numel(), dtype=flat.dtype).copy_(flat)
+    return flat.view(torch.uint8)
 
 
 def from_bytes(raw: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """The inverse of as_bytes."""
+    """The inverse of as_bytes (`raw` may be a slice at any offset)."""
+    if raw.storage_offset() % dtype.itemsize:
+        raw = raw.clone()
     return raw.view(dtype).reshape(shape)
 
 
@@ -124,11 +129,13 @@ class Placed:
         self._storage = self._buffer.untyped_storage().data_ptr()
 
     def fill(self, spec: dict[str, Any], seed: int) -> None:
-        """Draw the values of `spec` and `seed` into the input (in place where it is contiguous)."""
+        """Draw the values of `spec` (its range and value class) and `seed` into the input, in place
+        where it is contiguous."""
         if self.x.is_contiguous():
             draw_into(self.x, spec, seed)
         else:
-            self.x.copy_(draw(spec, seed, self.x.device))
+            dtype = str(self.dtype).removeprefix("torch.")
+            self.x.copy_(draw({**spec, "shape": list(self.shape), "dtype": dtype}, seed, self.x.device))
 
     def load(self, values: torch.Tensor) -> None:
         """Copy given values (any device) into the input."""

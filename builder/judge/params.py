@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from builder.judge.inputs import from_bytes
+
 #: Half-width of the noise added to each learned tensor's default value.
 NOISE = 0.5
 
@@ -93,7 +95,7 @@ def place(model: torch.nn.Module, state: list[dict[str, Any]], payload: torch.Te
             dtype = getattr(torch, spec["dtype"])
             size = target.numel() * dtype.itemsize
             assert payload is not None
-            value = payload[offset:offset + size].view(dtype).reshape(target.shape)
+            value = from_bytes(payload[offset:offset + size], tuple(target.shape), dtype)
             offset += size
             torch.Tensor.copy_(target, value.to(target.device))
     return mapping, None

@@ -534,3 +534,13 @@ def test_a_constexpr_of_a_function_is_refused():
     body = "k[(1,)](x, x, x.numel(), BLOCK=tl.constexpr(helper))\nreturn x"
     code = model(body, extra_imports="def helper(v):\n    return v\n\n")
     assert "kernel_host_access" in [f.reason for f in check_code(code)]
+
+
+def test_forbidden_sizes_cover_every_input_and_output_of_the_benchmark():
+    from pathlib import Path
+
+    from builder.judge.score import benchmark_sizes
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "rowloss")
+    assert {32768, 4096} <= benchmark_sizes(problem)
