@@ -136,21 +136,23 @@ def test_seed_prompt_files_are_the_shared_originals(key):
 
 
 #: The hashes measurement records carry for each pooling manifest: the benchmark table (timings
-#: and profiles depend on it) and the checks (verification alone). Records stay fresh while these
-#: hold; a change of the manifest format must not move them.
+#: and profiles depend on it) and the checks (verification alone). A change of the manifest format
+#: must move neither. The benchmark hashes are those of the committed records; the checks hashes
+#: moved once, on purpose, when the [space] tables and the special-value cases were added (the
+#: records' verification part alone went stale then).
 POOLING_HASHES = {
     "avgpool1d": ("14f0ac37ef4effaa8ac066a1730fba4891c0550fbc6245a30bd4f9dc4224715f",
-                  "3d2bda9ba67ee31ca13c965196051971985fc844a8cba4969d6c4265800d77ad"),
+                  "e4cfe8f277c1420fd46ead773e283c286eb3ab5b3ce52a07963ee02a35278d3f"),
     "avgpool2d": ("c0cbb41c2afe723889518fdc6d28a9286413e1d3e528883cf473144adda150ee",
-                  "4e1925a6a4a0dbff364e9c8d70e4c0a46ef1cb15dcf975b972f7b05c1333ef1d"),
+                  "aa48475d03a11e29dae3840411c287370ff68ca1f8209f721a44830622c2e3e5"),
     "avgpool3d": ("dcb7fdbc4ace751e473196489c70ace93bae7fbd93c2685e4e663e4dd2df39bf",
-                  "029bf7a5cc15d228afe3ad13bacaf93aba644f4d23dd2fbf6fbabd017a97abb6"),
+                  "db8de7960a579db7e696447df943e1a9e582a28da87d89bc0098205f9bf9de69"),
     "maxpool1d": ("78f0f9d5543985c07a93fc575d62ee00613bbd52c6fa150ee0e1301062ed88ea",
-                  "058cf8182b50e18528222ac0c5751a862ef79aa37e49f61304e08b01a49f5fb1"),
+                  "0675dfbf121ea9c1d684dbdd181af2b055b76de7251367e324d8c028787469e0"),
     "maxpool2d": ("a3b457cb5598f6dcbb1955a231320e7bbddd21945521f2545f6f12e886e60e0c",
-                  "9bb8e3ee9b8c50ba7b970f4abed0605862b3e1a560c0d91fbd12695ef4aa139b"),
+                  "102f79ba95f4a4b3a6265e488d699e8dc7edba61d26650c96f315e69fd6ce0eb"),
     "maxpool3d": ("ecc09c08f0f4b3b9c74ef03c4b86450d1218873c32f976aa202851448d8509f0",
-                  "dcdb6c4e6599769900326ba504e71160afc8e2b58008c405f8cb79fd5fa59c74"),
+                  "ea9145babaaa16c45a6b52fb43b60c4047076fd1ea3ff4e409ff2eabab68c4f1"),
 }
 
 

@@ -228,7 +228,7 @@ class Caller:
         self.judge_outputs(reply, outs, expect, sequence)
         if back is None or not torch.equal(back, sent):
             raise Reject("input_mutated", "forward changed its input")
-        checked = self.compared(outs, refs, sequence)
+        checked = self.compared(outs, refs, sequence, conditions.poison)
         ref_tensors = params.learned(ref_model)
         for buffer in buffers:
             if buffer not in got:
@@ -238,12 +238,13 @@ class Caller:
                                         compare(got[buffer], ref, *_tolerance(self.problem, ref))))
         return checked
 
-    def compared(self, outs: list[torch.Tensor], refs: list[torch.Tensor], sequence: bool) -> Checked:
+    def compared(self, outs: list[torch.Tensor], refs: list[torch.Tensor], sequence: bool, poison: str) -> Checked:
         """Every output held against its reference (a half-precision one with KernelBench's tolerance)."""
         checked = Checked(outs, refs)
         for index, (out, ref) in enumerate(zip(outs, refs)):
             what = f"output {index}" if sequence else ""
-            checked.comparisons.append((what, compare(out, ref, *_tolerance(self.problem, ref))))
+            comparison = compare(out, ref, *_tolerance(self.problem, ref), guard_reads=poison != "bits")
+            checked.comparisons.append((what, comparison))
         return checked
 
     def record(self, case: Case, name: str, checked: Checked | None, reason: str | None = None, detail: str = "",
@@ -313,7 +314,7 @@ class Caller:
         self.judge_outputs(reply, outs, expect, sequence)
         if reply.get("input_hashes") != hashes:
             raise Reject("input_mutated", f"{name}: forward changed its input")
-        self.record(case, name, self.compared(outs, refs, sequence))
+        self.record(case, name, self.compared(outs, refs, sequence, poison))
 
 
 def _same(outs: list[Any] | None, first: list[Any]) -> bool:

@@ -10,9 +10,9 @@ Layouts (how the tensor handed to forward sits in memory):
 - `guarded`: contiguous, between two guard bands of a huge value: a kernel that reads past the
   input produces huge outputs, one that writes past it changes the bands;
 - `plain`: a fresh contiguous allocation at storage offset 0, no bands: exactly a user's tensor;
-- `transposed`: the same values as a view whose last two axes are swapped in memory;
-- `strided`: the same values as every other element of the last axis; the gaps hold the guard
-  value (a kernel that ignores the strides reads them) and must stay unwritten.
+- `transposed`: the same values as a view whose last two axes longer than 1 are swapped in memory;
+- `strided`: the same values as every other element of the last axis longer than 1; the gaps
+  hold the guard value (a kernel that ignores the strides reads them) and must stay unwritten.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ class Placed:
         numel = 1
         for dim in shape:
             numel *= dim
-        if layout == "transposed" and len(shape) < 2:
+        wide = [axis for axis, dim in enumerate(shape) if dim > 1]  # axes a view can make non-contiguous
+        if layout == "transposed" and len(wide) < 2:
             layout = "strided"
-        if layout == "strided" and (not shape or shape[-1] == 0):
+        if layout == "strided" and (not numel or not shape):
             layout = "guarded"
         self.layout, self.shape, self.dtype = layout, tuple(shape), dtype
         self._gaps: torch.Tensor | None = None
@@ -121,11 +122,18 @@ class Placed:
         body = self._buffer[band:band + inner]
         if layout == "guarded":
             self.x = body.view(shape)
-        elif layout == "transposed":
-            self.x = body.view(*shape[:-2], shape[-1], shape[-2]).transpose(-1, -2)
-        else:
-            wide = body.view(*shape[:-1], 2 * shape[-1])
-            self.x, self._gaps = wide[..., ::2], wide[..., 1::2]
+        elif layout == "transposed":  # the last two axes longer than 1 swapped in memory
+            order = list(range(len(shape)))
+            order[wide[-2]], order[wide[-1]] = order[wide[-1]], order[wide[-2]]
+            self.x = body.view([shape[a] for a in order]).permute(order)
+        else:  # every other element along the last axis longer than 1 (the last axis when none is)
+            axis = wide[-1] if wide else len(shape) - 1
+            doubled = body.view(*shape[:axis], 2 * shape[axis], *shape[axis + 1:])
+            pick = [slice(None)] * len(shape)
+            pick[axis] = slice(0, None, 2)
+            self.x = doubled[tuple(pick)]
+            pick[axis] = slice(1, None, 2)
+            self._gaps = doubled[tuple(pick)]
         self._storage = self._buffer.untyped_storage().data_ptr()
 
     def fill(self, spec: dict[str, Any], seed: int) -> None:
