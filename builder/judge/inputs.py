@@ -34,9 +34,10 @@ GUARD_SEEN: dict[torch.dtype, float] = {torch.float32: 2.0**80, torch.float64: 2
 GUARD_ELEMENTS = 1 << 16
 #: Value classes that replace a floating input's range.
 VALUE_RANGES = {"signed": (-1.0, 1.0), "negative": (-1.0, 0.0), "large": (-1e4, 1e4), "tiny": (-1e-6, 1e-6)}
-#: Value classes that keep the range and set a share of the elements (at least one) to values
-#: drawn from a list: bursts of large magnitude, or NaN and infinities.
-SPRINKLES = {"bursts": (0.01, (1e4, -1e4)), "special": (0.005, (float("nan"), float("inf"), float("-inf")))}
+#: Value classes that keep the range and set a share of the elements (each value of the list at
+#: least once, where the tensor has room) to values of a list drawn per tensor: bursts of large magnitude (one sign per tensor, so that two bursts never
+#: cancel in a sum, where float32 itself would miss the tolerance), or NaN and infinities.
+SPRINKLES = {"bursts": (0.01, ((1e4,), (-1e4,))), "special": (0.005, ((float("nan"), float("inf"), float("-inf")),))}
 
 
 def mix(seed: int, index: int) -> int:
@@ -65,12 +66,14 @@ def draw_into(tensor: torch.Tensor, spec: dict[str, Any], seed: int) -> None:
     low, high = VALUE_RANGES.get(values, (float(spec.get("low", 0.0)), float(spec.get("high", 1.0))))
     tensor.uniform_(low, high, generator=generator)
     if values in SPRINKLES:
-        share, choices = SPRINKLES[values]
+        share, lists = SPRINKLES[values]
         flat = tensor.view(-1)
         picks = random.Random(seed)
-        count = max(1, round(share * flat.numel()))
-        where = torch.tensor([picks.randrange(flat.numel()) for _ in range(count)], dtype=torch.int64)
-        chosen = torch.tensor([picks.choice(choices) for _ in range(count)], dtype=torch.float64)
+        choices = picks.choice(lists)
+        count = min(flat.numel(), max(len(choices), round(share * flat.numel())))  # every choice at least once
+        start = picks.randrange(len(choices))
+        where = torch.tensor(picks.sample(range(flat.numel()), count), dtype=torch.int64)
+        chosen = torch.tensor([choices[(start + k) % len(choices)] for k in range(count)], dtype=torch.float64)
         flat[where.to(tensor.device)] = chosen.to(tensor.dtype).to(tensor.device)
 
 
