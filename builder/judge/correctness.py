@@ -81,8 +81,8 @@ class VerifyResult:
 
 def verify(problem: Problem, code: str, *, device: str, timeout_s: float, cases: list[str] | None = None,
            trials: int = 0, label: str = "candidate", rng: random.Random | None = None) -> VerifyResult:
-    """Check code under test on the problem's cases (all, or those named), on checks drawn from its
-    input space (when no cases are named) and, on a GPU, on `trials` trials at the benchmark size,
+    """Check code under test on the problem's cases (all, or those named: [] names none), on checks
+    drawn from its input space (when `cases` is None) and, on a GPU, on `trials` trials at the benchmark size,
     in a session of its own. Failures of every kind come back as a VerifyResult, never raised.
     `rng` (default: the system's secret randomness) draws everything; tests pass a seeded one."""
     batch = verify_codes(problem, {label: code}, device=device, timeout_s=timeout_s, cases=cases, trials=trials,
@@ -129,15 +129,15 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     rng = rng or secrets.SystemRandom()
     phases = Phases()
     reference = Reference(problem)
-    chosen = [problem.case(n) for n in cases] if cases else list(problem.cases)
-    drawn = problem.space is not None and not cases
+    chosen = [problem.case(n) for n in cases] if cases is not None else list(problem.cases)
+    drawn = problem.space is not None and cases is None
     verdicts: dict[str, tuple[str, str] | None] = {}
     records: dict[str, list[CaseResult]] = {label: [] for label in codes}
     planned = None
-    if trials and device == "cuda":
+    if trials:  # callers ask for them on a GPU (the CPU interpreter cannot run the benchmark's size)
         try:
             with phases.span("reference"):
-                planned = _referee(problem, trials, rng)
+                planned = _referee(problem, trials, rng, device)
         except SandboxDied as exc:
             return VerifyBatch({label: VerifyResult(False, exc.reason, exc.detail, problem.atol, problem.rtol)
                                 for label in codes}, phases.to_dict())
@@ -212,13 +212,13 @@ def _space_checks(caller: Caller, device: str) -> None:
             caller.drawn(case, conditions[index])
 
 
-def _referee(problem: Problem, trials: int, rng: random.Random) -> _Trials:
+def _referee(problem: Problem, trials: int, rng: random.Random, device: str) -> _Trials:
     conditions = trial_conditions(trials, rng)
     build = Build(problem.init, rng.getrandbits(62), rng.getrandbits(62))
     specs = [{"inputs": seeded_specs(problem.inputs, rng.getrandbits(62)), "layout": c.layout, "mode": c.mode,
               "grad": c.grad} for c in conditions]
     key = rng.getrandbits(62)
-    payload = ask_referee(problem, key, build=build.to_spec(), trials=specs)
+    payload = ask_referee(problem, key, build=build.to_spec(), trials=specs, device=device)
     groups = payload["groups"]
     return _Trials(build, specs, [c.poison for c in conditions], payload["outputs"],
                    [bool(g["sequence"]) for g in groups], [t["input_hashes"] for t in payload["trials"]], key)

@@ -38,21 +38,31 @@ class _Service:
 
     def _start(self) -> subprocess.Popen[bytes]:
         from builder import PROJECT_ROOT
-        from builder.judge.runner import _child_env
+        from builder.judge.runner import _child_env, _children_lock, _live_children
 
         if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
-                                         env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
+            if self.proc is not None:
+                _live_children.discard(self.proc.pid)
+            # Registered as the judge's own child: a sandbox session's clean-up must not take the
+            # referee, which lives in a session of its own, for a process the sandbox left behind.
+            with _children_lock:
+                self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
+                                             env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)
+                _live_children.add(self.proc.pid)
         return self.proc
 
     def stop(self) -> None:
+        from builder.judge.runner import _live_children
+
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.wait()
+        if self.proc is not None:
+            _live_children.discard(self.proc.pid)
         self.proc = None
 
     def request(self, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -96,7 +106,8 @@ atexit.register(_service.stop)
 
 
 def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: list[dict[str, Any]] | None = None,
-                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S) -> dict[str, Any]:
+                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S,
+                device: str = "cuda") -> dict[str, Any]:
     """References for `trials` ([{inputs, layout, mode, grad}], inputs with their seeds) and the
     checkpoints of `timing`, from the reference built as `build` says (builder.judge.reference);
     the referee's reply with each output read into this process's memory (`"outputs"`: one list
@@ -104,13 +115,14 @@ def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: l
     returned a sequence, and each output's shape and dtype). Raises SandboxDied when the referee
     fails."""
     params = {"problem_dir": str(problem.dir), "hash_key": hash_key, "build": build, "trials": trials or [],
-              "timing": timing}
+              "timing": timing, "device": device}
     return _service.request(params, timeout_s)
 
 
 def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """params: problem_dir, hash_key, build (builder.judge.reference.Build), trials [{inputs, layout,
-    mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None.
+    mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,
+    device (the GPU, "cuda", where the judge draws benchmark-size inputs; "cpu" in tests).
     Returns the reply (per trial the inputs' keyed hashes, the final hashes of a timing input, the
     shape and dtype of each output, the environment) and the outputs as flat CPU byte tensors,
     trial by trial then checkpoint by checkpoint."""
@@ -123,7 +135,8 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
 
     problem = load_problem_at(params["problem_dir"])
     key = int(params["hash_key"])
-    model, _ = build(load_module(problem.reference_path), Build.from_spec(params["build"]), "cuda")
+    device = params.get("device", "cuda")
+    model, _ = build(load_module(problem.reference_path), Build.from_spec(params["build"]), device)
     outputs: list[Any] = []
     groups: list[dict[str, Any]] = []
 
@@ -135,16 +148,17 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
 
     trials = []
     for spec in params.get("trials", []):
-        placed = PlacedInputs(spec["inputs"], spec.get("layout", "guarded"), "cuda")
+        placed = PlacedInputs(spec["inputs"], spec.get("layout", "guarded"), device)
         keep(call(model, placed.tensors, mode=spec.get("mode", "train"), grad=bool(spec.get("grad"))))
         trials.append({"input_hashes": placed.fingerprints(key)})
         del placed
-        torch.cuda.empty_cache()
+        if device == "cuda":
+            torch.cuda.empty_cache()
     timing = params.get("timing")
     checked = []
     final_hashes = None
     if timing:
-        placed = PlacedInputs(timing["inputs"], timing.get("layout", "guarded"), "cuda")
+        placed = PlacedInputs(timing["inputs"], timing.get("layout", "guarded"), device)
         applied = 0
         for count in sorted(set(timing["checkpoints"])):
             while applied < count:
@@ -158,9 +172,10 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
         final_hashes = placed.fingerprints(key)
         del placed
     del model
-    torch.cuda.empty_cache()
+    if device == "cuda":
+        torch.cuda.empty_cache()
     reply = {"ok": True, "trials": trials, "checkpoints": checked, "final_hashes": final_hashes, "groups": groups,
-             "env": environment()}
+             "env": environment() if device == "cuda" else {}}
     return reply, outputs
 
 

@@ -25,7 +25,7 @@ REQUIRED = {
     "fallback", "inherits_reference", "no_kernel_launched", "mismatch", "wrong_shape",
     "hardcoded_shape", "out_of_bounds", "input_mutated", "output_cached", "uninitialized_output",
     "precision_loss", "system_access", "timer_patch", "side_stream", "timeout", "crash",
-    "runtime_error",
+    "runtime_error", "output_reused",
 }
 
 
