@@ -44,8 +44,9 @@ from builder.seeds import Problem
 __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"]
 
 #: Checks drawn from the input space per verification, by device: (at least, at most, seconds
-#: after which no more are drawn once the least are done).
-SPACE_CHECKS = {"cpu": (4, 6, 12.0), "cuda": (8, 24, 30.0)}
+#: after which no more are drawn once the least are done, most input elements of a drawn check
+#: but the first, which stretches one dim to its top).
+SPACE_CHECKS = {"cpu": (4, 6, 12.0, 1 << 15), "cuda": (8, 24, 30.0, 1 << 24)}
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, plann
 def _space_checks(caller: Caller, device: str) -> None:
     """Checks drawn from the input space, each in conditions of its own (see the module doc)."""
     problem, rng = caller.problem, caller.rng
-    least, most, budget_s = SPACE_CHECKS.get(device, SPACE_CHECKS["cpu"])
+    least, most, budget_s, max_elements = SPACE_CHECKS.get(device, SPACE_CHECKS["cpu"])
     assert problem.space is not None
     conditions = rotation(most, rng)
     classes = value_classes(problem.space.values, most, least, rng)
@@ -207,7 +208,8 @@ def _space_checks(caller: Caller, device: str) -> None:
         if index >= least and time.monotonic() - start > budget_s:
             break
         case = draw_case(problem, f"space_{index}", classes[index], rng,
-                         lambda c, k=index: caller.reference.accepts(c, conditions[k], rng), stretch=index == 0)
+                         lambda c, k=index: caller.reference.accepts(c, conditions[k], rng), stretch=index == 0,
+                         max_elements=max_elements)
         if case is not None:
             caller.drawn(case, conditions[index])
 

@@ -149,7 +149,7 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     trials = []
     for spec in params.get("trials", []):
         placed = PlacedInputs(spec["inputs"], spec.get("layout", "guarded"), device)
-        keep(call(model, placed.tensors, mode=spec.get("mode", "train"), grad=bool(spec.get("grad"))))
+        keep(call(model, placed.tensors, mode=spec.get("mode", "train"), clone=False))
         trials.append({"input_hashes": placed.fingerprints(key)})
         del placed
         if device == "cuda":
@@ -164,7 +164,7 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
             while applied < count:
                 perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
                 applied += 1
-            keep(call(model, placed.tensors, mode="train"))
+            keep(call(model, placed.tensors, mode="train", clone=False))
             checked.append({"perturbed": count})
         while applied < int(timing["total"]):
             perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)

@@ -4,8 +4,9 @@ Used in the judge's process (small checks, on the CPU), in the referee (benchmar
 and timing checkpoints, on the GPU) and, before any code under test is loaded, in the sandbox
 (the eager and torch.compile baselines). A build is Model(**init) after torch.manual_seed(seed),
 with its learned tensors set from `state_seed` (builder.judge.params); a call runs in training or
-eval mode, with autograd on or off, and returns the outputs as a list (a tuple or list of
-tensors, or one tensor).
+eval mode (the reference with autograd off: its values are the same with it on, where ModelNew
+is called both ways) and returns the outputs as a list (a tuple or list of tensors, or one
+tensor).
 """
 
 from __future__ import annotations
@@ -64,13 +65,14 @@ def outputs_of(value: Any) -> tuple[list[Any] | None, bool]:
     return None, False
 
 
-def call(model: torch.nn.Module, tensors: list[torch.Tensor], *, mode: str = "train", grad: bool = False
+def call(model: torch.nn.Module, tensors: list[torch.Tensor], *, mode: str = "train", clone: bool = True
          ) -> tuple[list[torch.Tensor], bool]:
-    """The reference's outputs (detached) for `tensors` (cloned first), and whether it returned a
-    sequence. Raises whatever the reference raises."""
+    """The reference's outputs for `tensors` (cloned first, unless `clone` is off: the referee
+    keeps one copy of a benchmark-size input), and whether it returned a sequence. Autograd is off:
+    the values are the same with it on. Raises whatever the reference raises."""
     model.train(mode == "train")
-    with torch.set_grad_enabled(grad):
-        outs, sequence = outputs_of(model(*[t.clone() for t in tensors]))
+    with torch.no_grad():
+        outs, sequence = outputs_of(model(*[t.clone() for t in tensors] if clone else tensors))
     if outs is None or not all(isinstance(o, torch.Tensor) for o in outs):
         raise TypeError("the reference returned something that is neither a tensor nor a sequence of tensors")
     return [o.detach() for o in outs], sequence

@@ -47,9 +47,11 @@ def _bound(value: float | str | None, dims: dict[str, int], default: Any) -> Any
 
 
 def draw_case(problem: Problem, name: str, values: str, rng: random.Random, accepts: Callable[[Case], bool], *,
-              stretch: bool = False) -> Case | None:
+              stretch: bool = False, max_elements: int | None = None) -> Case | None:
     """One case drawn from `problem.space` whose floating inputs take value class `values`, or None
-    when ATTEMPTS draws all failed `accepts` (the reference raised on each)."""
+    when ATTEMPTS draws all failed `accepts` (the reference raised on each). A draw whose inputs
+    hold more than `max_elements` elements in all is drawn again (the stretched one excepted: its
+    other dims sit at their low end)."""
     space = problem.space
     assert space is not None
     for attempt in range(ATTEMPTS):
@@ -66,6 +68,9 @@ def draw_case(problem: Problem, name: str, values: str, rng: random.Random, acce
             inputs.append(Input(base.name, shape, dtype, float(low) if floating else int(low),
                                 float(high) if floating else int(high), values if floating else "uniform"))
         if any(i.low >= i.high for i in inputs):
+            continue
+        size = sum(math.prod(i.shape) for i in inputs)
+        if max_elements is not None and size > max_elements and not (stretch and attempt < ATTEMPTS // 2):
             continue
         case = Case(name, init, tuple(inputs))
         if accepts(case):

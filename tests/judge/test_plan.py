@@ -61,3 +61,12 @@ def test_integer_inputs_take_their_bounds_from_the_dims():
         predictions, targets = case.inputs
         assert targets.high == predictions.shape[1] and targets.dtype == "int64" and targets.values == "uniform"
         assert predictions.values == "large" and targets.shape == predictions.shape[:1]
+
+
+def test_draws_past_the_element_cap_are_drawn_again_but_the_stretched_one():
+    problem = load_problem(FIXTURES / "relu")
+    for seed in range(10):
+        case = draw_case(problem, "s", "uniform", random.Random(seed), lambda c: True, max_elements=500)
+        assert case is None or case.inputs[0].shape[0] * case.inputs[0].shape[1] <= 500
+    stretched = draw_case(problem, "s", "uniform", random.Random(0), lambda c: True, stretch=True, max_elements=500)
+    assert stretched.inputs[0].shape == (1, 3000)
