@@ -166,17 +166,18 @@ class Sandbox:
             reply["input_hashes"] = placed.fingerprints(int(header["hash_key"]))
         sent = _sendable(outs, header.get("expect") or [])
         mapping = self.targets.get(name, {})
-        buffers = [ref for ref in header.get("buffers") or () if ref in mapping]
+        tensors = {**dict(self.torch.nn.Module.named_parameters(self.models[name])),
+                   **dict(self.torch.nn.Module.named_buffers(self.models[name]))} if header.get("buffers") else {}
+        plain = (self.torch.Tensor, self.torch.nn.Parameter)
+        buffers = [ref for ref in header.get("buffers") or ()
+                   if ref in mapping and type(tensors.get(mapping[ref])) in plain and not vars(tensors[mapping[ref]])]
         channel.send(self.writer, {"part": "output", **reply, "sent": sent, "buffers": buffers})
         for out, flag in zip(outs or (), sent):
             if flag:
                 channel.send(self.writer, {"part": "data"}, as_bytes(out))
-        if buffers:
-            tensors = {**dict(self.torch.nn.Module.named_parameters(self.models[name])),
-                       **dict(self.torch.nn.Module.named_buffers(self.models[name]))}
-            for ref in buffers:
-                dtype = getattr(self.torch, header["buffer_dtypes"][ref])
-                channel.send(self.writer, {"part": "buffer", "name": ref}, as_bytes(tensors[mapping[ref]].to(dtype)))
+        for ref in buffers:
+            dtype = getattr(self.torch, header["buffer_dtypes"][ref])
+            channel.send(self.writer, {"part": "buffer", "name": ref}, as_bytes(tensors[mapping[ref]].to(dtype)))
         if header.get("keep") is not None and outs is not None:
             self.held[str(header["keep"])] = outs
         del outs
