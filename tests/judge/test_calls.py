@@ -93,3 +93,22 @@ def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_s
     expected, _ = call(model, placed.tensors)
     assert torch.equal(outputs[0].view(torch.float32).reshape(()), expected[0])
     assert reply["trials"][0]["input_hashes"] == placed.fingerprints(3) == reply["trials"][1]["input_hashes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("answer", "reason"), [("kernel", None), ("float32_output", "wrong_dtype")])
+def test_where_the_space_lists_another_dtype_the_output_takes_the_references(tmp_path, answer, reason):
+    import shutil
+
+    folder = tmp_path / "relu"
+    shutil.copytree(FIXTURES / "relu", folder)
+    manifest = folder / "manifest.toml"
+    manifest.write_text(manifest.read_text().replace('shape = ["N", "L"]', 'shape = ["N", "L"]\ndtypes = ["float16"]'))
+    problem = load_problem(folder)
+    code = problem.kernel_path.read_text()
+    if answer == "float32_output":
+        code = code.replace("y = torch.empty_like(x)", "y = torch.empty(x.shape, dtype=torch.float32, device=x.device)")
+    result = verify(problem, code, device="cpu", timeout_s=300)
+    assert result.reason == reason, (result.reason, result.detail)
+    if reason is None:
+        assert sum(c.name.startswith("space_") for c in result.cases) >= 4
