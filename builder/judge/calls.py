@@ -210,9 +210,16 @@ class Caller:
                 raise Reject("wrong_shape", f"{which}shape {tuple(info['shape'])}, expected {tuple(meta['shape'])}")
             raise Reject("wrong_dtype", f"{which}dtype {info['dtype']}, expected {meta['dtype']}")
 
-    def run(self, case: Case, conditions: Conditions = STANDARD, *, keep: str | None = None) -> Checked:
+    def run(self, case: Case, conditions: Conditions = STANDARD, *, name: str = "", keep: str | None = None) -> Checked:
         """One small call: inputs drawn here and sent as bytes, the reference computed here, every
-        output and buffer compared; raises Reject for anything but values off the reference."""
+        output and buffer compared; raises Reject (its detail led by `name` and, off the standard
+        conditions, the call's inputs and conditions) for anything but values off the reference."""
+        try:
+            return self._run(case, conditions, keep)
+        except Reject as exc:
+            raise Reject(exc.reason, f"{_called(name or case.name, case, conditions)}: {exc.detail}", exc.output) from None
+
+    def _run(self, case: Case, conditions: Conditions, keep: str | None) -> Checked:
         name, spec = self.model(case.init)
         ref_model, values = self.reference.model(spec)
         tensors = [draw(i.to_spec(), self.rng.getrandbits(62)) for i in case.inputs]
@@ -227,7 +234,7 @@ class Caller:
         reply, outs, got, back = self.exchange(header, sent, expect, buffers, sent.numel())
         self.judge_outputs(reply, outs, expect, sequence)
         if back is None or not torch.equal(back, sent):
-            raise Reject("input_mutated", "forward changed its input")
+            raise Reject("input_mutated", "forward changed its input", outs)
         checked = self.compared(outs, refs, sequence, conditions.poison)
         ref_tensors = params.learned(ref_model)
         for buffer in buffers:
@@ -257,8 +264,7 @@ class Caller:
         max_abs, max_rel = checked.errors() if checked else (None, None)
         self.results.append(CaseResult(name, tuple(case.shape), reason is None, reason, detail, max_abs, max_rel))
         if reason is not None:
-            where = f" ({describe_call(case, conditions)})" if name.startswith("space_") or conditions != STANDARD else ""
-            raise Reject(reason, f"{name}{where}: {detail}")
+            raise Reject(reason, f"{_called(name, case, conditions)}: {detail}")
 
     # -- what verify runs -------------------------------------------------------------------
 
@@ -273,7 +279,7 @@ class Caller:
             return
         name = f"{case.name} (second input)"
         try:
-            second = self.run(case)
+            second = self.run(case, name=name)
         except Reject as exc:
             if exc.reason == "no_kernel_launched" and _same(exc.output, first.outs):
                 raise Reject("output_cached", f"{name}: the second call returned the first call's result") from None
@@ -311,10 +317,20 @@ class Caller:
                   "mode": spec["mode"], "grad": spec["grad"], "poison": [poison, self.rng.getrandbits(62)],
                   "return_inputs": False, "hash_key": hash_key}
         reply, outs, _, _ = self.exchange(header, None, expect, {}, 0)
-        self.judge_outputs(reply, outs, expect, sequence)
+        try:
+            self.judge_outputs(reply, outs, expect, sequence)
+        except Reject as exc:
+            raise Reject(exc.reason, f"{name}: {exc.detail}") from None
         if reply.get("input_hashes") != hashes:
             raise Reject("input_mutated", f"{name}: forward changed its input")
         self.record(case, name, self.compared(outs, refs, sequence, poison))
+
+
+def _called(name: str, case: Case, conditions: Conditions) -> str:
+    """A call's name, with its inputs and conditions when it is a drawn one or off the standard conditions."""
+    if name.startswith("space_") or conditions != STANDARD:
+        return f"{name} ({describe_call(case, conditions)})"
+    return name
 
 
 def _same(outs: list[Any] | None, first: list[Any]) -> bool:

@@ -46,7 +46,7 @@ __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"
 #: Checks drawn from the input space per verification, by device: (at least, at most, seconds
 #: after which no more are drawn once the least are done, most input elements of a drawn check
 #: but the first, which stretches one dim to its top).
-SPACE_CHECKS = {"cpu": (4, 6, 12.0, 1 << 15), "cuda": (8, 24, 30.0, 1 << 24)}
+SPACE_CHECKS = {"cpu": (4, 6, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
 
 
 @dataclass(frozen=True)
