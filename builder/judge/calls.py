@@ -89,7 +89,7 @@ def buffer_names(values: dict[str, torch.Tensor], model: torch.nn.Module) -> lis
     return [name for name in values if name not in own]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Checked:
     """What one call gave back, and its comparisons with the reference."""
 
