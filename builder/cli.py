@@ -92,32 +92,43 @@ def render(spec_file: Any) -> None:
 @click.option("--kernelbench-id", "kernelbench_id", type=int, required=True, help="KernelBench problem id, e.g. 41.")
 @click.option("--name", required=True, help="KernelBench problem name, e.g. 41_Max_Pooling_1D.")
 @click.option("--level", type=int, default=1, show_default=True, help="KernelBench level.")
-@click.option("--shape", required=True, help="Benchmark input shape, comma-separated, e.g. 64,192,65536.")
+@click.option("--shape", default=None,
+              help="The benchmark's one float32 input, comma-separated, e.g. 64,192,65536 (or use --input).")
+@click.option("--input", "input_args", multiple=True, metavar="NAME=DIMS[:DTYPE[:LOW:HIGH]]",
+              help="An argument of forward, in order (repeatable), e.g. --input predictions=32768x4096:float32 "
+                   "--input targets=32768:int64:0:4096 (integers need their range [LOW, HIGH)).")
 @click.option("--init", "init_args", multiple=True, metavar="NAME=VALUE",
-              help="Argument of Model(...), in order (repeatable), e.g. --init kernel_size=8.")
+              help="Argument of Model(...), in order (repeatable), any TOML value, e.g. --init kernel_size=8 "
+                   "--init normalized_shape=[64,256,256].")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder that holds the problems (default: the project's seeds/).")
 @friendly_errors
-def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, level: int, shape: str,
-                init_args: tuple[str, ...], root: Path | None) -> None:
+def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, level: int, shape: str | None,
+                input_args: tuple[str, ...], init_args: tuple[str, ...], root: Path | None) -> None:
     """Start seeds/KEY/ from PROMPT_FILE, a stage-1 prompt of the family (a file or -).
 
-    Writes manifest.toml (benchmark init args and shape, float32, tolerances 1e-4, one starter
-    case to extend), kernel.py (the prompt's current code, verbatim), seed_prompt.txt (the
-    prompt) and seed_metrics.json (its ncu metrics). Refuses an existing folder. Left to do:
-    reference.py, more cases, the solutions.
+    Writes manifest.toml (benchmark init args and inputs, tolerances 1e-4, one starter case to
+    extend, a commented [space] to fill in), kernel.py (the prompt's current code, verbatim),
+    seed_prompt.txt (the prompt) and seed_metrics.json (its ncu metrics). The benchmark's input is
+    one float32 tensor of --shape, or --input once per argument of forward. Refuses an existing
+    folder. Left to do: reference.py, more cases, the [space], the solutions.
 
     Example: kernel-prompts new-problem prompt.txt --key maxpool1d --kernelbench-id 41
     --name 41_Max_Pooling_1D --shape 64,192,65536 --init kernel_size=8 --init stride=1
     --init padding=4 --init dilation=3
+
+    Example: kernel-prompts new-problem prompt.txt --key crossentropy --kernelbench-id 95
+    --name 95_CrossEntropyLoss --input predictions=32768x4096:float32
+    --input targets=32768:int64:0:4096
     """
     from builder.newproblem import new_problem as start_problem
-    from builder.newproblem import parse_init, parse_shape
+    from builder.newproblem import parse_init, parse_input, parse_shape
 
-    folder = start_problem(prompt_file.read(), key, kernelbench_id, name, parse_shape(shape), parse_init(init_args),
-                           level=level, root=root)
+    inputs = tuple(parse_input(text) for text in input_args) or None
+    folder = start_problem(prompt_file.read(), key, kernelbench_id, name, parse_shape(shape) if shape else None,
+                           parse_init(init_args), level=level, root=root, inputs=inputs)
     click.echo(f"wrote {folder}: manifest.toml, kernel.py, seed_prompt.txt, seed_metrics.json")
-    click.echo("next: write reference.py, add cases to manifest.toml, write solutions/<stage>.py")
+    click.echo("next: write reference.py, add cases and the [space] to manifest.toml, write solutions/<stage>.py")
 
 
 @cli.command()
@@ -421,5 +432,6 @@ def problems() -> None:
 
     for p in load_problems():
         solutions = ", ".join(p.solutions) or "none"
-        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, shape {list(p.shape)}, "
+        inputs = ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in p.inputs)
+        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, inputs {inputs}, "
                    f"{len(p.cases)} cases, solutions: {solutions}")

@@ -94,15 +94,13 @@ def verification_summary(result: VerifyResult, device: str) -> dict[str, Any]:
 
 
 def bytes_moved(problem: Problem) -> int:
-    """Input bytes read once plus output bytes written once, at the benchmark shape."""
-    import torch
-
+    """Every input read once plus every output written once, at the benchmark: the reference's
+    inputs and outputs with their own dtypes (outputs found on the meta device)."""
     from builder.judge.loader import load_module
+    from builder.judge.reference import meta_outputs, nbytes
 
-    model = load_module(problem.reference_path).Model(**problem.init)
-    out = model(torch.empty(problem.shape, device="meta"))
-    size = getattr(torch, problem.dtype).itemsize
-    return (torch.Size(problem.shape).numel() + out.numel()) * size
+    outputs = meta_outputs(load_module(problem.reference_path), problem.init, problem.inputs)
+    return nbytes([(i.shape, i.dtype) for i in problem.inputs]) + nbytes(outputs)
 
 
 def job_failure(outcome: Outcome) -> tuple[str, str] | None:

@@ -288,3 +288,12 @@ def test_without_a_gpu_a_new_case_is_checked_on_the_cpu_and_only_the_verificatio
     (problem.dir / "reference.py").write_text((problem.dir / "reference.py").read_text() + "\n# changed\n")
     assert M.refresh_checks([load_problem(problem.dir)], root=root, progress=lines.append) == {}
     assert "need a GPU" in lines[-1]
+def test_bytes_moved_reads_every_input_and_writes_every_output_once():
+    from pathlib import Path
+
+    from builder.measure import bytes_moved
+    from builder.seeds import get_problem, load_problem
+
+    rowloss = load_problem(Path(__file__).parent / "fixtures" / "problems" / "rowloss")
+    assert bytes_moved(rowloss) == 32768 * 4096 * 4 + 32768 * 8 + 4  # float logits, int64 targets, a 0-dim loss
+    assert bytes_moved(get_problem("avgpool1d")) == (64 * 128 * 65536 + 64 * 128 * 65537) * 4

@@ -197,7 +197,7 @@ class ProfileBatch:
                    dict(data.get("phases", {})))
 
 
-def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s: float, seed: int = 0) -> Profile:
+def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s: float, seed: int | None = None) -> Profile:
     """Profile one forward of code under test at the benchmark shape, after warm-up, in a sandbox
     of its own under ncu."""
     return profile_codes(problem, {"candidate": code}, metrics, ncu, timeout_s=timeout_s, seed=seed,
@@ -205,12 +205,16 @@ def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s:
 
 
 def profile_codes(problem: Any, codes: dict[str, str], metrics: list[str], ncu: str, *, timeout_s: float,
-                  seed: int = 0, trusted: bool = True, warm: Any = None) -> ProfileBatch:
+                  seed: int | None = None, trusted: bool = True, warm: Any = None) -> ProfileBatch:
     """Profile one forward of each of `codes` (label -> code) at the benchmark shape under one ncu
     process: trusted project code shares one sandbox, and a marker kernel launched before each
     forward tells its launches apart. Code under test is profiled alone (`profile`)."""
+    import random
+    import secrets
+
     from builder.judge.phases import Phases
     from builder.judge.runner import SandboxDied, SandboxSession
+    from builder.judge.timing import bench_request
 
     if not trusted and len(codes) != 1:
         raise ValueError("code under test is profiled alone: pass one code with trusted=False")
@@ -225,21 +229,20 @@ def profile_codes(problem: Any, codes: dict[str, str], metrics: list[str], ncu: 
     seen: dict[str, tuple[int, tuple[str, str] | None]] = {}
     try:
         session.start()
-        spec = {"shape": list(problem.shape), "seed": seed, "low": problem.low, "high": problem.high}
+        rng = random.Random(seed) if seed is not None else secrets.SystemRandom()
+        spec, (state, values) = bench_request(problem, rng)
         for index, (label, code) in enumerate(codes.items()):
             name = f"m{index}"
             path = session.write_code(f"c{index}", code)
-            steps = [{"op": "load", "label": f"c{index}", "path": str(path), "trusted": trusted},
-                     {"op": "build", "label": f"c{index}", "name": name, "init": problem.init}]
             with phases.span("compile"):
-                replies = [session.request(step) for step in steps[:1]]
+                replies = [session.request({"op": "load", "label": f"c{index}", "path": str(path), "trusted": trusted})]
                 if replies[0].get("ok"):
-                    replies.append(session.request(steps[1]))
+                    replies.append(session.request({"op": "build", "label": f"c{index}", "name": name, **state}, values))
             if not replies[-1].get("ok"):
                 failed[label] = Profile(False, replies[-1].get("reason") or "import_error", replies[-1].get("detail", ""))
                 continue
             with phases.span("ncu"):
-                reply = session.request({"op": "profile", "name": name, "input": spec, "marker": marked})
+                reply = session.request({"op": "profile", "name": name, **spec, "marker": marked})
             if not reply.get("ok"):
                 failed[label] = Profile(False, reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 continue

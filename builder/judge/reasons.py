@@ -44,6 +44,9 @@ REASONS: dict[str, str] = {
     "mismatch": "the output differs from the reference beyond tolerance",
     "input_mutated": "forward modified its input",
     "output_cached": "forward returned a result computed for an earlier input",
+    "output_reused": "a later call overwrote the output an earlier call returned (one buffer handed out on every call)",
+    "missing_parameter": "ModelNew has no tensor of the name (or last name component) and shape of a learned "
+                         "parameter or buffer of the reference",
     "output_not_plain": "the output is not a plain torch.Tensor owning its memory (a subclass, or a view of the input)",
     "guard_disabled": "the code switched off or stepped around the judge's guards (dispatch modes, hooks, threads)",
     "host_compute": "forward computed on the host (device-to-host copies, reading tensor values in Python)",

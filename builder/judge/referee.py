@@ -38,26 +38,39 @@ class _Service:
 
     def _start(self) -> subprocess.Popen[bytes]:
         from builder import PROJECT_ROOT
-        from builder.judge.runner import _child_env
+        from builder.judge.runner import _child_env, _children_lock, _live_children
 
         if self.proc is None or self.proc.poll() is not None:
-            self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
-                                         env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
+            if self.proc is not None:
+                _live_children.discard(self.proc.pid)
+            # Registered as the judge's own child: a sandbox session's clean-up must not take the
+            # referee, which lives in a session of its own, for a process the sandbox left behind.
+            with _children_lock:
+                self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
+                                             env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)
+                _live_children.add(self.proc.pid)
         return self.proc
 
     def stop(self) -> None:
+        from builder.judge.runner import _live_children
+
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.wait()
+        if self.proc is not None:
+            _live_children.discard(self.proc.pid)
         self.proc = None
 
-    def request(self, params: dict[str, Any], dtype: str, timeout_s: float) -> dict[str, Any]:
-        """Send one request; its reply with the outputs read into this process (`"outputs"`).
-        Raises SandboxDied when the referee fails, dies or overruns."""
+    def request(self, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request; its reply with the outputs read into this process (`"outputs"`: one
+        list of tensors per trial or checkpoint, as the reply's `groups` describe them). Raises
+        SandboxDied when the referee fails, dies or overruns."""
+        import torch
+
         from builder.judge import channel
         from builder.judge.runner import SandboxDied
 
@@ -71,9 +84,13 @@ class _Service:
                 if not reply.get("ok"):
                     raise SandboxDied(reply.get("reason") or "crash", f"the referee failed: {reply.get('detail', '')[-500:]}")
                 outputs = []
-                for size in reply["sizes"]:
-                    _, raw = channel.receive(proc.stdout, max_payload=size)  # type: ignore[arg-type]
-                    outputs.append(_as_dtype(raw, dtype))
+                for group in reply["groups"]:
+                    outs = []
+                    for meta in group["outputs"]:
+                        size = torch.Size(meta["shape"]).numel() * getattr(torch, meta["dtype"]).itemsize
+                        _, raw = channel.receive(proc.stdout, max_payload=size)  # type: ignore[arg-type]
+                        outs.append(raw.view(getattr(torch, meta["dtype"])).reshape(meta["shape"]))
+                    outputs.append(outs)
             except (channel.ProtocolError, BrokenPipeError, OSError, ValueError) as exc:
                 timed_out = not timer.is_alive()
                 self.stop()
@@ -88,71 +105,84 @@ _service = _Service()
 atexit.register(_service.stop)
 
 
-def ask_referee(problem: Any, hash_key: int, *, trials: list[dict[str, Any]] | None = None,
-                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S) -> dict[str, Any]:
-    """References for `trials` ([{seed, low, high}]) and the checkpoints of `timing`; the
-    referee's reply with each output read into this process's memory (`"outputs"`, trials then
-    checkpoints). Raises SandboxDied when the referee fails."""
-    params = {"problem_dir": str(problem.dir), "hash_key": hash_key, "trials": trials or [], "timing": timing}
-    return _service.request(params, problem.dtype, timeout_s)
-
-
-def _as_dtype(raw: Any, dtype: str) -> Any:
-    import torch
-
-    return raw.view(getattr(torch, dtype))
+def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: list[dict[str, Any]] | None = None,
+                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S,
+                device: str = "cuda") -> dict[str, Any]:
+    """References for `trials` ([{inputs, layout, mode, grad}], inputs with their seeds) and the
+    checkpoints of `timing`, from the reference built as `build` says (builder.judge.reference);
+    the referee's reply with each output read into this process's memory (`"outputs"`: one list
+    of tensors per trial, then per checkpoint, as `"groups"` describes them: whether the reference
+    returned a sequence, and each output's shape and dtype). Raises SandboxDied when the referee
+    fails."""
+    params = {"problem_dir": str(problem.dir), "hash_key": hash_key, "build": build, "trials": trials or [],
+              "timing": timing, "device": device}
+    return _service.request(params, timeout_s)
 
 
 def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
-    """params: problem_dir, hash_key, trials [{seed, low, high}], timing {seed, low, high,
-    checkpoints [perturbation counts], total} or None. Returns the reply (the input hashes, the
-    final hash of a timing input, the environment) and the outputs, trials then checkpoints."""
+    """params: problem_dir, hash_key, build (builder.judge.reference.Build), trials [{inputs, layout,
+    mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,
+    device (the GPU, "cuda", where the judge draws benchmark-size inputs; "cpu" in tests).
+    Returns the reply (per trial the inputs' keyed hashes, the final hashes of a timing input, the
+    shape and dtype of each output, the environment) and the outputs as flat CPU byte tensors,
+    trial by trial then checkpoint by checkpoint."""
     import torch
 
-    from builder.judge.guards import GuardedInput
+    from builder.judge.inputs import PlacedInputs, as_bytes
     from builder.judge.loader import load_module
-    from builder.judge.timing import environment, perturb
-    from builder.seeds import load_problem
+    from builder.judge.reference import Build, build, call
+    from builder.judge.timing import environment, perturb_inputs
 
-    problem = load_problem(Path(params["problem_dir"]))
+    problem = load_problem_at(params["problem_dir"])
     key = int(params["hash_key"])
-    dtype = getattr(torch, problem.dtype)
-    model = load_module(problem.reference_path).Model(**problem.init).cuda().eval()
-    outputs, trials = [], []
-    with torch.no_grad():
-        for spec in params.get("trials", []):
-            guarded = GuardedInput(problem.shape, dtype, "cuda", int(spec["seed"]), spec["low"], spec["high"])
-            outputs.append(_host(model(guarded.x)))
-            trials.append({"input_hash": str(guarded.fingerprint(key))})
-            del guarded
+    device = params.get("device", "cuda")
+    model, _ = build(load_module(problem.reference_path), Build.from_spec(params["build"]), device)
+    outputs: list[Any] = []
+    groups: list[dict[str, Any]] = []
+
+    def keep(result: tuple[list[Any], bool]) -> None:
+        outs, sequence = result
+        metas = [{"shape": list(o.shape), "dtype": str(o.dtype).removeprefix("torch.")} for o in outs]
+        groups.append({"sequence": sequence, "outputs": metas})
+        outputs.extend(as_bytes(o) for o in outs)
+
+    trials = []
+    for spec in params.get("trials", []):
+        placed = PlacedInputs(spec["inputs"], spec.get("layout", "guarded"), device)
+        keep(call(model, placed.tensors, mode=spec.get("mode", "train"), clone=False))
+        trials.append({"input_hashes": placed.fingerprints(key)})
+        del placed
+        if device == "cuda":
             torch.cuda.empty_cache()
-        timing = params.get("timing")
-        checked = []
-        final_hash = None
-        if timing:
-            guarded = GuardedInput(problem.shape, dtype, "cuda", int(timing["seed"]), timing["low"], timing["high"])
-            applied = 0
-            for count in sorted(set(timing["checkpoints"])):
-                while applied < count:
-                    perturb(guarded.x, int(timing["seed"]), applied, timing["low"], timing["high"])
-                    applied += 1
-                outputs.append(_host(model(guarded.x)))
-                checked.append({"perturbed": count})
-            while applied < int(timing["total"]):
-                perturb(guarded.x, int(timing["seed"]), applied, timing["low"], timing["high"])
+    timing = params.get("timing")
+    checked = []
+    final_hashes = None
+    if timing:
+        placed = PlacedInputs(timing["inputs"], timing.get("layout", "guarded"), device)
+        applied = 0
+        for count in sorted(set(timing["checkpoints"])):
+            while applied < count:
+                perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
                 applied += 1
-            final_hash = str(guarded.fingerprint(key))
-            del guarded
+            keep(call(model, placed.tensors, mode="train", clone=False))
+            checked.append({"perturbed": count})
+        while applied < int(timing["total"]):
+            perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
+            applied += 1
+        final_hashes = placed.fingerprints(key)
+        del placed
     del model
-    torch.cuda.empty_cache()
-    reply = {"ok": True, "trials": trials, "checkpoints": checked, "final_hash": final_hash, "env": environment()}
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    reply = {"ok": True, "trials": trials, "checkpoints": checked, "final_hashes": final_hashes, "groups": groups,
+             "env": environment() if device == "cuda" else {}}
     return reply, outputs
 
 
-def _host(out: Any) -> Any:
-    import torch
+def load_problem_at(folder: str) -> Any:
+    from builder.seeds import load_problem
 
-    return out.detach().to("cpu").contiguous().view(-1).view(torch.uint8)
+    return load_problem(Path(folder))
 
 
 def serve(reader: BinaryIO, writer: BinaryIO) -> None:
@@ -172,7 +202,7 @@ def serve(reader: BinaryIO, writer: BinaryIO) -> None:
         except Exception as exc:  # any failure is the request's answer
             channel.send(writer, {"ok": False, "reason": _classify(exc), "detail": traceback.format_exc(limit=6)})
             continue
-        channel.send(writer, {**reply, "sizes": [o.numel() for o in outputs]})
+        channel.send(writer, reply)
         for out in outputs:
             channel.send(writer, {}, out)
         del outputs

@@ -392,8 +392,10 @@ class SandboxSession:
             self._watchdog = threading.Timer(self.timeout_s, self._expire)
             self._watchdog.daemon = True
             self._watchdog.start()
-            self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir),
-                          "seed": secrets.randbits(62)})  # orders the CPU interpreter's programs
+            hello = self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir),
+                                  "seed": secrets.randbits(62)})  # the seed orders the CPU interpreter's programs
+            if not hello.get("ok"):  # no code under test ran yet: the judge's own set-up failed
+                raise SandboxDied("runtime_error", f"the sandbox could not set up: {hello.get('detail', '')[-500:]}")
         if spare is not None:
             _spares.refill(self.device)
 

@@ -76,20 +76,26 @@ def reward(ok: bool, speedups: dict[str, float], follows_rules: bool = True) -> 
 
 
 @lru_cache(maxsize=None)
-def _benchmark_sizes(reference: Path, init: tuple[tuple[str, Any], ...], shape: tuple[int, ...]) -> frozenset[int]:
-    """Forbidden literals: the benchmark's input and output sizes (output shape via the meta device)."""
-    import torch
-
+def _benchmark_sizes(reference: Path, init: str, shapes: tuple[tuple[int, ...], ...],
+                     dtypes: tuple[str, ...]) -> frozenset[int]:
+    """Forbidden literals: the benchmark's input and output sizes (outputs via the meta device)."""
     from builder.judge.loader import load_module
+    from builder.judge.reference import meta_outputs
+    from builder.manifest import Input
 
-    model = load_module(reference).Model(**dict(init))
-    out_shape = tuple(model(torch.empty(shape, device="meta")).shape)
-    return forbidden_sizes(shape, out_shape)
+    inputs = tuple(Input(f"x{i}", shape, dtype) for i, (shape, dtype) in enumerate(zip(shapes, dtypes)))
+    outputs = [shape for shape, _ in meta_outputs(load_module(reference), json.loads(init), inputs)]
+    sizes: frozenset[int] = frozenset()
+    for shape in shapes:
+        for out_shape in outputs or [()]:
+            sizes |= forbidden_sizes(shape, out_shape)
+    return sizes
 
 
 def benchmark_sizes(problem: Problem) -> frozenset[int]:
-    """Integers that betray a candidate hard-coding `problem`'s benchmark shape."""
-    return _benchmark_sizes(problem.reference_path, tuple(sorted(problem.init.items())), problem.shape)
+    """Integers that betray a candidate hard-coding `problem`'s benchmark shapes."""
+    return _benchmark_sizes(problem.reference_path, json.dumps(problem.init, sort_keys=True),
+                            tuple(i.shape for i in problem.inputs), tuple(i.dtype for i in problem.inputs))
 
 
 def score_answer(

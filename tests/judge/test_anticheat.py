@@ -788,3 +788,11 @@ def test_a_branch_on_what_an_import_shim_set_is_a_device_branch():
     code = model("return x if libdevice is None else x").replace(
         "import triton.language as tl\n", "import triton.language as tl\n" + SHIM)
     assert verdict(code) == "device_branch"
+def test_forbidden_sizes_cover_every_input_and_output_of_the_benchmark():
+    from pathlib import Path
+
+    from builder.judge.score import benchmark_sizes
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "rowloss")
+    assert {32768, 4096} <= benchmark_sizes(problem)

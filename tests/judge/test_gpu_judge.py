@@ -1,5 +1,7 @@
 """The judge's GPU paths: checked timing, the profiler's kernel list and the reward's speed bonus."""
 
+from pathlib import Path
+
 import pytest
 
 from builder.judge.ncu import foreign_kernels, ncu_path, profile
@@ -111,7 +113,7 @@ def test_the_whole_check_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
 def test_a_large_comparison_runs_on_the_gpu_and_counts_as_on_the_cpu():
     import torch
 
-    from builder.judge.guards import COMPARE_CHUNK, compare, compare_device
+    from builder.judge.compare import COMPARE_CHUNK, compare, compare_device
 
     ref = torch.rand(3 * COMPARE_CHUNK + 5)
     assert compare_device(ref.numel()).type == "cuda" and compare_device(1000).type == "cpu"
@@ -151,11 +153,13 @@ def test_one_ncu_process_profiles_every_code_of_a_problem_and_tells_them_apart()
 
 def test_one_referee_serves_many_requests_with_the_same_answers():
     from builder.judge import referee
+    from builder.judge.plan import seeded_specs
 
-    spec = [{"seed": 11, "low": 0.0, "high": 1.0}]
-    first = referee.ask_referee(P1, 5, trials=spec)
+    spec = [{"inputs": seeded_specs(P1.inputs, 11), "layout": "plain", "mode": "train", "grad": False}]
+    build = {"init": P1.init, "seed": 1, "state_seed": 2}
+    first = referee.ask_referee(P1, 5, build=build, trials=spec)
     pid = referee._service.proc.pid
-    again = referee.ask_referee(P1, 5, trials=spec)
+    again = referee.ask_referee(P1, 5, build=build, trials=spec)
     assert referee._service.proc.pid == pid
     assert first["trials"] == again["trials"] and first["outputs"][0].equal(again["outputs"][0])
 
@@ -209,3 +213,36 @@ def test_a_race_between_programs_fails_on_a_gpu_too():
     result = verify(P1, code, device="cuda", timeout_s=600, trials=1)
     assert not result.ok, "the race did not show on the GPU either"
     print(result.reason, result.detail)
+    assert first["trials"] == again["trials"] and first["outputs"][0][0].equal(again["outputs"][0][0])
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
+
+
+@pytest.mark.parametrize("key", ["rowloss", "affine_rows", "shifted"])
+def test_problems_of_every_shape_pass_benchmark_trials_and_a_checked_timing_run(key):
+    """Several inputs, an int64 input, a 0-dim output, learned tensors and a running buffer: drawn
+    in the sandbox and the referee from the same seeds, timed with every output checked."""
+    from builder.judge.correctness import verify
+    from builder.seeds import load_problem
+
+    problem = load_problem(FIXTURES / key)
+    code = problem.kernel_path.read_text()
+    result = verify(problem, code, device="cuda", timeout_s=600, cases=[problem.cases[0].name], trials=2)
+    assert result.ok, (result.reason, result.detail)
+    assert [c.name for c in result.cases][-2:] == ["benchmark_0", "benchmark_1"]
+    run = run_side_by_side(problem, [Subject("seed", "code", code), Subject("eager", "eager"),
+                                     Subject("ceiling", "ceiling"), Subject("answer", "code", code, trusted=False)],
+                           runs=10)
+    assert run.errors == {}, run.errors
+    assert run.ceiling["ceiling"]["gbps"] > 100
+
+
+def test_an_answer_that_ignores_a_learned_tensor_fails_its_benchmark_trial():
+    from builder.judge.correctness import verify
+    from builder.seeds import load_problem
+
+    problem = load_problem(FIXTURES / "affine_rows")
+    code = (problem.dir / "wrong" / "ignores_bias.py").read_text()
+    result = verify(problem, code, device="cuda", timeout_s=600, cases=[], trials=1)
+    assert result.reason == "mismatch" and result.cases[-1].name == "benchmark_0", (result.reason, result.detail)

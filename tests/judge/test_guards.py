@@ -1,15 +1,19 @@
 import pytest
 import torch
 
-from builder.judge.guards import (
-    GUARD_VALUE,
-    GuardedInput,
-    Guards,
-    compare,
-    lifted_change,
-    poison,
-    untouched,
-)
+from builder.judge.compare import compare
+from builder.judge.guards import Guards, lifted_change, plain_outputs
+from builder.judge.inputs import GUARD_VALUES, Placed, PlacedInputs
+from builder.judge.poison import poison, untouched
+
+GUARD_VALUE = GUARD_VALUES[torch.float32]
+
+
+def GuardedInput(shape, dtype, device, seed, low=0.0, high=1.0):
+    """One seeded input between guard bands, as the fixed cases get it."""
+    placed = Placed(shape, dtype, device, "guarded")
+    placed.fill({"low": low, "high": high}, seed)
+    return placed
 
 REF = torch.rand(2, 3, 8, generator=torch.Generator().manual_seed(0))
 
@@ -78,10 +82,10 @@ def test_watch_records_ops_and_poisons_allocations():
 
 
 def test_a_timed_or_profiled_call_records_its_allocation_without_filling_it(monkeypatch):
-    import builder.judge.guards as guards_module
+    import builder.judge.poison as poison_module
 
     filled = []
-    monkeypatch.setattr(guards_module, "poison", lambda tensor: filled.append(tensor.numel()))
+    monkeypatch.setattr(poison_module, "poison", lambda tensor: filled.append(tensor.numel()))
     with Guards(cuda=False) as guards:
         with guards.watch():
             torch.empty(4)
@@ -250,15 +254,15 @@ def test_a_kernel_takes_only_tensors_and_plain_values(arg, odd):
 
 
 def test_attributes_set_on_the_input_or_output_are_named():
-    from builder.judge.guards import plain_output
-
-    guarded = GuardedInput((2, 3), torch.float32, "cpu", seed=1)
+    placed = PlacedInputs([{"shape": [2, 3], "dtype": "float32", "low": 0.0, "high": 1.0, "seed": 1}], "guarded", "cpu")
     out = torch.zeros(2)
-    assert plain_output(out, guarded) is None
+    assert plain_outputs([out], placed) is None
     out.detach = lambda: out
-    assert plain_output(out, guarded) == ("output_not_plain", "the output tensor carries attributes of its own: detach")
-    guarded.x._base.untyped_storage = None
-    assert plain_output(torch.zeros(2), guarded) == (
+    assert plain_outputs([torch.zeros(1), out], placed) == (
+        "output_not_plain", "the output tensor carries attributes of its own: detach")
+    assert plain_outputs([placed.tensors[0][0]], placed) == ("output_not_plain", "forward returned a view of its input")
+    placed.tensors[0]._base.untyped_storage = None
+    assert plain_outputs([torch.zeros(2)], placed) == (
         "monkey_patch", "forward set attributes on its input tensor: untyped_storage")
 
 

@@ -26,7 +26,7 @@ REQUIRED = {
     "fallback", "inherits_reference", "no_kernel_launched", "mismatch", "wrong_shape",
     "hardcoded_shape", "out_of_bounds", "input_mutated", "output_cached", "uninitialized_output",
     "precision_loss", "system_access", "timer_patch", "side_stream", "timeout", "crash",
-    "runtime_error",
+    "runtime_error", "output_reused",
 }
 
 
@@ -151,7 +151,9 @@ def test_solutions_are_accepted(problem, path):
     assert verdict.ok, (verdict.reason, verdict.detail)
     assert verdict.reward == 1.0
     assert {c.name for c in problem.cases} <= set(verdict.errors)
-    assert all(e["max_abs_err"] <= problem.atol for e in verdict.errors.values())
+    assert any(name.startswith("space_") for name in verdict.errors)  # checks drawn from the input space ran
+    # The fixed cases hold inputs of order one; a drawn check's errors scale with its values (rtol * |ref|).
+    assert all(verdict.errors[c.name]["max_abs_err"] <= problem.atol for c in problem.cases)
 
 
 @pytest.mark.slow
