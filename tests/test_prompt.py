@@ -14,7 +14,10 @@ from builder.prompt import PROMPT_TEMPLATE, SECTIONS, TASK, PromptSpec, parse, r
 from builder.seeds import load_problems
 from builder.stages import catalog
 
-FAMILY = sorted((Path(__file__).parent / "fixtures" / "prompts" / "family").glob("*.txt"))
+FIXTURES = Path(__file__).parent / "fixtures" / "prompts"
+POOLING = sorted((FIXTURES / "family").glob("*.txt"))  # KernelBench L1 #41-#46
+NORMS = sorted((FIXTURES / "family-norms").glob("*.txt"))  # softmax, the norms and cross-entropy
+FAMILY = POOLING + NORMS
 SEED_PROMPTS = [p.seed_prompt_path for p in load_problems()]
 PROMPTS = FAMILY + SEED_PROMPTS
 STAGE_KEYS = [s.key for s in catalog().stages]
@@ -41,8 +44,8 @@ def one_line_changed(before: str, after: str) -> list[str]:
 # ---- the fixtures themselves -------------------------------------------------------------------
 
 def test_family_fixtures_are_all_there():
-    assert len(FAMILY) == 20
-    assert {stage_of(p) for p in FAMILY} == set(STAGE_KEYS)
+    assert (len(POOLING), len(NORMS)) == (20, 27)
+    assert {stage_of(p) for p in POOLING} == {stage_of(p) for p in NORMS} == set(STAGE_KEYS)
 
 
 @pytest.mark.parametrize("path", PROMPTS, ids=ident)
