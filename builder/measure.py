@@ -89,8 +89,11 @@ def checked_metrics(gpu: Gpu, ncu_bin: str | None, root: Path, force: bool) -> d
 def verification_summary(result: VerifyResult, device: str) -> dict[str, Any]:
     """A record's verification part."""
     max_abs, max_rel = result.errors()
-    return {"passed": result.ok, "cases": len(result.cases), "max_abs_err": max_abs, "max_rel_err": max_rel,
-            "atol": result.atol, "rtol": result.rtol, "device": device}
+    summary = {"passed": result.ok, "cases": len(result.cases), "max_abs_err": max_abs, "max_rel_err": max_rel,
+               "atol": result.atol, "rtol": result.rtol, "device": device}
+    if not result.ok:
+        summary.update(reason=result.reason, detail=result.detail[-500:])
+    return summary
 
 
 def bytes_moved(problem: Problem) -> int:
@@ -144,8 +147,13 @@ class _Plan:
         return any(self.stale.values())
 
     @property
-    def good(self) -> list[str]:
-        return [label for label in self.labels if self.verified.get(label, {}).get("passed")]
+    def timed(self) -> list[str]:
+        """The codes that are timed and profiled: those that passed verification, and the seed
+        whatever its verification says (the origin's code is data: a seed that fails the broader
+        checks is still the code stage 1 improves on, and its timing run checks its benchmark
+        outputs)."""
+        return [label for label in self.labels
+                if label in self.verified and (label == "seed" or self.verified[label].get("passed"))]
 
     def distinct(self, labels: list[str]) -> dict[str, str]:
         """label -> code for the first label of each distinct code (a kept stage shares its
@@ -204,14 +212,14 @@ class _Run:
                                           warm=True, warm_compile=needs_timing))
 
     def _time(self, plan: _Plan) -> Job | None:
-        if not any("timing" in plan.stale[label] for label in plan.labels) or not plan.good:
+        if not any("timing" in plan.stale[label] for label in plan.labels) or not plan.timed:
             return None
-        return self._send(plan, TimeJob(str(plan.problem.dir), {label: plan.codes[label] for label in plan.good},
+        return self._send(plan, TimeJob(str(plan.problem.dir), {label: plan.codes[label] for label in plan.timed},
                                         warm=True))
 
     def _profile(self, plan: _Plan) -> Job | None:
         wanted = [m for m in catalog().all_metrics() if self.available.get(m)]
-        todo = [label for label in plan.good if "ncu" in plan.stale[label] and label not in plan.failures]
+        todo = [label for label in plan.timed if "ncu" in plan.stale[label] and label not in plan.failures]
         if self.ncu_bin is None:
             plan.metrics.update({label: ({}, {m: "ncu not found on PATH" for m in catalog().all_metrics()})
                                  for label in todo})
@@ -240,7 +248,7 @@ class _Run:
         elif kind == "time":
             if failed:
                 self.errors.append(f"{plan.problem.key}: timing run failed ({failed[0]}): {failed[1][-500:]}")
-                plan.failures.update({label: "timing run failed" for label in plan.good})
+                plan.failures.update({label: "timing run failed" for label in plan.timed})
             else:
                 plan.timing = TimeJob.decode(outcome.result["payload"])
             nxt = self._profile(plan) if plan.timing is not None else None
@@ -276,7 +284,8 @@ class _Run:
             for same in [other for other in plan.labels if plan.codes[other] == plan.codes[label]]:
                 plan.verified[same] = verification_summary(result, "cuda")
                 if not result.ok:
-                    plan.failures[same] = f"failed verification: {result.reason}: {result.detail[-300:]}"
+                    if same != "seed":  # the seed is timed and recorded all the same (see _Plan.timed)
+                        plan.failures[same] = f"failed verification: {result.reason}: {result.detail[-300:]}"
                     self.progress(f"{plan.problem.key}: {same} FAILED verification: {result.reason}: "
                                   f"{result.detail[-300:]}")
 
@@ -352,9 +361,11 @@ def refresh_checks(problems: list[Problem], *, root: Path | None = None, progres
     """Without a GPU: bring back to fresh the records whose verification alone is stale (the
     manifest's checks changed, the benchmark did not), on every GPU measured. Each problem's codes
     are checked once in the CPU interpreter against the current cases, and each such record's
-    verification part is rewritten with `device: "cpu"`; its timings, metrics and the benchmark
-    trials of its GPU run still hold, as the code and the benchmark are unchanged. Returns the
-    records refreshed per "<gpu>/<problem>"; what needs a GPU is left as it is and listed."""
+    verification part is rewritten with `device: "cpu"` (a code that fails is recorded as failed,
+    with the reason: no row is built on a failed solution, and a failed seed is still the code
+    stage 1 improves on); its timings, metrics and the benchmark trials of its GPU run still hold,
+    as the code and the benchmark are unchanged. Returns the records rewritten per
+    "<gpu>/<problem>"; what needs a GPU is left as it is and listed."""
     root = root or MEASUREMENTS_DIR
     refreshed: dict[str, list[str]] = {}
     needs_gpu = []
@@ -376,8 +387,8 @@ def refresh_checks(problems: list[Problem], *, root: Path | None = None, progres
         for label, records in todo.items():
             result = batch.results[label]
             if not result.ok:
-                progress(f"{problem.key}: {label} FAILED the new checks: {result.reason}: {result.detail[-300:]}")
-                continue
+                progress(f"{problem.key}: {label} FAILED the new checks (recorded as failed): {result.reason}: "
+                         f"{result.detail[-300:]}")
             for record in records:
                 write_record(replace(record, **current_hashes(problem, label),
                                      verification=verification_summary(result, "cpu")), root)
@@ -395,14 +406,14 @@ def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
     problem, timing = plan.problem, plan.timing
     why_not = {label: plan.failures[label] for label in plan.labels if label in plan.failures}
     why_not.update({label: "failed verification" for label in plan.labels
-                    if label not in plan.good and label not in why_not})
+                    if label not in plan.timed and label not in why_not})
     written = []
     if timing is not None:
         for base in ("eager", "compile", "ceiling"):
             if base in timing.errors:
                 raise RecordError(f"{problem.key}: {base} baseline failed: {timing.errors[base]}")
         new_run = _run_parts(problem, timing, ncu_bin)
-    for label in plan.good:
+    for label in plan.timed:
         if label in why_not:
             continue
         old = plan.old[label]

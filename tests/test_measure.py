@@ -180,12 +180,25 @@ def test_records_of_a_problem_land_before_the_next_problem_is_measured(setup, se
     assert len(wrote) == 2 and wrote[0] < second_time[0]
 
 
-def test_code_failing_verification_gets_no_record_and_an_error(setup):
-    problem, root, run, _, _ = setup
-    problem.kernel_path.write_text(problem.kernel_path.read_text() + "# FAIL\n")
-    with pytest.raises(RecordError, match="no record for seed"):
+def test_a_solution_failing_verification_gets_no_record_and_an_error(setup):
+    problem, root, run, ran, _ = setup
+    path = problem.solutions["block_tiling"]
+    path.write_text(path.read_text() + "# FAIL\n")
+    with pytest.raises(RecordError, match=r"no record for block_tiling \(failed verification: mismatch"):
         run(load_problem(problem.dir))
-    assert lookup(problem, "seed", "h100_sxm", root)[0] == "missing"
+    assert lookup(problem, "block_tiling", "h100_sxm", root)[0] == "missing"
+    assert all("block_tiling" not in labels for kind, labels in ran if kind != "verify")
+
+
+def test_a_seed_failing_verification_is_still_timed_and_recorded_as_failed(setup):
+    """The seed is the origin's code: stage 1 improves on it whatever the broader checks say."""
+    problem, root, run, ran, _ = setup
+    problem.kernel_path.write_text(problem.kernel_path.read_text() + "# FAIL\n")
+    run(load_problem(problem.dir))
+    state, record = lookup(problem, "seed", "h100_sxm", root)
+    assert state == "fresh" and record.verification["passed"] is False
+    assert record.verification["reason"] == "mismatch" and record.timing["median_ms"] == 2.0
+    assert all("seed" in labels for _, labels in ran)
 
 
 def test_a_code_failing_while_timed_gets_no_record_and_the_error_says_why(setup):
@@ -271,7 +284,8 @@ def test_without_a_gpu_a_new_case_is_checked_on_the_cpu_and_only_the_verificatio
 
         def run(self):
             case = CaseResult("added", (1, 2, 9, 9), True, None, "", 2e-7, 3e-7)
-            return VerifyBatch({label: VerifyResult(True, None, "", 1e-4, 1e-4, (case,)) for label in self.codes})
+            return VerifyBatch({label: VerifyResult(label != "seed", None if label != "seed" else "mismatch",
+                                                    "", 1e-4, 1e-4, (case,)) for label in self.codes})
 
     monkeypatch.setattr(M, "VerifyJob", CpuCheck)
     manifest = problem.dir / "manifest.toml"
@@ -285,6 +299,9 @@ def test_without_a_gpu_a_new_case_is_checked_on_the_cpu_and_only_the_verificatio
     for label in labels:
         state, record = lookup(changed, label, "h100_sxm", root)
         assert state == "fresh" and record.verification["device"] == "cpu" and record.run_id == "r1"
+        assert record.verification["passed"] == (label != "seed")
+    assert lookup(changed, "seed", "h100_sxm", root)[1].verification["reason"] == "mismatch"
+    assert any("seed FAILED the new checks (recorded as failed): mismatch" in line for line in lines)
     (problem.dir / "reference.py").write_text((problem.dir / "reference.py").read_text() + "\n# changed\n")
     assert M.refresh_checks([load_problem(problem.dir)], root=root, progress=lines.append) == {}
     assert "need a GPU" in lines[-1]
