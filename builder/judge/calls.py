@@ -12,6 +12,8 @@ statistics), and the inputs as the call left them.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import random
 from dataclasses import dataclass, field
@@ -96,6 +98,7 @@ class Checked:
     outs: list[torch.Tensor]  # the outputs as the sandbox sent them
     refs: list[torch.Tensor]  # the reference's outputs
     comparisons: list[tuple[str, Comparison]] = field(default_factory=list)  # (what, comparison), outputs then buffers
+    inputs: list[torch.Tensor] = field(default_factory=list)  # what the call was given
 
     def failure(self) -> tuple[str, Comparison] | None:
         return next(((what, c) for what, c in self.comparisons if c.reason), None)
@@ -210,19 +213,22 @@ class Caller:
                 raise Reject("wrong_shape", f"{which}shape {tuple(info['shape'])}, expected {tuple(meta['shape'])}")
             raise Reject("wrong_dtype", f"{which}dtype {info['dtype']}, expected {meta['dtype']}")
 
-    def run(self, case: Case, conditions: Conditions = STANDARD, *, name: str = "", keep: str | None = None) -> Checked:
-        """One small call: inputs drawn here and sent as bytes, the reference computed here, every
-        output and buffer compared; raises Reject (its detail led by `name` and, off the standard
-        conditions, the call's inputs and conditions) for anything but values off the reference."""
+    def run(self, case: Case, conditions: Conditions = STANDARD, *, name: str = "", keep: str | None = None,
+            tensors: list[torch.Tensor] | None = None) -> Checked:
+        """One small call: inputs drawn here (or `tensors`) and sent as bytes, the reference computed
+        here, every output and buffer compared; raises Reject (its detail led by `name` and, off the
+        standard conditions, the call's inputs and conditions) for anything but values off the
+        reference."""
         try:
-            return self._run(case, conditions, keep)
+            return self._run(case, conditions, keep, tensors)
         except Reject as exc:
             raise Reject(exc.reason, f"{_called(name or case.name, case, conditions)}: {exc.detail}", exc.output) from None
 
-    def _run(self, case: Case, conditions: Conditions, keep: str | None) -> Checked:
+    def _run(self, case: Case, conditions: Conditions, keep: str | None, tensors: list[torch.Tensor] | None) -> Checked:
         name, spec = self.model(case.init)
         ref_model, values = self.reference.model(spec)
-        tensors = [draw(i.to_spec(), self.rng.getrandbits(62)) for i in case.inputs]
+        if tensors is None:
+            tensors = [draw(i.to_spec(), self.rng.getrandbits(62)) for i in case.inputs]
         refs, sequence = call(ref_model, tensors, mode=conditions.mode)
         buffers = {n: {"shape": list(values[n].shape), "dtype": str(values[n].dtype).removeprefix("torch.")}
                    for n in buffer_names(values, ref_model)}
@@ -235,7 +241,7 @@ class Caller:
         self.judge_outputs(reply, outs, expect, sequence)
         if back is None or not torch.equal(back, sent):
             raise Reject("input_mutated", "forward changed its input", outs)
-        checked = self.compared(outs, refs, sequence, conditions.poison)
+        checked = dataclasses.replace(self.compared(outs, refs, sequence, conditions.poison), inputs=tensors)
         ref_tensors = params.learned(ref_model)
         for buffer in buffers:
             if buffer not in got:
@@ -291,6 +297,15 @@ class Caller:
         if not _same(again, first.outs):
             raise Reject("output_reused", f"{name}: the second call overwrote the output the first call returned "
                                           "(one buffer handed out on every call)")
+        # A third call gets the first input's values reversed along their last dim: the same
+        # multiset of values, another result. An output kept from an earlier call (a cache from
+        # the third call on, or keyed on a digest that ignores order) is off the reference, and a
+        # buffer handed out every other call overwrites the first output.
+        name = f"{case.name} (third input, the first one's values reversed)"
+        self.record(case, name, self.run(case, name=name, tensors=[t.flip(-1) if t.dim() else t for t in first.inputs]))
+        if not _same(self.held("first", first.refs), first.outs):
+            raise Reject("output_reused", f"{name}: the third call overwrote the output the first call returned "
+                                          "(buffers handed out in turn)")
 
     def held(self, key: str, refs: list[torch.Tensor]) -> list[Any]:
         """The outputs a call kept alive under `key`, as they are now."""

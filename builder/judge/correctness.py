@@ -5,7 +5,8 @@
 What a verification runs, in order:
 
 1. the manifest's fixed cases, in the standard conditions (builder.judge.plan), the first one
-   twice with both outputs alive (a cached output, a buffer handed out on every call);
+   three times with every output alive, the third time on the first input's values reversed (a
+   cached output, a buffer handed out on every call or in turn);
 2. checks drawn from the problem's input space (builder.judge.space), when it declares one and
    no cases were named: at least MIN, at most MAX, more only within BUDGET_S seconds, each in
    conditions of its own that rotate through every input layout, both module modes, autograd on
@@ -37,7 +38,7 @@ from builder.judge.plan import rotation, seeded_specs, trial_conditions, value_c
 from builder.judge.reference import Build
 from builder.judge.referee import ask_referee
 from builder.judge.runner import SandboxDied, SandboxSession
-from builder.judge.space import draw_case
+from builder.judge.space import draw_case, stretch_order
 from builder.manifest import Case
 from builder.seeds import Problem
 
@@ -203,13 +204,15 @@ def _space_checks(caller: Caller, device: str) -> None:
     assert problem.space is not None
     conditions = rotation(most, rng)
     classes = value_classes(problem.space.values, most, least, rng)
+    stretched = stretch_order(problem, rng)
+    least = max(least, min(most, len(stretched)))  # every dim stretched once
     start = time.monotonic()
     for index in range(most):
         if index >= least and time.monotonic() - start > budget_s:
             break
         case = draw_case(problem, f"space_{index}", classes[index], rng,
-                         lambda c, k=index: caller.reference.accepts(c, conditions[k], rng), stretch=index == 0,
-                         max_elements=max_elements)
+                         lambda c, k=index: caller.reference.accepts(c, conditions[k], rng),
+                         stretch=stretched[index] if index < len(stretched) else None, max_elements=max_elements)
         if case is not None:
             caller.drawn(case, conditions[index])
 

@@ -4,7 +4,8 @@
   claim to be on CUDA (seed kernels assert `x.is_cuda`), and runs a grid's programs in an order
   drawn from the judge's seed instead of one after another: the first launch of a session runs
   them backwards, later ones shuffled, so a kernel whose programs depend on each other's writes
-  (a race on a GPU) shows.
+  (a race on a GPU) shows. A grid past CUDA's limits on an axis (65,535 programs on axes 1
+  and 2) raises, as the launch fails on a GPU.
 - `ConfigCheck` is what an autotuner benchmarks with on the CPU: it runs each config once on the
   launch's own arguments, each from the same starting state, and holds every config's results to
   the first one's. The autotuner then takes the first config (all tie), whose output the judge
@@ -38,6 +39,10 @@ def prepare_cpu() -> None:
     ProgramOrder.install()
 
 
+#: CUDA's limits on a grid's three axes: the interpreter has none of its own.
+GRID_LIMITS = (2**31 - 1, 65535, 65535)
+
+
 class ProgramOrder:
     """Visits a grid's programs in a permuted order: the interpreter's loop asks for program
     (x, y, z) in row-major order, and the builder is told another one, each exactly once."""
@@ -54,6 +59,10 @@ class ProgramOrder:
         set_dim, set_idx = interpreter_builder.set_grid_dim, interpreter_builder.set_grid_idx
 
         def set_grid_dim(nx: int, ny: int, nz: int) -> None:
+            for axis, (size, limit) in enumerate(zip((nx, ny, nz), GRID_LIMITS)):
+                if size > limit:
+                    raise ValueError(f"the grid's axis {axis} holds {size} programs, past CUDA's limit of {limit} "
+                                     "for that axis: the launch fails on a GPU")
             cls._plan(nx, ny, nz)
             set_dim(nx, ny, nz)
 

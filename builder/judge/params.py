@@ -2,8 +2,11 @@
 
 The judge builds Model(**init) and ModelNew(**init) after seeding torch the same way (as
 KernelBench does), then sets every parameter and floating buffer of the reference to its
-default plus uniform noise in [-0.5, 0.5) from a secret seed (a weight of ones lands in
-[0.5, 1.5), a bias of zeros in [-0.5, 0.5), a running variance stays positive), and copies each
+default plus noise from a secret seed: parameters (what training changes: weights and biases)
+get uniform noise in [-2, 2) and about one element in sixteen set to exactly zero, so a weight
+takes either sign and zero (an answer that takes a logarithm of a weight, or divides by one,
+shows); floating buffers (running statistics) get uniform noise in [-0.5, 0.5) (a running
+variance of ones stays positive). It copies each
 into ModelNew's tensor of the same name and shape, else of the same last name component and
 shape (reference "ln.weight" -> ModelNew "weight"). An answer that ignores a weight, a bias or a
 running statistic then computes something else. In the sandbox the copy is the sandbox's own
@@ -18,8 +21,11 @@ import torch
 
 from builder.judge.inputs import from_bytes
 
-#: Half-width of the noise added to each learned tensor's default value.
-NOISE = 0.5
+#: Half-width of the noise added to each parameter's, and each floating buffer's, default value.
+PARAMETER_NOISE = 2.0
+BUFFER_NOISE = 0.5
+#: The share of a parameter's elements set to exactly zero.
+ZERO_SHARE = 1 / 16
 
 
 def learned(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -31,12 +37,19 @@ def learned(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def random_values(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
-    """New CPU values for every learned tensor of `model`: its value plus uniform noise, from `seed`."""
+    """New CPU values for every learned tensor of `model`: its value plus uniform noise, and for a
+    parameter some exact zeros, from `seed`."""
     generator = torch.Generator().manual_seed(seed)
+    parameters = set(dict(torch.nn.Module.named_parameters(model)))
     values = {}
     for name, tensor in learned(model).items():
-        noise = torch.empty(tensor.shape, dtype=torch.float64).uniform_(-NOISE, NOISE, generator=generator)
-        values[name] = (tensor.detach().to("cpu", torch.float64) + noise).to(tensor.dtype)
+        span = PARAMETER_NOISE if name in parameters else BUFFER_NOISE
+        noise = torch.empty(tensor.shape, dtype=torch.float64).uniform_(-span, span, generator=generator)
+        value = tensor.detach().to("cpu", torch.float64) + noise
+        if name in parameters:
+            zeros = torch.empty(tensor.shape, dtype=torch.float64).uniform_(0, 1, generator=generator) < ZERO_SHARE
+            value[zeros] = 0.0
+        values[name] = value.to(tensor.dtype)
     return values
 
 

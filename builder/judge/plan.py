@@ -4,10 +4,11 @@ call from a user's.
 
 The fixed cases run as the judge always ran them (guarded inputs, the sentinel fill, training
 mode, autograd off), so their verdicts keep their precise reasons (`uninitialized_output`,
-`out_of_bounds`). The checks drawn from the input space rotate through every layout (a plain
-tensor at offset 0 exactly as a user passes it, transposed and strided views), both modes,
-autograd on and off and every kind of fill, from a secret starting point: any four consecutive
-drawn checks cover every layout. Benchmark-size trials on a GPU alternate plain and guarded
+`out_of_bounds`). Every other check drawn from the input space is a plain call (a tensor at
+offset 0, exactly as a user passes it), its first two a user's inference call (eval mode,
+autograd off) and training call (train mode, autograd on); the checks between rotate through the
+guarded, transposed and strided layouts; modes, autograd and every kind of fill rotate too, from
+a secret starting point. Benchmark-size trials on a GPU alternate plain and guarded
 inputs.
 """
 
@@ -43,13 +44,37 @@ class Conditions:
 STANDARD = Conditions()
 
 
+#: A module's mode and autograd, as a user calls it: inference (eval, autograd off) and training
+#: (train, autograd on) first, then the two mixed ones.
+USER_CALLS = (("eval", False), ("train", True), ("train", False), ("eval", True))
+#: The same four in an order whose neighbours differ in mode, for the other layouts.
+MIXED_CALLS = (("eval", False), ("train", True), ("eval", True), ("train", False))
+
+
 def rotation(count: int, rng: random.Random, layouts: tuple[str, ...] = LAYOUTS) -> list[Conditions]:
-    """Conditions for `count` calls: layouts, modes, autograd and fills each cycling from a random
-    start (so any len(layouts) consecutive calls see every layout, any four both modes and both
-    autograd settings)."""
-    starts = [rng.randrange(n) for n in (len(layouts), len(MODES), 2, len(KINDS))]
-    return [Conditions(layouts[(starts[0] + k) % len(layouts)], MODES[(starts[1] + k) % len(MODES)],
-                       (starts[2] + k // 2) % 2 == 0, KINDS[(starts[3] + k) % len(KINDS)]) for k in range(count)]
+    """Conditions for `count` calls. Every other call is a plain one, exactly as a user passes
+    its inputs; its first two are a user's inference and training calls (in a random order), the
+    next ones the mixed modes. The calls between cycle through the other layouts from a random
+    start, with mode and autograd cycling on their own. Fills cycle through every kind from a
+    random start (any len(KINDS) consecutive calls see each)."""
+    others = [layout for layout in layouts if layout != "plain"]
+    user = list(USER_CALLS[:2])
+    rng.shuffle(user)
+    user += USER_CALLS[2:]
+    starts = [rng.randrange(n) for n in (2, len(others), len(MIXED_CALLS), len(KINDS))]
+    calls: list[Conditions] = []
+    plain = other = 0
+    for k in range(count):
+        fill = KINDS[(starts[3] + k) % len(KINDS)]
+        if "plain" in layouts and (not others or (k + starts[0]) % 2 == 0):
+            mode, grad = user[plain % len(user)]
+            calls.append(Conditions("plain", mode, grad, fill))
+            plain += 1
+        else:
+            mode, grad = MIXED_CALLS[(starts[2] + other) % len(MIXED_CALLS)]
+            calls.append(Conditions(others[(starts[1] + other) % len(others)], mode, grad, fill))
+            other += 1
+    return calls
 
 
 def trial_conditions(count: int, rng: random.Random) -> list[Conditions]:

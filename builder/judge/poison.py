@@ -2,7 +2,9 @@
 
 A pattern is chosen per call by the judge: the fixed sentinel (a quiet NaN with a payload, for
 floating dtypes; the judge then counts never-written elements exactly), a random bit pattern,
-or random finite values, each from a seed that changes from call to call. An answer cannot rely
+random finite values, each from a seed that changes from call to call, or zeros (what fresh
+pages and a new device allocation often hold: an answer that takes a zero for "not yet written"
+shows). An answer cannot rely
 on what a fresh allocation holds: a user's allocation holds whatever memory held before.
 """
 
@@ -19,8 +21,8 @@ SENTINELS: dict[torch.dtype, tuple[torch.dtype, int]] = {
     torch.float16: (torch.int16, 0x7E5D),
     torch.bfloat16: (torch.int16, 0x7FDD),
 }
-#: The pattern kinds: the fixed sentinel, random bits, random finite values.
-KINDS = ("sentinel", "bits", "finite")
+#: The pattern kinds: the fixed sentinel, random bits, random finite values, zeros.
+KINDS = ("sentinel", "bits", "finite", "zeros")
 #: Random finite fills are drawn from [-FINITE_SPAN, FINITE_SPAN).
 FINITE_SPAN = 4.0
 #: Integer views of each element size, for bit patterns.
@@ -42,6 +44,9 @@ class Poison:
             return
         if self.kind == "sentinel":
             poison(tensor)
+            return
+        if self.kind == "zeros":
+            tensor.zero_()
             return
         self.fills += 1
         generator = torch.Generator(device=tensor.device).manual_seed((self.seed * 1_000_003 + self.fills) % (1 << 62))

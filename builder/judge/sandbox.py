@@ -191,11 +191,11 @@ class Sandbox:
             channel.send(self.writer, {"part": "end"})
 
     def do_held(self, header: dict[str, Any], _: Any) -> None:
-        """Send again (and let go of) the outputs a forward kept under `key`: an answer that hands
+        """Send again the outputs a forward kept under `key` (they stay kept): an answer that hands
         every call the same buffer has overwritten them since."""
         from builder.judge.inputs import as_bytes
 
-        outs = self.held.pop(str(header["key"]), None) or []
+        outs = self.held.get(str(header["key"])) or []
         sent = _sendable(outs, header.get("expect") or [])
         channel.send(self.writer, {"ok": True, "sent": sent})
         for out, flag in zip(outs, sent):
@@ -338,11 +338,14 @@ class Sandbox:
         from builder.judge.guards import lifted_change, plain_outputs
         from builder.judge.reference import outputs_of
 
+        # With autograd on, floating inputs require grad, as activations do in training (views of
+        # the same storage: the layout, the bands and the judge's reads of the inputs are unchanged).
+        args = [t.detach().requires_grad_() if grad and t.is_floating_point() else t for t in placed.tensors]
         raised: BaseException | None = None
         with torch.set_grad_enabled(grad), self.guards.poisoning(pattern), self.guards.watch() as record:
             try:
                 torch.nn.Module.train(model, mode == "train")
-                out = model(*placed.tensors)
+                out = model(*args)
             except BaseException as exc:
                 if self._device_failed(exc):
                     raise  # the session reports a crash and ends

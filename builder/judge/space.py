@@ -3,9 +3,11 @@
 Each draw picks every dim of the space (its low end, its high end, uniformly, or log-uniformly
 between them), every init argument the space lists (a string naming a dim becomes its size;
 arguments it does not list keep the benchmark's values), each input's dtype and bounds, and the
-value class of the floating inputs. The first draw stretches the dim of the widest range to its
-top and keeps the others at their bottom: a row longer than any block cap, at a cost the CPU
-interpreter affords. A draw the reference itself raises on is discarded and drawn again.
+value class of the floating inputs. The first draws stretch one dim each, the widest range
+first, to its size in the benchmark (or its top in the space, if higher), with the others at
+their bottom: a row, a batch or a plane larger than any cap an answer may have put on it, cut
+back to STRETCH_ELEMENTS input elements so the CPU interpreter affords it. A draw the reference
+itself raises on is discarded and drawn again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from builder.seeds import Problem
 
 #: Draws tried per check before giving up on it (the reference refuses the others).
 ATTEMPTS = 60
+#: Input elements a stretched draw holds at most, unless the space's own top of its dim is more.
+STRETCH_ELEMENTS = 1 << 16
 
 
 def _dim(low: int, high: int, rng: random.Random) -> int:
@@ -33,11 +37,57 @@ def _dim(low: int, high: int, rng: random.Random) -> int:
     return min(high, max(low, round(math.exp(rng.uniform(math.log(max(low, 1)), math.log(high + 1))) - 0.5)))
 
 
-def _dims(space: Space, rng: random.Random, stretch: bool) -> dict[str, int]:
-    if not stretch or not space.dims:
+def _dims(space: Space, rng: random.Random, stretch: str | None, top: int) -> dict[str, int]:
+    if stretch is None:
         return {name: _dim(lo, hi, rng) for name, (lo, hi) in space.dims.items()}
-    widest = max(space.dims, key=lambda name: space.dims[name][1] - space.dims[name][0])
-    return {name: (hi if name == widest else lo) for name, (lo, hi) in space.dims.items()}
+    return {name: (top if name == stretch else lo) for name, (lo, hi) in space.dims.items()}
+
+
+def benchmark_dims(problem: Problem) -> dict[str, int]:
+    """Each dim of the space at its size in the benchmark's inputs (the largest where it occurs
+    more than once); dims the benchmark's inputs do not show are left out."""
+    space = problem.space
+    assert space is not None
+    sizes: dict[str, int] = {}
+    for base in problem.inputs:
+        shape = space.inputs[base.name].shape
+        if len(shape) != len(base.shape):
+            continue  # the space draws this input with another rank: its dims do not line up
+        for dim, size in zip(shape, base.shape):
+            if isinstance(dim, str):
+                sizes[dim] = max(size, sizes.get(dim, 0))
+    return sizes
+
+
+def stretch_order(problem: Problem, rng: random.Random) -> list[str]:
+    """The dims drawn checks stretch, one per check: the widest range first, the others in a
+    random order."""
+    space = problem.space
+    assert space is not None
+    dims = sorted(space.dims, key=lambda name: space.dims[name][0] - space.dims[name][1])
+    rest = dims[1:]
+    rng.shuffle(rest)
+    return dims[:1] + rest
+
+
+def stretch_top(problem: Problem, name: str) -> int:
+    """Where a stretched draw puts dim `name`: its benchmark size, or its top in the space if that
+    is higher, halved until the inputs (every other dim at its low end) hold at most
+    STRETCH_ELEMENTS elements, but never below its top in the space."""
+    space = problem.space
+    assert space is not None
+    low, high = space.dims[name]
+    top = max(high, benchmark_dims(problem).get(name, high))
+    dims = {other: lo for other, (lo, _) in space.dims.items()}
+
+    def size(value: int) -> int:
+        dims[name] = value
+        return sum(math.prod(dims[d] if isinstance(d, str) else d for d in space.inputs[i.name].shape)
+                   for i in problem.inputs)
+
+    while top > high and size(top) > STRETCH_ELEMENTS:
+        top = max(high, top // 2)
+    return top
 
 
 def _bound(value: float | str | None, dims: dict[str, int], default: Any) -> Any:
@@ -47,15 +97,18 @@ def _bound(value: float | str | None, dims: dict[str, int], default: Any) -> Any
 
 
 def draw_case(problem: Problem, name: str, values: str, rng: random.Random, accepts: Callable[[Case], bool], *,
-              stretch: bool = False, max_elements: int | None = None) -> Case | None:
+              stretch: str | None = None, max_elements: int | None = None) -> Case | None:
     """One case drawn from `problem.space` whose floating inputs take value class `values`, or None
-    when ATTEMPTS draws all failed `accepts` (the reference raised on each). A draw whose inputs
-    hold more than `max_elements` elements in all is drawn again (the stretched one excepted: its
-    other dims sit at their low end)."""
+    when ATTEMPTS draws all failed `accepts` (the reference raised on each). With `stretch`, the
+    first half of the attempts put that dim at `stretch_top` and the others at their low end. A
+    draw whose inputs hold more than `max_elements` elements in all is drawn again (a stretched
+    one excepted)."""
     space = problem.space
     assert space is not None
+    top = stretch_top(problem, stretch) if stretch is not None else 0
     for attempt in range(ATTEMPTS):
-        dims = _dims(space, rng, stretch and attempt < ATTEMPTS // 2)
+        stretched = stretch is not None and attempt < ATTEMPTS // 2
+        dims = _dims(space, rng, stretch if stretched else None, top)
         init = dict(problem.init)
         init.update({arg: resolve(rng.choice(choices), dims) for arg, choices in space.init.items()})
         inputs = []
@@ -70,7 +123,7 @@ def draw_case(problem: Problem, name: str, values: str, rng: random.Random, acce
         if any(i.low >= i.high for i in inputs):
             continue
         size = sum(math.prod(i.shape) for i in inputs)
-        if max_elements is not None and size > max_elements and not (stretch and attempt < ATTEMPTS // 2):
+        if max_elements is not None and size > max_elements and not stretched:
             continue
         case = Case(name, init, tuple(inputs))
         if accepts(case):

@@ -31,7 +31,8 @@ def test_a_correct_answer_passes_every_check(key):
     result = verify(problem, problem.kernel_path.read_text(), device="cpu", timeout_s=300)
     assert result.ok, (result.reason, result.detail)
     names = [c.name for c in result.cases]
-    assert names[:2] == [problem.cases[0].name, f"{problem.cases[0].name} (second input)"]
+    first = problem.cases[0].name
+    assert names[:3] == [first, f"{first} (second input)", f"{first} (third input, the first one's values reversed)"]
     assert sum(name.startswith("space_") for name in names) >= 4
 
 

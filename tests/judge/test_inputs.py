@@ -88,3 +88,6 @@ def test_fills_vary_by_kind_and_from_call_to_call():
     ints = torch.zeros(16, dtype=torch.int64)
     Poison("finite", 3)(ints)
     assert bool((ints != 0).any())
+    zeros = torch.ones(8)
+    Poison("zeros", 4)(zeros)
+    assert not bool(zeros.any())  # as fresh pages often are: a zero cannot mean "not yet written"

@@ -67,3 +67,35 @@ def test_what_the_cpu_lacks_is_told_from_a_bug():
     assert needs_gpu(AssertionError("Torch not compiled with CUDA enabled"))
     assert needs_gpu(RuntimeError("0 active drivers ([]). There should only be one."))
     assert not needs_gpu(ValueError("shapes do not match"))
+
+
+
+GRID_SCRIPT = """
+import os
+os.environ["TRITON_INTERPRET"] = "1"
+import torch, triton, triton.language as tl
+from builder.judge.interpreter import GRID_LIMITS, ProgramOrder
+ProgramOrder.install()
+
+@triton.jit
+def touch(x_ptr):
+    tl.store(x_ptr + tl.program_id(1) * 0, 1.0)
+
+x = torch.zeros(1)
+touch[(2, 3, 1)](x)
+assert float(x[0]) == 1.0
+try:
+    touch[(1, GRID_LIMITS[1] + 1, 1)](x)
+except ValueError as exc:
+    print(exc)
+"""
+
+
+def test_a_grid_past_cudas_limits_fails_as_on_a_gpu():
+    """The interpreter has no grid limits of its own: 65,536 programs on axis 1 would run there."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", GRID_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "axis 1 holds 65536 programs, past CUDA's limit of 65535" in done.stdout

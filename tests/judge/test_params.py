@@ -23,7 +23,15 @@ def test_random_values_move_every_parameter_and_floating_buffer_off_its_default(
     assert sorted(values) == ["bn.bias", "bn.running_mean", "bn.running_var", "bn.weight"]  # not num_batches_tracked
     assert all(not torch.equal(values[n], t) for n, t in params.learned(model).items())
     assert float(values["bn.running_var"].min()) > 0
+    assert float((values["bn.running_var"] - 1).abs().max()) <= params.BUFFER_NOISE
     assert all(torch.equal(values[n], v) for n, v in params.random_values(Norm(6), 3).items())
+
+
+def test_parameters_take_either_sign_and_exact_zeros():
+    """A weight of ones must not stay positive: an answer that takes its logarithm shows."""
+    model = nn.Linear(64, 64)
+    weight = params.random_values(model, 5)["weight"]
+    assert float(weight.min()) < 0 < float(weight.max()) and int((weight == 0).sum()) > 0
 
 
 def test_targets_by_name_then_by_last_component():

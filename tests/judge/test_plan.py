@@ -7,20 +7,26 @@ import pytest
 
 from builder.judge.inputs import LAYOUTS
 from builder.judge.plan import rotation, trial_conditions, value_classes
-from builder.judge.space import draw_case
+from builder.judge.poison import KINDS
+from builder.judge.space import benchmark_dims, draw_case, stretch_order, stretch_top
 from builder.seeds import load_problem
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_any_four_consecutive_calls_see_every_layout_both_modes_and_both_autograd_settings(seed):
+@pytest.mark.parametrize("seed", range(8))
+def test_every_other_call_is_a_users_and_six_in_a_row_see_every_layout_and_fill(seed):
     calls = rotation(9, random.Random(seed))
-    for start in range(len(calls) - 3):
-        window = calls[start:start + 4]
-        assert {c.layout for c in window} == set(LAYOUTS)
-        assert {c.mode for c in window} == {"train", "eval"} and {c.grad for c in window} == {True, False}
-    assert {c.poison for c in calls[:3]} == {"sentinel", "bits", "finite"}
+    plain = [c for c in calls if c.layout == "plain"]
+    assert all((calls[k].layout == "plain") != (calls[k + 1].layout == "plain") for k in range(len(calls) - 1))
+    assert {(c.mode, c.grad) for c in plain[:2]} == {("eval", False), ("train", True)}
+    assert {(c.mode, c.grad) for c in plain[:4]} == {("eval", False), ("train", True), ("train", False), ("eval", True)}
+    for start in range(len(calls) - 5):
+        assert {c.layout for c in calls[start:start + 6]} == set(LAYOUTS)
+    for start in range(len(calls) - len(KINDS) + 1):
+        assert {c.poison for c in calls[start:start + len(KINDS)]} == set(KINDS)
+    others = [c for c in calls if c.layout != "plain"]
+    assert {c.mode for c in others[:2]} == {"train", "eval"}
 
 
 def test_benchmark_trials_alternate_plain_and_guarded_inputs_in_training_mode():
@@ -36,7 +42,8 @@ def test_special_values_come_early_whenever_listed(seed):
 
 def test_the_first_draw_stretches_the_widest_dim_and_init_choices_follow_the_dims():
     problem = load_problem(FIXTURES / "affine_rows")
-    case = draw_case(problem, "space_0", "signed", random.Random(0), lambda c: True, stretch=True)
+    rng = random.Random(0)
+    case = draw_case(problem, "space_0", "signed", rng, lambda c: True, stretch=stretch_order(problem, rng)[0])
     assert case.inputs[0].shape == (1, 1, 40) and case.inputs[0].values == "signed"
     assert case.init["normalized_shape"] in ([1, 40], [40])
 
@@ -68,5 +75,19 @@ def test_draws_past_the_element_cap_are_drawn_again_but_the_stretched_one():
     for seed in range(10):
         case = draw_case(problem, "s", "uniform", random.Random(seed), lambda c: True, max_elements=500)
         assert case is None or case.inputs[0].shape[0] * case.inputs[0].shape[1] <= 500
-    stretched = draw_case(problem, "s", "uniform", random.Random(0), lambda c: True, stretch=True, max_elements=500)
-    assert stretched.inputs[0].shape == (1, 3000)
+    stretched = draw_case(problem, "s", "uniform", random.Random(0), lambda c: True, stretch="L", max_elements=500)
+    assert stretched.inputs[0].shape == (1, 3001)  # the benchmark's row, past the space's top
+
+
+def test_each_dim_is_stretched_in_turn_to_its_benchmark_size_within_the_element_budget():
+    """An answer that caps a batch, a plane or a row below the benchmark's size shows on the CPU."""
+    from builder.judge.space import STRETCH_ELEMENTS
+    from builder.seeds import get_problem
+
+    problem = get_problem("avgpool1d")
+    assert benchmark_dims(problem) == {"N": 64, "C": 128, "L": 65536}
+    order = stretch_order(problem, random.Random(3))
+    assert order[0] == "L" and sorted(order) == ["C", "L", "N"]
+    assert [stretch_top(problem, d) for d in ("N", "C", "L")] == [64, 128, STRETCH_ELEMENTS]
+    case = draw_case(problem, "space_0", "uniform", random.Random(1), lambda c: True, stretch="N")
+    assert case.inputs[0].shape == (64, 1, 1)
