@@ -12,7 +12,10 @@ Layouts (how the tensor handed to forward sits in memory):
 - `plain`: a fresh contiguous allocation at storage offset 0, no bands: exactly a user's tensor;
 - `transposed`: the same values as a view whose last two axes longer than 1 are swapped in memory;
 - `strided`: the same values as every other element of the last axis longer than 1; the gaps
-  hold the guard value (a kernel that ignores the strides reads them) and must stay unwritten.
+  hold the guard value (a kernel that ignores the strides reads them) and must stay unwritten;
+- `sliced`: the same values as a slice of a tensor one longer on every axis (`x[..., :L]`, a
+  channel slice: every axis's pitch exceeds its size while the last axis stays unit-stride); the
+  margins hold the guard value and must stay unwritten.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 
 #: Layouts a checked call's inputs may take (see the module doc).
-LAYOUTS = ("guarded", "plain", "transposed", "strided")
+LAYOUTS = ("guarded", "plain", "transposed", "strided", "sliced")
 #: Value of the guard bands by dtype, and the output magnitude that betrays a read from them.
 GUARD_VALUES: dict[torch.dtype, float | int] = {
     torch.float32: 2.0**100, torch.float64: 2.0**100, torch.bfloat16: 2.0**100, torch.float16: 65504.0,
@@ -99,32 +102,45 @@ def from_bytes(raw: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) ->
     return raw.view(dtype).reshape(shape)
 
 
+def _prod(dims: list[int]) -> int:
+    total = 1
+    for dim in dims:
+        total *= dim
+    return total
+
+
 class Placed:
     """One input laid out as `layout` says (see the module doc); `x` is what forward gets."""
 
     def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: str, layout: str) -> None:
-        numel = 1
-        for dim in shape:
-            numel *= dim
+        numel = _prod(list(shape))
         wide = [axis for axis, dim in enumerate(shape) if dim > 1]  # axes a view can make non-contiguous
         if layout == "transposed" and len(wide) < 2:
             layout = "strided"
-        if layout == "strided" and (not numel or not shape):
+        if layout in ("strided", "sliced") and (not numel or not shape):
             layout = "guarded"
         self.layout, self.shape, self.dtype = layout, tuple(shape), dtype
-        self._gaps: torch.Tensor | None = None
+        self._gaps: Any = None  # gives the values of the gaps between the input's elements
         if layout == "plain":
             self._buffer = None
             self.x = torch.empty(shape, dtype=dtype, device=device)
             self._storage = self.x.untyped_storage().data_ptr()
             return
         band = GUARD_ELEMENTS
-        inner = 2 * numel if layout == "strided" else numel
+        wider = [dim + 1 for dim in shape]
+        inner = 2 * numel if layout == "strided" else _prod(wider) if layout == "sliced" else numel
         self._band = band
         self._buffer = torch.full((inner + 2 * band,), guard_value(dtype), dtype=dtype, device=device)
         body = self._buffer[band:band + inner]
         if layout == "guarded":
             self.x = body.view(shape)
+        elif layout == "sliced":  # the last `dim` entries of each axis of a tensor one longer on each
+            wide_view = body.view(wider)
+            inside = tuple(slice(1, None) for _ in shape)
+            self.x = wide_view[inside]
+            margin = torch.ones(wider, dtype=torch.bool, device=device)
+            margin[inside] = False
+            self._gaps = lambda: wide_view[margin]
         elif layout == "transposed":  # the last two axes longer than 1 swapped in memory
             order = list(range(len(shape)))
             order[wide[-2]], order[wide[-1]] = order[wide[-1]], order[wide[-2]]
@@ -136,7 +152,8 @@ class Placed:
             pick[axis] = slice(0, None, 2)
             self.x = doubled[tuple(pick)]
             pick[axis] = slice(1, None, 2)
-            self._gaps = doubled[tuple(pick)]
+            gaps = doubled[tuple(pick)]
+            self._gaps = lambda: gaps
         self._storage = self._buffer.untyped_storage().data_ptr()
 
     def fill(self, spec: dict[str, Any], seed: int) -> None:
@@ -167,7 +184,7 @@ class Placed:
         value = guard_value(self.dtype)
         head, tail = self._buffer[: self._band], self._buffer[-self._band:]
         intact = bool((head == value).all()) and bool((tail == value).all())
-        return intact and (self._gaps is None or bool((self._gaps == value).all()))
+        return intact and (self._gaps is None or bool((self._gaps() == value).all()))
 
     def fingerprint(self, key: int) -> int:
         return keyed_hash(self.x, key)

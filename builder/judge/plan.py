@@ -7,7 +7,7 @@ mode, autograd off), so their verdicts keep their precise reasons (`uninitialize
 `out_of_bounds`). Every other check drawn from the input space is a plain call (a tensor at
 offset 0, exactly as a user passes it), its first two a user's inference call (eval mode,
 autograd off) and training call (train mode, autograd on); the checks between rotate through the
-guarded, transposed and strided layouts; modes, autograd and every kind of fill rotate too, from
+guarded, transposed, strided and sliced layouts; modes, autograd and every kind of fill rotate too, from
 a secret starting point. Benchmark-size trials on a GPU alternate plain and guarded
 inputs.
 """

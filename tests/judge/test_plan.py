@@ -15,14 +15,14 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_every_other_call_is_a_users_and_six_in_a_row_see_every_layout_and_fill(seed):
-    calls = rotation(9, random.Random(seed))
+def test_every_other_call_is_a_users_and_eight_in_a_row_see_every_layout_and_fill(seed):
+    calls = rotation(11, random.Random(seed))
     plain = [c for c in calls if c.layout == "plain"]
     assert all((calls[k].layout == "plain") != (calls[k + 1].layout == "plain") for k in range(len(calls) - 1))
     assert {(c.mode, c.grad) for c in plain[:2]} == {("eval", False), ("train", True)}
     assert {(c.mode, c.grad) for c in plain[:4]} == {("eval", False), ("train", True), ("train", False), ("eval", True)}
-    for start in range(len(calls) - 5):
-        assert {c.layout for c in calls[start:start + 6]} == set(LAYOUTS)
+    for start in range(len(calls) - 7):
+        assert {c.layout for c in calls[start:start + 8]} == set(LAYOUTS)
     for start in range(len(calls) - len(KINDS) + 1):
         assert {c.poison for c in calls[start:start + len(KINDS)]} == set(KINDS)
     others = [c for c in calls if c.layout != "plain"]
