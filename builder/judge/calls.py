@@ -297,12 +297,12 @@ class Caller:
         if not _same(again, first.outs):
             raise Reject("output_reused", f"{name}: the second call overwrote the output the first call returned "
                                           "(one buffer handed out on every call)")
-        # A third call gets the first input's values reversed along their last dim: the same
+        # A third call gets the second input's values reversed along their last dim: the same
         # multiset of values, another result. An output kept from an earlier call (a cache from
         # the third call on, or keyed on a digest that ignores order) is off the reference, and a
         # buffer handed out every other call overwrites the first output.
-        name = f"{case.name} (third input, the first one's values reversed)"
-        self.record(case, name, self.run(case, name=name, tensors=[t.flip(-1) if t.dim() else t for t in first.inputs]))
+        name = f"{case.name} (third input, the second one's values reversed)"
+        self.record(case, name, self.run(case, name=name, tensors=[t.flip(-1) if t.dim() else t for t in second.inputs]))
         if not _same(self.held("first", first.refs), first.outs):
             raise Reject("output_reused", f"{name}: the third call overwrote the output the first call returned "
                                           "(buffers handed out in turn)")

@@ -5,7 +5,7 @@
 What a verification runs, in order:
 
 1. the manifest's fixed cases, in the standard conditions (builder.judge.plan), the first one
-   three times with every output alive, the third time on the first input's values reversed (a
+   three times with every output alive, the third time on the second input's values reversed (a
    cached output, a buffer handed out on every call or in turn);
 2. checks drawn from the problem's input space (builder.judge.space), when it declares one and
    no cases were named: at least MIN, at most MAX, more only within BUDGET_S seconds, each in
