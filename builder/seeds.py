@@ -54,6 +54,7 @@ class Problem:
     checks_sha256: str  # sha256 of the manifest's verification tables ([tolerance], [[cases]], [space])
     space: Space | None = None  # the input space extra checks are drawn from; None when not declared
     max_speedup_vs_eager: float = 10.0  # a speedup over eager above this is rejected as suspect
+    seed_fails: str | None = None  # why the seed kernel (the origin's, verbatim) fails the checks, if it does
 
     @property
     def benchmark_case(self) -> Case:
@@ -149,6 +150,7 @@ def load_problem(folder: Path) -> Problem:
         id=meta["id"],
         name=meta["name"],
         seed_variant=meta.get("seed_variant", "default"),
+        seed_fails=meta.get("seed_fails"),
         init=dict(bench["init"]),
         inputs=inputs,
         atol=float(tol["atol"]),
