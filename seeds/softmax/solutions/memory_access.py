@@ -132,10 +132,13 @@ def triton_softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
         grid = (triton.cdiv(n_rows, BLOCK_M),)
         softmax_rows_kernel[grid](xt, y, n_rows, n_cols, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, num_warps=8)
     else:
-        # Tiles of 4096 columns as before, but 2 tiles per work item (32 KB):
-        # the reuse distance of a chunk grows with the bytes in flight, and
-        # smaller items keep it short.  Very long rows take more tiles per
-        # item so a row's partials stay a short vector (at most 1024).
+        # Tiles of 4096 columns as before, but 2 tiles per work item (32 KB,
+        # 48 items per benchmark row): the bytes in flight between a chunk's
+        # two reads grow with the item, and smaller items keep the second
+        # read in L2 (on the H100, with cache hints, 2 tiles per item ran in
+        # 5.18 ms where 4 took 6.19 and 16 took 6.51).  Very long rows take
+        # more tiles per item so a row's partials stay a short vector (at
+        # most 1024).
         BLOCK = 4096
         TILES = 2
         while triton.cdiv(n_cols, BLOCK * TILES) > 1024:
@@ -146,11 +149,14 @@ def triton_softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
         s_part = torch.empty((n_tiles,), device=x.device, dtype=torch.float32)
         # Per-row publish counters and, last, the ticket counter: zeroed.
         counters = torch.zeros((n_rows + 1,), device=x.device, dtype=torch.int32)
-        # lag: whole rows (the bound that rules out waiting on a later item)
-        # and at least LAG_CAP items, so that the items an output waits for
-        # started well before it (fewer spins), while the chunk's second read
-        # still comes a few MB of traffic after its first (L2 hit).
-        LAG_CAP = 256
+        # lag: whole rows (the bound that rules out waiting on a later item),
+        # at least LAG_CAP items.  Short is better: the items an output
+        # waits for started just before it and finish their phase A about
+        # when it finishes its own, and the chunk's second read comes less
+        # than 2 MB of traffic after its first.  On the H100 (4 tiles per
+        # item) lags of 1, 2 and 6 rows ran in 6.13, 6.19 and 6.39 ms; here
+        # LAG_CAP = 32 gives one row of 48 items.
+        LAG_CAP = 32
         lag = n_chunks * triton.cdiv(LAG_CAP, n_chunks)
         grid = (n_tiles + lag,)
         softmax_fused_kernel[grid](xt, y, m_part, s_part, counters, counters[n_rows:],

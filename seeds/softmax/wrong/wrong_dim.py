@@ -7,20 +7,24 @@ import triton.language as tl
 @triton.jit
 def softmax_columns_kernel(x_ptr, y_ptr, n_rows, n_cols, BLOCK: tl.constexpr):
     # Bug: normalizes each column (dim 0) instead of each row (dim 1).
-    col = tl.program_id(0)
-    rows = tl.arange(0, BLOCK)
-    mask = rows < n_rows
-    x = tl.load(x_ptr + rows * n_cols + col, mask=mask, other=float("-inf"))
-    e = tl.exp(x - tl.max(x, 0))
-    e = tl.where(mask, e, 0.0)
-    tl.store(y_ptr + rows * n_cols + col, e / tl.sum(e, 0), mask=mask)
+    cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    cmask = cols < n_cols
+    m = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
+    for r in range(0, n_rows):
+        m = tl.maximum(m, tl.load(x_ptr + r * n_cols + cols, mask=cmask, other=float("-inf")))
+    total = tl.zeros([BLOCK], dtype=tl.float32)
+    for r in range(0, n_rows):
+        total += tl.exp(tl.load(x_ptr + r * n_cols + cols, mask=cmask, other=0.0) - m)
+    for r in range(0, n_rows):
+        x = tl.load(x_ptr + r * n_cols + cols, mask=cmask, other=0.0)
+        tl.store(y_ptr + r * n_cols + cols, tl.exp(x - m) / total, mask=cmask)
 
 
 def softmax(x):
     x = x.contiguous()
     n_rows, n_cols = x.shape
     y = torch.empty_like(x)
-    softmax_columns_kernel[(n_cols,)](x, y, n_rows, n_cols, BLOCK=triton.next_power_of_2(n_rows))
+    softmax_columns_kernel[(triton.cdiv(n_cols, 256),)](x, y, n_rows, n_cols, BLOCK=256)
     return y
 
 
