@@ -20,4 +20,4 @@ build: $(VENV)/.installed
 	$(VENV)/bin/kernel-prompts build --allow-missing
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import RecordError
+from builder.judge.jobs import TimeJob
+from builder.judge.runner import JobFailure
 from builder.judge.timing import bandwidth
-from builder.measure import bytes_moved, labels_of, require_gpu, timing_job
+from builder.measure import bytes_moved, labels_of, require_gpu
 from builder.records import code_path, lookup
 from builder.seeds import Problem
 
@@ -64,22 +66,20 @@ def time_now(problem: Problem, codes: dict[str, str], *, baselines: bool = True)
     """Time `codes` (by label), with eager, torch.compile and the ceiling unless `baselines` is
     False, side by side in one sandbox on this GPU. Returns {label: stats} plus "ceiling"."""
     require_gpu()
-    labels = list(codes)
-    result = timing_job(problem, {f"code{i}": codes[label] for i, label in enumerate(labels)}, baselines=baselines)
-    if not result.ok:
-        raise RecordError(f"{problem.key}: timing run failed ({result.reason}): {result.detail[-500:]}")
-    payload = result.payload
-    if payload["errors"]:
-        raise RecordError(f"{problem.key}: " + "; ".join(f"{k}: {v[0]}: {v[1][:300]}" for k, v in payload["errors"].items()))
-    out = payload["subjects"]
+    try:
+        run = TimeJob(str(problem.dir), codes, baselines=baselines).run()
+    except JobFailure as exc:
+        raise RecordError(f"{problem.key}: timing run failed ({exc.reason}): {exc.detail[-500:]}") from None
+    if run.errors:
+        raise RecordError(f"{problem.key}: " + "; ".join(f"{k}: {v[0]}: {v[1][:300]}" for k, v in run.errors.items()))
     moved = bytes_moved(problem)
-    ceiling = payload["ceiling"]["ceiling"]["gbps"] if baselines else None
-    stats = {label: out[f"code{i}"] for i, label in enumerate(labels)}
+    ceiling = run.ceiling["ceiling"]["gbps"] if baselines else None
+    stats = {label: dict(run.stats[label]) for label in codes}
     for entry in stats.values():
         entry["gbps"] = bandwidth(moved, entry["median_ms"])
         entry["roofline_pct"] = 100.0 * entry["gbps"] / ceiling if ceiling else None
-    stats.update({k: out[k] for k in ("eager", "compile") if k in out})
-    return {**stats, "ceiling": {"gbps": ceiling, "noise": payload["noise"]}}
+    stats.update({k: run.stats[k] for k in ("eager", "compile") if k in run.stats})
+    return {**stats, "ceiling": {"gbps": ceiling, "noise": run.noise}}
 
 
 def run_fresh(problem: Problem) -> tuple[list[BenchLine], float]:

@@ -13,15 +13,14 @@ from typing import Any, TypeVar
 from builder.card import CardParams
 from builder.dataset import write_dataset
 from builder.errors import RecordError
-from builder.judge import JUDGE_VERSION
 from builder.executors import Job, JobCache
-from builder.measure import job_result, measure, verify_code, verify_failure
+from builder.judge import JUDGE_VERSION
+from builder.judge.correctness import VerifyResult
+from builder.judge.jobs import TIMEOUTS_S, VerifyJob
+from builder.measure import measure
 from builder.records import MEASUREMENTS_DIR, sha256_file
 from builder.rows import Skipped, build_rows
 from builder.seeds import Problem
-
-#: Time limit for re-checking one solution in the Triton interpreter.
-CPU_VERIFY_TIMEOUT_S = 900
 
 T = TypeVar("T")
 #: Wraps a list of work items to show progress while they are consumed.
@@ -32,34 +31,51 @@ def no_bar(items: list[T], label: str) -> Iterator[T]:
     return iter(items)
 
 
-#: Where CPU verdicts are cached, keyed by the code, the manifest, the reference and the judge.
+#: Where CPU verdicts are cached, keyed by the code, the manifest's checks, the reference and the judge.
 VERIFY_CACHE = MEASUREMENTS_DIR.parent / "verify-cache"
 
 
-def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir: Path | None = None) -> list[str]:
+def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir: Path | None = None,
+                  workers: int | None = None) -> list[str]:
     """Re-check every reference solution on the manifest's cases in the CPU interpreter.
 
-    A verdict is cached under the sha256 of the code, the manifest and the reference and the
-    judge's version, so a rebuild with nothing changed runs nothing. Returns one line per
-    solution that failed, empty when all pass.
+    A verdict is cached under the sha256 of the code, the manifest's checks and the reference and
+    the judge's version, so a rebuild with nothing changed runs nothing. The solutions of a
+    problem left to check go to one sandbox session; problems are checked in parallel, `workers`
+    at a time (default: one per CPU). Returns one line per solution that failed, empty when all
+    pass.
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     cache = JobCache(cache_dir or VERIFY_CACHE)
-    items = [(p, key, path) for p in problems for key, path in p.solutions.items()]
+    entries: dict[tuple[str, str], Job] = {}
+    todo: dict[str, dict[str, str]] = {}
+    for problem in problems:
+        for key, path in problem.solutions.items():
+            digest = cache.key(sha256_file(path), problem.checks_sha256, sha256_file(problem.reference_path),
+                               JUDGE_VERSION)
+            entries[problem.key, key] = Job("verify", digest, {}, TIMEOUTS_S["verify"])
+            if cache.get(entries[problem.key, key]) is None:
+                todo.setdefault(problem.key, {})[key] = path.read_text()
+    by_key = {p.key: p for p in problems}
+
+    def check(key: str) -> None:
+        problem = by_key[key]
+        batch = VerifyJob(str(problem.dir), todo[key], device="cpu").run()
+        for label, result in batch.results.items():
+            cache.put(entries[key, label], {"status": "ok", "reason": None, "detail": "", "payload": result.to_payload()})
+
+    keys = list(todo)
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        done = pool.map(check, keys)
+        for _ in bar(keys, "verify solutions (CPU interpreter)"):
+            next(done)
     failures = []
-    for problem, key, path in bar(items, "verify solutions (CPU interpreter)"):
-        digest = cache.key(sha256_file(path), problem.manifest_sha256, sha256_file(problem.reference_path),
-                           JUDGE_VERSION)
-        job = Job("verify", digest, {}, CPU_VERIFY_TIMEOUT_S)
-        stored = cache.get(job)
-        if stored is not None:
-            result = job_result(stored)
-        else:
-            result = verify_code(problem, path.read_text(), device="cpu", timeout_s=CPU_VERIFY_TIMEOUT_S)
-            cache.put(job, {"status": result.status, "reason": result.reason, "detail": result.detail,
-                            "payload": result.payload})
-        failure = verify_failure(result)
-        if failure:
-            failures.append(f"{problem.key}/{key}: {failure[0]}: {failure[1][-300:]}")
+    for (key, label), job in entries.items():
+        result = VerifyResult.from_payload(cache.get(job)["payload"])  # type: ignore[index]
+        if not result.ok:
+            failures.append(f"{key}/{label}: {result.reason}: {result.detail.strip()[-300:]}")
     return failures
 
 

@@ -92,55 +92,70 @@ def render(spec_file: Any) -> None:
 @click.option("--kernelbench-id", "kernelbench_id", type=int, required=True, help="KernelBench problem id, e.g. 41.")
 @click.option("--name", required=True, help="KernelBench problem name, e.g. 41_Max_Pooling_1D.")
 @click.option("--level", type=int, default=1, show_default=True, help="KernelBench level.")
-@click.option("--shape", required=True, help="Benchmark input shape, comma-separated, e.g. 64,192,65536.")
+@click.option("--shape", default=None,
+              help="The benchmark's one float32 input, comma-separated, e.g. 64,192,65536 (or use --input).")
+@click.option("--input", "input_args", multiple=True, metavar="NAME=DIMS[:DTYPE[:LOW:HIGH]]",
+              help="An argument of forward, in order (repeatable), e.g. --input predictions=32768x4096:float32 "
+                   "--input targets=32768:int64:0:4096 (integers need their range [LOW, HIGH)).")
 @click.option("--init", "init_args", multiple=True, metavar="NAME=VALUE",
-              help="Argument of Model(...), in order (repeatable), e.g. --init kernel_size=8.")
+              help="Argument of Model(...), in order (repeatable), any TOML value, e.g. --init kernel_size=8 "
+                   "--init normalized_shape=[64,256,256].")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder that holds the problems (default: the project's seeds/).")
 @friendly_errors
-def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, level: int, shape: str,
-                init_args: tuple[str, ...], root: Path | None) -> None:
+def new_problem(prompt_file: Any, key: str, kernelbench_id: int, name: str, level: int, shape: str | None,
+                input_args: tuple[str, ...], init_args: tuple[str, ...], root: Path | None) -> None:
     """Start seeds/KEY/ from PROMPT_FILE, a stage-1 prompt of the family (a file or -).
 
-    Writes manifest.toml (benchmark init args and shape, float32, tolerances 1e-4, one starter
-    case to extend), kernel.py (the prompt's current code, verbatim), seed_prompt.txt (the
-    prompt) and seed_metrics.json (its ncu metrics). Refuses an existing folder. Left to do:
-    reference.py, more cases, the solutions.
+    Writes manifest.toml (benchmark init args and inputs, tolerances 1e-4, one starter case to
+    extend, a commented [space] to fill in), kernel.py (the prompt's current code, verbatim),
+    seed_prompt.txt (the prompt) and seed_metrics.json (its ncu metrics). The benchmark's input is
+    one float32 tensor of --shape, or --input once per argument of forward. Refuses an existing
+    folder. Left to do: reference.py, more cases, the [space], the solutions.
 
     Example: kernel-prompts new-problem prompt.txt --key maxpool1d --kernelbench-id 41
     --name 41_Max_Pooling_1D --shape 64,192,65536 --init kernel_size=8 --init stride=1
     --init padding=4 --init dilation=3
+
+    Example: kernel-prompts new-problem prompt.txt --key crossentropy --kernelbench-id 95
+    --name 95_CrossEntropyLoss --input predictions=32768x4096:float32
+    --input targets=32768:int64:0:4096
     """
     from builder.newproblem import new_problem as start_problem
-    from builder.newproblem import parse_init, parse_shape
+    from builder.newproblem import parse_init, parse_input, parse_shape
 
-    folder = start_problem(prompt_file.read(), key, kernelbench_id, name, parse_shape(shape), parse_init(init_args),
-                           level=level, root=root)
+    inputs = tuple(parse_input(text) for text in input_args) or None
+    folder = start_problem(prompt_file.read(), key, kernelbench_id, name, parse_shape(shape) if shape else None,
+                           parse_init(init_args), level=level, root=root, inputs=inputs)
     click.echo(f"wrote {folder}: manifest.toml, kernel.py, seed_prompt.txt, seed_metrics.json")
-    click.echo("next: write reference.py, add cases to manifest.toml, write solutions/<stage>.py")
+    click.echo("next: write reference.py, add cases and the [space] to manifest.toml, write solutions/<stage>.py")
 
 
 @cli.command()
 @click.option("--problem", "-p", "keys", multiple=True, help="Problem key (repeatable); default: all.")
-@click.option("--force", is_flag=True, help="Re-measure even where fresh records exist.")
+@click.option("--force", is_flag=True, help="Re-measure everything, even where records are fresh.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one worker per GPU of this machine; ray: tasks on a Ray cluster (pip install 'kernel-prompts[ray]').")
 @click.option("--gpus", type=int, default=None, help="local: how many GPUs to use. [default: every visible GPU]")
 @click.option("--address", default=None, help="ray: the cluster to join (e.g. auto); a local Ray is started without it.")
 @click.option("--verify-per-gpu", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Verification jobs sharing a GPU at once (each holds one benchmark input: mind the GPU's memory). "
-                   "Timing and profiling always have a GPU to themselves.")
+              help="Problems whose verifications share a GPU at once (each holds one benchmark input: mind the "
+                   "GPU's memory). Timing and profiling always have a GPU to themselves.")
 @friendly_errors
 def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None, address: str | None,
             verify_per_gpu: int) -> None:
     """Measure the seed kernels, baselines and reference solutions on this machine's GPUs.
 
-    For each problem: correctness of every code in a sandbox on the GPU, then timing side by side
-    (twice, for the run's noise) with torch eager, torch.compile and the problem's ceiling probes,
-    then one ncu profile per code. The jobs of all problems go to an executor in three waves, one
-    worker per GPU. Records go to outputs/measurements/<gpu>/<problem>/. Fresh records are skipped
-    unless --force; a killed run resumes where it stopped. Needs a CUDA GPU. Set
-    KP_GPU_MEMORY_GIB=22 to run every judge process as if on a 24 GB card.
+    For each problem, three jobs: correctness of every code in one sandbox on the GPU, timing side
+    by side (twice, for the run's noise) with torch eager, torch.compile and the problem's ceiling
+    probes, and one ncu process that profiles every code. A problem's records are written as
+    soon as its own jobs are done. Only stale parts are measured again: a new case in a manifest
+    re-runs the verification alone. Records go to outputs/measurements/<gpu>/<problem>/; a killed
+    run keeps them and resumes where it stopped. Each job's progress line says where its time
+    went, and the run ends with the sum per phase. Set KP_GPU_MEMORY_GIB=22 to run every judge
+    process as if on a 24 GB card. Without a GPU, measure does what the CPU can: records whose
+    verification alone is stale (the manifest's checks changed) are checked again in the Triton
+    interpreter; anything else that is stale is listed as needing a GPU.
 
     \b
     Examples:
@@ -151,15 +166,22 @@ def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None,
 
     from builder.executors import ExecutorError
     from builder.measure import measure as run_measure
+    from builder.measure import refresh_checks
     from builder.seeds import get_problem, load_problems
+
+    import torch
 
     problems = [get_problem(k) for k in keys] if keys else load_problems()
     start = time.monotonic()
-    try:
-        written = run_measure(problems, force=force, progress=lambda msg: click.echo(msg, err=True),
-                              executor=executor, gpus=gpus, address=address, verify_per_gpu=verify_per_gpu)
-    except ExecutorError as exc:
-        raise BadInput(str(exc)) from exc
+    progress = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    if not torch.cuda.is_available() and not force:
+        written = refresh_checks(problems, progress=progress)
+    else:
+        try:
+            written = run_measure(problems, force=force, progress=progress, executor=executor, gpus=gpus,
+                                  address=address, verify_per_gpu=verify_per_gpu)
+        except ExecutorError as exc:
+            raise BadInput(str(exc)) from exc
     for key, labels in written.items():
         click.echo(f"{key}: wrote {len(labels)} record(s){': ' + ', '.join(labels) if labels else ''}")
     click.echo(f"measure took {time.monotonic() - start:.0f} s")
@@ -262,16 +284,22 @@ def bench(keys: tuple[str, ...], gpu: str | None) -> None:
               help="Where correctness runs: cuda also times correct code; cpu uses the Triton interpreter.")
 @click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
               help="Seconds one answer's checks may take in the child process.")
+@click.option("--strict", is_flag=True, help="Reject on any finding, output-rule breaches (rule_order, "
+                                               "import_shim, forbidden_section) included.")
 @click.argument("answer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @friendly_errors
-def score(key: str, stage: str | None, device: str, timeout_s: float, answer_file: Path) -> None:
+def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bool, answer_file: Path) -> None:
     """Judge model answers; print one JSON verdict per answer.
 
     ANSWER_FILE is one answer (text with a python code block; a .py file is taken as the code)
     or a .jsonl file of answers: per line a string or an object with "completion", "messages"
-    or "content". Each verdict has ok, reason, detail, errors, speedups and a scalar reward.
-    Untrusted code runs only in an isolated child process. Exit code 0 when all are ok, 1 when
-    any is rejected, 2 on a usage error.
+    or "content". Each verdict has ok, reason, detail, correct (correct and safe),
+    follows_rules (the prompt's output rules), findings, errors, speedups, a scalar reward and
+    the seconds its judging spent per phase. A correct answer that breaks an output rule is ok
+    with follows_rules false and a reduced reward, unless --strict. Untrusted code runs only in an
+    isolated child process, one per answer; the answers of a file are checked several at once,
+    and on a GPU timed one at a time. Exit code 0 when all are ok, 1 when any is rejected, 2 on a
+    usage error.
 
     Example: kernel-prompts score --problem avgpool1d --stage block_tiling answer.md
     """
@@ -280,7 +308,8 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
     import torch
 
     from builder.errors import ManifestError, RegistryError
-    from builder.judge.score import current_code, gpu_timer, read_answers, score_answer
+    from builder.judge.runner import keep_spares
+    from builder.judge.score import current_code, gpu_timer, read_answers, score_batch, verify_parallelism
     from builder.seeds import get_problem
 
     try:
@@ -291,13 +320,17 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, answer_fil
         raise BadInput(str(exc)) from exc
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    all_ok = True
-    for answer in answers:
-        verdict = score_answer(answer, problem, device=device, timeout_s=timeout_s,
-                               timer=gpu_timer(current, timeout_s=max(timeout_s, 900.0)))
+    import os
+
+    parallel = verify_parallelism([problem], 4) if device == "cuda" else os.cpu_count() or 1
+    if len(answers) > 1:
+        keep_spares(device, min(parallel, len(answers)))
+    timers = [gpu_timer(current, timeout_s=max(timeout_s, 900.0)) for _ in answers]
+    verdicts = score_batch(answers, [problem] * len(answers), device=device, timers=timers, parallel=parallel,
+                           timeout_s=timeout_s, strict=strict)
+    for verdict in verdicts:
         click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
-        all_ok &= verdict.ok
-    sys.exit(0 if all_ok else 1)
+    sys.exit(0 if all(v.ok for v in verdicts) else 1)
 
 
 @cli.command("eval")
@@ -399,5 +432,6 @@ def problems() -> None:
 
     for p in load_problems():
         solutions = ", ".join(p.solutions) or "none"
-        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, shape {list(p.shape)}, "
+        inputs = ", ".join(f"{i.name} {list(i.shape)} {i.dtype}" for i in p.inputs)
+        click.echo(f"{p.key}: level {p.level} #{p.id} {p.name}, inputs {inputs}, "
                    f"{len(p.cases)} cases, solutions: {solutions}")

@@ -1,13 +1,18 @@
 """Measure every code of every problem on this machine's GPUs (or a Ray cluster's) and write records.
 
-For one problem the codes are the seed kernel and the stage solutions present. Each is checked
-for correctness on the GPU, then all of them are timed side by side (twice, for the noise) with
-the eager and compiled reference and the problem's ceiling probes in one sandbox on one GPU, then
-each is profiled once under ncu. These are typed jobs (builder.executors.Job) handed to an
-executor in three waves (verify, time, profile) across all problems: one worker per GPU runs
-them, each job in a fresh child process that has its GPU to itself. Every finished job is kept
-in a job cache keyed by the hashes of what it ran and the judge's version, so a killed run loses
-only the jobs in flight; the records are written here, in the driver, once a problem's jobs are done.
+A problem's codes are the seed kernel and the stage solutions present. Its measurement is three
+typed jobs (builder.judge.jobs), one after another: the verification of every code in one
+sandbox session (verifications of several problems may share a GPU, `verify_per_gpu`), one
+side-by-side timing run with the baselines and the ceiling probes, and one ncu process that
+profiles every code. Timing and profiling need their GPU alone. Each job is handed to the
+executor the moment the problem's previous one is in, ahead of the verifications still queued,
+so a problem's records are written as soon as its own jobs are done, not after the others'.
+
+Only what is stale is measured again (builder.records): a changed case re-runs the verification
+alone, and the records keep their timings and metrics. Every finished job is kept in a job cache
+keyed by what it ran and the judge's version, so a killed run loses only the jobs in flight and
+a rerun does only what is missing. The jobs of a problem share compiler caches on their machine.
+Each job reports where its time went (builder.judge.phases); the run ends with the sum.
 """
 
 from __future__ import annotations
@@ -16,97 +21,44 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from builder.errors import NoGpuError, RecordError
-from builder.executors import Executor, Job, JobCache, Outcome, make_executor
+from builder.executors import Job, JobCache, Outcome, make_executor
 from builder.executors.base import JobRunner, default_runner
 from builder.gpus import Gpu, current_device, match_device
-from builder.judge import JUDGE_VERSION, correctness, ncu
-from builder.judge.runner import JobFailure, JobResult, SandboxDied
-from builder.judge.timing import TIMING_KEYS, Subject, bandwidth, run_side_by_side
-from builder.records import MEASUREMENTS_DIR, Record, code_path, current_hashes, lookup, write_record
-from builder.seeds import Problem, load_problem
+from builder.judge import JUDGE_VERSION, ncu
+from builder.judge.correctness import VerifyResult
+from builder.judge.jobs import ProfileJob, TimeJob, TypedJob, VerifyJob
+from builder.judge.phases import Phases
+from builder.judge.timing import TIMING_KEYS, TimingRun, bandwidth
+from builder.records import (
+    MEASUREMENTS_DIR,
+    PARTS,
+    Record,
+    code_path,
+    current_hashes,
+    measured_gpus,
+    stale_parts,
+    stored,
+    write_record,
+)
+from builder.seeds import Problem
 from builder.stages import catalog
 
-TIMEOUTS_S = {"verify": 900, "time": 1800, "profile": 600}
 BENCHMARK_TRIALS = 2
+#: Seconds an executor waits past a job's own time limit before it gives up on the worker.
+GRACE_S = 120
 
 Progress = Callable[[str], None]
-
-
-# -- the jobs, as run in a child process with one GPU (builder.judge.child) -----------------
-
-def verify_job(params: dict[str, Any]) -> dict[str, Any]:
-    """Check one code in a sandbox; the verdict's plain form."""
-    problem = load_problem(Path(params["problem_dir"]))
-    return correctness.verify(problem, params["code"], device=params.get("device", "cuda"),
-                              timeout_s=TIMEOUTS_S["verify"], trials=int(params.get("trials", 0))).to_payload()
-
-
-def time_job(params: dict[str, Any]) -> dict[str, Any]:
-    """Time a problem's codes (trusted project code) side by side, with the baselines when asked."""
-    problem = load_problem(Path(params["problem_dir"]))
-    subjects = [Subject(label, "code", code) for label, code in params["codes"].items()]
-    if params.get("baselines", True):
-        subjects += [Subject("eager", "eager"), Subject("compile", "compile"), Subject("ceiling", "ceiling")]
-    try:
-        run = run_side_by_side(problem, subjects, timeout_s=TIMEOUTS_S["time"])
-    except SandboxDied as exc:
-        raise JobFailure(exc.reason, exc.detail) from None
-    return {"subjects": {label: dict(stats) for label, stats in run.stats.items()},
-            "errors": {label: list(e) for label, e in run.errors.items()}, "noise": run.noise,
-            "ceiling": run.ceiling, "env": run.env, "walls": run.walls}
-
-
-def profile_job(params: dict[str, Any]) -> dict[str, Any]:
-    """One code's ncu metrics at the benchmark shape."""
-    problem = load_problem(Path(params["problem_dir"]))
-    seen = ncu.profile(problem, params["code"], params["metrics"], params["ncu"], timeout_s=TIMEOUTS_S["profile"])
-    if not seen.ok:
-        raise JobFailure(seen.reason or "crash", seen.detail)
-    return {"metrics": seen.metrics()}
-
-
-# -- the driver ----------------------------------------------------------------------------
-
-def timing_summary(stats: dict[str, Any]) -> dict[str, Any]:
-    """The median/min/max/runs part of one subject's timing stats."""
-    return {k: stats[k] for k in TIMING_KEYS}
-
-
-def verify_failure(result: JobResult) -> tuple[str, str] | None:
-    """(reason, detail) when a verify job crashed or its code was rejected; None when it passed."""
-    if result.ok and result.payload.get("ok"):
-        return None
-    reason = result.reason or result.payload.get("reason") or "crash"
-    return reason, (result.detail or result.payload.get("detail", "")).strip()
 
 
 def labels_of(problem: Problem) -> list[str]:
     """'seed' then the stages that have a solution, in chain order."""
     return ["seed"] + [s.key for s in catalog().stages if s.key in problem.solutions]
-
-
-def verify_code(problem: Problem, code: str, *, device: str, trials: int = 0, timeout_s: float = TIMEOUTS_S["verify"]
-                ) -> JobResult:
-    """Check `code` in a sandbox, here; the verdict as a JobResult whose payload a cache can keep."""
-    import time
-
-    start = time.monotonic()
-    result = correctness.verify(problem, code, device=device, timeout_s=timeout_s, trials=trials)
-    return JobResult("ok", None, "", result.to_payload(), time.monotonic() - start)
-
-
-def timing_job(problem: Problem, codes: dict[str, str], *, baselines: bool = True) -> JobResult:
-    """`time_job` run here (bench and validate time on this process's GPU)."""
-    try:
-        payload = time_job({"problem_dir": str(problem.dir), "codes": codes, "baselines": baselines})
-    except JobFailure as exc:
-        return JobResult("failed", exc.reason, exc.detail)
-    return JobResult("ok", None, "", payload)
 
 
 def require_gpu() -> Gpu:
@@ -134,232 +86,382 @@ def checked_metrics(gpu: Gpu, ncu_bin: str | None, root: Path, force: bool) -> d
     return result
 
 
-def verification_summary(result: JobResult, device: str) -> dict[str, Any]:
-    cases = result.payload.get("cases", []) if result.ok else []
-    abs_errs = [c["max_abs_err"] for c in cases if c.get("max_abs_err") is not None]
-    rel_errs = [c["max_rel_err"] for c in cases if c.get("max_rel_err") is not None]
-    return {
-        "passed": verify_failure(result) is None,
-        "cases": len(cases),
-        "max_abs_err": max(abs_errs) if abs_errs else None,
-        "max_rel_err": max(rel_errs) if rel_errs else None,
-        "atol": result.payload.get("atol", 0.0),
-        "rtol": result.payload.get("rtol", 0.0),
-        "device": device,
-    }
+def verification_summary(result: VerifyResult, device: str) -> dict[str, Any]:
+    """A record's verification part."""
+    max_abs, max_rel = result.errors()
+    return {"passed": result.ok, "cases": len(result.cases), "max_abs_err": max_abs, "max_rel_err": max_rel,
+            "atol": result.atol, "rtol": result.rtol, "device": device}
 
 
 def bytes_moved(problem: Problem) -> int:
-    """Input bytes read once plus output bytes written once, at the benchmark shape."""
-    import torch
-
+    """Every input read once plus every output written once, at the benchmark: the reference's
+    inputs and outputs with their own dtypes (outputs found on the meta device)."""
     from builder.judge.loader import load_module
+    from builder.judge.reference import meta_outputs, nbytes
 
-    model = load_module(problem.reference_path).Model(**problem.init)
-    out = model(torch.empty(problem.shape, device="meta"))
-    size = getattr(torch, problem.dtype).itemsize
-    return (torch.Size(problem.shape).numel() + out.numel()) * size
-
-
-def job_result(data: dict[str, Any]) -> JobResult:
-    """A job's plain result dict (from an executor or a cache) as a JobResult."""
-    return JobResult(data["status"], data.get("reason"), data.get("detail", ""), data.get("payload") or {})
+    outputs = meta_outputs(load_module(problem.reference_path), problem.init, problem.inputs)
+    return nbytes([(i.shape, i.dtype) for i in problem.inputs]) + nbytes(outputs)
 
 
+def job_failure(outcome: Outcome) -> tuple[str, str] | None:
+    """(reason, detail) of a job that did not return a result of its own; None when it did."""
+    if outcome.ok:
+        return None
+    return outcome.result.get("reason") or "crash", str(outcome.result.get("detail") or "").strip()
+
+
+@dataclass
 class _Plan:
-    """One problem's codes, hashes and results as the waves come back."""
+    """One problem's codes, what of its records is stale, and the results as its jobs come back."""
 
-    def __init__(self, problem: Problem, gpu: Gpu) -> None:
-        self.problem, self.gpu = problem, gpu
-        self.labels = labels_of(problem)
-        self.hashes = {label: current_hashes(problem, label) for label in self.labels}
-        self.codes = {label: code_path(problem, label).read_text() for label in self.labels}
-        self.verified: dict[str, dict[str, Any]] = {}
-        self.timing: JobResult | None = None
-        self.metrics: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+    problem: Problem
+    gpu: Gpu
+    force: bool
+    root: Path
+    labels: list[str] = field(default_factory=list)
+    codes: dict[str, str] = field(default_factory=dict)
+    old: dict[str, Record | None] = field(default_factory=dict)  # the stored records, fresh or not
+    stale: dict[str, frozenset[str]] = field(default_factory=dict)  # label -> parts to measure again
+    verified: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> verification part
+    timing: TimingRun | None = None
+    metrics: dict[str, tuple[dict[str, Any], dict[str, str]]] = field(default_factory=dict)
+    profiled: dict[str, str] = field(default_factory=dict)  # label -> the label its code was profiled as
+    failures: dict[str, str] = field(default_factory=dict)  # label -> why it gets no record
+    phases: Phases = field(default_factory=Phases)
 
-    def job(self, kind: str, label_or_labels: Any, params: dict[str, Any]) -> Job:
-        """The job's key is all its result depends on: the hashes of its codes, manifest and
-        reference, and its other parameters. A verify or profile job's label is only shown, so
-        stages that share a code (a kept stage) share its job; a timing job's labels name its
-        subjects."""
-        labels = label_or_labels if isinstance(label_or_labels, list) else [label_or_labels]
-        shown = {k: v for k, v in params.items() if k not in ("code", "codes", "label")}
-        named = labels if kind == "time" else []
-        key = JobCache.key(kind, self.gpu.key, named, [self.hashes[l] for l in labels], shown, JUDGE_VERSION)
-        return Job(kind, key, {"problem_dir": str(self.problem.dir), "device": "cuda", **params},
-                   TIMEOUTS_S[kind] + 120, gpu=self.gpu.key)
+    def __post_init__(self) -> None:
+        self.labels = labels_of(self.problem)
+        self.codes = {label: code_path(self.problem, label).read_text() for label in self.labels}
+        for label in self.labels:
+            record = stored(self.problem, label, self.gpu.key, self.root)
+            self.old[label] = record
+            self.stale[label] = PARTS if self.force or record is None else stale_parts(self.problem, record)
+            if "verification" not in self.stale[label]:
+                self.verified[label] = record.verification  # type: ignore[union-attr]
+
+    @property
+    def needed(self) -> bool:
+        return any(self.stale.values())
 
     @property
     def good(self) -> list[str]:
         return [label for label in self.labels if self.verified.get(label, {}).get("passed")]
 
+    def distinct(self, labels: list[str]) -> dict[str, str]:
+        """label -> code for the first label of each distinct code (a kept stage shares its
+        current code's jobs and still gets its own record)."""
+        seen: dict[str, str] = {}
+        for label in labels:
+            seen.setdefault(self.codes[label], label)
+        return {label: code for code, label in seen.items()}
+
+    def envelope(self, job: TypedJob) -> Job:
+        """The executor's job: keyed by everything its result depends on (the codes, the problem's
+        hashes, the job's other parameters, the GPU and the judge's version), not by paths."""
+        params = job.params()
+        shown = {k: v for k, v in params.items() if k != "problem_dir"}
+        hashes = {k: v for k, v in current_hashes(self.problem, "seed").items() if k != "code_sha256"}
+        key = JobCache.key(job.kind, self.gpu.key, shown, hashes, JUDGE_VERSION)
+        return Job(job.kind, key, params, job.timeout_s + GRACE_S, gpu=self.gpu.key, exclusive=job.exclusive)
+
+
+class _Run:
+    """The driver's side of one measure call: plans, follow-up jobs, records, progress."""
+
+    def __init__(self, plans: list[_Plan], root: Path, progress: Progress, ncu_bin: str | None,
+                 available: dict[str, bool]) -> None:
+        self.plans, self.root, self.progress, self.ncu_bin = plans, root, progress, ncu_bin
+        self.available = available
+        self.by_key: dict[str, _Plan] = {}
+        self.sent: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.written: dict[str, list[str]] = {}
+        self.errors: list[str] = []
+        self.phases = Phases()
+
+    def first_jobs(self) -> list[Job]:
+        jobs = []
+        for plan in self.plans:
+            job = self._verify(plan) or self._time(plan)
+            if job is None:
+                self._finish(plan)
+            else:
+                jobs.append(job)
+        return jobs
+
+    def _send(self, plan: _Plan, job: TypedJob) -> Job:
+        envelope = plan.envelope(job)
+        self.by_key[envelope.key] = plan
+        self.sent[envelope.key] = time.monotonic()
+        return envelope
+
+    def _verify(self, plan: _Plan) -> Job | None:
+        todo = [label for label in plan.labels if "verification" in plan.stale[label]]
+        if not todo:
+            return None
+        needs_timing = any("timing" in plan.stale[label] for label in plan.labels)
+        return self._send(plan, VerifyJob(str(plan.problem.dir), plan.distinct(todo), trials=BENCHMARK_TRIALS,
+                                          warm=True, warm_compile=needs_timing))
+
+    def _time(self, plan: _Plan) -> Job | None:
+        if not any("timing" in plan.stale[label] for label in plan.labels) or not plan.good:
+            return None
+        return self._send(plan, TimeJob(str(plan.problem.dir), {label: plan.codes[label] for label in plan.good},
+                                        warm=True))
+
+    def _profile(self, plan: _Plan) -> Job | None:
+        wanted = [m for m in catalog().all_metrics() if self.available.get(m)]
+        todo = [label for label in plan.good if "ncu" in plan.stale[label] and label not in plan.failures]
+        if self.ncu_bin is None:
+            plan.metrics.update({label: ({}, {m: "ncu not found on PATH" for m in catalog().all_metrics()})
+                                 for label in todo})
+            return None
+        if not todo:
+            return None
+        codes = plan.distinct(todo)
+        plan.profiled = {label: next(shown for shown in codes if plan.codes[shown] == plan.codes[label])
+                         for label in todo}
+        return self._send(plan, ProfileJob(str(plan.problem.dir), codes, metrics=wanted, ncu=self.ncu_bin, warm=True))
+
+    def on_result(self, outcome: Outcome) -> list[Job]:
+        """Take one job's outcome into its problem's plan; return the problem's next job."""
+        plan = self.by_key[outcome.job.key]
+        self._account(plan, outcome)
+        failed = job_failure(outcome)
+        kind = outcome.job.kind
+        if kind == "verify":
+            if failed:
+                for label in plan.labels:
+                    if "verification" in plan.stale[label]:
+                        plan.failures[label] = f"verification job failed: {failed[0]}: {failed[1][-300:]}"
+            else:
+                self._take_verification(plan, VerifyJob.decode(outcome.result["payload"]))
+            nxt = self._time(plan)
+        elif kind == "time":
+            if failed:
+                self.errors.append(f"{plan.problem.key}: timing run failed ({failed[0]}): {failed[1][-500:]}")
+                plan.failures.update({label: "timing run failed" for label in plan.good})
+            else:
+                plan.timing = TimeJob.decode(outcome.result["payload"])
+            nxt = self._profile(plan) if plan.timing is not None else None
+        else:
+            self._take_profiles(plan, outcome, failed)
+            nxt = None
+        if nxt is None:
+            self._finish(plan)
+            return []
+        return [nxt]
+
+    def _account(self, plan: _Plan, outcome: Outcome) -> None:
+        result = outcome.result
+        phases = Phases(result.get("phases"))
+        phases.merge((result.get("payload") or {}).get("phases"))
+        if not outcome.cached:
+            waited = time.monotonic() - self.sent[outcome.job.key] - float(result.get("wall_s") or 0.0)
+            phases.add("wait", waited)
+        plan.phases.merge(phases)
+        self.phases.merge(phases)
+        where = "cached" if outcome.cached else f"on {outcome.worker}"
+        failed = job_failure(outcome)
+        status = "ok" if failed is None else f"FAILED {failed[0]}: {failed[1][-300:]}"
+        spent = ", ".join(f"{name} {s:.1f}" for name, s in phases.to_dict().items())
+        self.progress(f"{self._clock()} {outcome.job.kind} {plan.problem.key}: {status} ({where}; {spent or 'no time'})")
+
+    def _clock(self) -> str:
+        elapsed = int(time.monotonic() - self.started)
+        return f"[{elapsed // 60}m{elapsed % 60:02d}s]"
+
+    def _take_verification(self, plan: _Plan, batch: Any) -> None:
+        for label, result in batch.results.items():
+            for same in [other for other in plan.labels if plan.codes[other] == plan.codes[label]]:
+                plan.verified[same] = verification_summary(result, "cuda")
+                if not result.ok:
+                    plan.failures[same] = f"failed verification: {result.reason}: {result.detail[-300:]}"
+                    self.progress(f"{plan.problem.key}: {same} FAILED verification: {result.reason}: "
+                                  f"{result.detail[-300:]}")
+
+    def _take_profiles(self, plan: _Plan, outcome: Outcome, failed: tuple[str, str] | None) -> None:
+        wanted = list(catalog().all_metrics())
+        notes = {m: "not listed by this GPU's ncu --query-metrics" for m in wanted if not self.available.get(m)}
+        asked = [m for m in wanted if self.available.get(m)]
+        profiles = {} if failed else ProfileJob.decode(outcome.result["payload"]).profiles
+        for label, shown_as in plan.profiled.items():
+            seen = profiles.get(shown_as)
+            if seen is None or not seen.ok:
+                reason, detail = failed or ((seen.reason or "crash", seen.detail) if seen else ("crash", "no profile"))
+                plan.metrics[label] = ({}, {**notes, **{m: f"ncu run failed: {reason}: {detail[-300:]}" for m in asked}})
+                continue
+            metrics = seen.metrics()
+            found = dict(notes)
+            for values in metrics.values():
+                for m in wanted:
+                    values.setdefault(m, None)
+                    if values[m] is None and m not in found:
+                        found[m] = "not reported by ncu"
+            plan.metrics[label] = (metrics, found)
+
+    def _finish(self, plan: _Plan) -> None:
+        """Write the problem's records from what its jobs brought back, and say what is left out."""
+        with self.phases.span("other"):
+            try:
+                self.written[plan.problem.key] = _write(plan, self.ncu_bin, self.root)
+            except RecordError as exc:
+                self.written.setdefault(plan.problem.key, [])
+                self.errors.append(str(exc))
+        labels = self.written[plan.problem.key]
+        self.progress(f"{self._clock()} {plan.problem.key}: wrote {len(labels)} record(s)"
+                      + (f": {', '.join(labels)}" if labels else ""))
+
 
 def measure(problems: list[Problem], *, force: bool = False, root: Path | None = None, progress: Progress = print,
             executor: str = "local", gpus: int | None = None, address: str | None = None,
             runner: JobRunner = default_runner, verify_per_gpu: int = 1) -> dict[str, list[str]]:
-    """Measure `problems`; return the labels written per problem. Every problem is attempted; the
-    failures of all of them are raised together at the end. Verification runs `verify_per_gpu` jobs
-    on a GPU at once; timing and profiling always have their GPU to themselves."""
+    """Measure what is stale of `problems`; return the labels written per problem. Every problem is
+    attempted; the failures of all of them are raised together at the end. Up to `verify_per_gpu`
+    verifications share a GPU; timing and profiling always have their GPU to themselves."""
     gpu = require_gpu()
     root = root or MEASUREMENTS_DIR
     progress(f"GPU: {gpu.key} ({gpu.name})")
-    plans = []
     written: dict[str, list[str]] = {}
+    plans = []
     for problem in problems:
-        states = [lookup(problem, label, gpu.key, root)[0] for label in labels_of(problem)]
-        if not force and all(s == "fresh" for s in states):
-            progress(f"{problem.key}: all {len(states)} records fresh, skipped")
-            written[problem.key] = []
+        plan = _Plan(problem, gpu, force, root)
+        if plan.needed:
+            plans.append(plan)
         else:
-            plans.append(_Plan(problem, gpu))
+            progress(f"{problem.key}: all {len(plan.labels)} records fresh, skipped")
+            written[problem.key] = []
     if not plans:
         return written
     cache = JobCache(root / gpu.key / ".jobs", enabled=not force)
-    pool = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner)
-    shared = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner, per_gpu=verify_per_gpu)
+    pool = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner, per_gpu=verify_per_gpu)
     ncu_bin = ncu.ncu_path()
-    available = checked_metrics(gpu, ncu_bin, root, force)
-    _verify(shared, plans, progress)
-    _time(pool, plans, progress)
-    _profile(pool, plans, ncu_bin, available, progress)
-    failures = []
-    for plan in plans:
-        try:
-            written[plan.problem.key] = _write(plan, ncu_bin, root)
-        except RecordError as exc:
-            failures.append(str(exc))
-    if failures:
-        raise RecordError("\n".join(failures))
+    run = _Run(plans, root, progress, ncu_bin, checked_metrics(gpu, ncu_bin, root, force))
+    first = run.first_jobs()
+    if first:
+        pool.run(first, run.on_result)
+    wall = time.monotonic() - run.started
+    progress("where the time went (seconds summed over jobs):\n" + run.phases.table(wall))
+    written.update(run.written)
+    if run.errors:
+        raise RecordError("\n".join(run.errors))
     return written
 
 
-def _announce(progress: Progress, total: int) -> Callable[[Outcome], None]:
-    """A progress line per finished job, with the time since the wave started."""
-    done = [0]
-    start = time.monotonic()
-
-    def show(outcome: Outcome) -> None:
-        done[0] += 1
-        where = "cached" if outcome.cached else f"ran on {outcome.worker}"
-        detail = str(outcome.result.get("detail") or "")
-        status = "ok" if outcome.ok else f"FAILED {outcome.result.get('reason')}" + (f": {detail[-300:]}" if detail else "")
-        elapsed = int(time.monotonic() - start)
-        progress(f"[{done[0]}/{total}] {outcome.job.kind} {outcome.job.params.get('label', '')} "
-                 f"{Path(outcome.job.params['problem_dir']).name}: {status} ({where}, "
-                 f"{elapsed // 60}m{elapsed % 60:02d}s into the wave)")
-
-    return show
-
-
-def _per_code(pool: Executor, jobs: list[tuple[_Plan, str, Job]], progress: Progress) -> list[Outcome]:
-    """Run each distinct job once (codes shared by stages share a job); one outcome per entry."""
-    distinct: dict[str, Job] = {}
-    for _, _, job in jobs:
-        distinct.setdefault(job.key, job)
-    ran = dict(zip(distinct, pool.run(list(distinct.values()), _announce(progress, len(distinct)))))
-    return [ran[job.key] for _, _, job in jobs]
-
-
-def _verify(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
-    jobs = [(plan, label, plan.job("verify", label, {"label": label, "code": plan.codes[label],
-                                                     "trials": BENCHMARK_TRIALS}))
-            for plan in plans for label in plan.labels]
-    for (plan, label, _), outcome in zip(jobs, _per_code(pool, jobs, progress)):
-        result = job_result(outcome.result)
-        plan.verified[label] = verification_summary(result, "cuda")
-        failure = verify_failure(result)
-        if failure:
-            progress(f"{plan.problem.key}: {label} FAILED verification: {failure[0]}: {failure[1][-300:]}")
-
-
-def _time(pool: Executor, plans: list[_Plan], progress: Progress) -> None:
-    jobs = [(plan, plan.job("time", plan.good, {"label": "side by side",
-                                               "codes": {l: plan.codes[l] for l in plan.good}}))
-            for plan in plans if plan.good]
-    outcomes = pool.run([job for _, job in jobs], _announce(progress, len(jobs)))
-    for (plan, _), outcome in zip(jobs, outcomes):
-        plan.timing = job_result(outcome.result)
-
-
-def _profile(pool: Executor, plans: list[_Plan], ncu_bin: str | None, available: dict[str, bool],
-             progress: Progress) -> None:
-    wanted = list(catalog().all_metrics())
-    notes = {m: "not listed by this GPU's ncu --query-metrics" for m in wanted if not available.get(m)}
-    asked = [m for m in wanted if available.get(m)]
-    targets = [(plan, label) for plan in plans if plan.timing is not None and plan.timing.ok for label in plan.good]
-    if ncu_bin is None:
-        for plan, label in targets:
-            plan.metrics[label] = ({}, {m: "ncu not found on PATH" for m in wanted})
-        return
-    jobs = [(plan, label, plan.job("profile", label, {"label": label, "code": plan.codes[label], "metrics": asked,
-                                                      "ncu": ncu_bin}))
-            for plan, label in targets]
-    for (plan, label, _), outcome in zip(jobs, _per_code(pool, jobs, progress)):
-        result = job_result(outcome.result)
-        if not result.ok:
-            why = f"ncu run failed: {result.reason}: {result.detail.strip()[-300:]}"
-            plan.metrics[label] = ({}, {**notes, **{m: why for m in asked}})
+def refresh_checks(problems: list[Problem], *, root: Path | None = None, progress: Progress = print) -> dict[str, list[str]]:
+    """Without a GPU: bring back to fresh the records whose verification alone is stale (the
+    manifest's checks changed, the benchmark did not), on every GPU measured. Each problem's codes
+    are checked once in the CPU interpreter against the current cases, and each such record's
+    verification part is rewritten with `device: "cpu"`; its timings, metrics and the benchmark
+    trials of its GPU run still hold, as the code and the benchmark are unchanged. Returns the
+    records refreshed per "<gpu>/<problem>"; what needs a GPU is left as it is and listed."""
+    root = root or MEASUREMENTS_DIR
+    refreshed: dict[str, list[str]] = {}
+    needs_gpu = []
+    for problem in problems:
+        todo: dict[str, list[Record]] = {}
+        for gpu in measured_gpus(root):
+            for label in labels_of(problem):
+                record = stored(problem, label, gpu, root)
+                parts = stale_parts(problem, record) if record is not None else PARTS
+                if parts == {"verification"}:
+                    todo.setdefault(label, []).append(record)  # type: ignore[arg-type]
+                elif parts:
+                    needs_gpu.append(f"{gpu}/{problem.key}/{label}")
+        if not todo:
             continue
-        metrics = result.payload["metrics"]
-        found = dict(notes)
-        for values in metrics.values():
-            for m in wanted:
-                values.setdefault(m, None)
-                if values[m] is None and m not in found:
-                    found[m] = "not reported by ncu"
-        plan.metrics[label] = (metrics, found)
+        codes = {label: code_path(problem, label).read_text() for label in todo}
+        progress(f"{problem.key}: checking {len(codes)} code(s) against the new cases in the CPU interpreter")
+        batch = VerifyJob(str(problem.dir), codes, device="cpu").run()
+        for label, records in todo.items():
+            result = batch.results[label]
+            if not result.ok:
+                progress(f"{problem.key}: {label} FAILED the new checks: {result.reason}: {result.detail[-300:]}")
+                continue
+            for record in records:
+                write_record(replace(record, **current_hashes(problem, label),
+                                     verification=verification_summary(result, "cpu")), root)
+                refreshed.setdefault(f"{record.gpu}/{problem.key}", []).append(label)
+    if needs_gpu:
+        progress(f"{len(needs_gpu)} record(s) are missing or stale beyond their verification and need a GPU "
+                 f"(`kernel-prompts measure` on a GPU machine): {', '.join(needs_gpu[:12])}"
+                 f"{' ...' if len(needs_gpu) > 12 else ''}")
+    return refreshed
 
 
 def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
-    """The records of one problem, from its three waves; RecordError names the codes left without one."""
+    """The records of one problem: new parts from this run's jobs, fresh parts kept from the
+    stored records. RecordError names the codes left without one."""
     problem, timing = plan.problem, plan.timing
-    if timing is None or not timing.ok:
-        why = f"({timing.reason}): {timing.detail[-500:]}" if timing else "(no code passed verification)"
-        raise RecordError(f"{problem.key}: timing run failed {why}")
-    payload = timing.payload
-    for base in ("eager", "compile", "ceiling"):
-        if base in payload["errors"]:
-            raise RecordError(f"{problem.key}: {base} baseline failed: {payload['errors'][base]}")
-    run_id = uuid.uuid4().hex[:12]
-    measured_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    moved = bytes_moved(problem)
-    ceiling_gbps = payload["ceiling"]["ceiling"]["gbps"]
-    rates = payload["ceiling"]["rates"]
-    env = {k: payload["env"][k] for k in ("gpu_name", "sm_count", "driver", "torch", "triton", "cuda")}
-    env["ncu"] = ncu.ncu_version(ncu_bin) if ncu_bin else None
+    why_not = {label: plan.failures[label] for label in plan.labels if label in plan.failures}
+    why_not.update({label: "failed verification" for label in plan.labels
+                    if label not in plan.good and label not in why_not})
     written = []
-    why_not = {label: "failed verification" for label in plan.labels if label not in plan.good}
+    if timing is not None:
+        for base in ("eager", "compile", "ceiling"):
+            if base in timing.errors:
+                raise RecordError(f"{problem.key}: {base} baseline failed: {timing.errors[base]}")
+        new_run = _run_parts(problem, timing, ncu_bin)
     for label in plan.good:
-        if label in payload["errors"]:
-            reason, detail = payload["errors"][label]
-            why_not[label] = f"failed while timed: {reason}: {detail[:200]}"
+        if label in why_not:
             continue
-        if label not in plan.metrics:
-            why_not[label] = "not profiled"
+        old = plan.old[label]
+        parts: dict[str, Any] = {**current_hashes(problem, label), "verification": plan.verified[label]}
+        if timing is not None:
+            if label in timing.errors:
+                reason, detail = timing.errors[label]
+                why_not[label] = f"failed while timed: {reason}: {detail[:200]}"
+                continue
+            if "ncu" in plan.stale[label] and label not in plan.metrics:
+                why_not[label] = "not profiled"
+                continue
+            metrics, notes = plan.metrics[label] if label in plan.metrics else (old.metrics, old.metric_notes)
+            parts.update(_timing_parts(new_run, timing.stats[label]), metrics=metrics, metric_notes=notes)
+            record = Record(gpu=plan.gpu.key, problem=problem.key, label=label, **parts)
+        elif old is not None and plan.stale[label] <= {"verification"}:
+            record = replace(old, **parts)
+        else:
+            why_not[label] = "not timed"
             continue
-        stats = payload["subjects"][label]
-        metrics, notes = plan.metrics[label]
-        gbps = bandwidth(moved, stats["median_ms"])
-        record = Record(
-            gpu=plan.gpu.key, problem=problem.key, label=label, **plan.hashes[label], run_id=run_id,
-            measured_at=measured_at, env=env,
-            timing={**timing_summary(stats), "repeat_median_ms": stats.get("repeat_median_ms")},
-            gbps=gbps, roofline_pct=100.0 * gbps / ceiling_gbps, bytes_moved=moved,
-            baselines={
-                "eager": timing_summary(payload["subjects"]["eager"]),
-                "compile": timing_summary(payload["subjects"]["compile"]),
-                "copy_gbps": rates["copy_gbps"],
-                "ceiling_gbps": ceiling_gbps,
-                "ceiling_kernel": payload["ceiling"]["ceiling"]["best"],
-                "read_gbps": rates["read_gbps"],
-                "write_gbps": rates["write_gbps"],
-            },
-            metrics=metrics, metric_notes=notes, verification=plan.verified[label], noise=payload["noise"],
-        )
         write_record(record, root)
         written.append(label)
     if why_not:
         raise RecordError(f"{problem.key}: no record for " + "; ".join(f"{label} ({why})" for label, why in
                                                                      sorted(why_not.items())))
     return written
+
+
+def _run_parts(problem: Problem, timing: TimingRun, ncu_bin: str | None) -> dict[str, Any]:
+    """What every record of one timing run shares."""
+    ceiling_gbps = timing.ceiling["ceiling"]["gbps"]
+    rates = timing.ceiling["rates"]
+    env = {k: timing.env[k] for k in ("gpu_name", "sm_count", "driver", "torch", "triton", "cuda")}
+    env["ncu"] = ncu.ncu_version(ncu_bin) if ncu_bin else None
+    return {
+        "run_id": uuid.uuid4().hex[:12],
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "env": env,
+        "bytes_moved": bytes_moved(problem),
+        "ceiling_gbps": ceiling_gbps,
+        "noise": timing.noise,
+        "baselines": {
+            "eager": {k: timing.stats["eager"][k] for k in TIMING_KEYS},
+            "compile": {k: timing.stats["compile"][k] for k in TIMING_KEYS},
+            "copy_gbps": rates["copy_gbps"],
+            "ceiling_gbps": ceiling_gbps,
+            "ceiling_kernel": timing.ceiling["ceiling"]["best"],
+            "read_gbps": rates["read_gbps"],
+            "write_gbps": rates["write_gbps"],
+        },
+    }
+
+
+def _timing_parts(run: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """One code's timing part of a record, in the run `run`."""
+    gbps = bandwidth(run["bytes_moved"], stats["median_ms"])
+    return {
+        "run_id": run["run_id"], "measured_at": run["measured_at"], "env": run["env"],
+        "timing": {**{k: stats[k] for k in TIMING_KEYS}, "repeat_median_ms": stats.get("repeat_median_ms")},
+        "gbps": gbps, "roofline_pct": 100.0 * gbps / run["ceiling_gbps"], "bytes_moved": run["bytes_moved"],
+        "baselines": run["baselines"], "noise": run["noise"],
+    }

@@ -1,13 +1,15 @@
 """Start a problem folder under seeds/ from a stage-1 prompt of the family.
 
-`new_problem` writes seeds/<key>/ with manifest.toml (the benchmark, default tolerances and one
-starter case), kernel.py (the prompt's current code, verbatim), seed_prompt.txt (the prompt's
+`new_problem` writes seeds/<key>/ with manifest.toml (the benchmark as one float input of a shape
+or as inputs of any number and dtype, default tolerances, one starter case and a commented
+[space]: builder.starter), kernel.py (the prompt's current code, verbatim), seed_prompt.txt (the prompt's
 bytes) and seed_metrics.json (the prompt's ncu metrics). What is left to write by hand is
 reference.py, more cases and the solutions.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import re
@@ -17,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import ManifestError
+from builder.manifest import FLOAT_DTYPES, INT_DTYPES, Input
 from builder.prompt import PromptSpec, parse
 from builder.schema import check_file_data
 from builder.seeds import SEEDS_DIR
 from builder.stages import catalog
+from builder.starter import inputs_manifest, shorthand_manifest, starter_shape
 
-#: Tolerances of a new manifest (KernelBench's for fp32).
-ATOL = RTOL = 1e-4
+__all__ = ["new_problem", "parse_init", "parse_input", "parse_shape", "starter_shape"]
+
 #: A problem key: a folder name that reads well in records and dataset rows.
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -36,8 +40,41 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def parse_input(text: str) -> Input:
+    """'predictions=32768x4096:float32' or 'targets=32768:int64:0:4096' (NAME=DIMS[:DTYPE[:LOW:HIGH]],
+    DIMS joined by x, empty for a 0-dim tensor) as an Input; a ManifestError names --input otherwise."""
+    example = "e.g. predictions=32768x4096:float32 or targets=32768:int64:0:4096"
+    name, sep, rest = text.partition("=")
+    parts = rest.split(":")
+    if not sep or not name.strip().isidentifier() or len(parts) not in (1, 2, 4):
+        raise ManifestError(f"--input {text!r}: expected NAME=DIMS[:DTYPE[:LOW:HIGH]], {example}")
+    dims = [d.strip() for d in parts[0].split("x")] if parts[0].strip() else []
+    if not all(re.fullmatch(r"\d+", d) and int(d) > 0 for d in dims):
+        raise ManifestError(f"--input {text!r}: the dims must be positive integers joined by x, {example}")
+    dtype = parts[1].strip() if len(parts) > 1 else "float32"
+    if dtype not in FLOAT_DTYPES + INT_DTYPES:
+        raise ManifestError(f"--input {text!r}: dtype {dtype!r} is not one of {', '.join(FLOAT_DTYPES + INT_DTYPES)}")
+    floating = dtype in FLOAT_DTYPES
+    if len(parts) == 4:
+        try:
+            low, high = (float(p) if floating else int(p) for p in parts[2:])
+        except ValueError:
+            kind = "numbers" if floating else "integers"
+            raise ManifestError(f"--input {text!r}: LOW and HIGH must be {kind}") from None
+        if not low < high:
+            raise ManifestError(f"--input {text!r}: LOW must be below HIGH")
+    elif floating:
+        low, high = 0.0, 1.0
+    else:
+        raise ManifestError(f"--input {text!r}: an integer input needs its range, NAME=DIMS:{dtype}:LOW:HIGH "
+                            "(values are drawn from [LOW, HIGH))")
+    return Input(name.strip(), tuple(int(d) for d in dims), dtype, low, high)
+
+
 def parse_init(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """['kernel_size=8', 'ceil_mode=false'] as {'kernel_size': 8, 'ceil_mode': False}, in order."""
+    """['kernel_size=8', 'ceil_mode=false', 'normalized_shape=[64,256,256]'] as {'kernel_size': 8,
+    'ceil_mode': False, 'normalized_shape': [64, 256, 256]}, in order. A value is any TOML value
+    (a quoted string, a list), or true/false in any case."""
     init: dict[str, Any] = {}
     for item in items:
         name, sep, raw = item.partition("=")
@@ -50,27 +87,17 @@ def parse_init(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return init
 
 
-def starter_shape(shape: tuple[int, ...], init: dict[str, Any]) -> tuple[int, ...]:
-    """A small input shape of the benchmark's rank that the Triton interpreter runs quickly.
-
-    Batch and channels become at most 2 and 3; every further dimension is cut to twice the
-    product of the two largest integer init arguments, plus one (at least 17): a window of
-    kernel_size * dilation taps, with stride and padding of that size, still fits with
-    outputs to spare.
-    """
-    ints = sorted(v for v in init.values() if isinstance(v, int) and not isinstance(v, bool) and v > 0)
-    spatial = max(16, 2 * math.prod(ints[-2:])) + 1
-    return tuple(min(dim, cap) for dim, cap in zip(shape, (2, 3, *[spatial] * max(0, len(shape) - 2))))
-
-
-def new_problem(prompt: bytes, key: str, kernelbench_id: int, name: str, shape: tuple[int, ...],
-                init: dict[str, Any], level: int = 1, root: Path | None = None) -> Path:
-    """Write seeds/<key>/ for a stage-1 prompt and return the folder; nothing is written on an error."""
+def new_problem(prompt: bytes, key: str, kernelbench_id: int, name: str, shape: tuple[int, ...] | None = None,
+                init: dict[str, Any] | None = None, level: int = 1, root: Path | None = None, *,
+                inputs: tuple[Input, ...] | None = None) -> Path:
+    """Write seeds/<key>/ for a stage-1 prompt and return the folder; nothing is written on an error.
+    The benchmark's input is `shape` (one float32 input, the pooling shorthand) or `inputs`."""
     root = Path(root) if root else SEEDS_DIR
     folder = root / key
-    _check_inputs(folder, key, kernelbench_id, name, shape, level)
+    init = dict(init or {})
+    _check_inputs(folder, key, kernelbench_id, name, shape, inputs, level)
     spec = _seed_spec(prompt)
-    manifest = manifest_text(level, kernelbench_id, name, init, shape, spec.variant)
+    manifest = manifest_text(level, kernelbench_id, name, init, shape if inputs is None else inputs, spec.variant)
     found = check_file_data(tomllib.loads(manifest), "manifest", folder / "manifest.toml")
     if found:
         raise ManifestError("\n".join(found))
@@ -93,33 +120,19 @@ def new_problem(prompt: bytes, key: str, kernelbench_id: int, name: str, shape: 
     return folder
 
 
-def manifest_text(level: int, kernelbench_id: int, name: str, init: dict[str, Any], shape: tuple[int, ...],
-                  variant: str | None) -> str:
-    """The manifest of a new problem, with one starter case marked as such."""
+def manifest_text(level: int, kernelbench_id: int, name: str, init: dict[str, Any],
+                  benchmark: tuple[int, ...] | tuple[Input, ...], variant: str | None) -> str:
+    """The manifest of a new problem (builder.starter): the shorthand for a shape, [[benchmark.inputs]]
+    for Inputs."""
     stage_one = catalog().stages[0]
-    seed_variant = f'seed_variant = "{variant}"\n' if variant not in (None, stage_one.variants[0]) else ""
-    init_table = _toml_table(init)
-    return (
-        f"# {name}, KernelBench level {level} problem {kernelbench_id}.\n"
-        "# Started by `kernel-prompts new-problem` from the seed prompt beside it.\n"
-        "\n[problem]\n"
-        f"level = {level}\nid = {kernelbench_id}\nname = \"{name}\"\n{seed_variant}"
-        "\n[benchmark]\n"
-        "# Arguments of Model(...) in order, and the input shape, as in reference.py.\n"
-        f"init = {init_table}\nshape = {_toml_list(shape)}\ndtype = \"float32\"\n"
-        "\n[tolerance]\n"
-        f"atol = {ATOL!r}\nrtol = {RTOL!r}\n"
-        "\n# Small cases for correctness checks: each is a plain dict of init args and an input shape.\n"
-        "# STARTER: this one case only repeats the benchmark's init args at a small shape. Add cases that\n"
-        "# cover the other argument values (padding, stride vs kernel size, size-1 and odd dimensions)\n"
-        "# and, where signs matter, inputs drawn from a range with negatives (low = -1.0).\n"
-        "[[cases]]\n"
-        "name = \"starter\"\n"
-        f"init = {init_table}\nshape = {_toml_list(starter_shape(shape, init))}\n"
-    )
+    variant_line = f'seed_variant = "{variant}"\n' if variant not in (None, stage_one.variants[0]) else ""
+    if benchmark and all(isinstance(i, Input) for i in benchmark):
+        return inputs_manifest(level, kernelbench_id, name, init, benchmark, variant_line)  # type: ignore[arg-type]
+    return shorthand_manifest(level, kernelbench_id, name, init, benchmark, variant_line)  # type: ignore[arg-type]
 
 
-def _check_inputs(folder: Path, key: str, kernelbench_id: int, name: str, shape: tuple[int, ...], level: int) -> None:
+def _check_inputs(folder: Path, key: str, kernelbench_id: int, name: str, shape: tuple[int, ...] | None,
+                  inputs: tuple[Input, ...] | None, level: int) -> None:
     if not KEY_PATTERN.fullmatch(key):
         raise ManifestError(f"--key {key!r}: use lower-case letters, digits and '_', starting with a letter")
     if folder.exists():
@@ -131,7 +144,14 @@ def _check_inputs(folder: Path, key: str, kernelbench_id: int, name: str, shape:
         raise ManifestError(f"--name {name!r}: expected a KernelBench name such as 44_Average_Pooling_1D")
     if int(match[1]) != kernelbench_id:
         raise ManifestError(f"--name {name!r} starts with {match[1]}, but --kernelbench-id is {kernelbench_id}")
-    if not shape or any(not isinstance(d, int) or d < 1 for d in shape):
+    if (shape is None) == (inputs is None):
+        raise ManifestError("give the benchmark's input as --shape (one float32 input) or as --input (repeatable), "
+                            "not both and not neither")
+    if inputs is not None:
+        names = [i.name for i in inputs]
+        if not inputs or len(set(names)) != len(names):
+            raise ManifestError(f"--input: give each input once, by a name of its own (got {names})")
+    elif not shape or any(not isinstance(d, int) or d < 1 for d in shape):
         raise ManifestError(f"--shape {shape!r}: expected positive integers")
 
 
@@ -158,26 +178,19 @@ def _seed_spec(prompt: bytes) -> PromptSpec:
 def _init_value(item: str, raw: str) -> Any:
     if raw.lower() in ("true", "false"):
         return raw.lower() == "true"
-    for kind in (int, float):
-        try:
-            value = kind(raw)
-        except ValueError:
-            continue
-        if isinstance(value, float) and not math.isfinite(value):
-            break
-        return value
-    raise ManifestError(f"--init {item!r}: the value must be an integer, a finite number, true or false")
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = None
+    if value is None or not _finite(value) or isinstance(value, (dict, datetime.date, datetime.time)):
+        raise ManifestError(f"--init {item!r}: the value must be an integer, a finite number, true or false, "
+                            "a list such as [64,256,256] or a quoted string")
+    return value
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
-def _toml_table(values: dict[str, Any]) -> str:
-    return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in values.items()) + " }" if values else "{}"
-
-
-def _toml_list(values: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(v) for v in values) + "]"
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True

@@ -1,8 +1,12 @@
 """Measurement records: one JSON file per measured code per GPU, checked against the current files.
 
 A record lives at outputs/measurements/<gpu>/<problem>/<label>.json, where label is "seed" or a
-stage key. It holds the sha256 of the code, the manifest and the reference it was measured
-with. When any of those files has changed since, the record is stale and is never used.
+stage key. It holds what it was measured with: the sha256 of the code and the reference, and of
+the two parts of the manifest that matter, the benchmark (shape, inputs, init) and the checks
+(tolerances, cases, input space). A record has three parts: the verification, the timing and
+the ncu metrics. A changed code, reference or benchmark makes all three stale; changed checks
+(a case added, say) make only the verification stale, and measure then re-runs only that.
+A stale record is never used for a row.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class Record:
     metric_notes: dict[str, str]  # why a metric is None (ncu absent, not reported, ...)
     verification: dict[str, Any]  # passed, cases, max_abs_err, max_rel_err, atol, rtol, device
     noise: float | None = None  # largest A-B-A spread of a code timed twice in this run (None: older runs)
+    benchmark_sha256: str = ""  # sha256 of the manifest's benchmark table ("": older records, see stale_parts)
+    checks_sha256: str = ""  # sha256 of the manifest's verification tables ("": older records)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -63,12 +69,31 @@ def code_path(problem: Problem, label: str) -> Path:
 
 
 def current_hashes(problem: Problem, label: str) -> dict[str, str]:
-    """The hashes a fresh record of `label` must carry."""
+    """The hashes a record of `label` measured now carries."""
     return {
         "code_sha256": sha256_file(code_path(problem, label)),
         "manifest_sha256": problem.manifest_sha256,
         "reference_sha256": sha256_file(problem.reference_path),
+        "benchmark_sha256": problem.benchmark_sha256,
+        "checks_sha256": problem.checks_sha256,
     }
+
+
+#: The parts of a record, each measured by its own job.
+PARTS = frozenset({"verification", "timing", "ncu"})
+
+
+def stale_parts(problem: Problem, record: Record) -> frozenset[str]:
+    """The parts of `record` that no longer hold for the problem's current files (see the module
+    doc). A record older than the split hashes is fresh only while the manifest is unchanged."""
+    now = current_hashes(problem, record.label)
+    if record.code_sha256 != now["code_sha256"] or record.reference_sha256 != now["reference_sha256"]:
+        return PARTS
+    if not (record.benchmark_sha256 and record.checks_sha256):
+        return frozenset() if record.manifest_sha256 == now["manifest_sha256"] else PARTS
+    if record.benchmark_sha256 != now["benchmark_sha256"]:
+        return PARTS
+    return frozenset({"verification"}) if record.checks_sha256 != now["checks_sha256"] else frozenset()
 
 
 def write_record(record: Record, root: Path | None = None) -> Path:
@@ -95,13 +120,16 @@ def read_record(path: Path) -> Record:
 
 def lookup(problem: Problem, label: str, gpu: str, root: Path | None = None) -> tuple[str, Record | None]:
     """("fresh", record), ("stale", None) or ("missing", None) for `label` on `gpu`."""
-    path = record_path(gpu, problem.key, label, root)
-    if not path.exists():
+    record = stored(problem, label, gpu, root)
+    if record is None:
         return "missing", None
-    record = read_record(path)
-    if any(getattr(record, k) != v for k, v in current_hashes(problem, label).items()):
-        return "stale", None
-    return "fresh", record
+    return ("stale", None) if stale_parts(problem, record) else ("fresh", record)
+
+
+def stored(problem: Problem, label: str, gpu: str, root: Path | None = None) -> Record | None:
+    """The record of `label` on `gpu` as stored, fresh or not; None when there is none."""
+    path = record_path(gpu, problem.key, label, root)
+    return read_record(path) if path.exists() else None
 
 
 def measured_gpus(root: Path | None = None) -> list[str]:

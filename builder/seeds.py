@@ -2,7 +2,9 @@
 
 A problem folder holds manifest.toml, reference.py, kernel.py (the starting kernel), and
 optionally seed_prompt.txt, seed_metrics.json, solutions/<stage>.py and wrong/ fixtures.
-Any folder with a manifest.toml is a problem: adding one needs no code change.
+Any folder with a manifest.toml is a problem: adding one needs no code change. The manifest's
+inputs, cases and input space are read by builder.manifest (format version 2, of which the
+single-input pooling manifests are the shorthand form).
 """
 
 from __future__ import annotations
@@ -16,21 +18,11 @@ from typing import Any
 
 from builder import PROJECT_ROOT
 from builder.errors import ManifestError
+from builder.manifest import Case, Input, Space, benchmark_inputs, case_of, space_of
 from builder.schema import check_file_data
 
 SEEDS_DIR = PROJECT_ROOT / "seeds"
 REQUIRED_FILES = ("manifest.toml", "reference.py", "kernel.py")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One verification case: Model(**init) applied to an input drawn uniformly from [low, high)."""
-
-    name: str  # unique within the problem
-    init: dict[str, Any]  # keyword arguments of Model and ModelNew
-    shape: tuple[int, ...]  # input shape
-    low: float = 0.0  # inputs are drawn uniformly from [low, high)
-    high: float = 1.0  # upper end of the input range
 
 
 @dataclass(frozen=True)
@@ -53,20 +45,30 @@ class Problem:
     name: str  # KernelBench problem name
     seed_variant: str  # stage-1 text variant the seed prompt used
     init: dict[str, Any]  # benchmark init kwargs of Model
-    shape: tuple[int, ...]  # benchmark input shape
-    dtype: str  # input dtype name, e.g. "float32"
-    atol: float  # absolute tolerance for allclose
-    rtol: float  # relative tolerance for allclose
+    inputs: tuple[Input, ...]  # the benchmark's inputs of forward, in order
+    atol: float  # absolute tolerance (scaled by min(1, max|ref|): builder.judge.compare)
+    rtol: float  # relative tolerance
     cases: tuple[Case, ...]  # small verification cases
     manifest_sha256: str  # sha256 of manifest.toml bytes
-    low: float = 0.0  # benchmark inputs are drawn uniformly from [low, high)
-    high: float = 1.0  # upper end of the benchmark input range
+    benchmark_sha256: str  # sha256 of the manifest's [benchmark] table: what timings and profiles depend on
+    checks_sha256: str  # sha256 of the manifest's verification tables ([tolerance], [[cases]], [space])
+    space: Space | None = None  # the input space extra checks are drawn from; None when not declared
     max_speedup_vs_eager: float = 10.0  # a speedup over eager above this is rejected as suspect
 
     @property
     def benchmark_case(self) -> Case:
-        """The benchmark itself as a case: its init args, shape and input range."""
-        return Case("benchmark", self.init, self.shape, self.low, self.high)
+        """The benchmark itself as a case: its init args and inputs."""
+        return Case("benchmark", self.init, self.inputs)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The first input's benchmark shape (the only one of a single-input problem)."""
+        return self.inputs[0].shape
+
+    @property
+    def dtype(self) -> str:
+        """The first input's dtype."""
+        return self.inputs[0].dtype
 
     @property
     def reference_path(self) -> Path:
@@ -109,9 +111,18 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def sha256_data(data: Any) -> str:
+    """sha256 of parsed manifest data in a canonical form: comments and layout do not count."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+#: The manifest tables verification depends on (and timings do not).
+CHECK_TABLES = ("tolerance", "cases", "space")
+
+
 def load_problem(folder: Path) -> Problem:
     """Read and check one seed folder; raise ManifestError naming the file and field."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # sandboxes and the referee read it from other folders
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise ManifestError(f"{folder}: missing {name}")
@@ -128,12 +139,9 @@ def load_problem(folder: Path) -> Problem:
     if found:
         raise ManifestError("\n".join(found))
     meta, bench, tol = data["problem"], data["benchmark"], data["tolerance"]
-    low, high = float(bench.get("low", 0.0)), float(bench.get("high", 1.0))
-    ranges = [("benchmark", low, high)] + [
-        (f"cases[{i}]", float(c.get("low", low)), float(c.get("high", high))) for i, c in enumerate(data["cases"])]
-    empty = [f"{manifest}: {where}: low ({lo:g}) must be below high ({hi:g})" for where, lo, hi in ranges if lo >= hi]
-    if empty:
-        raise ManifestError("\n".join(empty))
+    inputs = benchmark_inputs(manifest, bench)
+    cases = tuple(case_of(manifest, i, c, inputs) for i, c in enumerate(data["cases"]))
+    space = space_of(manifest, data["space"], inputs) if "space" in data else None
     return Problem(
         key=folder.name,
         dir=folder,
@@ -142,15 +150,14 @@ def load_problem(folder: Path) -> Problem:
         name=meta["name"],
         seed_variant=meta.get("seed_variant", "default"),
         init=dict(bench["init"]),
-        shape=tuple(bench["shape"]),
-        dtype=bench["dtype"],
+        inputs=inputs,
         atol=float(tol["atol"]),
         rtol=float(tol["rtol"]),
-        cases=tuple(Case(c["name"], dict(c["init"]), tuple(c["shape"]), float(c.get("low", low)),
-                         float(c.get("high", high))) for c in data["cases"]),
+        cases=cases,
         manifest_sha256=sha256_file(manifest),
-        low=low,
-        high=high,
+        benchmark_sha256=sha256_data(data["benchmark"]),
+        checks_sha256=sha256_data({name: data.get(name) for name in CHECK_TABLES}),
+        space=space,
         max_speedup_vs_eager=float(bench.get("max_speedup_vs_eager", 10.0)),
     )
 

@@ -99,7 +99,7 @@ def validate_rows(rows: list[dict[str, Any]], *, device: str, gpu_key: str | Non
     for i, row in enumerate(rows, 1):
         progress(f"[{i}/{len(rows)}] {row['id']}")
         problem = get_problem(row["problem"]["key"])
-        verdict = score_answer(row["completion"], problem, device=device)
+        verdict = score_answer(row["completion"], problem, device=device, strict=True)  # rows must follow the rules
         reasons = [] if verdict.ok else [verdict.reason or "crash"]
         details = [] if verdict.ok else [verdict.detail.strip()[-300:]]
         solution_ms = speedup = None

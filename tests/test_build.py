@@ -6,7 +6,7 @@ from builder import records
 from builder.cli import cli
 from builder.dataset import integrity_check, load_rows
 from builder.errors import RecordError
-from builder.judge.runner import JobResult
+from builder.judge.correctness import VerifyBatch, VerifyResult
 from builder.seeds import load_problem
 from builder.stages import catalog
 from tests.recordfactory import write_chain
@@ -58,21 +58,28 @@ def test_cpu_verification_failure_stops_the_build_and_verdicts_are_cached(proble
     write_chain(problem, root)
     seen = []
 
-    def fake_verify(problem, code, *, device, timeout_s, trials=0):
-        seen.append(device)
-        bad = "block_tiling" in code
-        return JobResult("ok", None, "", {"ok": not bad, "reason": "mismatch" if bad else None, "detail": "case x"})
+    class FakeCheck:
+        """Stands in for the interpreter check of a problem's solutions."""
 
-    monkeypatch.setattr(B, "verify_code", fake_verify)
+        def __init__(self, problem_dir, codes, device):
+            seen.append((device, sorted(codes)))
+            self.codes = codes
+
+        def run(self):
+            return VerifyBatch({label: VerifyResult("block_tiling" not in code,
+                                                    "mismatch" if "block_tiling" in code else None, "case x", 1e-4, 1e-4)
+                                for label, code in self.codes.items()})
+
+    monkeypatch.setattr(B, "VerifyJob", FakeCheck)
     for _ in range(2):
         with pytest.raises(RecordError, match="avgpool2d/block_tiling: mismatch"):
             B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root,
                     verify_cache=tmp_path / "cache")
-    assert seen == ["cpu"] * 4  # the second build found every verdict cached
+    assert seen == [("cpu", sorted(problem.solutions))]  # one check of all solutions; the second build found them cached
     (problem.solutions["grid_and_parallel"]).write_text(problem.solutions["grid_and_parallel"].read_text() + "\n")
     with pytest.raises(RecordError):
         B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root, verify_cache=tmp_path / "cache")
-    assert seen == ["cpu"] * 5  # only the changed solution ran again
+    assert seen[1:] == [("cpu", ["grid_and_parallel"])]  # only the changed solution ran again
 
 
 def test_cli_build_lists_missing_rows_and_exits_nonzero(problem, tmp_path, monkeypatch):

@@ -147,10 +147,28 @@ def test_card_snippets_use_the_settings_from_the_counts(card: DatasetCard) -> No
     assert "{% generation %}" in CHAT_TEMPLATE
 
 
+class EncodeOnce:
+    """`tokenizer`, encoding each distinct text once. Its counts are the tokenizer's own (it is
+    deterministic); the real preference rows repeat a few dozen prompts and answers hundreds of
+    times, and the test counts every row again after config_stats has."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer, self.encoded = tokenizer, {}
+
+    def __call__(self, text: str, **kwargs: Any) -> Any:
+        key = (text, tuple(sorted(kwargs.items())))
+        if key not in self.encoded:
+            self.encoded[key] = self.tokenizer(text, **kwargs)
+        return self.encoded[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tokenizer, name)
+
+
 def test_settings_cover_every_real_row_with_the_card_tokenizer() -> None:
     rows, _ = build_rows(load_problems())
     tables = config_rows(rows).tables
-    tokenizer = qwen_tokenizer()
+    tokenizer = EncodeOnce(qwen_tokenizer())
     settings = train_settings(config_stats(tables, tokenizer))
     limits = {"sft": settings.sft_max_length, "trajectories": settings.trajectories_max_length,
               "preference": settings.dpo_max_length}

@@ -144,7 +144,7 @@ def test_bad_shapes_are_named(text, message):
         (["kernel_size"], "NAME=VALUE"),
         (["2k=3"], "NAME=VALUE"),
         (["k=1", "k=2"], "given twice"),
-        (["k=abc"], "integer, a finite number, true or false"),
+        (["k=abc"], "integer, a finite number, true or false, a list"),
         (["k=nan"], "finite"),
     ],
 )
@@ -199,3 +199,128 @@ def test_cli_exit_codes(tmp_path):
     assert CliRunner().invoke(cli, cli_args(tmp_path / "seeds")).exit_code == 0
     again = CliRunner().invoke(cli, cli_args(tmp_path / "seeds"))
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+CROSS_ENTROPY = '''import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def forward(self, predictions, targets):
+        return F.cross_entropy(predictions, targets)
+'''
+LAYER_NORM = '''import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self, normalized_shape):
+        super().__init__()
+        self.ln = nn.LayerNorm(normalized_shape)
+
+    def forward(self, x):
+        return self.ln(x)
+'''
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("predictions=32768x4096:float32", ("predictions", (32768, 4096), "float32", 0.0, 1.0)),
+        ("targets=32768:int64:0:4096", ("targets", (32768,), "int64", 0, 4096)),
+        ("x=16x64x256x256", ("x", (16, 64, 256, 256), "float32", 0.0, 1.0)),
+        ("scale=:float16:-1:1", ("scale", (), "float16", -1.0, 1.0)),
+    ],
+)
+def test_parse_input(text, expected):
+    from builder.newproblem import parse_input
+
+    found = parse_input(text)
+    assert (found.name, found.shape, found.dtype, found.low, found.high) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("32768x4096", "NAME=DIMS"),
+        ("t=32768:int64", "an integer input needs its range"),
+        ("t=32768:int64:0.5:9", "LOW and HIGH must be integers"),
+        ("t=32768:int8:0:9", "dtype 'int8' is not one of"),
+        ("t=32768x0", "positive integers joined by x"),
+        ("t=3:float32:1:0", "LOW must be below HIGH"),
+    ],
+)
+def test_bad_inputs_are_named(text, message):
+    from builder.newproblem import parse_input
+
+    with pytest.raises(ManifestError, match=message):
+        parse_input(text)
+
+
+def test_init_values_of_any_toml_type():
+    assert parse_init(["normalized_shape=[64,256,256]", 'reduction="mean"', "eps=1e-5", "bias=True"]) == {
+        "normalized_shape": [64, 256, 256], "reduction": "mean", "eps": 1e-5, "bias": True}
+    with pytest.raises(ManifestError, match="finite"):
+        parse_init(["shape=[1, nan]"])
+
+
+def test_several_inputs_make_a_v2_manifest_whose_starter_sizes_agree(tmp_path):
+    from builder.judge.loader import load_module
+    from builder.newproblem import parse_input
+    from builder.seeds import load_problem
+
+    inputs = (parse_input("predictions=32768x4096:float32"), parse_input("targets=32768:int64:0:4096"))
+    folder = new_problem(MAXPOOL1D.read_bytes(), "crossentropy", 95, "95_CrossEntropyLoss", init={}, root=tmp_path,
+                         inputs=inputs)
+    (folder / "reference.py").write_text(CROSS_ENTROPY)
+    manifest = tomllib.loads((folder / "manifest.toml").read_text())
+    assert [i["name"] for i in manifest["benchmark"]["inputs"]] == ["predictions", "targets"]
+    assert "shape" not in manifest["benchmark"] and "# [space]" in (folder / "manifest.toml").read_text()
+    problem = load_problem(folder)
+    assert [(i.name, i.shape, i.dtype, i.high) for i in problem.inputs] == [
+        ("predictions", (32768, 4096), "float32", 1.0), ("targets", (32768,), "int64", 4096)]
+    predictions, targets = problem.cases[0].inputs
+    assert predictions.shape == (19, 17) and targets.shape == (19,) and targets.high == 17
+    import torch
+
+    out = load_module(problem.reference_path).Model()(torch.rand(predictions.shape), torch.randint(0, 17, targets.shape))
+    assert out.shape == ()
+
+
+def test_a_list_init_argument_shrinks_with_the_sizes_it_names(tmp_path):
+    import torch
+
+    from builder.judge.loader import load_module
+    from builder.newproblem import parse_input
+    from builder.seeds import load_problem
+
+    folder = new_problem(MAXPOOL1D.read_bytes(), "layernorm", 40, "40_LayerNorm", root=tmp_path,
+                         init=parse_init(["normalized_shape=[64,256,256]"]), inputs=(parse_input("x=16x64x256x256"),))
+    (folder / "reference.py").write_text(LAYER_NORM)
+    problem = load_problem(folder)
+    case = problem.cases[0]
+    assert problem.init == {"normalized_shape": [64, 256, 256]}
+    assert case.init == {"normalized_shape": [17, 19, 19]} and case.shape == (16, 17, 19, 19)
+    model = load_module(problem.reference_path).Model(**case.init)
+    assert model(torch.rand(case.shape)).shape == case.shape
+
+
+@pytest.mark.parametrize("extra", [{}, {"shape": (3, 4)}], ids=["neither", "both"])
+def test_shape_or_inputs_one_of_them(tmp_path, extra):
+    from builder.newproblem import parse_input
+
+    inputs = (parse_input("x=3x4"),) if extra else None
+    with pytest.raises(ManifestError, match="--shape .* or as --input"):
+        new_problem(MAXPOOL1D.read_bytes(), "p", 41, "41_Max_Pooling_1D", init={}, root=tmp_path, inputs=inputs,
+                    **extra)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_takes_inputs_and_list_init_arguments(tmp_path):
+    args = ["new-problem", str(MAXPOOL1D), "--key", "layernorm", "--kernelbench-id", "40", "--name", "40_LayerNorm",
+            "--input", "x=16x64x256x256", "--init", "normalized_shape=[64,256,256]", "--root", str(tmp_path)]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    manifest = tomllib.loads((tmp_path / "layernorm" / "manifest.toml").read_text())
+    assert manifest["benchmark"]["init"] == {"normalized_shape": [64, 256, 256]}
+    assert manifest["benchmark"]["inputs"] == [{"name": "x", "shape": [16, 64, 256, 256], "dtype": "float32",
+                                                "low": 0.0, "high": 1.0}]

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from builder.errors import RecordError
-from builder.records import current_hashes, lookup, read_record, record_path, write_record
+from builder.records import PARTS, current_hashes, lookup, read_record, record_path, stale_parts, write_record
 from builder.seeds import load_problem
 from tests.recordfactory import make_record
 
@@ -37,13 +37,53 @@ def test_missing_record(problem, tmp_path):
     assert lookup(problem, "seed", "h100_sxm", tmp_path) == ("missing", None)
 
 
-@pytest.mark.parametrize("changed", ["kernel.py", "manifest.toml", "reference.py"])
-def test_editing_any_hashed_file_makes_the_record_stale(problem, tmp_path, changed):
-    write_record(make_record(problem), tmp_path)
+@pytest.mark.parametrize("changed", ["kernel.py", "reference.py"])
+def test_editing_the_code_or_the_reference_makes_every_part_stale(problem, tmp_path, changed):
+    record = make_record(problem)
+    write_record(record, tmp_path)
     path = problem.dir / changed
     path.write_text(path.read_text() + "\n# edited\n")
     reloaded = load_problem(problem.dir)
     assert lookup(reloaded, "seed", "h100_sxm", tmp_path) == ("stale", None)
+    assert stale_parts(reloaded, record) == PARTS
+
+
+def edit_manifest(problem, old, new):
+    path = problem.dir / "manifest.toml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return load_problem(problem.dir)
+
+
+def test_a_comment_in_the_manifest_stales_nothing(problem, tmp_path):
+    record = make_record(problem)
+    write_record(record, tmp_path)
+    reloaded = edit_manifest(problem, "[benchmark]", "# a note\n[benchmark]")
+    assert reloaded.manifest_sha256 != problem.manifest_sha256
+    assert lookup(reloaded, "seed", "h100_sxm", tmp_path)[0] == "fresh"
+
+
+def test_a_new_case_stales_only_the_verification(problem, tmp_path):
+    record = make_record(problem)
+    reloaded = edit_manifest(problem, "[[cases]]", '[[cases]]\nname = "added"\ninit = { kernel_size = 3 }\n'
+                                                   'shape = [1, 1, 9]\n\n[[cases]]')
+    assert stale_parts(reloaded, record) == {"verification"}
+    write_record(record, tmp_path)
+    assert lookup(reloaded, "seed", "h100_sxm", tmp_path) == ("stale", None)
+
+
+def test_a_changed_benchmark_stales_every_part(problem):
+    record = make_record(problem)
+    reloaded = edit_manifest(problem, "shape = [64, 128, 65536]", "shape = [64, 128, 32768]")
+    assert stale_parts(reloaded, record) == PARTS
+
+
+def test_a_record_older_than_the_split_hashes_is_fresh_while_the_manifest_is_unchanged(problem):
+    old = make_record(problem, benchmark_sha256="", checks_sha256="")
+    assert stale_parts(problem, old) == frozenset()
+    reloaded = edit_manifest(problem, "[benchmark]", "# a note\n[benchmark]")
+    assert stale_parts(reloaded, old) == PARTS
 
 
 def test_hashes_are_sha256_of_file_bytes(problem):

@@ -133,3 +133,37 @@ def test_seed_prompt_files_are_the_shared_originals(key):
         pytest.skip("../shared/seeds is not beside this checkout")
     copy = get_problem(key).seed_prompt_path.read_bytes()
     assert copy in [f.read_bytes() for f in SHARED_SEEDS.glob("*.txt")]
+
+
+#: The hashes measurement records carry for each pooling manifest: the benchmark table (timings
+#: and profiles depend on it) and the checks (verification alone). A change of the manifest format
+#: must move neither. The benchmark hashes are those of the committed records; the checks hashes
+#: moved once, on purpose, when the [space] tables and the special-value cases were added (the
+#: records' verification part alone went stale then).
+POOLING_HASHES = {
+    "avgpool1d": ("14f0ac37ef4effaa8ac066a1730fba4891c0550fbc6245a30bd4f9dc4224715f",
+                  "2bdfa7d4e67bb92d2a81b6b1b1229d33260156ab7f62457c9413106c72013b87"),
+    "avgpool2d": ("c0cbb41c2afe723889518fdc6d28a9286413e1d3e528883cf473144adda150ee",
+                  "d81539fc1e5419e0e1bda9c647503fb66ef7a1e036461bdab71a1fed574ea695"),
+    "avgpool3d": ("dcb7fdbc4ace751e473196489c70ace93bae7fbd93c2685e4e663e4dd2df39bf",
+                  "bbf1863739fe972cc3546a4fb5ac0e1552e89f2cf98916f14106bd7501d0eb45"),
+    "maxpool1d": ("78f0f9d5543985c07a93fc575d62ee00613bbd52c6fa150ee0e1301062ed88ea",
+                  "4a1df92542564ed7f1180b42748bbe9e66c2a0ade3701f7520a6873427092728"),
+    "maxpool2d": ("a3b457cb5598f6dcbb1955a231320e7bbddd21945521f2545f6f12e886e60e0c",
+                  "57dd7d5788dda00425a74a75c8db57dcc24266bf9b02ce7ecf56669ab549a429"),
+    "maxpool3d": ("ecc09c08f0f4b3b9c74ef03c4b86450d1218873c32f976aa202851448d8509f0",
+                  "89d8430a154b9bea260389343ab92d6365f5560aa50c71ee7ca9949877cc36b3"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(POOLING_HASHES))
+def test_pooling_manifest_hashes_are_pinned(key):
+    p = get_problem(key)
+    assert (p.benchmark_sha256, p.checks_sha256) == POOLING_HASHES[key]
+
+
+@pytest.mark.parametrize("key", sorted(POOLING_HASHES))
+def test_a_pooling_manifest_is_one_input_named_x(key):
+    p = get_problem(key)
+    assert [i.name for i in p.inputs] == ["x"] and p.inputs[0].shape == p.shape and p.dtype == "float32"
+    assert all(len(c.inputs) == 1 and c.inputs[0].name == "x" for c in p.cases)

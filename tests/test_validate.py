@@ -64,7 +64,8 @@ def test_cli_validate_exit_code_and_table(dataset, tmp_path, monkeypatch):
     from builder import validate as V
     from builder.judge.score import Verdict
 
-    def fake_score(answer, problem, device):
+    def fake_score(answer, problem, device, strict):
+        assert strict  # dataset rows must follow the output rules
         rejected = "avgpool1d_advanced_memory_marker" in answer
         return Verdict(False, "torch_op", "uses F.avg_pool1d") if rejected else Verdict(True, None, "")
 

@@ -53,6 +53,7 @@ class Job:
     gpu: str | None = None  # the GPU kind the job needs (a registry key such as "h100_sxm"); None = any
     wrap: tuple[str, ...] = ()  # command prefix for the child (ncu's), empty for none
     outputs: tuple[str, ...] = ()  # files the job writes (ncu's log): carried back to the driver
+    exclusive: bool = True  # needs its GPU alone (timing, profiling); False: may share it (verification)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "wrap": list(self.wrap), "outputs": list(self.outputs)}
@@ -72,6 +73,7 @@ class Job:
             gpu=data.get("gpu"),
             wrap=tuple(data.get("wrap", ())),
             outputs=tuple(data.get("outputs", ())),
+            exclusive=bool(data.get("exclusive", True)),
         )
 
 
@@ -93,7 +95,11 @@ class Outcome:
         return self.worker == "cache"
 
 
-OnResult = Callable[[Outcome], None]
+#: Called with each outcome as it arrives; it may return follow-up jobs, which run next, ahead of
+#: the jobs still queued (a problem's timing once its verification is in, say).
+OnResult = Callable[[Outcome], "Sequence[Job] | None"]
+#: Hands an outcome to the caller; returns the (index, job) entries of its follow-ups to execute.
+Deliver = Callable[[int, Outcome], "list[tuple[int, Job]]"]
 
 
 def failure(reason: str, detail: str) -> dict[str, Any]:
@@ -155,7 +161,9 @@ class Executor(ABC):
 
     The cache lives in the driver: cached jobs are answered without running, and each finished
     `ok` result is written the moment it arrives, before `on_result` sees it, so a run killed
-    at any point resumes with only the unfinished jobs.
+    at any point resumes with only the unfinished jobs. `on_result` may return follow-up jobs:
+    they are run as well (exclusive jobs before shared ones, follow-ups before the jobs still
+    queued), and their outcomes are in the returned list too.
     """
 
     def __init__(self, runner: JobRunner = default_runner, cache: JobCache | None = None) -> None:
@@ -163,37 +171,46 @@ class Executor(ABC):
         self.cache = cache
 
     def run(self, jobs: Sequence[Job], on_result: OnResult | None = None) -> list[Outcome]:
-        """Run `jobs`; return one Outcome per job, in the order of `jobs`."""
+        """Run `jobs` and their follow-ups; return one Outcome per job: first `jobs`' in their order, each
+        follow-up after the job whose outcome asked for it."""
         seen: set[tuple[str, str]] = set()
-        for job in jobs:
-            if (job.kind, job.key) in seen:
-                raise ExecutorError(f"two jobs share kind {job.kind!r} and key {job.key!r}; each job's key must be unique")
-            seen.add((job.kind, job.key))
-        outcomes: list[Outcome | None] = [None] * len(jobs)
+        order: list[Job] = []
+        outcomes: dict[int, Outcome] = {}
 
-        def deliver(index: int, outcome: Outcome) -> None:
+        def admit(new: Sequence[Job]) -> list[tuple[int, Job]]:
+            """Number new jobs and answer the cached ones; return the ones to execute."""
+            todo: list[tuple[int, Job]] = []
+            for job in new:
+                if (job.kind, job.key) in seen:
+                    raise ExecutorError(f"two jobs share kind {job.kind!r} and key {job.key!r}; each job's key must be unique")
+                seen.add((job.kind, job.key))
+                order.append(job)
+                index = len(order) - 1
+                hit = self.cache.get(job) if self.cache is not None else None
+                if hit is None:
+                    todo.append((index, job))
+                else:
+                    todo += deliver(index, Outcome(job, hit, "cache", 0))
+            return todo
+
+        def deliver(index: int, outcome: Outcome) -> list[tuple[int, Job]]:
             for path, text in outcome.result.get("files", {}).items():
                 write_atomically(Path(path), text)
             if self.cache is not None and outcome.ok and not outcome.cached:
                 self.cache.put(outcome.job, outcome.result)
             outcomes[index] = outcome
-            if on_result is not None:
-                on_result(outcome)
+            more = on_result(outcome) if on_result is not None else None
+            return admit(list(more or []))
 
-        todo: list[tuple[int, Job]] = []
-        for index, job in enumerate(jobs):
-            hit = self.cache.get(job) if self.cache is not None else None
-            if hit is None:
-                todo.append((index, job))
-            else:
-                deliver(index, Outcome(job, hit, "cache", 0))
+        todo = admit(list(jobs))
         if todo:
             self._execute(todo, deliver)
-        missing = [jobs[i].key for i, o in enumerate(outcomes) if o is None]
+        missing = [job.key for i, job in enumerate(order) if i not in outcomes]
         if missing:
             raise ExecutorError(f"{type(self).__name__} returned no outcome for jobs {', '.join(missing)}")
-        return outcomes  # type: ignore[return-value]
+        return [outcomes[i] for i in range(len(order))]
 
     @abstractmethod
-    def _execute(self, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:
-        """Run every (index, job) of `todo` and call `deliver(index, outcome)` once for each."""
+    def _execute(self, todo: list[tuple[int, Job]], deliver: Deliver) -> None:
+        """Run every (index, job) of `todo`, and every follow-up `deliver` returns, calling
+        `deliver(index, outcome)` once for each."""

@@ -21,6 +21,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from builder.executors.base import (
+    Deliver,
     Executor,
     ExecutorError,
     Job,
@@ -184,46 +185,74 @@ class LocalExecutor(Executor):
         self.gpu_kinds = [k for k in kinds for _ in range(per_gpu)]
         self.retries, self.grace_s, self.poll_s = retries, grace_s, poll_s
 
-    def _execute(self, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:
+    def _execute(self, todo: list[tuple[int, Job]], deliver: Deliver) -> None:
         ctx = mp.get_context("spawn")
         slots = [_Slot(ctx, self.runner, d, k) for d, k in zip(self.devices, self.gpu_kinds)]
         waiting: deque[tuple[int, Job, int]] = deque()
-        for index, job in todo:
-            if any(slot.accepts(job) for slot in slots):
-                waiting.append((index, job, 1))
+
+        def enqueue(entries: list[tuple[int, Job]], front: bool) -> None:
+            accepted = []
+            for index, job in entries:
+                if any(slot.accepts(job) for slot in slots):
+                    accepted.append((index, job, 1))
+                else:
+                    kinds = ", ".join(sorted({k for k in self.gpu_kinds if k})) or "none"
+                    result = failure("no_gpu_kind", f"job wants GPU {job.gpu!r}; the workers have {kinds}")
+                    enqueue(deliver(index, Outcome(job, result, "local", 0)), front=True)
+            if front:
+                waiting.extendleft(reversed(accepted))
             else:
-                kinds = ", ".join(sorted({k for k in self.gpu_kinds if k})) or "none"
-                result = failure("no_gpu_kind", f"job wants GPU {job.gpu!r}; the workers have {kinds}")
-                deliver(index, Outcome(job, result, "local", 0))
+                waiting.extend(accepted)
+
+        def hand_back(index: int, outcome: Outcome) -> None:
+            enqueue(deliver(index, outcome), front=True)
+
+        enqueue(todo, front=False)
         try:
             while waiting or any(slot.running for slot in slots):
                 self._assign(slots, waiting)
                 busy = [slot for slot in slots if slot.running]
                 wait([c for s in busy for c in (s.conn, s.process.sentinel)], timeout=self.poll_s)
                 for slot in busy:
-                    self._collect(slot, waiting, deliver)
+                    self._collect(slot, waiting, hand_back)
         finally:
             for slot in slots:
                 slot.stop(wait_s=5.0)
 
     @staticmethod
     def _assign(slots: list[_Slot], waiting: deque[tuple[int, Job, int]]) -> None:
-        for slot in slots:
-            if slot.running is None:
-                for entry in waiting:
-                    if slot.accepts(entry[1]):
-                        waiting.remove(entry)
-                        slot.send(_Running(entry[0], entry[1], entry[2], time.monotonic()))
-                        break
+        """Start waiting jobs on free slots: exclusive jobs first, each on a GPU nothing else runs
+        on; shared jobs only on GPUs no exclusive job runs on or waits for."""
+        devices = {slot.device for slot in slots}
+        running = {d: [s.running.job for s in slots if s.device == d and s.running] for d in devices}
+        reserved: set[str] = set()
+        for entry in sorted(waiting, key=lambda e: not e[1].exclusive):
+            job = entry[1]
+            free = [s for s in slots if s.running is None and s.accepts(job) and s.device not in reserved]
+            if job.exclusive:
+                idle = [s for s in free if not running[s.device]]
+                if not idle:
+                    if free:  # wait for the least busy GPU it may use; nothing new starts there meanwhile
+                        reserved.add(min(free, key=lambda s: len(running[s.device])).device)
+                    continue
+                slot = idle[0]
+            else:
+                usable = [s for s in free if not any(j.exclusive for j in running[s.device])]
+                if not usable:
+                    continue
+                slot = usable[0]
+            waiting.remove(entry)
+            slot.send(_Running(entry[0], job, entry[2], time.monotonic()))
+            running[slot.device].append(job)
 
-    def _collect(self, slot: _Slot, waiting: deque, deliver: Callable[[int, Outcome], None]) -> None:
-        """Deliver the slot's result if it came; retry or fail its job if the worker died or hangs."""
+    def _collect(self, slot: _Slot, waiting: deque, hand_back: Callable[[int, Outcome], None]) -> None:
+        """Hand back the slot's result if it came; retry or fail its job if the worker died or hangs."""
         running = slot.running
         assert running is not None
         result = slot.receive()
         if result is not None:
             slot.running = None
-            deliver(running.index, Outcome(running.job, result, slot.name, running.attempt))
+            hand_back(running.index, Outcome(running.job, result, slot.name, running.attempt))
         elif not slot.process.is_alive():
             code = slot.process.exitcode
             slot.restart()
@@ -231,10 +260,10 @@ class LocalExecutor(Executor):
                 waiting.appendleft((running.index, running.job, running.attempt + 1))
             else:
                 detail = f"worker on GPU {slot.device} died (exit code {code}) on each of {running.attempt} attempts"
-                deliver(running.index, Outcome(running.job, failure("worker_lost", detail), slot.name, running.attempt))
+                hand_back(running.index, Outcome(running.job, failure("worker_lost", detail), slot.name, running.attempt))
         elif time.monotonic() - running.started > running.job.timeout_s + self.grace_s:
             took = time.monotonic() - running.started
             slot.restart()
             detail = (f"no result after {took:.0f} s (limit {running.job.timeout_s:.0f} s + {self.grace_s:.0f} s "
                       f"grace); worker on GPU {slot.device} killed")
-            deliver(running.index, Outcome(running.job, failure("worker_timeout", detail), slot.name, running.attempt))
+            hand_back(running.index, Outcome(running.job, failure("worker_timeout", detail), slot.name, running.attempt))

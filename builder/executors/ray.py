@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from builder.executors.base import (
+    Deliver,
     Executor,
     ExecutorError,
     Job,
@@ -82,7 +83,7 @@ class RayExecutor(Executor):
         self.retries = retries
         self.gpu_share = 1 / per_gpu  # each task's fraction of a GPU
 
-    def _execute(self, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:
+    def _execute(self, todo: list[tuple[int, Job]], deliver: Deliver) -> None:
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -93,7 +94,7 @@ class RayExecutor(Executor):
             if started_here:
                 ray.shutdown()
 
-    def _run_tasks(self, ray: Any, todo: list[tuple[int, Job]], deliver: Callable[[int, Outcome], None]) -> None:
+    def _run_tasks(self, ray: Any, todo: list[tuple[int, Job]], deliver: Deliver) -> None:
         offered = ray.cluster_resources()
         if offered.get("GPU", 0) < 1:  # every task asks for a GPU: none would ever start
             where = self.address or "the local Ray"
@@ -112,16 +113,21 @@ class RayExecutor(Executor):
         flight: dict[Any, tuple[int, Job, int]] = {}
 
         def submit(index: int, job: Job, attempt: int) -> None:
-            options: dict[str, Any] = {"num_gpus": self.gpu_share, "max_retries": 0}
+            share = 1.0 if job.exclusive else self.gpu_share
+            options: dict[str, Any] = {"num_gpus": share, "max_retries": 0}
             if job.gpu is not None:
                 resource = gpu_resource(job.gpu)
                 if offered.get(resource, 0) < 1:
                     kinds = ", ".join(sorted(k for k in offered if k.startswith("gpu_"))) or "none"
                     detail = f"job wants GPU {job.gpu!r} (resource {resource}); the cluster offers {kinds}"
-                    deliver(index, Outcome(job, failure("no_gpu_kind", detail), "ray", 0))
+                    hand_back(index, Outcome(job, failure("no_gpu_kind", detail), "ray", 0))
                     return
-                options["resources"] = {resource: self.gpu_share}
+                options["resources"] = {resource: share}
             flight[task.options(**options).remote(runner, job.to_dict())] = (index, job, attempt)
+
+        def hand_back(index: int, outcome: Outcome) -> None:
+            for more_index, more in deliver(index, outcome):
+                submit(more_index, more, 1)
 
         for index, job in todo:
             submit(index, job, 1)
@@ -137,12 +143,12 @@ class RayExecutor(Executor):
                             submit(index, job, attempt + 1)
                         else:
                             detail = f"{type(exc).__name__} on each of {attempt} attempts: {str(exc)[-300:]}"
-                            deliver(index, Outcome(job, failure("worker_lost", detail), "ray", attempt))
+                            hand_back(index, Outcome(job, failure("worker_lost", detail), "ray", attempt))
                     except RayError as exc:
                         detail = f"{type(exc).__name__}: {str(exc)[-300:]}"
-                        deliver(index, Outcome(job, failure("runner_error", detail), "ray", attempt))
+                        hand_back(index, Outcome(job, failure("runner_error", detail), "ray", attempt))
                     else:
-                        deliver(index, Outcome(job, answer["result"], answer["worker"], attempt))
+                        hand_back(index, Outcome(job, answer["result"], answer["worker"], attempt))
         finally:
             self._cancel(ray, list(flight))
 

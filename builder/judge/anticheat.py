@@ -13,10 +13,17 @@ and `def f(m=torch.nn)` are seen for what they are. The checks, by family:
 - torch work: torch paths, computing methods, host callables run by Triton (grids, hooks,
   heuristics) that do more than index arithmetic, and operators or methods on values that a
   simple flow analysis knows to be tensors;
-- fallbacks, inheritance from the reference, and literals equal to benchmark sizes (powers of
-  two that only cap a tile size excepted).
+- fallbacks, inheritance from the reference, and exact-size branches: a literal equal to a
+  benchmark size used other than as a threshold (`n >= 2048` in a heuristic) or a tile cap;
+- faithfulness: host code that branches on the device type, or reads tensor addresses (the CPU
+  judge would check a path, or a cache, no GPU run takes).
 
-The runtime (sandboxed child, guards, trusted reference) backs these checks up.
+Names are resolved by scope (builder.judge.scopes): a parameter or local that shadows a built-in
+or an imported name is that local, not the built-in (`def avg_pool1d(input, ...)`).
+
+Each check is one function of `CHECKS`, with the reason codes it gives and the known-bad
+fixtures (`seeds/<problem>/wrong/`) that show it. The runtime (sandboxed child, guards, trusted
+reference) backs these checks up.
 """
 
 from __future__ import annotations
@@ -25,11 +32,14 @@ import ast
 import importlib
 import operator
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 from math import prod
 from typing import NamedTuple
+
+from builder.judge.scopes import Scopes
 
 
 class Finding(NamedTuple):
@@ -39,11 +49,19 @@ class Finding(NamedTuple):
     detail: str
 
 
-#: Modules candidate code may import besides these, any import is a finding.
+#: Modules candidate code may import besides these, any import is a finding. Besides torch and
+#: triton, plain-Python helpers that reach no process, file, code or object by name: `operator`
+#: (but for PURE_MODULE_DENIED), `bisect`, `heapq`, `cmath`, `fractions` compute on the values they
+#: are given. Left out on purpose: `string` (its Formatter looks attributes up by name), `copy`
+#: (runs reduction hooks), `random` (a result that changes from run to run), `re` (a pattern can
+#: run for hours).
 ALLOWED_MODULES = frozenset(
     {"torch", "triton", "math", "typing", "typing_extensions", "functools", "dataclasses",
-     "__future__", "itertools", "collections", "numbers", "enum", "abc"}
+     "__future__", "itertools", "collections", "numbers", "enum", "abc", "operator", "bisect", "heapq",
+     "cmath", "fractions"}
 )
+#: Names of allowed modules that reach attributes or methods by name, as getattr does.
+PURE_MODULE_DENIED = {"operator": frozenset({"attrgetter", "methodcaller"})}
 #: Modules that reach the process, the file system, the network or native code.
 SYSTEM_MODULES = frozenset(
     {"os", "sys", "subprocess", "socket", "ctypes", "cffi", "importlib", "shutil", "pathlib",
@@ -51,7 +69,7 @@ SYSTEM_MODULES = frozenset(
      "io", "tempfile", "glob", "pickle", "marshal", "shelve", "gc", "inspect", "urllib", "http",
      "ftplib", "smtplib", "ssl", "requests", "platform", "resource", "mmap", "fcntl", "pty",
      "runpy", "code", "codeop", "atexit", "faulthandler", "sysconfig", "site", "zipimport",
-     "pkgutil", "webbrowser", "select", "selectors", "operator", "weakref", "linecache"}
+     "pkgutil", "webbrowser", "select", "selectors", "weakref", "linecache"}
 )
 #: Built-in functions that execute strings, open files or reach objects by name.
 SYSTEM_BUILTINS = frozenset(
@@ -164,7 +182,8 @@ DRIVER_OK = frozenset({"active", "get_current_device", "get_current_stream", "ge
 #: What a host callable run by Triton (grid, hook, heuristic) may call: index arithmetic only.
 PURE_CALLS = frozenset(
     {"min", "max", "int", "len", "abs", "range", "tuple", "list", "sorted", "float", "bool", "round",
-     "isinstance", "enumerate", "zip", "dict", "triton.cdiv", "triton.next_power_of_2"}
+     "isinstance", "enumerate", "zip", "dict", "divmod", "sum", "triton.cdiv", "triton.next_power_of_2",
+     "functools.reduce"}
 )
 #: Methods a host callable may call: reading the launch arguments or tensor sizes, or clearing an output.
 PURE_METHODS = frozenset(
@@ -259,16 +278,52 @@ def _pair(target: ast.expr, value: ast.expr) -> Iterator[tuple[ast.expr, ast.exp
         yield target, value
 
 
-def name_aliases(tree: ast.AST) -> dict[str, str]:
-    """Import aliases, plus local names bound (directly or through other locals) to such a path."""
-    aliases = import_aliases(tree)
-    pairs = [(t.id, v) for t, v in bindings(tree) if isinstance(t, ast.Name)]
+class Aliases(dict[str, str]):
+    """Name -> dotted path, with the Name nodes that do not take it (`shadowed`): a function's
+    local that is bound to no path there (a parameter `F`, a loop variable `torch`)."""
+
+    shadowed: frozenset[int] = frozenset()
+
+
+def name_aliases(tree: ast.AST, scopes: Scopes | None = None) -> Aliases:
+    """Import aliases, plus local names bound (directly or through other locals) to such a path.
+    With `scopes`, a function's local that no binding in that function ties to a path is shadowed."""
+    aliases = Aliases(import_aliases(tree))
+    pairs = [(t, v) for t, v in bindings(tree) if isinstance(t, ast.Name)]
     for _ in range(4):  # enough passes for chains of local aliases
-        for name, value in pairs:
+        for target, value in pairs:
             path = dotted(value, aliases)
             if path is not None:
-                aliases[name] = path
+                aliases[target.id] = path
+    if scopes is not None:
+        aliases.shadowed = _shadowed(tree, scopes, aliases, pairs)
     return aliases
+
+
+def _shadowed(tree: ast.AST, scopes: Scopes, aliases: Aliases,
+              pairs: list[tuple[ast.Name, ast.expr]]) -> frozenset[int]:
+    """Name nodes that resolve to a function's local which that function binds to no path."""
+    tied: set[tuple[int, str]] = set()  # (function, name) bound to a path in that function
+    for target, value in pairs:
+        owner = scopes.local(target) if id(target) in scopes.scope_of else None
+        if owner is not None and dotted(value, aliases) is not None:
+            tied.add((id(owner), target.id))
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            positional = fn.args.posonlyargs + fn.args.args
+            defaults = list(zip(positional[len(positional) - len(fn.args.defaults):], fn.args.defaults))
+            defaults += [(a, d) for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults) if d is not None]
+            tied |= {(id(fn), a.arg) for a, d in defaults if dotted(d, aliases) is not None}
+        if isinstance(fn, (ast.Import, ast.ImportFrom)) and scopes.in_function(fn):
+            owner = scopes.scope_of[id(fn)]
+            tied |= {(id(owner), a.asname or a.name.split(".")[0]) for a in fn.names}
+    shadowed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in aliases:
+            owner = scopes.local(node)
+            if owner is not None and (id(owner), node.id) not in tied:
+                shadowed.add(id(node))
+    return frozenset(shadowed)
 
 
 def dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
@@ -277,7 +332,7 @@ def dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
         node = node.value
-    if isinstance(node, ast.Name) and node.id in aliases:
+    if isinstance(node, ast.Name) and node.id in aliases and id(node) not in getattr(aliases, "shadowed", ()):
         return ".".join([aliases[node.id], *reversed(parts)])
     return None
 
@@ -313,25 +368,44 @@ def _dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
 
 
+@dataclass(frozen=True)
+class Source:
+    """The answer's syntax tree, read once for every check."""
+
+    tree: ast.Module
+    aliases: Aliases  # names -> dotted paths (scope-aware)
+    scopes: Scopes  # which function binds each name
+    kernels: list[ast.AST]  # the @triton.jit functions
+    in_kernel: set[int]  # ids of every node inside one
+    receivers: set[int]  # ids of the `self`/`cls` names that are a method's own
+    sizes: frozenset[int]  # the benchmark's sizes
+
+    @classmethod
+    def of(cls, tree: ast.Module, sizes: frozenset[int] = frozenset()) -> Source:
+        scopes = Scopes(tree)
+        aliases = name_aliases(tree, scopes)
+        kernels = [n for n in ast.walk(tree) if is_triton_kernel(n, aliases)]
+        return cls(tree, aliases, scopes, kernels, {id(sub) for k in kernels for sub in ast.walk(k)},
+                   _receivers(tree), sizes)
+
+    def host(self) -> Iterator[ast.AST]:
+        """Every node outside the kernels."""
+        return (n for n in ast.walk(self.tree) if id(n) not in self.in_kernel)
+
+
+class Check(NamedTuple):
+    """One static check: a function of the source, the reason codes it gives, and the known-bad
+    fixtures that show it (paths under seeds/)."""
+
+    run: Callable[[Source], Iterable[Finding]]
+    reasons: tuple[str, ...]
+    fixtures: tuple[str, ...] = ()
+
+
 def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]:
-    """Every anti-cheat finding in `tree`, in source order."""
-    aliases = name_aliases(tree)
-    kernels = [n for n in ast.walk(tree) if is_triton_kernel(n, aliases)]
-    in_kernel = {id(sub) for k in kernels for sub in ast.walk(k)}
-    receivers = _receivers(tree)
-    found: list[Finding] = []
-    found += _imports(tree)
-    found += _names(tree, aliases, in_kernel, receivers)
-    found += _definitions(tree, aliases)
-    found += _patches(tree, aliases, receivers)
-    found += _kernel_globals(tree, kernels)
-    found += _unbound_methods(tree)
-    found += _host_callables(tree, aliases, {k.name for k in kernels})
-    found += _tensor_arithmetic(tree, aliases, in_kernel)
-    found += _fallbacks(tree)
-    found += _inheritance(tree, aliases)
-    found += _hardcoded(tree, sizes)
-    return found
+    """Every anti-cheat finding in `tree`, check by check (CHECKS)."""
+    source = Source.of(tree, sizes)
+    return [finding for check in CHECKS for finding in check.run(source)]
 
 
 #: Decorators that leave a method's first parameter its own instance (or class).
@@ -362,9 +436,10 @@ def _receivers(tree: ast.AST) -> set[int]:
     return found
 
 
-def _unbound_methods(tree: ast.AST) -> Iterator[Finding]:
+def _unbound_methods(src: Source) -> Iterator[Finding]:
     """A method of a class of the file taken through the class (`Box.put`, `type(b).put`): its
     `self` is then whatever the caller passes, torch.Tensor included."""
+    tree = src.tree
     methods: dict[str, set[str]] = {}
     for owner in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
         methods[owner.name] = {m.name for m in owner.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -387,24 +462,26 @@ KERNEL_BUILTINS = frozenset({"range", "min", "max", "len", "int", "float", "bool
                              "tuple", "zip", "enumerate", "getattr", "hasattr", "type", "AssertionError"})
 
 
-def _kernel_globals(tree: ast.Module, kernels: list[ast.AST]) -> Iterator[Finding]:
+def _kernel_globals(src: Source) -> Iterator[Finding]:
     """Module-level names a @triton.jit body reads that Triton's compiler would refuse: anything
     but imports, other kernels and constants (on the CPU the interpreter runs the body as Python,
     so a list or a helper function there would carry values to the host). Anywhere in the file:
     `.handle`, the interpreter's own buffer behind a Triton tensor, and a tl.constexpr of anything
     but constants (a function in one reaches the kernel the same way)."""
+    tree, kernels = src.tree, src.kernels
     allowed = set(import_aliases(tree)) | KERNEL_BUILTINS
+    constant = lambda value: _constant_value(value, src)  # noqa: E731
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node in kernels:
             allowed.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and _constant_value(node.value):
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and constant(node.value):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             allowed |= {t.id for t in targets if isinstance(t, ast.Name)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == "handle":
             yield Finding("kernel_host_access", f"line {node.lineno}: reaches .handle, the buffer behind a Triton tensor")
         elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("constexpr") and not all(
-                map(_constant_value, node.args)):
+                map(constant, node.args)):
             yield Finding("kernel_host_access", f"line {node.lineno}: makes a constexpr of "
                                                 f"{ast.unparse(node)[:60]}, which is no constant")
     for kernel in kernels:
@@ -417,16 +494,46 @@ def _kernel_globals(tree: ast.Module, kernels: list[ast.AST]) -> Iterator[Findin
                                                     "which is no constant, import or kernel")
 
 
-def _constant_value(node: ast.AST) -> bool:
-    """A literal (numbers, strings, tuples of them, arithmetic on them) or a tl.constexpr(...) of one."""
+#: Built-ins that make a constant of constants (`float("-inf")`), and constants of modules.
+CONSTANT_BUILTINS = frozenset({"float", "int", "bool"})
+CONSTANT_PATHS = frozenset({"math.inf", "math.nan", "math.pi", "math.e", "math.tau"})
+
+
+def _constant_value(node: ast.AST, src: Source) -> bool:
+    """A constant: literals (numbers, strings, tuples of them, arithmetic on them), `float("-inf")`
+    and the like (the built-in itself, never a rebound name), `math.inf`, Triton's dtypes
+    (`tl.float32`), or a tl.constexpr(...) of one of these. Never a name of the file's own."""
     if isinstance(node, ast.Call):
-        return (ast.unparse(node.func).endswith("constexpr") and all(map(_constant_value, node.args))
-                and not node.keywords)
-    return all(isinstance(n, (ast.Constant, ast.Tuple, ast.BinOp, ast.UnaryOp, ast.operator, ast.unaryop, ast.Load))
-               for n in ast.walk(node))
+        if node.keywords or not all(_constant_value(a, src) for a in node.args):
+            return False
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in CONSTANT_BUILTINS:
+            return src.scopes.surely_builtin(func)
+        return ast.unparse(func).endswith("constexpr") and len(node.args) == 1
+    if isinstance(node, (ast.Attribute, ast.Name)):
+        path = dotted(node, src.aliases) or ""
+        return path in CONSTANT_PATHS or _triton_dtype(path)
+    if isinstance(node, ast.Tuple):
+        return all(_constant_value(e, src) for e in node.elts)
+    if isinstance(node, ast.BinOp):
+        return _constant_value(node.left, src) and _constant_value(node.right, src)
+    if isinstance(node, ast.UnaryOp):
+        return _constant_value(node.operand, src)
+    return isinstance(node, ast.Constant)
 
 
-def _imports(tree: ast.AST) -> Iterator[Finding]:
+def _triton_dtype(path: str) -> bool:
+    """Whether a dotted path names one of triton.language's dtypes (tl.float32, tl.int64)."""
+    parts = path.split(".")
+    if parts[:2] != ["triton", "language"] or len(parts) != 3:
+        return False
+    import triton.language as tl
+
+    return isinstance(getattr(tl, parts[2], None), tl.dtype)
+
+
+def _imports(src: Source) -> Iterator[Finding]:
+    tree = src.tree
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules = [a.name for a in node.names]
@@ -456,6 +563,8 @@ def route(path: str) -> str | None:
     installed packages, to a module living elsewhere than the path says (`F` inside a torch module).
     """
     parts = path.split(".")
+    if len(parts) > 1 and parts[1] in PURE_MODULE_DENIED.get(parts[0], ()):
+        return f"{path} reaches attributes or methods by name"
     for i, part in enumerate(parts[1:], start=1):
         shown = ".".join(parts[: i + 1])
         if part in SYSTEM_MODULES or part in ("torch", "triton"):
@@ -548,8 +657,9 @@ def _path_findings(path: str, line: int) -> Iterator[Finding]:
         yield Finding(finding.reason, f"line {line}: {finding.detail}")
 
 
-def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int], receivers: set[int]) -> Iterator[Finding]:
+def _names(src: Source) -> Iterator[Finding]:
     """Imported paths, built-ins, dunders, torch names and computing method calls."""
+    tree, aliases, in_kernel, receivers = src.tree, src.aliases, src.in_kernel, src.receivers
     bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     containers = _containers(tree)
@@ -557,8 +667,11 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int], receiver
         line = getattr(node, "lineno", 0)
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield from _import_paths(node)
+            if not src.scopes.in_function(node):  # an import in a function binds a local
+                for shadow in sorted({a.asname or a.name for a in node.names} & BLOCKED_BUILTINS):
+                    yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {shadow}")
         elif isinstance(node, ast.Name):
-            if node.id in BLOCKED_BUILTINS:
+            if node.id in BLOCKED_BUILTINS and src.scopes.maybe_builtin(node):  # a function's local is not it
                 if isinstance(node.ctx, ast.Load):
                     yield Finding("system_access", f"line {line}: uses built-in {node.id}")
                 else:
@@ -581,23 +694,23 @@ def _names(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int], receiver
                 yield Finding("torch_op", f"line {line}: uses .{node.attr} outside a kernel")
             if id(node) not in bases:
                 yield from _chain(node, aliases, in_kernel, id(node) in called)
-        elif isinstance(node, ast.arg) and node.arg in BLOCKED_BUILTINS:
-            yield Finding("dynamic_code", f"line {line}: a parameter shadows the built-in {node.arg}")
-        elif isinstance(node, ast.alias) and (node.asname or node.name) in BLOCKED_BUILTINS:
-            shadow = node.asname or node.name
-            yield Finding("dynamic_code", f"line {line}: an import shadows the built-in {shadow}")
         elif isinstance(node, ast.Call):
-            yield from _call(node, aliases)
+            yield from _call(node, src)
 
 
-def _call(node: ast.Call, aliases: dict[str, str]) -> Iterator[Finding]:
-    """Calls that copy attributes, build classes, make tensor subclasses or install hooks."""
-    line = node.lineno
+def _call(node: ast.Call, src: Source) -> Iterator[Finding]:
+    """Calls that copy attributes, build classes, make tensor subclasses, install hooks or load a
+    file as a kernel's code."""
+    line, aliases = node.lineno, src.aliases
     if _copies_attributes(node, aliases):
         shown = ast.unparse(node.func)
         yield Finding("monkey_patch", f"line {line}: {shown}() copies attributes onto another object")
-    if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3:
+    if isinstance(node.func, ast.Name) and node.func.id == "type" and len(node.args) == 3 \
+            and src.scopes.maybe_builtin(node.func):
         yield Finding("dynamic_code", f"line {line}: type() with three arguments builds a class at run time")
+    if any(k.arg == "ir_override" for k in node.keywords) or (
+            (dotted(node.func, aliases) or "").endswith("Config") and len(node.args) > 6):
+        yield Finding("system_access", f"line {line}: ir_override loads a file as the kernel's compiled code")
     if not isinstance(node.func, ast.Attribute):
         return
     if node.func.attr in SUBCLASSING_METHODS:
@@ -663,11 +776,12 @@ def _is_container(node: ast.AST, containers: set[str]) -> bool:
     return isinstance(node, (ast.Name, ast.Attribute)) and ast.unparse(node) in containers
 
 
-def _definitions(tree: ast.AST, aliases: dict[str, str]) -> Iterator[Finding]:
+def _definitions(src: Source) -> Iterator[Finding]:
     """Special methods, metaclasses, tensor subclasses and annotations that run or hold code."""
+    tree, aliases = src.tree, src.aliases
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            if node.name in BLOCKED_BUILTINS:
+            if node.name in BLOCKED_BUILTINS and not src.scopes.in_function(node):
                 yield Finding("dynamic_code", f"line {node.lineno}: {node.name} shadows a built-in")
             elif _dunder(node.name) and node.name not in DEFINABLE_DUNDERS:
                 yield Finding("system_access", f"line {node.lineno}: defines the special method {node.name}")
@@ -721,8 +835,9 @@ def _attribute_targets(node: ast.AST) -> Iterator[ast.expr]:
         yield node
 
 
-def _patches(tree: ast.AST, aliases: dict[str, str], receivers: set[int]) -> Iterator[Finding]:
+def _patches(src: Source) -> Iterator[Finding]:
     """Writes to attributes of anything but a method's own `self` (and to items of imported objects)."""
+    tree, aliases, receivers = src.tree, src.aliases, src.receivers
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             targets = node.targets
@@ -755,14 +870,18 @@ def _patches(tree: ast.AST, aliases: dict[str, str], receivers: set[int]) -> Ite
                 yield Finding("monkey_patch", f"line {node.lineno}: reassigns {path}")
 
 
-def _host_callables(tree: ast.AST, aliases: dict[str, str], kernels: set[str]) -> Iterator[Finding]:
+def _host_callables(src: Source) -> Iterator[Finding]:
     """Grid functions, autotune hooks and heuristics run by Triton on the host must only do index
-    arithmetic: torch work there would run outside any kernel."""
-    defined: dict[str, ast.AST] = {
-        n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    arithmetic: torch work there would run outside any kernel. They may call pure helpers: the
+    file's own module-level functions (bound once, by their definition) that are pure in turn."""
+    tree, aliases, kernels = src.tree, src.aliases, {k.name for k in src.kernels}
+    defined: dict[str, list[ast.AST]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            defined.setdefault(n.name, []).append(n)
     for target, value in bindings(tree):
         if isinstance(target, ast.Name) and isinstance(value, ast.Lambda):
-            defined[target.id] = value
+            defined.setdefault(target.id, []).append(value)
     callables: list[tuple[str, ast.AST]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in kernels:
@@ -773,16 +892,43 @@ def _host_callables(tree: ast.AST, aliases: dict[str, str], kernels: set[str]) -
                     callables.append((keyword.arg, keyword.value))
             if (dotted(node.func, aliases) or "").endswith("heuristics"):
                 callables += [("heuristic", arg) for arg in node.args]
+    helpers = _module_helpers(tree)
     for role, value in callables:
         for fn in _callables_in(value, defined):
-            yield from _impure(fn, role, aliases)
+            yield from _impure(fn, f"the {role} callable run by Triton", src, helpers, set())
 
 
-def _callables_in(value: ast.AST, defined: dict[str, ast.AST]) -> Iterator[ast.AST]:
+def _module_helpers(tree: ast.Module) -> dict[str, ast.AST]:
+    """Module-level functions (and lambdas) whose name nothing else binds at module level."""
+    counts: dict[str, int] = {}
+    found: dict[str, ast.AST] = {}
+    for node in tree.body:
+        names = list(_statement_names(node))
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.decorator_list:
+            found[node.name] = node
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda) and len(names) == 1:
+            found[names[0]] = node.value
+    globals_declared = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
+    return {name: fn for name, fn in found.items() if counts[name] == 1 and name not in globals_declared}
+
+
+def _statement_names(node: ast.stmt) -> Iterator[str]:
+    """Names a top-level statement binds."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        yield from (a.asname or a.name.split(".")[0] for a in node.names)
+    else:
+        yield from (n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+
+
+def _callables_in(value: ast.AST, defined: dict[str, list[ast.AST]]) -> Iterator[ast.AST]:
     if isinstance(value, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef)):
         yield value
     elif isinstance(value, ast.Name) and value.id in defined:
-        yield defined[value.id]
+        yield from defined[value.id]
     elif isinstance(value, ast.Dict):
         for item in value.values:
             yield from _callables_in(item, defined)
@@ -791,22 +937,35 @@ def _callables_in(value: ast.AST, defined: dict[str, ast.AST]) -> Iterator[ast.A
             yield from _callables_in(item, defined)
 
 
-def _impure(fn: ast.AST, role: str, aliases: dict[str, str]) -> Iterator[Finding]:
+#: Paths a host callable may call besides PURE_CALLS: pure arithmetic of the allowed modules.
+PURE_PREFIXES = ("math.", "operator.", "cmath.")
+
+
+def _impure(fn: ast.AST, role: str, src: Source, helpers: dict[str, ast.AST], seen: set[int]) -> Iterator[Finding]:
+    """Why `fn` does more than index arithmetic: each call that is no pure built-in (the built-in
+    itself, never a name of the file), pure module function, size-reading method or pure helper
+    of the file, and each slice."""
+    seen.add(id(fn))
     for node in ast.walk(fn):
         if isinstance(node, ast.Call):
-            path = dotted(node.func, aliases)
-            if isinstance(node.func, ast.Name) and node.func.id in PURE_CALLS:
+            func, path = node.func, dotted(node.func, src.aliases)
+            if isinstance(func, ast.Name) and func.id in PURE_CALLS and src.scopes.surely_builtin(func):
                 continue
-            if path in PURE_CALLS or (path or "").startswith("math."):
+            if path in PURE_CALLS or (path or "").startswith(PURE_PREFIXES):
                 continue
-            if path is None and isinstance(node.func, ast.Attribute) and node.func.attr in PURE_METHODS:
+            if path is None and isinstance(func, ast.Attribute) and func.attr in PURE_METHODS:
                 continue
-            what = f"calls {ast.unparse(node.func)}"
+            helper = helpers.get(func.id) if isinstance(func, ast.Name) and src.scopes.local(func) is None else None
+            if helper is not None:
+                if id(helper) not in seen:
+                    yield from _impure(helper, f"{role} (through {func.id})", src, helpers, seen)
+                continue
+            what = f"calls {ast.unparse(func)}"
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Slice, ast.Tuple)):
             what = f"slices {ast.unparse(node.value)}"
         else:
             continue
-        yield Finding("torch_op", f"line {node.lineno}: the {role} callable run by Triton {what}")
+        yield Finding("torch_op", f"line {node.lineno}: {role} {what}")
 
 
 class _Tensors:
@@ -956,9 +1115,10 @@ def _comprehension_names(node: ast.AST, tensors: _Tensors, known: set[str]) -> s
     return names
 
 
-def _tensor_arithmetic(tree: ast.AST, aliases: dict[str, str], in_kernel: set[int]) -> Iterator[Finding]:
+def _tensor_arithmetic(src: Source) -> Iterator[Finding]:
     """Host-side work on values known to be tensors: operators, comparisons, computing methods,
     and Python built-ins (sum, max, functools.reduce) over them."""
+    tree, aliases, in_kernel = src.tree, src.aliases, src.in_kernel
     tensors = _Tensors(tree, aliases, in_kernel)
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for fn in tensors.functions:
@@ -993,19 +1153,49 @@ def _tensor_call(call: ast.Call, tensors: _Tensors, known: set[str]) -> Iterator
     if isinstance(func, ast.Attribute) and func.attr not in TENSOR_SAFE_METHODS | TENSOR_VIEWS \
             and tensors.is_tensor(func.value, known):
         yield Finding("torch_op", f"line {line}: calls .{func.attr}() on a tensor outside a kernel")
-    name = (dotted(func, tensors.aliases) or (func.id if isinstance(func, ast.Name) else "")).split(".")[-1]
-    if name in TENSOR_BUILTINS and any(tensors.is_tensor(a, known) for a in call.args):
+    path = dotted(func, tensors.aliases) or (func.id if isinstance(func, ast.Name) else "")
+    name = path.split(".")[-1]
+    if (name in TENSOR_BUILTINS or path.startswith("operator.")) and any(tensors.is_tensor(a, known) for a in call.args):
         yield Finding("torch_op", f"line {line}: {ast.unparse(func)}() over tensors outside a kernel")
 
 
-def _fallbacks(tree: ast.AST) -> Iterator[Finding]:
+def _fallbacks(src: Source) -> Iterator[Finding]:
+    tree = src.tree
     try_nodes = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
+    shims = {id(node) for node in tree.body if import_shim(node, src.scopes)}
     for node in ast.walk(tree):
-        if isinstance(node, try_nodes) and node.handlers:
+        if isinstance(node, try_nodes) and node.handlers and id(node) not in shims:
             yield Finding("fallback", f"line {node.lineno}: try/except can route around the kernel")
 
 
-def _inheritance(tree: ast.Module, aliases: dict[str, str]) -> Iterator[Finding]:
+#: Exceptions an import shim catches.
+IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError"})
+
+
+def import_shim(node: ast.AST, scopes: Scopes) -> bool:
+    """A top-level `try: import ... except ImportError: <imports, pass, or names set to constants>`:
+    both branches only import (what the import rules allow) or set constants, so neither can
+    route around a kernel. It breaks the output rules' plain imports (a format finding, rules.py)."""
+    if not isinstance(node, ast.Try) or node.orelse or node.finalbody or not node.handlers:
+        return False
+    if not all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in node.body):
+        return False
+    for handler in node.handlers:
+        caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        if handler.name or not all(isinstance(c, ast.Name) and c.id in IMPORT_ERRORS and scopes.surely_builtin(c)
+                                   for c in caught):
+            return False
+        for statement in handler.body:
+            if isinstance(statement, (ast.Import, ast.ImportFrom, ast.Pass)):
+                continue
+            if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)
+                    and all(isinstance(t, ast.Name) for t in statement.targets)):
+                return False
+    return True
+
+
+def _inheritance(src: Source) -> Iterator[Finding]:
+    tree, aliases = src.tree, src.aliases
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
@@ -1029,9 +1219,10 @@ def _inheritance(tree: ast.Module, aliases: dict[str, str]) -> Iterator[Finding]
             yield Finding("inherits_reference", f"line {cls.lineno}: {cls.name} inherits {shown}")
 
 
-def _hardcoded(tree: ast.AST, sizes: frozenset[int]) -> Iterator[Finding]:
+def _hardcoded(src: Source) -> Iterator[Finding]:
     """Literals, and constant expressions of literals (`256 * 256`, `1 << 16`), equal to a benchmark
     size, except powers of two that only cap or name a tile size."""
+    tree, sizes = src.tree, src.sizes
     if not sizes:
         return
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
@@ -1041,10 +1232,45 @@ def _hardcoded(tree: ast.AST, sizes: frozenset[int]) -> Iterator[Finding]:
         value = _constant_int(node) if isinstance(node, (ast.Constant, ast.BinOp)) else None
         if value is None or value not in sizes:
             continue
-        if _power_of_two(value) and _caps_a_tile(node, parents):
+        if (_power_of_two(value) and _caps_a_tile(node, parents)) or _threshold(node, parents):
             continue
         shown = ast.unparse(node)
         yield Finding("hardcoded_shape", f"line {node.lineno}: {shown} is the benchmark size {value}")
+
+
+def _threshold(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """True when a literal is one side of an ordering comparison (`n >= 2048`): a threshold of a
+    heuristic. Equality with a benchmark size (`n == 65536`) picks that size's own path, and so
+    does a pinch of two thresholds on one value (`n >= 65536 and n <= 65536`, `65536 <= n <= 65536`);
+    behaviour at the benchmark size is the GPU's benchmark trials' to check."""
+    parent = parents.get(id(node))
+    while isinstance(parent, (ast.BinOp, ast.UnaryOp)):
+        node, parent = parent, parents.get(id(parent))
+    if not isinstance(parent, ast.Compare) or not all(
+            isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)) for op in parent.ops):
+        return False
+    return not _pinched(parent, node, parents)
+
+
+def _pinched(compare: ast.Compare, literal: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    """Whether a threshold is bounded on both sides by the same value: a chained comparison
+    naming it twice, or another comparison of an `and` that holds the same operands."""
+    value = _constant_int(literal)
+    sides = [compare.left, *compare.comparators]
+    if sum(_constant_int(side) == value for side in sides) > 1:
+        return True
+    other = [n for n in sides if n is not literal]
+    siblings = parents.get(id(compare))
+    if not (isinstance(siblings, ast.BoolOp) and isinstance(siblings.op, ast.And)):
+        return False
+    for sibling in siblings.values:
+        if sibling is compare or not isinstance(sibling, ast.Compare):
+            continue
+        names = [ast.dump(n) for n in [sibling.left, *sibling.comparators]]
+        if any(_constant_int(n) == value for n in [sibling.left, *sibling.comparators]) and all(
+                ast.dump(o) in names for o in other):
+            return True
+    return False
 
 
 def _constant_int(node: ast.AST) -> int | None:
@@ -1095,3 +1321,119 @@ def _target_name(node: ast.AST) -> str:
 
 def _tile_word(name: str) -> bool:
     return any(word in name.upper() for word in BLOCK_WORDS)
+
+
+#: Tensor attributes and methods that tell its device type (`get_device()` is -1 on the CPU).
+DEVICE_TYPE_ATTRS = frozenset({"is_cuda", "is_cpu", "is_meta", "is_mps", "is_xpu", "get_device"})
+#: torch calls that tell which devices exist.
+DEVICE_QUERIES = frozenset({"torch.cuda.is_available", "torch.cuda.device_count", "torch.cuda.is_initialized"})
+
+
+def _device_branches(src: Source) -> Iterator[Finding]:
+    """Host code that reads the device type other than to assert it: `x.device.type`, `x.is_cpu`,
+    `torch.cuda.is_available()`, `str(x.device)`, a comparison with `x.device`. The CPU judge runs
+    CPU tensors that claim `is_cuda`, so a path the device type picks is one that either the
+    judge or every GPU user never runs. `assert x.is_cuda` and an `if` that only raises are checks,
+    not paths."""
+    exempt = {id(sub) for node in ast.walk(src.tree) for sub in ast.walk(_check_part(node))}
+    for node in src.host():
+        if id(node) in exempt:
+            continue
+        what = _device_read(node, src)
+        if what:
+            yield Finding("device_branch", f"line {node.lineno}: host code reads {what}: the CPU judge and a GPU "
+                                           "would run different paths")
+    yield from _import_branches(src)
+
+
+def _import_branches(src: Source) -> Iterator[Finding]:
+    """A test (if, while, conditional expression, assert excepted) that reads a name an import
+    shim's handler sets: which imports succeed differs between the CPU judge's Triton and a
+    GPU's, so the test picks a path per machine."""
+    shimmed = {t.id for node in src.tree.body if import_shim(node, src.scopes)
+               for handler in node.handlers for statement in handler.body if isinstance(statement, ast.Assign)
+               for t in statement.targets if isinstance(t, ast.Name)}
+    if not shimmed:
+        return
+    for node in ast.walk(src.tree):
+        tests = [node.test] if isinstance(node, (ast.If, ast.IfExp, ast.While)) else \
+            [*node.ifs] if isinstance(node, ast.comprehension) else []
+        for test in tests:
+            read = sorted({n.id for n in ast.walk(test) if isinstance(n, ast.Name) and n.id in shimmed
+                           and src.scopes.local(n) is None})
+            if read:
+                yield Finding("device_branch", f"line {test.lineno}: branches on {read[0]}, which an import shim sets: "
+                                               "the CPU judge's Triton and a GPU's may take different paths")
+
+
+def _check_part(node: ast.AST) -> ast.AST:
+    """What of `node` only checks a condition: an assert, the test of an `if` that only raises."""
+    if isinstance(node, ast.Assert):
+        return node
+    if isinstance(node, ast.If) and not node.orelse and all(isinstance(s, ast.Raise) for s in node.body):
+        return node.test
+    return ast.Pass()
+
+
+def _device_read(node: ast.AST, src: Source) -> str | None:
+    if isinstance(node, ast.Attribute) and node.attr in DEVICE_TYPE_ATTRS:
+        return f".{node.attr}"
+    if isinstance(node, ast.Attribute) and node.attr == "type" and isinstance(node.value, ast.Attribute) \
+            and node.value.attr == "device":
+        return ast.unparse(node)
+    if isinstance(node, ast.Call):
+        path = dotted(node.func, src.aliases) or ""
+        if path in DEVICE_QUERIES:
+            return f"{path}()"
+        if isinstance(node.func, ast.Name) and node.func.id in ("str", "repr", "format") and any(
+                isinstance(a, ast.Attribute) and a.attr == "device" for a in node.args):
+            return ast.unparse(node)
+    if isinstance(node, ast.Compare) and any(
+            isinstance(side, ast.Attribute) and side.attr == "device" for side in [node.left, *node.comparators]):
+        return ast.unparse(node)
+    return None
+
+
+def _address_reads(src: Source) -> Iterator[Finding]:
+    """Host code that reads where a tensor lives: `data_ptr()`, `storage_offset()`, `id()`, or
+    `hash()` of an object (a tensor hashes by identity). An output keyed on an address is
+    wrong whenever the allocator hands the address out again (about 1 call in 40 on a GPU), and
+    the CPU judge's allocator is not the GPU's."""
+    for node in src.host():
+        if isinstance(node, ast.Attribute) and node.attr in ("data_ptr", "storage_offset"):
+            yield Finding("address_read", f"line {node.lineno}: host code reads .{node.attr}, a tensor's address")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("id", "hash") \
+                and src.scopes.maybe_builtin(node.func) \
+                and not all(isinstance(a, (ast.Tuple, ast.Constant)) for a in node.args):
+            yield Finding("address_read", f"line {node.lineno}: host code calls {node.func.id}(), an object's identity")
+
+
+#: The static checks, in the order they run; each names the reasons it gives and known-bad
+#: fixtures that show it (tests/judge/test_anticheat.py runs each check alone on its fixtures).
+CHECKS: list[Check] = [
+    Check(_imports, ("system_access", "forbidden_import"),
+          ("avgpool1d/wrong/os_system.py", "avgpool1d/wrong/numpy_compute.py")),
+    Check(_names, ("system_access", "dynamic_code", "torch_op", "side_stream", "monkey_patch"),
+          ("avgpool2d/wrong/getattr_trick.py", "avgpool1d/wrong/route_typing_sys.py",
+           "maxpool1d/wrong/torch_pool_decoy.py", "avgpool1d/wrong/redteam_shadow_default_is_builtin.py",
+           "avgpool1d/wrong/redteam_operator_attrgetter.py", "avgpool1d/wrong/redteam_host_table.py")),
+    Check(_definitions, ("system_access", "dynamic_code"),
+          ("avgpool1d/wrong/hook_metaclass.py", "avgpool2d/wrong/route_annotation_call.py")),
+    Check(_patches, ("monkey_patch", "timer_patch"),
+          ("avgpool1d/wrong/patch_through_self_param.py", "avgpool1d/wrong/timer_patch.py")),
+    Check(_kernel_globals, ("kernel_host_access",),
+          ("avgpool1d/wrong/kernel_leaks_to_host.py", "avgpool1d/wrong/kernel_constexpr_host_function.py",
+           "avgpool1d/wrong/redteam_constexpr_rebound_float.py")),
+    Check(_unbound_methods, ("monkey_patch",), ("avgpool1d/wrong/unbound_method_contiguous.py",)),
+    Check(_host_callables, ("torch_op",),
+          ("avgpool1d/wrong/host_grid_lambda.py", "avgpool1d/wrong/host_heuristics.py")),
+    Check(_tensor_arithmetic, ("torch_op",), ("avgpool1d/wrong/guards_tensor_operators.py",)),
+    Check(_fallbacks, ("fallback",), ("avgpool2d/wrong/fallback_try_except.py",)),
+    Check(_inheritance, ("inherits_reference",), ("avgpool1d/wrong/inherits_model.py",)),
+    Check(_hardcoded, ("hardcoded_shape",),
+          ("avgpool2d/wrong/hardcoded_shape.py", "avgpool1d/wrong/redteam_threshold_pinch.py")),
+    Check(_device_branches, ("device_branch",),
+          ("avgpool1d/wrong/device_type_branch.py", "avgpool1d/wrong/redteam_import_shim_branch.py")),
+    Check(_address_reads, ("address_read",),
+          ("avgpool1d/wrong/address_keyed_cache.py", "avgpool1d/wrong/disarmed_storage_offset_check.py")),
+]

@@ -12,17 +12,19 @@ import importlib
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-#: Job kinds and the functions that run them, as "module:function". A kind that itself has the
-#: form "module:function" names its function directly (the tests use this).
+#: Job kinds and the functions that run them (params -> payload), as "module:function", imported
+#: only once the process is prepared (the interpreter must be set before triton is imported).
+#: A kind that itself has the form "module:function" names its function directly (the tests use
+#: this).
 JOBS: dict[str, str] = {
-    "referee": "builder.judge.referee:referee_job",
-    "verify": "builder.measure:verify_job",
-    "time": "builder.measure:time_job",
-    "profile": "builder.measure:profile_job",
+    "verify": "builder.judge.jobs:VerifyJob.execute",
+    "time": "builder.judge.jobs:TimeJob.execute",
+    "profile": "builder.judge.jobs:ProfileJob.execute",
 }
 
 
@@ -32,19 +34,18 @@ DEVICE_FAILURES = ("out of memory", "illegal memory access", "misaligned address
 
 
 def prepare_cpu() -> None:
-    """Run Triton kernels on CPU tensors: the interpreter, `is_cuda` reporting True, and autotuners
-    that take their first config.
+    """Run Triton kernels on CPU tensors (builder.judge.interpreter.prepare_cpu), with autotuners
+    whose configs all tie where no guards are installed (a sandbox's guards check every config:
+    builder.judge.guards.Guards._benchmarker).
 
-    TRITON_INTERPRET must be set before triton is first imported. Seed kernels assert
-    `x.is_cuda`; in this throwaway process every tensor claims to be on CUDA. An autotuner with
-    several configs would time them with a GPU benchmarker, which the interpreter lacks: here
-    every config ties, so the first one is checked (on a GPU, the one the autotuner picks).
+    TRITON_INTERPRET must be set before triton is first imported. An autotuner with several
+    configs would time them with a GPU benchmarker, which the interpreter lacks.
     """
-    os.environ["TRITON_INTERPRET"] = "1"
-    import torch
+    from builder.judge.interpreter import prepare_cpu as interpret
+
+    interpret()
     from triton.runtime.autotuner import Autotuner
 
-    torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
     Autotuner.do_bench = property(lambda self: _tie)  # type: ignore[method-assign, assignment]
 
 
@@ -84,7 +85,9 @@ def _classify(exc: BaseException) -> str:
 
 
 def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    from builder.judge.runner import JobFailure
+    """Run job `kind`; its result dict, with the seconds this process spent starting up (since
+    the parent spawned it, imports included) as its "start" phase."""
+    from builder.judge.runner import SPAWNED_AT_ENV, JobFailure
 
     target = JOBS.get(kind, kind)
     if ":" not in target:
@@ -95,8 +98,12 @@ def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         apply_memory_cap()
     module_name, func_name = target.split(":")
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-        return {"status": "ok", "payload": func(params)}
+        func: Any = importlib.import_module(module_name)
+        for name in func_name.split("."):
+            func = getattr(func, name)
+        spawned = os.environ.get(SPAWNED_AT_ENV)
+        phases = {"start": max(0.0, time.time() - float(spawned))} if spawned else {}
+        return {"status": "ok", "payload": func(params), "phases": phases}
     except JobFailure as exc:
         return {"status": "failed", "reason": exc.reason, "detail": exc.detail}
     except Exception as exc:  # any failure of the job becomes data for the parent

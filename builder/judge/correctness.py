@@ -1,41 +1,52 @@
-"""Check code under test against the reference Model, deciding outside the code's process.
+"""Check code against the reference Model, deciding outside the code's process.
 
 `verify` runs in the judge's own (trusted) process. The code runs in a sandbox session
-(builder.judge.runner.SandboxSession); the judge draws every input from fresh secret seeds,
-sends small inputs as bytes, computes the reference itself on the CPU, gets the raw output and
-the input's bytes back, and compares. Benchmark-shape trials (on a GPU) are drawn inside the
-sandbox from seeds it learns only when it must use them; their references and input hashes come
-from the referee (builder.judge.referee), which ran before the sandbox. The first case is run
-twice on two inputs, to catch outputs cached across calls. A session that leaves a process
-behind is a violation, whatever its outputs were.
+(builder.judge.runner.SandboxSession); every call it gets is described in builder.judge.calls.
+What a verification runs, in order:
+
+1. the manifest's fixed cases, in the standard conditions (builder.judge.plan), the first one
+   twice with both outputs alive (a cached output, a buffer handed out on every call);
+2. checks drawn from the problem's input space (builder.judge.space), when it declares one and
+   no cases were named: at least MIN, at most MAX, more only within BUDGET_S seconds, each in
+   conditions of its own that rotate through every input layout, both module modes, autograd on
+   and off and every fill of fresh allocations;
+3. on a GPU, `trials` benchmark-size trials drawn inside the sandbox from seeds it learns only when
+   it uses them; their references and keyed input hashes come from the referee
+   (builder.judge.referee), which ran before the sandbox.
+
+A session that leaves a process behind is a violation, whatever its outputs were.
+
+`verify_codes` checks several codes of the project (trusted: the seed kernel and the stage
+solutions) in one session, one after another, with one referee run whose references serve every
+code; a code whose failure ends the session is followed by a fresh session for the rest. Code
+under test always gets a session of its own (`verify`).
 """
 
 from __future__ import annotations
 
-import json
+import random
 import secrets
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from builder.judge.guards import Comparison, compare
+from builder.judge.calls import Caller, CaseResult, Reference, Reject
+from builder.judge.phases import Phases
+from builder.judge.plan import rotation, seeded_specs, trial_conditions, value_classes
+from builder.judge.reference import Build
 from builder.judge.referee import ask_referee
 from builder.judge.runner import SandboxDied, SandboxSession
-from builder.seeds import Case, Problem
+from builder.judge.space import draw_case
+from builder.manifest import Case
+from builder.seeds import Problem
 
-@dataclass(frozen=True)
-class CaseResult:
-    """One case's outcome."""
+__all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"]
 
-    name: str  # case name ("benchmark_<i>" for benchmark-shape trials)
-    shape: tuple[int, ...]  # input shape
-    ok: bool  # output within tolerance and no guard fired
-    reason: str | None  # reason code when not ok
-    detail: str  # sentence about a failure
-    max_abs_err: float | None  # largest absolute error, when compared
-    max_rel_err: float | None  # largest relative error, when compared
+#: Checks drawn from the input space per verification, by device: (at least, at most, seconds
+#: after which no more are drawn once the least are done, most input elements of a drawn check
+#: but the first, which stretches one dim to its top).
+SPACE_CHECKS = {"cpu": (4, 6, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
 
 
 @dataclass(frozen=True)
@@ -47,206 +58,176 @@ class VerifyResult:
     detail: str  # sentence about it
     atol: float  # tolerances used
     rtol: float
-    cases: tuple[CaseResult, ...] = field(default_factory=tuple)  # the cases run, in order
+    cases: tuple[CaseResult, ...] = field(default_factory=tuple)  # the checks run, in order
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
     def to_payload(self) -> dict[str, Any]:
         """The plain-dict form records and job caches keep."""
         return {"ok": self.ok, "reason": self.reason, "detail": self.detail, "atol": self.atol,
-                "rtol": self.rtol, "cases": [c.__dict__ | {"shape": list(c.shape)} for c in self.cases]}
+                "rtol": self.rtol, "cases": [c.__dict__ | {"shape": list(c.shape)} for c in self.cases],
+                "phases": dict(self.phases)}
 
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> VerifyResult:
+        cases = tuple(CaseResult(**{**c, "shape": tuple(c["shape"])}) for c in data.get("cases", []))
+        return cls(bool(data["ok"]), data.get("reason"), data.get("detail", ""), float(data.get("atol", 0.0)),
+                   float(data.get("rtol", 0.0)), cases, dict(data.get("phases", {})))
 
-class _Reject(Exception):
-    def __init__(self, reason: str, detail: str, comparison: Comparison | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail, self.comparison = reason, detail, comparison
-        self.output: Any = None  # the output of the call that failed, when there was one
-
-
-def dtype_of(problem: Problem) -> torch.dtype:
-    return getattr(torch, problem.dtype)
-
-
-def draw(case: Case, dtype: torch.dtype, seed: int) -> torch.Tensor:
-    """A case's input on the CPU, uniform in [low, high), from `seed`."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.empty(case.shape, dtype=dtype).uniform_(case.low, case.high, generator=generator)
-
-
-class _Reference:
-    """The trusted reference Model, imported into the judge's own process."""
-
-    def __init__(self, problem: Problem) -> None:
-        from builder.judge.loader import load_module
-
-        self.module = load_module(problem.reference_path)
-
-    def __call__(self, init: dict[str, Any], x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.module.Model(**init)(x.clone())
-
-    def out_shape(self, init: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(self.module.Model(**init)(torch.empty(shape, device="meta")).shape)
+    def errors(self) -> tuple[float | None, float | None]:
+        """The largest absolute and relative errors over the cases that were compared."""
+        abs_errs = [c.max_abs_err for c in self.cases if c.max_abs_err is not None]
+        rel_errs = [c.max_rel_err for c in self.cases if c.max_rel_err is not None]
+        return max(abs_errs, default=None), max(rel_errs, default=None)
 
 
 def verify(problem: Problem, code: str, *, device: str, timeout_s: float, cases: list[str] | None = None,
-           trials: int = 0, label: str = "candidate") -> VerifyResult:
-    """Check `code` on the problem's cases (all, or those named) and, on a GPU, `trials` trials at
-    the benchmark shape. Failures of every kind come back as a VerifyResult, never raised."""
-    reference = _Reference(problem)
-    chosen = [problem.case(n) for n in cases] if cases else list(problem.cases)
-    results: list[CaseResult] = []
-    session = SandboxSession(device, problem.dir, timeout_s=timeout_s)
+           trials: int = 0, label: str = "candidate", rng: random.Random | None = None) -> VerifyResult:
+    """Check code under test on the problem's cases (all, or those named: [] names none), on checks
+    drawn from its input space (when `cases` is None) and, on a GPU, on `trials` trials at the benchmark size,
+    in a session of its own. Failures of every kind come back as a VerifyResult, never raised.
+    `rng` (default: the system's secret randomness) draws everything; tests pass a seeded one."""
+    batch = verify_codes(problem, {label: code}, device=device, timeout_s=timeout_s, cases=cases, trials=trials,
+                         trusted=False, rng=rng)
+    return replace(batch.results[label], phases=batch.phases)
+
+
+@dataclass(frozen=True)
+class VerifyBatch:
+    """The verdicts on several codes checked together, and the time their checks took."""
+
+    results: dict[str, VerifyResult]  # label -> verdict
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, for all of them together
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"results": {label: r.to_payload() for label, r in self.results.items()}, "phases": dict(self.phases)}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> VerifyBatch:
+        return cls({label: VerifyResult.from_payload(r) for label, r in data["results"].items()},
+                   dict(data.get("phases", {})))
+
+
+@dataclass(frozen=True)
+class _Trials:
+    """Benchmark-size trials planned by the judge and answered by the referee."""
+
+    build: Build  # how the trials' models are built
+    specs: list[dict[str, Any]]  # per trial: inputs (with seeds), layout, mode, grad
+    poisons: list[str]  # per trial: the fill of fresh allocations
+    refs: list[list[Any]]  # per trial: the reference's outputs
+    sequences: list[bool]  # per trial: whether the reference returned a sequence
+    hashes: list[list[str]]  # per trial: the inputs' keyed hashes
+    hash_key: int
+
+
+def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeout_s: float,
+                 cases: list[str] | None = None, trials: int = 0, trusted: bool = True,
+                 warm: Path | None = None, rng: random.Random | None = None) -> VerifyBatch:
+    """Check each of `codes` (label -> code) as `verify` does. Trusted codes share sessions and
+    the referee's trials (see the module doc); `timeout_s` is per code."""
+    if not trusted and len(codes) != 1:
+        raise ValueError("code under test is checked alone: pass one code with trusted=False")
+    rng = rng or secrets.SystemRandom()
+    phases = Phases()
+    reference = Reference(problem)
+    chosen = [problem.case(n) for n in cases] if cases is not None else list(problem.cases)
+    drawn = problem.space is not None and cases is None
+    verdicts: dict[str, tuple[str, str] | None] = {}
+    records: dict[str, list[CaseResult]] = {label: [] for label in codes}
+    planned = None
+    if trials:  # callers ask for them on a GPU (the CPU interpreter cannot run the benchmark's size)
+        try:
+            with phases.span("reference"):
+                planned = _referee(problem, trials, rng, device)
+        except SandboxDied as exc:
+            return VerifyBatch({label: VerifyResult(False, exc.reason, exc.detail, problem.atol, problem.rtol)
+                                for label in codes}, phases.to_dict())
+    pending = list(codes.items())
+    while pending:
+        session = SandboxSession(device, problem.dir, timeout_s=timeout_s * len(pending), phases=phases, warm=warm)
+        ran: list[str] = []
+        try:
+            session.start()
+            while pending:
+                label, code = pending.pop(0)
+                ran.append(label)
+                caller = Caller(problem, session, reference, records[label], label, rng)
+                verdicts[label] = _check_one(caller, code, chosen, drawn, planned, trusted, phases, device)
+                if verdicts[label] is not None:
+                    break  # a failure may have left the session unusable: the rest get a fresh one
+        except SandboxDied as exc:
+            label = ran[-1] if ran else pending.pop(0)[0]
+            verdicts[label] = (exc.reason, exc.detail)
+        finally:
+            with phases.span("other"):
+                session.close()
+        if session.strays:
+            for label in ran:
+                if verdicts.get(label) is None:
+                    verdicts[label] = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
+    results = {}
+    for label in codes:
+        reason, detail = verdicts.get(label) or (None, "")
+        results[label] = VerifyResult(reason is None, reason, detail, problem.atol, problem.rtol, tuple(records[label]))
+    return VerifyBatch(results, phases.to_dict())
+
+
+def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, planned: _Trials | None, trusted: bool,
+               phases: Phases, device: str) -> tuple[str, str] | None:
+    """One code's checks in a running session: None when it passed, else (reason, detail).
+    SandboxDied (the session broke) propagates."""
     try:
-        trial_refs = _referee(problem, session.scratch, trials) if trials and device == "cuda" else None
-        session.start()
-        _load(session, code, label)
-        runner = _CaseRunner(problem, session, reference, results)
+        with phases.span("compile"):
+            _load(caller, code, trusted)
         for index, case in enumerate(chosen):
-            runner.small(case, twice=index == 0)
-        if trial_refs is not None:
-            for index, (spec, ref, digest) in enumerate(zip(trial_refs["specs"], trial_refs["refs"],
-                                                            trial_refs["hashes"])):
-                runner.trial(index, spec, ref, digest, trial_refs["hash_key"])
-        outcome: tuple[str, str] | None = None
-    except _Reject as exc:
-        outcome = (exc.reason, exc.detail)
-    except SandboxDied as exc:
-        outcome = (exc.reason, exc.detail)
-    finally:
-        session.close()
-    if outcome is None and session.strays:
-        outcome = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
-    if outcome is None:
-        return VerifyResult(True, None, "", problem.atol, problem.rtol, tuple(results))
-    return VerifyResult(False, outcome[0], outcome[1], problem.atol, problem.rtol, tuple(results))
+            with phases.span("compile" if index == 0 else "checks"):
+                caller.fixed(case, twice=index == 0)
+        if drawn:
+            with phases.span("checks"):
+                _space_checks(caller, device)
+        if planned is not None:
+            with phases.span("checks"):
+                model = caller.build(planned.build)
+                for index, spec in enumerate(planned.specs):
+                    caller.trial(index, model, spec, planned.refs[index], planned.sequences[index],
+                                 planned.hashes[index], planned.hash_key, planned.poisons[index])
+    except Reject as exc:
+        return exc.reason, exc.detail
+    return None
 
 
-def _referee(problem: Problem, scratch: Path, trials: int) -> dict[str, Any]:
-    specs = [{"seed": secrets.randbits(62), "low": problem.low, "high": problem.high} for _ in range(trials)]
-    key = secrets.randbits(62)
-    payload = ask_referee(problem, scratch, key, trials=specs)
-    return {"specs": specs, "refs": payload["outputs"], "hash_key": key,
-            "hashes": [t["input_hash"] for t in payload["trials"]]}
+def _space_checks(caller: Caller, device: str) -> None:
+    """Checks drawn from the input space, each in conditions of its own (see the module doc)."""
+    problem, rng = caller.problem, caller.rng
+    least, most, budget_s, max_elements = SPACE_CHECKS.get(device, SPACE_CHECKS["cpu"])
+    assert problem.space is not None
+    conditions = rotation(most, rng)
+    classes = value_classes(problem.space.values, most, least, rng)
+    start = time.monotonic()
+    for index in range(most):
+        if index >= least and time.monotonic() - start > budget_s:
+            break
+        case = draw_case(problem, f"space_{index}", classes[index], rng,
+                         lambda c, k=index: caller.reference.accepts(c, conditions[k], rng), stretch=index == 0,
+                         max_elements=max_elements)
+        if case is not None:
+            caller.drawn(case, conditions[index])
 
 
-def _load(session: SandboxSession, code: str, label: str) -> None:
-    path = session.write_code(label, code)
-    reply = session.request({"op": "load", "label": label, "path": str(path)})
+def _referee(problem: Problem, trials: int, rng: random.Random, device: str) -> _Trials:
+    conditions = trial_conditions(trials, rng)
+    build = Build(problem.init, rng.getrandbits(62), rng.getrandbits(62))
+    specs = [{"inputs": seeded_specs(problem.inputs, rng.getrandbits(62)), "layout": c.layout, "mode": c.mode,
+              "grad": c.grad} for c in conditions]
+    key = rng.getrandbits(62)
+    payload = ask_referee(problem, key, build=build.to_spec(), trials=specs, device=device)
+    groups = payload["groups"]
+    return _Trials(build, specs, [c.poison for c in conditions], payload["outputs"],
+                   [bool(g["sequence"]) for g in groups], [t["input_hashes"] for t in payload["trials"]], key)
+
+
+def _load(caller: Caller, code: str, trusted: bool = False) -> None:
+    path = caller.session.write_code(caller.label, code)
+    reply = caller.session.request({"op": "load", "label": caller.label, "path": str(path), "trusted": trusted})
     if not reply.get("ok"):
-        raise _Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
-
-
-class _CaseRunner:
-    """Runs cases in one session and appends their results."""
-
-    def __init__(self, problem: Problem, session: SandboxSession, reference: _Reference,
-                 results: list[CaseResult]) -> None:
-        self.problem, self.session, self.reference, self.results = problem, session, reference, results
-        self.dtype = dtype_of(problem)
-        self.built: dict[str, str] = {}
-
-    def _model(self, init: dict[str, Any]) -> str:
-        key = json.dumps(init, sort_keys=True)
-        if key not in self.built:
-            name = f"m{len(self.built)}"
-            reply = self.session.request({"op": "build", "label": "candidate", "name": name, "init": init})
-            if not reply.get("ok"):
-                raise _Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
-            self.built[key] = name
-        return self.built[key]
-
-    def _record(self, case: Case, name: str, comparison: Comparison | None, reason: str | None = None,
-                detail: str = "") -> None:
-        reason = reason or (comparison.reason if comparison else None)
-        detail = detail or (comparison.detail if comparison else "")
-        self.results.append(CaseResult(name, tuple(case.shape), reason is None, reason, detail,
-                                       comparison.max_abs_err if comparison else None,
-                                       comparison.max_rel_err if comparison else None))
-        if reason is not None:
-            raise _Reject(reason, f"{name}: {detail}")
-
-    def _forward(self, case: Case, init: dict[str, Any], input_spec: dict[str, Any], payload: Any,
-                 expect: tuple[int, ...], return_input: bool, hash_key: int | None) -> tuple[dict[str, Any], Any, Any]:
-        """Run one forward; return the reply, the output tensor (or None) and the input bytes."""
-        model = self._model(init)
-        nbytes = torch.Size(expect).numel() * self.dtype.itemsize
-        self.session.send({"op": "forward", "name": model, "input": input_spec, "return_input": return_input,
-                           "hash_key": hash_key, "expect": {"shape": list(expect), "dtype": self.problem.dtype}},
-                          payload)
-        reply, raw = self.session.receive(max_payload=nbytes)
-        if reply.get("part") != "output":
-            raise _Reject(reply.get("reason") or "crash", reply.get("detail", ""))
-        out = None
-        if raw is not None:
-            shape = tuple(reply["output"]["shape"])
-            if raw.numel() != nbytes or shape != expect or reply["output"]["dtype"] != self.problem.dtype:
-                raise _Reject("sandbox_violation", "the output bytes do not match the shape the sandbox reported")
-            out = raw.view(self.dtype).reshape(shape)
-        in_bytes = torch.Size(case.shape).numel() * self.dtype.itemsize if return_input else 0
-        tail, data = self.session.receive(max_payload=in_bytes)
-        if tail.get("part") not in ("input", "end"):
-            raise _Reject(tail.get("reason") or "crash", tail.get("detail", ""))
-        return reply, out, data
-
-    def _judge_output(self, reply: dict[str, Any], out: Any, expect: tuple[int, ...]) -> Comparison | None:
-        """A reason from the sandbox's own report, or a wrong type/shape: None when the output can be compared."""
-        if not reply.get("ok"):
-            raise _Reject(reply.get("reason") or "runtime_error", reply.get("detail", ""))
-        if out is None:
-            info = reply.get("output")
-            if info is None:
-                raise _Reject("wrong_shape", f"forward returned {reply.get('output_type', 'nothing')}, not a tensor")
-            if tuple(info["shape"]) != expect:
-                raise _Reject("wrong_shape", f"shape {tuple(info['shape'])}, expected {expect}")
-            raise _Reject("wrong_dtype", f"dtype {info['dtype']}, expected {self.problem.dtype}")
-        return None
-
-    def small(self, case: Case, twice: bool) -> None:
-        """A manifest case: inputs sent as bytes, reference and comparison here. With `twice`, a
-        second input follows: an output that repeats the first call's is a cached output (checked
-        before the guards' report, since a cache launches nothing)."""
-        first, _ = self._small_call(case, case.name, secrets.randbits(62))
-        if not twice:
-            return
-        name = f"{case.name} (second input)"
-        try:
-            out, ref = self._small_call(case, name, secrets.randbits(62), record=False)
-        except _Reject as exc:
-            if exc.reason == "no_kernel_launched" and exc.output is not None and torch.equal(exc.output, first):
-                raise _Reject("output_cached", f"{name}: the second call returned the first call's result") from None
-            raise
-        comparison = compare(out, ref, self.problem.atol, self.problem.rtol)
-        if comparison.reason and torch.equal(out, first):
-            self._record(case, name, comparison, "output_cached", "the second call returned the first call's result")
-        self._record(case, name, comparison)
-
-    def _small_call(self, case: Case, name: str, seed: int, record: bool = True) -> tuple[Any, torch.Tensor]:
-        x = draw(case, self.dtype, seed)
-        expect = self.reference.out_shape(case.init, case.shape)
-        spec = {"shape": list(case.shape), "low": case.low, "high": case.high}
-        reply, out, back = self._forward(case, case.init, spec, x.view(torch.uint8).reshape(-1), expect,
-                                         return_input=True, hash_key=None)
-        try:
-            self._judge_output(reply, out, expect)
-        except _Reject as exc:
-            exc.output = out
-            raise
-        if back is None or not torch.equal(back, x.view(torch.uint8).reshape(-1)):
-            raise _Reject("input_mutated", f"{name}: forward changed its input")
-        ref = self.reference(case.init, x)
-        if record:
-            self._record(case, name, compare(out, ref, self.problem.atol, self.problem.rtol))
-        return out, ref
-
-    def trial(self, index: int, spec: dict[str, Any], ref: torch.Tensor, input_hash: str, hash_key: int) -> None:
-        """A benchmark-shape trial: drawn in the sandbox from a seed sent now; reference from the referee."""
-        case = self.problem.benchmark_case
-        name = f"benchmark_{index}"
-        expect = self.reference.out_shape(case.init, case.shape)
-        reply, out, _ = self._forward(case, case.init, {"shape": list(case.shape), **spec}, None, expect,
-                                      return_input=False, hash_key=hash_key)
-        self._judge_output(reply, out, expect)
-        if reply.get("input_hash") != input_hash:
-            raise _Reject("input_mutated", f"{name}: forward changed its input")
-        self._record(case, name, compare(out, ref.reshape(out.shape), self.problem.atol, self.problem.rtol))
-
+        raise Reject(reply.get("reason") or "import_error", reply.get("detail", ""))

@@ -14,9 +14,11 @@ that process (outputs against its own reference, input bytes, kernel lists, wall
   stack, the timers, the launch wrappers and the PROTECTED namespaces (plus the sandbox's own
   modules and classes) are as the judge left them, that no trace or profile function is set
   and that no second thread runs.
-- `GuardedInput` puts the input between guard bands of a huge value, so a kernel that reads past
-  its input produces huge outputs and one that writes past it changes the bands.
-- `compare` turns an output and its reference into a reason code and error figures.
+- `plain_outputs` says why outputs are not plain tensors of their own.
+
+The inputs' layouts and guard bands are builder.judge.inputs', the fills of fresh allocations
+builder.judge.poison's; outputs are compared with their references in the judge's process
+(builder.judge.compare).
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from triton.runtime.autotuner import Autotuner
 from triton.runtime.jit import JITFunction
 
+from builder.judge import inputs as inputs_module
+from builder.judge import poison as poison_module
 from builder.judge.anticheat import Finding
+from builder.judge.inputs import Placed, PlacedInputs
+from builder.judge.poison import Poison
 
 #: aten ops that allocate, fill, view, copy or describe tensors: all that forward may call.
 ALLOWED_OPS = frozenset(
@@ -55,28 +61,15 @@ ALLOWED_OPS = frozenset(
 )
 #: aten ops that read tensor values into Python: computing on the host.
 HOST_READ_OPS = frozenset({"_local_scalar_dense", "item", "tolist"})
-#: aten ops that make a tensor of Python values (torch.tensor), and how many such values one
-#: forward may bring in: more is a result computed on the host.
+#: aten ops that make a tensor of Python values (torch.tensor): what they hold must not depend on
+#: the input's values (see `lifted_change`), or the host computed it.
 LIFT_OPS = frozenset({"lift_fresh", "lift_fresh_copy"})
-MAX_LIFTED_VALUES = 64
 #: aten ops that copy data and so may move it between devices.
 COPY_OPS = frozenset({"copy_", "_to_copy", "to", "clone"})
 #: More aten ops than this in one forward is a Python loop doing the work.
 MAX_OPS_PER_FORWARD = 256
 #: aten ops that return uninitialized memory; their results get the sentinel.
 FRESH_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
-#: Sentinel bit patterns (quiet NaNs with a payload) by floating dtype, as (int view, bits).
-SENTINELS: dict[torch.dtype, tuple[torch.dtype, int]] = {
-    torch.float32: (torch.int32, 0x7FC0BAD0),
-    torch.float64: (torch.int64, 0x7FF8BAD0BAD0BAD0),
-    torch.float16: (torch.int16, 0x7E5D),
-    torch.bfloat16: (torch.int16, 0x7FDD),
-}
-#: Value of the guard bands, and the output magnitude that betrays a read from them.
-GUARD_VALUE = 2.0**100
-GUARD_SEEN = 2.0**80
-#: Elements of guard band on each side of an input.
-GUARD_ELEMENTS = 1 << 16
 #: Callables the judge relies on after the candidate ran; replacing any is tampering.
 TIMERS: dict[str, tuple[Any, str]] = {
     "torch.cuda.synchronize": (torch.cuda, "synchronize"),
@@ -110,6 +103,7 @@ PROTECTED: dict[str, Any] = {
     "torch._ops.OpOverloadPacket": torch._ops.OpOverloadPacket, "sys": sys,
 }
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+TRITON_DIR = os.path.dirname(triton.__file__) + os.sep
 #: Types a Triton launch may take as an argument, exactly (tuples of them too); anything else, an
 #: object with a data_ptr of its own above all, could run the candidate's code inside the launch.
 KERNEL_ARG_TYPES = frozenset({torch.Tensor, torch.nn.Parameter, int, float, bool, str, type(None), torch.dtype})
@@ -183,10 +177,15 @@ class CallRecord:
     host_reads: list[str] = field(default_factory=list)  # value reads on the host, and cross-device copies
     tripped: list[str] = field(default_factory=list)  # guard switches forward reached for
     lifted: int = 0  # values forward made into tensors from Python (torch.tensor)
+    lifted_digests: list[str] = field(default_factory=list)  # what each such tensor held (sha256)
+    tuning_ops: list[str] = field(default_factory=list)  # ops of the configs an autotuner benchmarked
+    tuning_peak: int = 0  # the most ops one benchmarked config run called
+    config_mismatch: list[str] = field(default_factory=list)  # autotune configs that disagree (CPU)
 
     def computing_ops(self) -> list[str]:
-        """Ops outside ALLOWED_OPS, each once, in first-call order."""
-        return list(dict.fromkeys(op for op in self.ops if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
+        """Ops outside ALLOWED_OPS, each once, in first-call order (benchmarked configs' too)."""
+        return list(dict.fromkeys(op for op in self.ops + self.tuning_ops
+                                  if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
 
 
 def _devices(value: Any) -> set[str]:
@@ -222,17 +221,16 @@ class _OpLog(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
         if record is not None and not self.guards.paused:
-            record.ops.append(name)
+            (record.tuning_ops if self.guards.tuning else record.ops).append(name)
             if name in HOST_READ_OPS:
                 record.host_reads.append(name)
             elif name in COPY_OPS and len(_devices([args, kwargs, out]) - {"meta"}) > 1:
                 record.host_reads.append(f"{name} between devices")
             elif name in LIFT_OPS and isinstance(out, torch.Tensor):
                 record.lifted += out.numel()
-                if record.lifted > MAX_LIFTED_VALUES:
-                    record.host_reads.append(f"{record.lifted} values made into tensors from Python")
+                record.lifted_digests.append(self.guards.digest(out))
         if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
-            poison(out)
+            self.guards.pattern(out)
         return out
 
 
@@ -262,15 +260,21 @@ class Guards:
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
         self.record: CallRecord | None = None
-        self.paused = False  # True while the interpreter copies kernel arguments
+        self.paused = False  # True while the interpreter copies kernel arguments, or Triton benchmarks
         self.poison_fresh = True
+        self.tuning = 0  # > 0 while an autotuner runs one of its configs for its benchmark
+        self.on_launch: Callable[[Any, tuple[Any, ...], dict[str, Any]], None] | None = None  # sees each launch
+        self.cpu_benchmark: Callable[[Any, Callable[[], Any]], list[float]] | None = None  # autotuners' on the CPU
+        self.pattern = Poison()  # how fresh allocations are filled during the current call
         self._timers = {name: getattr(obj, attr) for name, (obj, attr) in TIMERS.items()}
         self._tools = {name: getattr(obj, attr) for name, (obj, attr) in JUDGE_TOOLS.items()}
         self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
         self._current_frames = sys._current_frames
         self._threads = set(self._current_frames())  # threads that ran before any candidate code
         self._protected: dict[str, Any] = {**PROTECTED, "builder.judge.guards": sys.modules[__name__],
-                                           "Guards": Guards, "GuardedInput": GuardedInput}
+                                           "Guards": Guards, "builder.judge.inputs": inputs_module,
+                                           "Placed": Placed, "PlacedInputs": PlacedInputs,
+                                           "builder.judge.poison": poison_module, "Poison": Poison}
         self._namespaces = _namespace_state(self._protected)  # taken again once installed
 
     def __enter__(self) -> Guards:
@@ -287,6 +291,7 @@ class Guards:
         for cls in (JITFunction, Autotuner, interpreted):
             if cls is not None:
                 self._patch(cls, "run", self._launch(cls.run, counts=cls is not Autotuner))
+        self._patch(Autotuner, "do_bench", property(self._benchmarker))
         if grid_executor is not None:
             for name in ("_init_args_hst", "_restore_args_dev"):
                 if hasattr(grid_executor, name):
@@ -335,9 +340,68 @@ class Guards:
                 record.launches += 1
                 record.side_stream |= guards._off_default_stream()
             guards._check_arguments([v for k, v in (*enumerate(args), *kwargs.items()) if k != "grid"])
+            if counts and guards.on_launch is not None:
+                with guards._paused():
+                    guards.on_launch(self, args, kwargs)
             return original(self, *args, **kwargs)
 
         return run
+
+    def _benchmarker(self, autotuner: Any) -> Callable[..., Any]:
+        """What an autotuner benchmarks its configs with. Triton's own benchmarker is the judge's
+        business: its work (events, cache flushes, statistics) is not logged, and the configs it
+        runs are logged apart (`tuning_ops`: checked for what they are, not counted against the
+        forward's op limit, each run held to the limit on its own). A benchmarker the answer
+        passed (`do_bench=`) is the answer's code and is logged like forward. On the CPU every
+        config is run and checked (`cpu_benchmark`)."""
+        own = autotuner._do_bench
+        if own is not None and not _triton_code(own):
+            return own
+        if self.cuda:
+            from triton.runtime.driver import driver
+
+            base = own or driver.active.get_benchmarker()
+        elif self.cpu_benchmark is not None:
+            check = self.cpu_benchmark
+            base = lambda kernel_call, quantiles=None: check(autotuner, kernel_call)  # noqa: E731
+        else:
+            base = lambda kernel_call, quantiles=None: [1.0, 1.0, 1.0] if quantiles else [1.0]  # noqa: E731
+        return lambda kernel_call, quantiles=None: self._tune(base, kernel_call, quantiles)
+
+    def _tune(self, base: Callable[..., Any], kernel_call: Callable[[], Any], quantiles: Any) -> Any:
+        record = self.record
+        if record is None:
+            return base(kernel_call, quantiles=quantiles)
+
+        def logged_call() -> Any:
+            before, self.paused = self.paused, False
+            self.tuning += 1
+            seen = len(record.tuning_ops)
+            try:
+                return kernel_call()
+            finally:
+                self.tuning -= 1
+                self.paused = before
+                record.tuning_peak = max(record.tuning_peak, len(record.tuning_ops) - seen)
+
+        with self._paused():
+            return base(logged_call, quantiles=quantiles)
+
+    @contextmanager
+    def _paused(self) -> Iterator[None]:
+        before, self.paused = self.paused, True
+        try:
+            yield
+        finally:
+            self.paused = before
+
+    def digest(self, tensor: torch.Tensor) -> str:
+        """A digest of what a tensor holds (taken unlogged)."""
+        import hashlib
+
+        with self._paused():
+            data = tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)
+            return hashlib.sha256(data.numpy().tobytes()).hexdigest()
 
     def _unlogged(self, original: Callable[..., Any]) -> Callable[..., Any]:
         guards = self
@@ -394,6 +458,15 @@ class Guards:
             yield
         finally:
             self.poison_fresh = True
+
+    @contextmanager
+    def poisoning(self, pattern: Poison) -> Iterator[None]:
+        """Fill fresh allocations with `pattern` (the judge picks one per call) until the end."""
+        before, self.pattern = self.pattern, pattern
+        try:
+            yield
+        finally:
+            self.pattern = before
 
     @contextmanager
     def allocations(self) -> Iterator[None]:
@@ -466,6 +539,11 @@ class Guards:
             return Finding("torch_op", f"forward called aten ops {', '.join(computing[:5])}")
         if len(record.ops) > MAX_OPS_PER_FORWARD:
             return Finding("host_compute", f"forward called {len(record.ops)} aten ops: a Python loop does the work")
+        if record.tuning_peak > MAX_OPS_PER_FORWARD:
+            return Finding("host_compute", f"one benchmarked autotune config called {record.tuning_peak} aten ops: "
+                                           "a Python loop does the work")
+        if record.config_mismatch:
+            return Finding("mismatch", record.config_mismatch[0])
         if record.launches == 0:
             return Finding("no_kernel_launched", "forward launched no Triton kernel")
         if record.side_stream:
@@ -473,168 +551,37 @@ class Guards:
         return None
 
 
-def plain_output(out: Any, guarded: Any) -> Finding | None:
-    """Why an output is not a plain tensor that owns its memory, or the input or output carry
+def lifted_change(before: list[str] | None, now: list[str]) -> Finding | None:
+    """Tensors made from Python values must hold the same for two inputs of one shape: values that
+    follow the input's were computed on the host (the host cannot read them without tripping a
+    guard, but in the CPU interpreter a kernel could hand them over)."""
+    if before is None or before == now:
+        return None
+    return Finding("host_compute", "tensors made from Python values differ between two inputs of the same shape: "
+                                   "they hold values computed on the host")
+
+
+def _triton_code(fn: Any) -> bool:
+    """Whether `fn` is a function of Triton's own files (its benchmarkers and their wrappers)."""
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_filename.startswith(TRITON_DIR)
+
+
+def plain_outputs(outs: list[Any], placed: PlacedInputs) -> Finding | None:
+    """Why the outputs are not plain tensors that own their memory, or the inputs or outputs carry
     attributes of their own (one named like a method would run in its place); None when fine."""
-    shadowed = guarded.attributes()
+    shadowed = placed.attributes()
     if shadowed:
         return Finding("monkey_patch", f"forward set attributes on its input tensor: {', '.join(shadowed[:3])}")
-    if not isinstance(out, torch.Tensor):
-        return None  # the judge reports a wrong type from the missing output
-    if type(out) is not torch.Tensor:
-        return Finding("output_not_plain", f"forward returned a {type(out).__name__}, a Tensor subclass")
-    if vars(out):
-        named = ", ".join(sorted(vars(out))[:3])
-        return Finding("output_not_plain", f"the output tensor carries attributes of its own: {named}")
-    if out.untyped_storage().data_ptr() == guarded.storage_ptr():
-        return Finding("output_not_plain", "forward returned a view of its input")
+    inputs = placed.storage_ptrs()
+    for out in outs:
+        if not isinstance(out, torch.Tensor):
+            continue  # the judge reports a wrong type from the missing output
+        if type(out) is not torch.Tensor:
+            return Finding("output_not_plain", f"forward returned a {type(out).__name__}, a Tensor subclass")
+        if vars(out):
+            named = ", ".join(sorted(vars(out))[:3])
+            return Finding("output_not_plain", f"the output tensor carries attributes of its own: {named}")
+        if out.untyped_storage().data_ptr() in inputs:
+            return Finding("output_not_plain", "forward returned a view of its input")
     return None
-
-
-def poison(tensor: torch.Tensor) -> None:
-    """Fill `tensor` with its dtype's sentinel (floating dtypes only)."""
-    if tensor.dtype in SENTINELS and tensor.numel():
-        int_dtype, bits = SENTINELS[tensor.dtype]
-        tensor.view(int_dtype).fill_(bits)
-
-
-def untouched(tensor: torch.Tensor) -> int:
-    """How many elements of `tensor` still hold the sentinel."""
-    if tensor.dtype not in SENTINELS:
-        return 0
-    int_dtype, bits = SENTINELS[tensor.dtype]
-    return int((tensor.view(int_dtype) == bits).sum())
-
-
-class GuardedInput:
-    """A seeded uniform [low, high) input living between two guard bands of GUARD_VALUE."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, device: str, seed: int,
-                 low: float = 0.0, high: float = 1.0) -> None:
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        band = GUARD_ELEMENTS
-        self._buffer = torch.full((numel + 2 * band,), GUARD_VALUE, dtype=dtype, device=device)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        self.x = self._buffer[band:band + numel].view(shape)
-        self.x.uniform_(low, high, generator=generator)
-        self._band = band
-        self._storage = self._buffer.untyped_storage().data_ptr()
-
-    def storage_ptr(self) -> int:
-        """Where the input's storage (bands included) starts."""
-        return self._storage
-
-    def attributes(self) -> list[str]:
-        """Attributes code under test set on the input or its buffer (`x._base`), which would
-        stand in for the tensor methods the judge calls on them."""
-        return sorted({*vars(self.x), *vars(self._buffer)})
-
-    def bands_intact(self) -> bool:
-        """True when nothing was written into the guard bands."""
-        head, tail = self._buffer[: self._band], self._buffer[-self._band:]
-        return bool((head == GUARD_VALUE).all()) and bool((tail == GUARD_VALUE).all())
-
-    def fingerprint(self, key: int) -> int:
-        """A keyed hash of the input's bytes (see `keyed_hash`)."""
-        return keyed_hash(self.x, key)
-
-
-#: Elements hashed per step by keyed_hash (bounds its scratch memory).
-HASH_CHUNK = 1 << 25
-_MASK64 = (1 << 64) - 1
-
-
-def keyed_hash(tensor: torch.Tensor, key: int) -> int:
-    """sum_i bits_i * w_i mod 2**64, with odd 64-bit weights w_i drawn from `key` and i.
-
-    Any change of the bytes, a swap of two elements that keeps their sum included, changes the
-    hash unless the change happens to be orthogonal to weights the changer cannot know.
-    """
-    flat = tensor.detach().reshape(-1)
-    int_dtype = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[flat.element_size()]
-    bits = flat.view(int_dtype)
-    a, b, c = _weights_of(key)
-    total = 0
-    for start in range(0, bits.numel(), HASH_CHUNK):
-        chunk = bits[start:start + HASH_CHUNK].to(torch.int64)
-        weights = torch.arange(start, start + chunk.numel(), dtype=torch.int64, device=chunk.device)
-        weights = weights * a + b
-        weights = (weights ^ (weights >> 29)) * c
-        weights = weights | 1
-        total = (total + int((chunk * weights).sum())) & _MASK64
-    return total
-
-
-def _weights_of(key: int) -> tuple[int, int, int]:
-    """Three 63-bit odd constants from `key` (signed int64 products wrap, as wanted)."""
-    import random
-
-    rng = random.Random(key)
-    return tuple(rng.getrandbits(62) | 1 for _ in range(3))  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """An output held against its reference."""
-
-    reason: str | None  # None when within tolerance
-    detail: str
-    max_abs_err: float | None
-    max_rel_err: float | None
-
-
-#: Elements compared per step, so that checking a benchmark-size output needs little memory.
-COMPARE_CHUNK = 1 << 24
-
-
-def compare_device(numel: int) -> torch.device:
-    """Where the judge compares an output of `numel` elements: on its own GPU when it has one and the
-    output is large (the CPU needs minutes for a few GB), else on the CPU."""
-    if numel > COMPARE_CHUNK and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def compare(out: Any, ref: torch.Tensor, atol: float, rtol: float) -> Comparison:
-    """Shape, dtype, never-written elements, guard reads, NaN/Inf, then tolerance, chunk by chunk
-    (on the device compare_device picks)."""
-    if not isinstance(out, torch.Tensor):
-        return Comparison("wrong_shape", f"forward returned {type(out).__name__}, not a tensor", None, None)
-    if out.shape != ref.shape:
-        return Comparison("wrong_shape", f"shape {tuple(out.shape)}, expected {tuple(ref.shape)}", None, None)
-    if out.dtype != ref.dtype:
-        return Comparison("wrong_dtype", f"dtype {out.dtype}, expected {ref.dtype}", None, None)
-    out_flat, ref_flat = out.reshape(-1), ref.reshape(-1)
-    device = compare_device(out_flat.numel())
-    counts = {"missing": 0, "huge": 0, "bad": 0, "far": 0, "loose": 0}
-    max_abs = max_rel = 0.0
-    for start in range(0, out_flat.numel(), COMPARE_CHUNK):
-        o = out_flat[start:start + COMPARE_CHUNK].to(device)
-        r = ref_flat[start:start + COMPARE_CHUNK].to(device)
-        counts["missing"] += untouched(o)
-        finite_ref = torch.isfinite(r)
-        counts["huge"] += int(((o.abs() >= GUARD_SEEN) & torch.isfinite(o) & finite_ref).sum())
-        counts["bad"] += int((~torch.isfinite(o) & finite_ref).sum())
-        diff = (o.double() - r.double()).abs()
-        both = finite_ref & torch.isfinite(o)
-        if bool(both.any()):
-            max_abs = max(max_abs, float(diff[both].max()))
-        sized = both & (r.abs() > atol)  # a relative error means little where the reference is ~0
-        if bool(sized.any()):
-            max_rel = max(max_rel, float((diff[sized] / r.double().abs()[sized]).max()))
-        counts["far"] += int((~torch.isclose(o, r, atol=atol, rtol=rtol, equal_nan=True)).sum())
-        counts["loose"] += int((~torch.isclose(o, r, atol=1e-2, rtol=1e-2, equal_nan=True)).sum())
-    numel = out_flat.numel()
-    if counts["missing"]:
-        return Comparison("uninitialized_output", f"{counts['missing']} of {numel} elements never written", None, None)
-    if counts["huge"]:
-        return Comparison("out_of_bounds", f"{counts['huge']} elements read from outside the input", None, None)
-    if counts["bad"]:
-        return Comparison("nan_inf", f"{counts['bad']} elements are NaN or Inf", None, None)
-    if not counts["far"]:
-        return Comparison(None, "", max_abs, max_rel)
-    reason = "precision_loss" if not counts["loose"] else "mismatch"
-    return Comparison(reason, f"{counts['far']} of {numel} elements off; max abs error {max_abs:.3g} "
-                              f"(atol {atol:g}, rtol {rtol:g})", max_abs, max_rel)

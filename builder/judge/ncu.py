@@ -1,7 +1,9 @@
-"""Nsight Compute: profile one launch of the code under test and parse its metrics.
+"""Nsight Compute: profile one forward of each code at the benchmark shape and parse its metrics.
 
-The parent wraps the ordinary child command in ncu; the child (`profile_job`) warms the code up,
-then runs it once inside the NVTX range "profiled", which is the only range ncu collects.
+ncu wraps the sandbox process; the sandbox warms each code up, then runs it once inside the NVTX
+range "profiled", which is the only range ncu collects. Code under test is profiled alone, in a
+sandbox of its own; the project's own codes of a problem share one sandbox under one ncu, and a
+marker kernel launched inside the range before each forward tells their launches apart.
 Metrics come back as {kernel_name: {metric: value}}; a metric ncu did not report is None with a
 note saying so. No number is ever made up.
 """
@@ -9,6 +11,7 @@ note saying so. No number is ever made up.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import shutil
@@ -115,6 +118,19 @@ class Profile:
     guard_launches: int = 0  # Triton launches the sandbox's guards counted in the same forward
     guard_finding: tuple[str, str] | None = None  # what the sandbox's guards saw in that forward, if anything
 
+    def to_payload(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reason": self.reason, "detail": self.detail,
+                "launches": [[name, values] for name, values in self.launches],
+                "guard_launches": self.guard_launches,
+                "guard_finding": list(self.guard_finding) if self.guard_finding else None}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Profile:
+        finding = data.get("guard_finding")
+        return cls(bool(data["ok"]), data.get("reason"), data.get("detail", ""),
+                   tuple((name, dict(values)) for name, values in data.get("launches", [])),
+                   int(data.get("guard_launches", 0)), (finding[0], finding[1]) if finding else None)
+
     def metrics(self) -> dict[str, dict[str, Any]]:
         """{kernel_name: {metric: value}}, the last launch of a kernel winning (as records keep them)."""
         return {kernel: {m: v for m, v in values.items() if m != DURATION} for kernel, values in self.launches}
@@ -133,40 +149,123 @@ def foreign_kernels(launches: Iterable[tuple[str, Any]], own: Iterable[str]) -> 
                    if name not in own and not any(sign in name for sign in ALLOWED_KERNEL_SIGNS)})
 
 
-def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s: float, seed: int = 0) -> Profile:
-    """Profile one forward of `code` at the benchmark shape, after warm-up, in a sandbox under ncu."""
-    from builder.judge.runner import SandboxDied, SandboxSession
+#: The kernel the sandbox launches inside the profiled range before each code's forward when
+#: several codes share one profiled process: it marks where one code's launches begin.
+MARKER_KERNEL = "kp_profile_marker"
 
+
+@functools.cache
+def marker_kernel() -> Any:
+    """A one-store Triton kernel named MARKER_KERNEL."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def kp_profile_marker(ptr):
+        tl.store(ptr, 1.0)
+
+    return kp_profile_marker
+
+
+def split_at_markers(launches: list[tuple[str, dict[str, Any]]], count: int) -> list[list[tuple[str, dict[str, Any]]]] | None:
+    """The launches after each of `count` markers, in order; None when the markers are not there
+    exactly `count` times, first."""
+    groups: list[list[tuple[str, dict[str, Any]]]] = []
+    for name, values in launches:
+        if name == MARKER_KERNEL:
+            groups.append([])
+        elif not groups:
+            return None
+        else:
+            groups[-1].append((name, values))
+    return groups if len(groups) == count else None
+
+
+@dataclass(frozen=True)
+class ProfileBatch:
+    """What ncu saw of several codes profiled in one process, and the time it took."""
+
+    profiles: dict[str, Profile]  # label -> its profile
+    phases: dict[str, float]  # seconds per phase (builder.judge.phases)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"profiles": {label: p.to_payload() for label, p in self.profiles.items()}, "phases": self.phases}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> ProfileBatch:
+        return cls({label: Profile.from_payload(p) for label, p in data["profiles"].items()},
+                   dict(data.get("phases", {})))
+
+
+def profile(problem: Any, code: str, metrics: list[str], ncu: str, *, timeout_s: float, seed: int | None = None) -> Profile:
+    """Profile one forward of code under test at the benchmark shape, after warm-up, in a sandbox
+    of its own under ncu."""
+    return profile_codes(problem, {"candidate": code}, metrics, ncu, timeout_s=timeout_s, seed=seed,
+                         trusted=False).profiles["candidate"]
+
+
+def profile_codes(problem: Any, codes: dict[str, str], metrics: list[str], ncu: str, *, timeout_s: float,
+                  seed: int | None = None, trusted: bool = True, warm: Any = None) -> ProfileBatch:
+    """Profile one forward of each of `codes` (label -> code) at the benchmark shape under one ncu
+    process: trusted project code shares one sandbox, and a marker kernel launched before each
+    forward tells its launches apart. Code under test is profiled alone (`profile`)."""
+    import random
+    import secrets
+
+    from builder.judge.phases import Phases
+    from builder.judge.runner import SandboxDied, SandboxSession
+    from builder.judge.timing import bench_request
+
+    if not trusted and len(codes) != 1:
+        raise ValueError("code under test is profiled alone: pass one code with trusted=False")
+    marked = len(codes) > 1
+    phases = Phases()
     asked = list(dict.fromkeys([*metrics, DURATION]))
-    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s)
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s * len(codes), phases=phases, warm=warm)
     log = session.box / f"ncu-{uuid.uuid4().hex}.csv"  # ncu runs as the sandbox's user: it writes there
     session.wrap = tuple(wrap_command(ncu, asked, log))
     text = ""
+    failed: dict[str, Profile] = {}
+    seen: dict[str, tuple[int, tuple[str, str] | None]] = {}
     try:
         session.start()
-        path = session.write_code("candidate", code)
-        steps = [{"op": "load", "label": "candidate", "path": str(path)},
-                 {"op": "build", "label": "candidate", "name": "m", "init": problem.init}]
-        for step in steps:
-            reply = session.request(step)
+        rng = random.Random(seed) if seed is not None else secrets.SystemRandom()
+        spec, (state, values) = bench_request(problem, rng)
+        for index, (label, code) in enumerate(codes.items()):
+            name = f"m{index}"
+            path = session.write_code(f"c{index}", code)
+            with phases.span("compile"):
+                replies = [session.request({"op": "load", "label": f"c{index}", "path": str(path), "trusted": trusted})]
+                if replies[0].get("ok"):
+                    replies.append(session.request({"op": "build", "label": f"c{index}", "name": name, **state}, values))
+            if not replies[-1].get("ok"):
+                failed[label] = Profile(False, replies[-1].get("reason") or "import_error", replies[-1].get("detail", ""))
+                continue
+            with phases.span("ncu"):
+                reply = session.request({"op": "profile", "name": name, **spec, "marker": marked})
             if not reply.get("ok"):
-                return Profile(False, reply.get("reason") or "import_error", reply.get("detail", ""))
-        spec = {"shape": list(problem.shape), "seed": seed, "low": problem.low, "high": problem.high}
-        reply = session.request({"op": "profile", "name": "m", "input": spec})
-        if not reply.get("ok"):
-            return Profile(False, reply.get("reason") or "runtime_error", reply.get("detail", ""))
-        guard_launches = int(reply.get("launches", 0))
-        finding = tuple(reply["finding"]) if reply.get("finding") else None
-        session.request({"op": "bye"})
-        session.proc.wait(timeout=120)  # ncu writes its log as the profiled process ends
-        text = log.read_text(errors="replace") if log.exists() else ""
+                failed[label] = Profile(False, reply.get("reason") or "runtime_error", reply.get("detail", ""))
+                continue
+            seen[label] = (int(reply.get("launches", 0)), tuple(reply["finding"]) if reply.get("finding") else None)
+        with phases.span("ncu"):
+            session.request({"op": "bye"})
+            session.proc.wait(timeout=120)  # ncu writes its log as the profiled process ends
+            text = log.read_text(errors="replace") if log.exists() else ""
     except SandboxDied as exc:
-        return Profile(False, exc.reason, f"{exc.detail} {session.log_tail()[-600:]}")
+        why = Profile(False, exc.reason, f"{exc.detail} {session.log_tail()[-600:]}")
+        return ProfileBatch({label: failed.get(label, why) for label in codes}, phases.to_dict())
     finally:
-        session.close()
-    launches = tuple(parse_launches(text, asked))
-    if not launches:
-        reason = "guard_disabled" if guard_launches else "crash"
-        return Profile(False, reason, f"ncu profiled no kernel in the NVTX range, the guards counted "
-                                      f"{guard_launches} launch(es): {text[-300:]}", (), guard_launches)
-    return Profile(True, None, "", launches, guard_launches, finding)  # type: ignore[arg-type]
+        with phases.span("other"):
+            session.close()
+    launches = parse_launches(text, asked)
+    groups = split_at_markers(launches, len(seen)) if marked else [launches]
+    profiles: dict[str, Profile] = dict(failed)
+    for i, (label, (guard_launches, finding)) in enumerate(seen.items()):
+        own = tuple(groups[i]) if groups is not None else ()
+        if not own:
+            reason = "guard_disabled" if guard_launches else "crash"
+            profiles[label] = Profile(False, reason, f"ncu profiled no kernel in the NVTX range, the guards counted "
+                                                     f"{guard_launches} launch(es): {text[-300:]}", (), guard_launches)
+        else:
+            profiles[label] = Profile(True, None, "", own, guard_launches, finding)  # type: ignore[arg-type]
+    return ProfileBatch({label: profiles[label] for label in codes}, phases.to_dict())

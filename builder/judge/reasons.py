@@ -12,6 +12,7 @@ REASONS: dict[str, str] = {
     "no_triton_kernel": "the code defines no @triton.jit kernel",
     "rule_order": "sections are not in the order imports, @triton.jit kernels, wrappers, class ModelNew",
     "forbidden_section": "the code holds testing code, `if __name__`, get_inputs or get_init_inputs",
+    "import_shim": "a top-level try/except ImportError wraps imports (the rules ask for plain imports)",
     # static anti-cheat
     "torch_op": "a PyTorch operator does the work instead of a Triton kernel",
     "fallback": "a try/except can fall back to PyTorch",
@@ -25,6 +26,9 @@ REASONS: dict[str, str] = {
     "dynamic_code": "the code builds names or code at run time (shadowed built-ins, evaluated annotations)",
     "kernel_host_access": "a kernel reaches host objects Triton's compiler refuses (non-constant globals, "
                           "constexpr-wrapped functions, the interpreter's .handle)",
+    "device_branch": "host code reads the device type other than to assert it (the CPU judge and a GPU would "
+                     "run different paths)",
+    "address_read": "host code reads tensor addresses or identities (data_ptr, storage_offset, id, hash)",
     # running it
     "import_error": "importing the code or building ModelNew raised",
     "runtime_error": "forward raised",
@@ -40,11 +44,17 @@ REASONS: dict[str, str] = {
     "mismatch": "the output differs from the reference beyond tolerance",
     "input_mutated": "forward modified its input",
     "output_cached": "forward returned a result computed for an earlier input",
+    "output_reused": "a later call overwrote the output an earlier call returned (one buffer handed out on every call)",
+    "missing_parameter": "ModelNew has no tensor of the name (or last name component) and shape of a learned "
+                         "parameter or buffer of the reference",
     "output_not_plain": "the output is not a plain torch.Tensor owning its memory (a subclass, or a view of the input)",
     "guard_disabled": "the code switched off or stepped around the judge's guards (dispatch modes, hooks, threads)",
     "host_compute": "forward computed on the host (device-to-host copies, reading tensor values in Python)",
     "foreign_kernel": "a GPU kernel ran that is neither the answer's own Triton kernel nor an allowed fill or copy",
     "sandbox_violation": "the candidate's process broke the judge protocol or left processes behind",
+    "compile_error": "a kernel does not compile for the GPU (sm_90), or its launch is one a GPU would refuse",
+    "cpu_unverifiable": "only a GPU can run the code (the CPU interpreter cannot run a construct its kernels "
+                        "compile for sm_90, or the host code needs CUDA): not checkable on the CPU",
     # timing (GPU)
     "slower": "the code is slower than the code it should improve",
     "timing_drift": "the measured time drifts more than 10% from the recorded one",

@@ -1,98 +1,226 @@
-"""The referee: trusted GPU work the judge needs before a sandbox session, in its own child.
+"""The referee: trusted GPU work the judge needs before a sandbox session, in a process of its own.
 
 For benchmark-size checks the judge cannot ship inputs to the sandbox, so the sandbox draws them
 from seeds it is told only when it must use them. The referee, a child of the judge that runs no
 candidate code, draws the same inputs from the same seeds, computes the reference outputs and
-the keyed hashes of the inputs, and writes the outputs to the judge's private folder. For a timing
-session it replays the perturbations (builder.judge.timing.perturb) up to each run the judge will
-check. It runs before the sandbox, so only one copy of a benchmark input is ever alive.
+the keyed hashes of the inputs, and sends the outputs to the judge over a pipe, as bytes. For a
+timing session it replays the perturbations (builder.judge.timing.perturb) up to each run the
+judge will check. Each request is answered before the sandbox it serves starts, and the referee
+frees its tensors after each one, so only one copy of a benchmark input is alive at a time.
+
+One referee serves every request of its judge process (`ask_referee`), so it starts, imports
+torch and sets up the GPU once, not once per answer. A referee that dies or overruns a request
+is killed, the request fails with a reason, and the next request starts a new one.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-#: Seconds a referee may take.
+#: Seconds a referee may take for one request.
 REFEREE_TIMEOUT_S = 900.0
 
 
-def ask_referee(problem: Any, scratch: Path, hash_key: int, *, trials: list[dict[str, Any]] | None = None,
-                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S) -> dict[str, Any]:
-    """Run the referee in a child, its outputs in a private folder of `scratch`; return its payload
-    with each output read into this process (`"outputs"`, trials then checkpoints, files removed).
-    Raises SandboxDied when the referee fails."""
-    from builder.judge.runner import SandboxDied, run_job
+class _Service:
+    """The judge's side of its referee process: requests go out over its stdin, answers come back
+    over its stdout (builder.judge.channel messages); one request at a time."""
 
-    private = Path(scratch) / "referee"
-    private.mkdir(parents=True, exist_ok=True)
-    private.chmod(0o700)
-    result = run_job("referee", {"problem_dir": str(problem.dir), "outdir": str(private), "hash_key": hash_key,
-                                 "trials": trials or [], "timing": timing, "device": "cuda"}, timeout_s)
-    if not result.ok:
-        raise SandboxDied(result.reason or "crash", f"the referee failed: {result.detail[-500:]}")
-    payload = result.payload
-    entries = payload["trials"] + payload["checkpoints"]
-    return {**payload, "outputs": load_references(entries, problem.dtype)}
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        from builder import PROJECT_ROOT
+        from builder.judge.runner import _child_env, _children_lock, _live_children
+
+        if self.proc is None or self.proc.poll() is not None:
+            if self.proc is not None:
+                _live_children.discard(self.proc.pid)
+            # Registered as the judge's own child: a sandbox session's clean-up must not take the
+            # referee, which lives in a session of its own, for a process the sandbox left behind.
+            with _children_lock:
+                self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
+                                             env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)
+                _live_children.add(self.proc.pid)
+        return self.proc
+
+    def stop(self) -> None:
+        from builder.judge.runner import _live_children
+
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self.proc is not None:
+            _live_children.discard(self.proc.pid)
+        self.proc = None
+
+    def request(self, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request; its reply with the outputs read into this process (`"outputs"`: one
+        list of tensors per trial or checkpoint, as the reply's `groups` describe them). Raises
+        SandboxDied when the referee fails, dies or overruns."""
+        import torch
+
+        from builder.judge import channel
+        from builder.judge.runner import SandboxDied
+
+        with self.lock:
+            proc = self._start()
+            timer = threading.Timer(timeout_s, self.stop)
+            timer.start()
+            try:
+                channel.send(proc.stdin, params)  # type: ignore[arg-type]
+                reply, _ = channel.receive(proc.stdout)  # type: ignore[arg-type]
+                if not reply.get("ok"):
+                    raise SandboxDied(reply.get("reason") or "crash", f"the referee failed: {reply.get('detail', '')[-500:]}")
+                outputs = []
+                for group in reply["groups"]:
+                    outs = []
+                    for meta in group["outputs"]:
+                        size = torch.Size(meta["shape"]).numel() * getattr(torch, meta["dtype"]).itemsize
+                        _, raw = channel.receive(proc.stdout, max_payload=size)  # type: ignore[arg-type]
+                        outs.append(raw.view(getattr(torch, meta["dtype"])).reshape(meta["shape"]))
+                    outputs.append(outs)
+            except (channel.ProtocolError, BrokenPipeError, OSError, ValueError) as exc:
+                timed_out = not timer.is_alive()
+                self.stop()
+                why = f"no answer within {timeout_s:.0f} s" if timed_out else f"the referee died: {exc}"
+                raise SandboxDied("timeout" if timed_out else "crash", why) from None
+            finally:
+                timer.cancel()
+        return {**reply, "outputs": outputs}
 
 
-def load_references(entries: list[dict[str, Any]], dtype: str) -> list[Any]:
-    """The referee's outputs, read into this process's memory and their files removed, before any
-    sandbox starts: nothing the sandbox does can change them afterwards."""
-    import numpy
+_service = _Service()
+atexit.register(_service.stop)
+
+
+def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: list[dict[str, Any]] | None = None,
+                timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S,
+                device: str = "cuda") -> dict[str, Any]:
+    """References for `trials` ([{inputs, layout, mode, grad}], inputs with their seeds) and the
+    checkpoints of `timing`, from the reference built as `build` says (builder.judge.reference);
+    the referee's reply with each output read into this process's memory (`"outputs"`: one list
+    of tensors per trial, then per checkpoint, as `"groups"` describes them: whether the reference
+    returned a sequence, and each output's shape and dtype). Raises SandboxDied when the referee
+    fails."""
+    params = {"problem_dir": str(problem.dir), "hash_key": hash_key, "build": build, "trials": trials or [],
+              "timing": timing, "device": device}
+    return _service.request(params, timeout_s)
+
+
+def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """params: problem_dir, hash_key, build (builder.judge.reference.Build), trials [{inputs, layout,
+    mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,
+    device (the GPU, "cuda", where the judge draws benchmark-size inputs; "cpu" in tests).
+    Returns the reply (per trial the inputs' keyed hashes, the final hashes of a timing input, the
+    shape and dtype of each output, the environment) and the outputs as flat CPU byte tensors,
+    trial by trial then checkpoint by checkpoint."""
     import torch
 
-    refs = []
-    for entry in entries:
-        path = Path(entry["path"])
-        refs.append(torch.from_numpy(numpy.fromfile(path, dtype=dtype)))
-        path.unlink()
-    return refs
-
-
-def referee_job(params: dict[str, Any]) -> dict[str, Any]:
-    """params: problem_dir, outdir, hash_key, trials [{seed, low, high}], timing {seed, low, high,
-    checkpoints [perturbation counts], total} or None. Returns the files and hashes it wrote."""
-    import torch
-
-    from builder.judge.guards import GuardedInput
+    from builder.judge.inputs import PlacedInputs, as_bytes
     from builder.judge.loader import load_module
-    from builder.judge.timing import environment, perturb
+    from builder.judge.reference import Build, build, call
+    from builder.judge.timing import environment, perturb_inputs
+
+    problem = load_problem_at(params["problem_dir"])
+    key = int(params["hash_key"])
+    device = params.get("device", "cuda")
+    model, _ = build(load_module(problem.reference_path), Build.from_spec(params["build"]), device)
+    outputs: list[Any] = []
+    groups: list[dict[str, Any]] = []
+
+    def keep(result: tuple[list[Any], bool]) -> None:
+        outs, sequence = result
+        metas = [{"shape": list(o.shape), "dtype": str(o.dtype).removeprefix("torch.")} for o in outs]
+        groups.append({"sequence": sequence, "outputs": metas})
+        outputs.extend(as_bytes(o) for o in outs)
+
+    trials = []
+    for spec in params.get("trials", []):
+        placed = PlacedInputs(spec["inputs"], spec.get("layout", "guarded"), device)
+        keep(call(model, placed.tensors, mode=spec.get("mode", "train"), clone=False))
+        trials.append({"input_hashes": placed.fingerprints(key)})
+        del placed
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    timing = params.get("timing")
+    checked = []
+    final_hashes = None
+    if timing:
+        placed = PlacedInputs(timing["inputs"], timing.get("layout", "guarded"), device)
+        applied = 0
+        for count in sorted(set(timing["checkpoints"])):
+            while applied < count:
+                perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
+                applied += 1
+            keep(call(model, placed.tensors, mode="train", clone=False))
+            checked.append({"perturbed": count})
+        while applied < int(timing["total"]):
+            perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
+            applied += 1
+        final_hashes = placed.fingerprints(key)
+        del placed
+    del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    reply = {"ok": True, "trials": trials, "checkpoints": checked, "final_hashes": final_hashes, "groups": groups,
+             "env": environment() if device == "cuda" else {}}
+    return reply, outputs
+
+
+def load_problem_at(folder: str) -> Any:
     from builder.seeds import load_problem
 
-    problem = load_problem(Path(params["problem_dir"]))
-    outdir = Path(params["outdir"])
-    key = int(params["hash_key"])
-    dtype = getattr(torch, problem.dtype)
-    model = load_module(problem.reference_path).Model(**problem.init).cuda().eval()
-    trials = []
-    with torch.no_grad():
-        for i, spec in enumerate(params.get("trials", [])):
-            guarded = GuardedInput(problem.shape, dtype, "cuda", int(spec["seed"]), spec["low"], spec["high"])
-            path = outdir / f"trial_{i}.bin"
-            _save(model(guarded.x), path)
-            trials.append({"path": str(path), "input_hash": str(guarded.fingerprint(key))})
-            del guarded
-            torch.cuda.empty_cache()
-        timing = params.get("timing")
-        checked = []
-        final_hash = None
-        if timing:
-            guarded = GuardedInput(problem.shape, dtype, "cuda", int(timing["seed"]), timing["low"], timing["high"])
-            applied = 0
-            for count in sorted(set(timing["checkpoints"])):
-                while applied < count:
-                    perturb(guarded.x, int(timing["seed"]), applied, timing["low"], timing["high"])
-                    applied += 1
-                path = outdir / f"checkpoint_{count}.bin"
-                _save(model(guarded.x), path)
-                checked.append({"perturbed": count, "path": str(path)})
-            while applied < int(timing["total"]):
-                perturb(guarded.x, int(timing["seed"]), applied, timing["low"], timing["high"])
-                applied += 1
-            final_hash = str(guarded.fingerprint(key))
-    return {"trials": trials, "checkpoints": checked, "final_hash": final_hash, "env": environment()}
+    return load_problem(Path(folder))
 
 
-def _save(out: Any, path: Path) -> None:
-    out.detach().to("cpu").contiguous().numpy().tofile(path)
+def serve(reader: BinaryIO, writer: BinaryIO) -> None:
+    """Answer requests until the judge closes the pipe."""
+    import traceback
+
+    from builder.judge import channel
+    from builder.judge.child import _classify
+
+    while True:
+        try:
+            params, _ = channel.receive(reader)
+        except channel.ProtocolError:
+            return
+        try:
+            reply, outputs = compute(params)
+        except Exception as exc:  # any failure is the request's answer
+            channel.send(writer, {"ok": False, "reason": _classify(exc), "detail": traceback.format_exc(limit=6)})
+            continue
+        channel.send(writer, reply)
+        for out in outputs:
+            channel.send(writer, {}, out)
+        del outputs
+
+
+def main() -> int:
+    from builder.judge import channel
+    from builder.judge.child import apply_memory_cap
+
+    read_fd, write_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # anything printed goes to stderr, never into the channel
+    import torch  # noqa: F401  (imported before the first request: the start-up is paid once)
+
+    apply_memory_cap()
+    reader, writer = channel.open_pair(read_fd, write_fd)
+    serve(reader, writer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

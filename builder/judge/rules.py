@@ -1,8 +1,15 @@
 """The output rules of the prompts, checked on the text of an answer without running it.
 
 `check_answer` extracts the python block, applies the format rules (section order, forbidden
-sections, ModelNew, a Triton kernel) and the static anti-cheat checks, and returns every
-finding; `first_finding` picks the one that names the verdict.
+sections, ModelNew, a Triton kernel) and the static anti-cheat checks, and returns the code the
+judge may run with every finding; `first_finding` picks the one that names the verdict.
+
+Format apart from correctness: a finding in FORMAT_REASONS breaks the prompt's output rules but
+says nothing about whether the code is correct and safe, so the judge still runs the code and
+reports the format finding beside the correctness verdict (`score --strict` rejects on it). It
+never lets unchecked code run: the code the judge runs is the answer's code without its
+forbidden sections (testing code, `if __name__`, top-level statements), lines blanked so that
+line numbers stay, and every line of it went through the anti-cheat scan.
 """
 
 from __future__ import annotations
@@ -11,7 +18,8 @@ import ast
 import re
 from collections.abc import Iterator
 
-from builder.judge.anticheat import Finding, import_aliases, is_triton_kernel, scan
+from builder.judge.anticheat import Finding, import_aliases, import_shim, is_triton_kernel, scan
+from builder.judge.scopes import Scopes
 
 #: Fenced blocks: the language tag, then the body up to the closing fence.
 FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
@@ -23,8 +31,11 @@ FENCE_LINE = re.compile(r"^[ \t]*```")
 PRECEDENCE = (
     "truncated", "no_code_block", "syntax_error", "system_access", "dynamic_code", "timer_patch",
     "monkey_patch", "kernel_host_access", "side_stream", "fallback", "inherits_reference", "forbidden_import", "torch_op",
-    "hardcoded_shape", "no_model_new", "no_triton_kernel", "forbidden_section", "rule_order",
+    "device_branch", "address_read", "hardcoded_shape", "no_model_new", "no_triton_kernel", "forbidden_section",
+    "import_shim", "rule_order",
 )
+#: Findings that break the output rules only: the code still runs (without its forbidden sections).
+FORMAT_REASONS = frozenset({"forbidden_section", "import_shim", "rule_order"})
 #: Section ranks in the required order; imports are ranked among themselves by IMPORT_RANKS.
 IMPORTS, KERNELS, WRAPPERS, MODEL = range(4)
 SECTION_NAMES = ("imports", "@triton.jit kernels", "wrapper functions", "class ModelNew")
@@ -56,19 +67,20 @@ def truncated(answer: str) -> bool:
 
 
 def check_answer(answer: str, sizes: frozenset[int] = frozenset()) -> tuple[str, list[Finding]]:
-    """The extracted code ("" if there is none, with a no_code_block finding) and every finding;
-    a reply cut off inside a code block gets only a truncated finding."""
+    """The code the judge may run ("" if there is none, with a no_code_block finding) and every
+    finding; a reply cut off inside a code block gets only a truncated finding."""
     if truncated(answer):
         cut = Finding("truncated", "the answer ends inside a code block that was never closed")
         return extract_code(answer) or "", [cut]
     code = extract_code(answer)
     if code is None:
         return "", [Finding("no_code_block", "the answer holds no fenced python block")]
-    return code, check_code(code, sizes)
+    return runnable_code(code), check_code(code, sizes)
 
 
 def check_code(code: str, sizes: frozenset[int] = frozenset()) -> list[Finding]:
-    """Every format and anti-cheat finding on `code`; `sizes` are the benchmark's forbidden literals."""
+    """Every format and anti-cheat finding on `code`; `sizes` are the benchmark's forbidden literals.
+    The anti-cheat scan covers exactly what `runnable_code` keeps."""
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
@@ -82,6 +94,31 @@ def check_code(code: str, sizes: frozenset[int] = frozenset()) -> list[Finding]:
     return found
 
 
+def runnable_code(code: str) -> str:
+    """`code` without its forbidden sections: their lines (decorators included) are blanked, so
+    the rest keeps its line numbers. What is left is what check_code scanned."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    lines = code.splitlines(keepends=True)
+    for node, _ in _forbidden_sections(tree):
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        for index in range(first - 1, (node.end_lineno or node.lineno)):
+            lines[index] = "\n"
+    return "".join(lines)
+
+
+def hard_findings(findings: list[Finding]) -> list[Finding]:
+    """The findings that reject whatever the mode: all but FORMAT_REASONS."""
+    return [f for f in findings if f.reason not in FORMAT_REASONS]
+
+
+def format_findings(findings: list[Finding]) -> list[Finding]:
+    """The findings that only break the output rules."""
+    return [f for f in findings if f.reason in FORMAT_REASONS]
+
+
 def first_finding(findings: list[Finding]) -> Finding | None:
     """The finding that names the verdict, by PRECEDENCE; None for no findings."""
     if not findings:
@@ -91,9 +128,13 @@ def first_finding(findings: list[Finding]) -> Finding | None:
 
 
 def _forbidden_sections(tree: ast.Module) -> Iterator[tuple[ast.stmt, Finding]]:
-    """Top-level statements that are testing code rather than the module's definitions."""
+    """Top-level statements that are testing code rather than the module's definitions (an
+    import shim is neither: it stays, and _structure reports it)."""
+    scopes = Scopes(tree)
     for node in tree.body:
         line = node.lineno
+        if import_shim(node, scopes):
+            continue
         if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test):
             yield node, Finding("forbidden_section", f"line {line}: `if __name__` block")
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (
@@ -143,6 +184,11 @@ def _structure(tree: ast.Module) -> Iterator[Finding]:
         elif isinstance(node, ast.ClassDef) and node.name == "ModelNew":
             has_model = True
             ranks.append((MODEL, node.lineno))
+    scopes = Scopes(tree)
+    for node in tree.body:
+        if import_shim(node, scopes):
+            yield Finding("import_shim", f"line {node.lineno}: try/except ImportError around imports (the rules ask "
+                                         "for plain imports)")
     if not has_model:
         yield Finding("no_model_new", "no class ModelNew")
     if not has_kernel:

@@ -9,9 +9,11 @@ killed whole at the end together with anything it started (see the README's judg
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import PROJECT_ROOT
+from builder.judge.phases import Phases
 
 #: Lines of child output kept on a JobResult.
 LOG_TAIL_CHARS = 4000
@@ -53,10 +56,16 @@ class JobResult:
     payload: dict[str, Any] = field(default_factory=dict)  # the job's returned data when ok
     wall_s: float = 0.0  # seconds the child ran, start to exit
     log: str = ""  # tail of the child's stdout and stderr
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+#: Environment variable: the wall-clock time (time.time()) at which a child was started, so that
+#: the child can count its own start-up as the "start" phase.
+SPAWNED_AT_ENV = "KP_SPAWNED_AT"
 
 
 def child_command(kind: str, job_file: Path, result_file: Path) -> list[str]:
@@ -94,7 +103,7 @@ def run_job(
             proc = subprocess.Popen(
                 cmd,
                 cwd=PROJECT_ROOT,
-                env=_child_env(env),
+                env={**_child_env(env), SPAWNED_AT_ENV: repr(time.time())},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -124,6 +133,7 @@ def run_job(
         payload=data.get("payload", {}),
         wall_s=wall,
         log=_tail(out),
+        phases=data.get("phases", {}),
     )
 
 
@@ -262,6 +272,77 @@ def _kill_strays(uid: int | None, session: int) -> int:
     return len(found)
 
 
+#: The compiler cache folders of a sandbox's box that trusted sessions share (see SandboxSession).
+CACHE_FOLDERS = ("triton", "inductor")
+
+
+def _copy_caches(source: Path, target: Path, warm: Path) -> None:
+    """Copy the compiler cache folders from `source` into `target`, one copier of the private
+    folder `warm` at a time."""
+    import fcntl
+    import shutil
+
+    warm.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    with open(warm / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in CACHE_FOLDERS:
+            if (source / name).is_dir():
+                shutil.copytree(source / name, target / name, dirs_exist_ok=True, symlinks=False)
+
+
+def _chown_tree(folder: Path, uid: int) -> None:
+    """Give `folder` and everything in it to `uid` (the box and the caches copied into it)."""
+    os.chown(folder, uid, uid)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+
+
+class _Spares:
+    """Sandboxes started ahead, per device, for a judge that opens many sessions (the reward): a
+    session takes one that has already imported torch and set up its device, instead of waiting
+    for a new process, and another starts behind it. Each is fresh: it has run no code but the
+    sandbox's own, exactly as a new one would be."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[str, int] = {}
+        self.ready: dict[str, list[SandboxSession]] = {}
+        self.lock = threading.Lock()
+
+    def keep(self, device: str, count: int = 1) -> None:
+        """From now on keep `count` sandboxes for `device` started ahead (0 stops)."""
+        with self.lock:
+            self.wanted[device] = count
+        self.refill(device)
+
+    def take(self, device: str) -> SandboxSession | None:
+        with self.lock:
+            ready = self.ready.get(device) or []
+            while ready:
+                spare = ready.pop(0)
+                if spare.proc is not None and spare.proc.poll() is None:
+                    return spare
+                spare.close()
+        return None
+
+    def refill(self, device: str) -> None:
+        with self.lock:
+            ready = self.ready.setdefault(device, [])
+            while len(ready) < self.wanted.get(device, 0):
+                spare = SandboxSession(device, Path("."), timeout_s=0.0)
+                spare._launch()
+                ready.append(spare)
+
+    def stop(self) -> None:
+        with self.lock:
+            spares = [s for ready in self.ready.values() for s in ready]
+            self.ready.clear()
+            self.wanted.clear()
+        for spare in spares:
+            spare.close()
+
+
 class SandboxSession:
     """One sandbox process: start it, exchange messages, and end it with nothing left behind.
 
@@ -271,7 +352,11 @@ class SandboxSession:
     """
 
     def __init__(self, device: str, problem_dir: Path, *, timeout_s: float, wrap: Sequence[str] = (),
-                 scratch: Path | None = None) -> None:
+                 scratch: Path | None = None, phases: Phases | None = None, warm: Path | None = None) -> None:
+        """`warm` is a folder of compiler caches (Triton's, Inductor's) that earlier sessions of
+        trusted code left: they are copied into the box before the sandbox starts, and a session
+        that loaded only trusted code copies its caches back when it ends. Code under test never
+        writes there: its session gets a copy."""
         self.device, self.problem_dir, self.timeout_s, self.wrap = device, Path(problem_dir), timeout_s, tuple(wrap)
         self._own_scratch = scratch is None
         self.scratch = Path(tempfile.mkdtemp(prefix="kp-judge-")) if scratch is None else Path(scratch)
@@ -281,6 +366,9 @@ class SandboxSession:
         self.slot: int | None = None
         self.timed_out = False
         self.strays = 0
+        self.phases = phases if phases is not None else Phases()
+        self.warm = Path(warm) if warm is not None else None
+        self.exposed = False  # True once code not marked trusted was loaded
 
     def __enter__(self) -> SandboxSession:
         self.start()
@@ -290,6 +378,29 @@ class SandboxSession:
         self.close()
 
     def start(self) -> None:
+        with self.phases.span("start"):
+            spare = _spares.take(self.device) if not self.wrap and self._own_scratch else None
+            if spare is None:
+                self._launch()
+            else:
+                self._adopt(spare)
+            if self.warm is not None:
+                _copy_caches(self.warm, self.box, self.warm)
+                if self.uid is not None:
+                    _chown_tree(self.box, self.uid)
+            self._deadline = time.monotonic() + self.timeout_s
+            self._watchdog = threading.Timer(self.timeout_s, self._expire)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+            hello = self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir),
+                                  "seed": secrets.randbits(62)})  # the seed orders the CPU interpreter's programs
+            if not hello.get("ok"):  # no code under test ran yet: the judge's own set-up failed
+                raise SandboxDied("runtime_error", f"the sandbox could not set up: {hello.get('detail', '')[-500:]}")
+        if spare is not None:
+            _spares.refill(self.device)
+
+    def _launch(self) -> None:
+        """Start the sandbox process in a fresh box, as its own user where the judge is root."""
         _harden_parent()
         self.box.mkdir(parents=True, exist_ok=True)
         os.chmod(self.scratch, 0o711)
@@ -297,22 +408,28 @@ class SandboxSession:
         if _drop_privileges():
             self.slot, self._slot_lock = _take_slot()
             self.uid = SANDBOX_UID_BASE + self.slot
-            os.chown(self.box, self.uid, self.uid)
+            _chown_tree(self.box, self.uid)
             kwargs = {"user": self.uid, "group": self.uid, "extra_groups": []}
         os.chmod(self.box, 0o700)
         self.log_path = self.scratch / "sandbox.log"
         log = open(self.log_path, "wb")
-        cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox"]
+        cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox", self.device]
         with _children_lock:
             self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
             _live_children.add(self.proc.pid)
         log.close()
-        self._deadline = time.monotonic() + self.timeout_s
-        self._watchdog = threading.Timer(self.timeout_s, self._expire)
-        self._watchdog.daemon = True
-        self._watchdog.start()
-        self.request({"op": "hello", "device": self.device, "problem_dir": str(self.problem_dir)})
+
+    def _adopt(self, spare: SandboxSession) -> None:
+        """Take over a sandbox started ahead (fresh: it has imported its modules, nothing else)."""
+        import shutil
+
+        shutil.rmtree(self.scratch, ignore_errors=True)  # the spare's scratch replaces this session's own
+        for name in ("scratch", "box", "proc", "uid", "slot", "log_path"):
+            setattr(self, name, getattr(spare, name))
+        if spare.slot is not None:
+            self._slot_lock = spare._slot_lock
+        self._own_scratch = True
 
     def _env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in SANDBOX_ENV_KEEP if k in os.environ}
@@ -358,6 +475,8 @@ class SandboxSession:
 
     def request(self, header: dict[str, Any], payload: Any = None, max_payload: int = 0) -> dict[str, Any]:
         """Send one command and return its (single, payload-free) reply."""
+        if header.get("op") == "load" and not header.get("trusted"):
+            self.exposed = True
         self.send(header, payload)
         reply, _ = self.receive(max_payload)
         return reply
@@ -396,7 +515,8 @@ class SandboxSession:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
-        self._watchdog.cancel()
+        if getattr(self, "_watchdog", None) is not None:
+            self._watchdog.cancel()
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -413,8 +533,16 @@ class SandboxSession:
         if self.slot is not None:
             os.close(self._slot_lock)  # releases the slot's lock
             self.slot = None
+        if self.warm is not None and not self.exposed and not self.strays and not self.timed_out:
+            _copy_caches(self.box, self.warm, self.warm)
         if self._own_scratch:
             import shutil
 
             shutil.rmtree(self.scratch, ignore_errors=True)
         self.proc = None
+
+
+_spares = _Spares()
+atexit.register(_spares.stop)
+#: Keep sandboxes started ahead for a device (see _Spares): `keep_spares("cuda", 2)`.
+keep_spares = _spares.keep

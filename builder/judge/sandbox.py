@@ -7,8 +7,9 @@ whatever the code under test prints goes to stderr, the judge's log. It decides 
 reports raw outputs, input bytes or hashes and what its guards saw, and the judge, outside this
 process, computes the reference and decides.
 
-Commands (`op`): hello, load, build, forward, profile, time, bye. Each gets one reply (`time`
-also streams the outputs of the runs it was asked to check).
+Commands (`op`): hello, load, build, forward, held, profile, time, kept, bye. Each gets one
+reply; `forward`, `held` and `kept` follow theirs with one message per output tensor (and per
+buffer asked for, and the inputs' bytes when asked).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ class Sandbox:
         self.reader, self.writer = reader, writer
         self.modules: dict[str, Any] = {}
         self.models: dict[str, Any] = {}
+        self.targets: dict[str, dict[str, str]] = {}  # model -> reference tensor name -> its own tensor's name
+        self.held: dict[str, list[Any]] = {}  # outputs a forward was asked to keep alive, by key
         self.baselines: dict[str, Any] = {}  # eager and compiled reference, built once per session
         self.bench: Any = None  # the timing input, alive for the whole session
         self.perturbed = 0  # perturbations applied to the timing input so far
         self.kept: dict[int, Any] = {}  # run -> (output, perturbations) the last `time` batch kept
         self.untrusted = False  # True once code under test was loaded: the guards' state is then fixed
+        self.compiler: Any = None  # on the CPU: compiles each kernel specialisation launched for a GPU
+        self.lifted: dict[tuple[Any, ...], list[str]] = {}  # (model, mode, shapes) -> tensors made from Python
 
     def serve(self) -> None:
         while True:
@@ -50,7 +55,7 @@ class Sandbox:
                 channel.send(self.writer, {"ok": False, "reason": "runtime_error", "detail": f"unknown op {op!r}"})
                 continue
             try:
-                reply, data = handler(header, payload)
+                result = handler(header, payload)
             except Exception as exc:  # reported to the judge, which decides
                 crashed = self._device_failed(exc)
                 channel.send(self.writer, {"ok": False, "reason": "crash" if crashed else "runtime_error",
@@ -58,7 +63,8 @@ class Sandbox:
                 if crashed:
                     return
                 continue
-            channel.send(self.writer, reply, data)
+            if result is not None:  # a handler that streams sends its messages itself
+                channel.send(self.writer, *result)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -67,7 +73,7 @@ class Sandbox:
         self.device = header["device"]
         from builder.judge.child import apply_memory_cap, prepare_cpu
 
-        if self.device == "cpu":
+        if self.device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
             prepare_cpu()
         import torch
 
@@ -79,13 +85,17 @@ class Sandbox:
 
         self.torch = torch
         self.problem = load_problem(Path(header["problem_dir"]))
-        self.dtype = getattr(torch, self.problem.dtype)
         self.guards = Guards(cuda=self.device == "cuda")
+        if self.device == "cpu":
+            self._faithful_cpu(int(header.get("seed") or 0))
         self.guards.install()
+        import builder.judge.params as params
+        import builder.judge.reference as reference
         import builder.judge.timing as timing
 
         for name, space in {"builder.judge.sandbox": sys.modules[__name__], "Sandbox": Sandbox,
-                            "builder.judge.channel": channel, "builder.judge.timing": timing, "Clock": Clock}.items():
+                            "builder.judge.channel": channel, "builder.judge.timing": timing, "Clock": Clock,
+                            "builder.judge.params": params, "builder.judge.reference": reference}.items():
             self.guards.protect(name, space)  # the code that reports outputs and times is the sandbox's own
         self.clock = Clock(self.device) if self.device == "cuda" else None
         return {"ok": True, "pid": os.getpid(), "memory_fraction": cap}, None
@@ -111,55 +121,112 @@ class Sandbox:
         self.modules[label] = module
         return {"ok": True}, None
 
-    def do_build(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
-        """Construct ModelNew(**init) of a loaded module as model `name`."""
+    def do_build(self, header: dict[str, Any], payload: Any) -> tuple[dict[str, Any], None]:
+        """Construct ModelNew(**init) of a loaded module as model `name`, with torch seeded by `seed`
+        first (as the reference was), and copy the reference's learned tensors (`state`: name,
+        shape, dtype of each; their bytes in the payload) into it (builder.judge.params)."""
+        from builder.judge.params import place
+        from builder.judge.reference import construct
+
         try:
             with self.guards.allocations():
-                model = self.modules[header["label"]].ModelNew(**header["init"]).to(self.device)
+                model = construct(self.modules[header["label"]].ModelNew, header["init"], int(header.get("seed", 0)))
+                model = model.to(self.device)
         except BaseException:
             return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}, None
         tampered = self.guards.tampering()
         if tampered:
             return {"ok": False, "reason": tampered.reason, "detail": tampered.detail}, None
+        try:
+            with self.guards.allocations():
+                mapping, problem = place(model, header.get("state") or [], payload)
+        except BaseException:
+            return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}, None
+        if problem:
+            return {"ok": False, "reason": "missing_parameter", "detail": problem}, None
+        tampered = self.guards.tampering()
+        if tampered:
+            return {"ok": False, "reason": tampered.reason, "detail": tampered.detail}, None
         self.models[header["name"]] = model
+        self.targets[header["name"]] = mapping
         self._trust_if_unexposed()
-        return {"ok": True}, None
+        return {"ok": True, "targets": mapping}, None
 
-    def do_forward(self, header: dict[str, Any], payload: Any) -> tuple[dict[str, Any], Any]:
-        """One guarded forward on a given (bytes) or seeded input; reply with the raw output."""
-        torch = self.torch
-        guarded = self._input(header["input"], payload)
-        reply, out = self._call(self.models[header["name"]], guarded)
+    def do_forward(self, header: dict[str, Any], payload: Any) -> None:
+        """One guarded forward on given (bytes) or seeded inputs laid out as `layout` says, in
+        `mode` with autograd on or off (`grad`), fresh allocations filled as `poison` says. Replies
+        with what the call did, then the bytes of each output that has the `expect`ed shape and
+        dtype, of each buffer asked for, and of the inputs when `return_inputs`. With `keep`, the
+        outputs stay alive under that key for `held`."""
+        from builder.judge.inputs import as_bytes
+        from builder.judge.poison import Poison
+
+        name = header["name"]
+        placed = self._inputs(header, payload)
+        kind, seed = header.get("poison") or ("sentinel", 0)
+        reply, outs = self._call(self.models[name], placed, header.get("mode", "train"), bool(header.get("grad")),
+                                 Poison(kind, int(seed)))
         if header.get("hash_key") is not None:
-            reply["input_hash"] = str(guarded.fingerprint(int(header["hash_key"])))
-        if header.get("return_input"):
-            reply["input_bytes"] = guarded.x.numel() * guarded.x.element_size()
-        expect = header.get("expect") or {}
-        wanted = reply.get("output") and reply["output"]["shape"] == expect.get("shape") and (
-            reply["output"]["dtype"] == expect.get("dtype"))
-        data = _host_bytes(out) if wanted else None
-        channel.send(self.writer, {"part": "output", **reply}, data)
-        del out
-        if header.get("return_input"):
-            return {"part": "input"}, guarded.x.detach().to("cpu").contiguous().view(torch.uint8).reshape(-1)
-        return {"part": "end"}, None
+            reply["input_hashes"] = placed.fingerprints(int(header["hash_key"]))
+        sent = _sendable(outs, header.get("expect") or [])
+        mapping = self.targets.get(name, {})
+        tensors = {**dict(self.torch.nn.Module.named_parameters(self.models[name])),
+                   **dict(self.torch.nn.Module.named_buffers(self.models[name]))} if header.get("buffers") else {}
+        plain = (self.torch.Tensor, self.torch.nn.Parameter)
+        buffers = [ref for ref in header.get("buffers") or ()
+                   if ref in mapping and type(tensors.get(mapping[ref])) in plain and not vars(tensors[mapping[ref]])]
+        channel.send(self.writer, {"part": "output", **reply, "sent": sent, "buffers": buffers})
+        for out, flag in zip(outs or (), sent):
+            if flag:
+                channel.send(self.writer, {"part": "data"}, as_bytes(out))
+        for ref in buffers:
+            dtype = getattr(self.torch, header["buffer_dtypes"][ref])
+            channel.send(self.writer, {"part": "buffer", "name": ref}, as_bytes(tensors[mapping[ref]].to(dtype)))
+        if header.get("keep") is not None and outs is not None:
+            self.held[str(header["keep"])] = outs
+        del outs
+        if header.get("return_inputs"):
+            channel.send(self.writer, {"part": "input"}, placed.contents())
+        else:
+            channel.send(self.writer, {"part": "end"})
+
+    def do_held(self, header: dict[str, Any], _: Any) -> None:
+        """Send again (and let go of) the outputs a forward kept under `key`: an answer that hands
+        every call the same buffer has overwritten them since."""
+        from builder.judge.inputs import as_bytes
+
+        outs = self.held.pop(str(header["key"]), None) or []
+        sent = _sendable(outs, header.get("expect") or [])
+        channel.send(self.writer, {"ok": True, "sent": sent})
+        for out, flag in zip(outs, sent):
+            if flag:
+                channel.send(self.writer, {"part": "data"}, as_bytes(out))
 
     def do_profile(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Warm up, then one forward inside the NVTX range that ncu collects (its fresh
-        allocations are not poisoned: ncu would profile the fill as one of the answer's kernels)."""
+        allocations are not poisoned: ncu would profile the fill as one of the answer's kernels).
+        With `marker`, the marker kernel runs first inside the range: several codes profiled in
+        one process are told apart by it."""
         torch = self.torch
-        from builder.judge.ncu import NVTX_RANGE
+        from builder.judge.ncu import NVTX_RANGE, marker_kernel
 
-        guarded = self._input(header["input"], None)
+        placed = self._inputs(header, None)
         model = self.models[header["name"]]
+        torch.nn.Module.train(model, True)
+        marker = None
+        if header.get("marker"):
+            marker, flag = marker_kernel(), torch.empty(1, device=self.device)
+            marker[(1,)](flag)  # compiled outside the range
         with torch.no_grad():
             for _ in range(int(header.get("warmup", 3))):
-                model(guarded.x)
+                model(*placed.tensors)
             torch.cuda.synchronize()
             torch.cuda.nvtx.range_push(NVTX_RANGE)
+            if marker is not None:
+                marker[(1,)](flag)
             with self.guards.unpoisoned():
                 with self.guards.watch() as record:
-                    model(guarded.x)
+                    model(*placed.tensors)
                 torch.cuda.synchronize()
             torch.cuda.nvtx.range_pop()
         finding = self.guards.verdict(record)
@@ -173,16 +240,64 @@ class Sandbox:
         self._trust_if_unexposed()  # torch.compile, say, may have bound its own functions into torch
         return reply, None
 
-    def do_kept(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], Any]:
-        """Send (and let go of) the output the last `time` batch kept of one run, with the
-        perturbation count it ran at."""
+    def do_kept(self, header: dict[str, Any], _: Any) -> None:
+        """Send (and let go of) the outputs the last `time` batch kept of one run, with the
+        perturbation count it ran at: a reply, then one message per output."""
+        from builder.judge.inputs import as_bytes
+
         kept = self.kept.pop(int(header["run"]), None)
         if kept is None:
-            return {"ok": False, "reason": "wrong_while_timed", "detail": "no output was kept for that run"}, None
-        out, perturbed = kept
-        return {"ok": True, "perturbed": perturbed}, _host_bytes(out)
+            channel.send(self.writer, {"ok": False, "reason": "wrong_while_timed",
+                                       "detail": "no output was kept for that run"})
+            return
+        outs, perturbed = kept
+        channel.send(self.writer, {"ok": True, "perturbed": perturbed, "count": len(outs)})
+        for out in outs:
+            channel.send(self.writer, {"part": "data"}, as_bytes(out))
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _faithful_cpu(self, seed: int) -> None:
+        """The interpreter as close to a GPU as it gets (builder.judge.interpreter): programs in an
+        order drawn from the judge's seed, every autotune config checked, and every kernel
+        specialisation launched compiled for sm_90 (builder.judge.gpu_compile)."""
+        from builder.judge.gpu_compile import GpuCompiler
+        from builder.judge.interpreter import ConfigCheck, ProgramOrder
+
+        if seed:
+            ProgramOrder.reseed(seed)
+        self.compiler = GpuCompiler()
+        self.guards.on_launch = self.compiler.record
+        check = ConfigCheck(self.problem.atol, self.problem.rtol, self._config_mismatch)
+        self.guards.cpu_benchmark = check.bench
+
+    def _config_mismatch(self, detail: str) -> None:
+        if self.guards.record is not None:
+            self.guards.record.config_mismatch.append(detail)
+
+    def _compiled(self) -> tuple[str, str] | None:
+        """On the CPU, compile what the interpreter launched since the last call: a compile_error
+        finding for what no GPU would compile, then the guards' check of what the compile touched."""
+        if self.compiler is None:
+            return None
+        return self.compiler.compile_pending() or self.guards.tampering()
+
+    def _raised(self, exc: BaseException) -> dict[str, Any]:
+        """The reply for a forward that raised: runtime_error, or on the CPU, where the CPU lacks
+        what the code needs (the interpreter cannot run a construct, no CUDA), compile_error when
+        a launched kernel would not compile for the GPU either, else cpu_unverifiable."""
+        detail = _last_lines("".join(traceback.format_exception(exc)))
+        if self.compiler is not None:
+            from builder.judge.interpreter import in_interpreter, needs_gpu
+
+            if in_interpreter(exc) or needs_gpu(exc):
+                finding = self._compiled()
+                if finding is not None:
+                    return {"ok": False, "reason": finding[0], "detail": finding[1]}
+                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+                return {"ok": False, "reason": "cpu_unverifiable",
+                        "detail": f"only a GPU can run this code (its kernels compile for sm_90): {what}"}
+        return {"ok": False, "reason": "runtime_error", "detail": detail}
 
     def _trust_if_unexposed(self) -> None:
         """While only trusted code has run, take what it did to torch's namespaces as the norm."""
@@ -203,69 +318,110 @@ class Sandbox:
             return True
         return False
 
-    def _input(self, spec: dict[str, Any], payload: Any) -> Any:
+    def _inputs(self, header: dict[str, Any], payload: Any) -> Any:
+        """The call's inputs (`inputs`: shape, dtype, range, value class and seed of each), laid
+        out as `layout` says; their values are the payload's bytes when the judge sent them."""
         import gc
 
-        from builder.judge.guards import GuardedInput
+        from builder.judge.inputs import PlacedInputs
 
-        # The last call's input and output may sit in a reference cycle (a frame that a caught
-        # exception keeps): on a GPU, collect it before a new benchmark-size input is made beside it.
+        # The last call's inputs and outputs may sit in a reference cycle (a frame that a caught
+        # exception keeps): on a GPU, collect it before new benchmark-size inputs are made beside it.
         if self.device != "cpu":
             gc.collect()
-        guarded = GuardedInput(tuple(spec["shape"]), self.dtype, self.device, int(spec.get("seed", 0)),
-                               float(spec.get("low", 0.0)), float(spec.get("high", 1.0)))
-        if payload is not None:
-            values = payload.view(self.dtype).reshape(guarded.x.shape)
-            guarded.x.copy_(values.to(self.device))
-        return guarded
+        return PlacedInputs(header["inputs"], header.get("layout", "guarded"), self.device, payload)
 
-    def _call(self, model: Any, guarded: Any) -> tuple[dict[str, Any], Any]:
-        """A guarded forward: a reply describing it, and the output (None unless a tensor)."""
+    def _call(self, model: Any, placed: Any, mode: str, grad: bool, pattern: Any) -> tuple[dict[str, Any], Any]:
+        """A guarded forward: a reply describing it, and the outputs as a list (None when forward
+        returned neither a tensor nor a tuple or list)."""
         torch = self.torch
-        with torch.no_grad(), self.guards.watch() as record:
+        from builder.judge.guards import lifted_change, plain_outputs
+        from builder.judge.reference import outputs_of
+
+        raised: BaseException | None = None
+        with torch.set_grad_enabled(grad), self.guards.poisoning(pattern), self.guards.watch() as record:
             try:
-                out = model(guarded.x)
+                torch.nn.Module.train(model, mode == "train")
+                out = model(*placed.tensors)
             except BaseException as exc:
                 if self._device_failed(exc):
                     raise  # the session reports a crash and ends
-                return {"ok": False, "reason": "runtime_error", "detail": _last_lines(traceback.format_exc())}, None
-        from builder.judge.guards import plain_output
-
-        reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40]}
+                raised = exc
+        if raised is not None:  # judged once the watch is over (the compile check runs outside it)
+            return self._raised(raised), None
+        outs, sequence = outputs_of(out)
+        reply: dict[str, Any] = {"ok": True, "launches": record.launches, "ops": record.ops[:40], "sequence": sequence}
         finding = self.guards.verdict(record)
-        if finding is None and not guarded.bands_intact():
+        if finding is None and not placed.bands_intact():
             finding = ("out_of_bounds", "forward wrote outside its input")
         if finding is None:
-            finding = plain_output(out, guarded)
+            finding = plain_outputs(outs or [], placed)
+        shapes = (id(model), mode, tuple(tuple(t.shape) for t in placed.tensors))
+        if finding is None:
+            finding = lifted_change(self.lifted.get(shapes), record.lifted_digests)
+        self.lifted.setdefault(shapes, record.lifted_digests)
+        if finding is None:
+            finding = self._compiled()
         if finding is not None:
             reason, detail = finding
             reply.update(ok=False, reason=reason, detail=detail)
-        if type(out) is torch.Tensor:
-            reply["output"] = {"shape": list(out.shape), "dtype": str(out.dtype).removeprefix("torch.")}
-            return reply, out
-        reply["output"] = None
-        reply["output_type"] = type(out).__name__
-        return reply, None
+        if outs is None:
+            reply["outputs"] = None
+            reply["output_type"] = type(out).__name__
+            return reply, None
+        reply["outputs"] = [_describe(o) for o in outs]
+        return reply, outs
 
 
-def _host_bytes(out: Any) -> Any:
-    """An output's bytes as a flat uint8 CPU tensor."""
+def _describe(out: Any) -> dict[str, Any]:
+    """What the judge is told of one output: shape and dtype, or the type of a non-tensor."""
     import torch
 
-    return out.detach().to("cpu").contiguous().view(torch.uint8).reshape(-1)
+    if type(out) is torch.Tensor:
+        return {"shape": list(out.shape), "dtype": str(out.dtype).removeprefix("torch.")}
+    return {"type": type(out).__name__}
+
+
+def _sendable(outs: list[Any] | None, expect: list[dict[str, Any]]) -> list[bool]:
+    """For each expected output: whether the output in its place is a plain tensor (no attributes
+    of its own: the sandbox calls its methods) of the expected shape and dtype."""
+    import torch
+
+    found = outs or []
+    return [i < len(found) and type(found[i]) is torch.Tensor and not vars(found[i])
+            and _describe(found[i]) == {"shape": list(e["shape"]), "dtype": e["dtype"]} for i, e in enumerate(expect)]
 
 
 def _last_lines(text: str, count: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-count:])
 
 
-def main() -> int:
+def prepare(device: str) -> None:
+    """What every sandbox of `device` does before its first command, the same for all of them:
+    the interpreter for the CPU, the imports, and the GPU's context (so a sandbox started ahead
+    has it ready)."""
+    if device == "cpu":
+        from builder.judge.child import prepare_cpu
+
+        prepare_cpu()
+    import torch
+    import triton  # noqa: F401
+
+    import builder.judge.guards  # noqa: F401
+    import builder.judge.timing  # noqa: F401
+
+    if device == "cuda":
+        torch.cuda.init()
+
+
+def main(argv: list[str]) -> int:
     """Take stdin/stdout for the channel; send everything printed to stderr."""
     read_fd, write_fd = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    prepare(argv[0] if argv else "cpu")
     reader, writer = channel.open_pair(read_fd, write_fd)
     Sandbox(reader, writer).serve()
     writer.flush()
@@ -273,4 +429,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from builder.judge import correctness
 from builder.judge.anticheat import Finding, forbidden_sizes
-from builder.judge.rules import check_answer, first_finding
+from builder.judge.rules import check_answer, first_finding, format_findings, hard_findings
 from builder.seeds import Problem, get_problem
 
 #: Default seconds one verify job may take (the CPU interpreter is slow).
@@ -26,6 +26,12 @@ DEFAULT_TIMEOUT_S = 300.0
 GPU_BENCHMARK_TRIALS = 5
 #: The speedup bonus stops growing here: larger speedups are suspect, not better.
 MAX_SPEEDUP = 10.0
+#: A correct answer that breaks an output rule gets this share of what it would get if it followed
+#: them: 0.4 to 0.8, above any reject (0) and below any compliant correct answer (1 to 2).
+FORMAT_SHARE = 0.4
+#: What an answer only a GPU can check gets on the CPU (cpu_unverifiable): nothing is known of its
+#: correctness, and any positive value would pay for making a kernel uncheckable.
+UNVERIFIABLE_REWARD = 0.0
 
 #: Checks code for correctness: (problem, code, device=, timeout_s=, cases=, trials=) -> VerifyResult.
 Verifier = Callable[..., correctness.VerifyResult]
@@ -33,19 +39,25 @@ Verifier = Callable[..., correctness.VerifyResult]
 Timer = Callable[[str, Problem], "Timed"]
 #: The events' median may be this fraction of the profiler's kernel time and no less.
 PROFILE_AGREEMENT = 0.7
+#: (problem folder, current code, compile baseline) whose trusted codes this process has compiled
+#: into the problem's cache folder (see gpu_timer).
+_WARMED: set[tuple[str, str, bool]] = set()
 
 
 @dataclass(frozen=True)
 class Verdict:
     """The judgement of one answer."""
 
-    ok: bool  # every check passed
+    ok: bool  # accepted: correct and safe (and, in strict mode, following the output rules)
     reason: str | None  # reason code of the first failed check (builder.judge.reasons)
     detail: str  # a sentence about the failure; "" when ok
     findings: tuple[Finding, ...] = ()  # every static finding, not only the first
     errors: dict[str, dict[str, float | None]] = field(default_factory=dict)  # case -> max errors
     speedups: dict[str, float] = field(default_factory=dict)  # baseline -> speedup; empty on CPU
-    reward: float = 0.0  # 0 for rejects, 1 for correct, plus a log-speedup bonus when timed
+    reward: float = 0.0  # see `reward`
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
+    correct: bool | None = False  # correct and safe; None when not known (cpu_unverifiable, strict format reject)
+    follows_rules: bool = True  # no finding of rules.FORMAT_REASONS (rule_order, import_shim, forbidden_section)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -53,31 +65,37 @@ class Verdict:
         return data
 
 
-def reward(ok: bool, speedups: dict[str, float]) -> float:
-    """0 for a reject; 1 for correct code, plus log10 of its speedup over the current code (0 to 1)."""
+def reward(ok: bool, speedups: dict[str, float], follows_rules: bool = True) -> float:
+    """0 for a reject; 1 for correct code, plus log10 of its speedup over the current code (0 to 1);
+    FORMAT_SHARE of that when the code breaks an output rule."""
     if not ok:
         return 0.0
     speedup = speedups.get("current")
-    if not speedup or speedup <= 1.0:
-        return 1.0
-    return 1.0 + math.log10(min(speedup, MAX_SPEEDUP))
+    full = 1.0 if not speedup or speedup <= 1.0 else 1.0 + math.log10(min(speedup, MAX_SPEEDUP))
+    return full if follows_rules else FORMAT_SHARE * full
 
 
 @lru_cache(maxsize=None)
-def _benchmark_sizes(reference: Path, init: tuple[tuple[str, Any], ...], shape: tuple[int, ...]) -> frozenset[int]:
-    """Forbidden literals: the benchmark's input and output sizes (output shape via the meta device)."""
-    import torch
-
+def _benchmark_sizes(reference: Path, init: str, shapes: tuple[tuple[int, ...], ...],
+                     dtypes: tuple[str, ...]) -> frozenset[int]:
+    """Forbidden literals: the benchmark's input and output sizes (outputs via the meta device)."""
     from builder.judge.loader import load_module
+    from builder.judge.reference import meta_outputs
+    from builder.manifest import Input
 
-    model = load_module(reference).Model(**dict(init))
-    out_shape = tuple(model(torch.empty(shape, device="meta")).shape)
-    return forbidden_sizes(shape, out_shape)
+    inputs = tuple(Input(f"x{i}", shape, dtype) for i, (shape, dtype) in enumerate(zip(shapes, dtypes)))
+    outputs = [shape for shape, _ in meta_outputs(load_module(reference), json.loads(init), inputs)]
+    sizes: frozenset[int] = frozenset()
+    for shape in shapes:
+        for out_shape in outputs or [()]:
+            sizes |= forbidden_sizes(shape, out_shape)
+    return sizes
 
 
 def benchmark_sizes(problem: Problem) -> frozenset[int]:
-    """Integers that betray a candidate hard-coding `problem`'s benchmark shape."""
-    return _benchmark_sizes(problem.reference_path, tuple(sorted(problem.init.items())), problem.shape)
+    """Integers that betray a candidate hard-coding `problem`'s benchmark shapes."""
+    return _benchmark_sizes(problem.reference_path, json.dumps(problem.init, sort_keys=True),
+                            tuple(i.shape for i in problem.inputs), tuple(i.dtype for i in problem.inputs))
 
 
 def score_answer(
@@ -90,29 +108,84 @@ def score_answer(
     cases: Sequence[str] | None = None,
     timer: Timer | None = None,
     trials: int | None = None,
+    strict: bool = False,
 ) -> Verdict:
     """Judge `answer` (a model's full reply) for `problem`; `timer` adds speedups on a GPU.
 
     Static rules first, then correctness in a sandbox (builder.judge.correctness), then, when a
     timer is given and the device is a GPU, the checked timing run and the profiler's kernel list.
+    A finding that only breaks the output rules (rules.FORMAT_REASONS) does not stop the checks:
+    the verdict says apart whether the code is correct and whether it follows the rules, and the
+    reward is FORMAT_SHARE of a compliant answer's. With `strict`, any finding rejects.
     """
     code, findings = check_answer(answer, benchmark_sizes(problem))
-    first = first_finding(findings)
+    blocking = findings if strict else hard_findings(findings)
+    follows = not format_findings(findings)
+    first = first_finding(blocking)
     if first is not None:
-        return Verdict(False, first.reason, first.detail, tuple(findings))
+        known = False if first.reason not in {f.reason for f in format_findings(findings)} else None
+        return Verdict(False, first.reason, first.detail, tuple(findings), correct=known, follows_rules=follows)
     if trials is None:
         trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
     result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
                       trials=trials)
     errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}
+    phases = dict(getattr(result, "phases", {}))
     if not result.ok:
-        return Verdict(False, result.reason or "crash", result.detail, errors=errors)
+        unknown = result.reason == "cpu_unverifiable"
+        return Verdict(False, result.reason or "crash", result.detail, tuple(findings), errors=errors, phases=phases,
+                       reward=UNVERIFIABLE_REWARD if unknown else 0.0, correct=None if unknown else False,
+                       follows_rules=follows)
+    verdict = Verdict(True, None, "", tuple(findings), errors=errors, reward=reward(True, {}, follows), phases=phases,
+                      correct=True, follows_rules=follows)
     if timer is None or device != "cuda":
-        return Verdict(True, None, "", errors=errors, reward=reward(True, {}))
+        return verdict
+    return with_timing(verdict, code, problem, timer)
+
+
+def with_timing(verdict: Verdict, code: str, problem: Problem, timer: Timer) -> Verdict:
+    """A correct verdict with the timer's speedups and reward (or its reject), and its phases."""
+    from builder.judge.phases import Phases
+
     timed = timer(code, problem)
+    phases = Phases(verdict.phases).merge(timed.phases).to_dict()
     if timed.reason:
-        return Verdict(False, timed.reason, timed.detail, errors=errors, speedups=timed.speedups)
-    return Verdict(True, None, "", errors=errors, speedups=timed.speedups, reward=reward(True, timed.speedups))
+        return replace(verdict, ok=False, reason=timed.reason, detail=timed.detail, speedups=timed.speedups,
+                       phases=phases, reward=0.0, correct=False)
+    return replace(verdict, speedups=timed.speedups, reward=reward(True, timed.speedups, verdict.follows_rules),
+                   phases=phases)
+
+
+def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: str, timers: Sequence[Timer | None],
+                parallel: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, trials: int | None = None,
+                strict: bool = False) -> list[Verdict]:
+    """Judge many answers: the static rules and the checks of up to `parallel` answers at once (each
+    in a sandbox of its own), then, on a GPU, the timing runs of the correct ones, one at a time
+    (a timing run has its GPU to itself). Each verdict is the one `score_answer` gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def check(i: int) -> Verdict:
+        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials, strict=strict)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        verdicts = list(pool.map(check, range(len(answers))))
+    for i, verdict in enumerate(verdicts):
+        if verdict.ok and timers[i] is not None and device == "cuda":
+            code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
+            verdicts[i] = with_timing(verdict, code, problems[i], timers[i])  # type: ignore[arg-type]
+    return verdicts
+
+
+def verify_parallelism(problems: Sequence[Problem], limit: int) -> int:
+    """How many checks of these problems fit the GPU at once: each holds one benchmark input and its
+    output (and a GPU context), and one more such set is kept free for the referee."""
+    import torch
+
+    from builder.measure import bytes_moved
+
+    free, _ = torch.cuda.mem_get_info()
+    need = max(bytes_moved(p) for p in {p.key: p for p in problems}.values()) * 1.25 + 2 * 1024**3
+    return max(1, min(limit, int(free // need) - 1))
 
 
 @dataclass(frozen=True)
@@ -122,6 +195,7 @@ class Timed:
     speedups: dict[str, float]  # baseline -> speedup ("current", "eager", "compile")
     reason: str | None = None  # reason code when the timing run or the profile rejected the code
     detail: str = ""  # sentence about it
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
 
 def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[str] = ("eager", "compile"),
@@ -132,41 +206,53 @@ def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[st
 
     def time_code(code: str, problem: Problem) -> Timed:
         from builder.judge import ncu
+        from builder.judge.jobs import warm_folder
+        from builder.judge.phases import Phases
         from builder.judge.runner import SandboxDied
-        from builder.judge.timing import Subject, run_side_by_side
+        from builder.judge.timing import Subject, run_side_by_side, warm_up
 
+        phases = Phases()
+        warm = warm_folder(problem.dir)
+        once = (str(problem.dir), current_code, "compile" in baselines)
+        if once not in _WARMED:  # the trusted codes compiled once, for every answer's session to load
+            warm_up(problem, warm, phases, codes={"current": current_code}, compile_baseline=once[2],
+                    timeout_s=timeout_s)
+            _WARMED.add(once)
         subjects = [Subject("current", "code", current_code)] + [Subject(name, name) for name in baselines]
         subjects.append(Subject("candidate", "code", code, trusted=False))
         try:
-            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s)
+            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s, warm=warm)
         except SandboxDied as exc:
-            return Timed({}, exc.reason, exc.detail)
+            return Timed({}, exc.reason, exc.detail, phases.to_dict())
+        phases.merge(run.phases)
         if run.errors:
             label = "candidate" if "candidate" in run.errors else next(iter(run.errors))
             reason, detail = run.errors[label]
-            return Timed({}, reason if label == "candidate" else "crash", f"{label}: {detail}")
+            return Timed({}, reason if label == "candidate" else "crash", f"{label}: {detail}", phases.to_dict())
         best = run.stats["candidate"]["median_ms"]
         current = min(run.stats["current"]["median_ms"], run.stats["current"].get("repeat_median_ms", math.inf))
         speedups = {"current": current / best}
         speedups.update({name: run.stats[name]["median_ms"] / best for name in ("eager", "compile") if name in run.stats})
         if speedups.get("eager", 0.0) > problem.max_speedup_vs_eager:
             return Timed(speedups, "suspect_speedup", f"{speedups['eager']:.1f}x eager is over this problem's "
-                                                      f"limit of {problem.max_speedup_vs_eager:g}x")
+                                                      f"limit of {problem.max_speedup_vs_eager:g}x", phases.to_dict())
         ncu_bin = ncu.ncu_path()
         if profile and ncu_bin:
-            seen = ncu.profile(problem, code, [], ncu_bin, timeout_s=timeout_s)
+            batch = ncu.profile_codes(problem, {"candidate": code}, [], ncu_bin, timeout_s=timeout_s, trusted=False)
+            phases.merge(batch.phases)
+            seen = batch.profiles["candidate"]
             if not seen.ok:
-                return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}")
+                return Timed(speedups, seen.reason or "crash", f"profile: {seen.detail}", phases.to_dict())
             if seen.guard_finding:
-                return Timed(speedups, seen.guard_finding[0], f"profile: {seen.guard_finding[1]}")
+                return Timed(speedups, seen.guard_finding[0], f"profile: {seen.guard_finding[1]}", phases.to_dict())
             foreign = ncu.foreign_kernels(seen.launches, jit_function_names(code))
             if foreign:
-                return Timed(speedups, "foreign_kernel", f"forward ran {', '.join(foreign[:3])}")
+                return Timed(speedups, "foreign_kernel", f"forward ran {', '.join(foreign[:3])}", phases.to_dict())
             gpu_ms = seen.gpu_ms()
             if gpu_ms is not None and best < PROFILE_AGREEMENT * gpu_ms:
                 return Timed(speedups, "timing_mismatch", f"events say {best:.3f} ms, the profiler saw "
-                                                          f"{gpu_ms:.3f} ms of kernels in one forward")
-        return Timed(speedups)
+                                                          f"{gpu_ms:.3f} ms of kernels in one forward", phases.to_dict())
+        return Timed(speedups, phases=phases.to_dict())
 
     return time_code
 
@@ -239,43 +325,50 @@ REWARD_RUNS = 30
 
 
 def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,
-                   timeout_s: float = DEFAULT_TIMEOUT_S) -> Callable[..., list[float]]:
+                   timeout_s: float = DEFAULT_TIMEOUT_S, strict: bool = False,
+                   unverifiable: float | None = UNVERIFIABLE_REWARD) -> Callable[..., list[float | None]]:
     """A TRL reward function: one reward per completion, 0 for a reject, 1 for correct code, plus a
-    log-speedup bonus over the row's current code when `timed` and a CUDA GPU is present.
+    log-speedup bonus over the row's current code when `timed` and a CUDA GPU is present; a
+    correct answer that breaks an output rule gets FORMAT_SHARE of that (0 with `strict`). An answer
+    only a GPU can check gets `unverifiable` on the CPU (default 0.0; None makes TRL leave it out).
 
     The problem comes from the `problem` column (a key or a {key, ...} struct), else `problem_key`
     or the row `id`; the current code from `current_code`, else the `stage` column (the stage's
-    current code in seeds/). Without a GPU, answers are judged in parallel by `workers` threads,
-    each driving its own sandbox process; on a GPU one at a time.
+    current code in seeds/). A batch is judged as `score_batch` does: the checks of several
+    answers at once, each in a sandbox of its own (without a GPU `workers` at a time, one per CPU
+    by default; on a GPU as many as its memory holds, at most `workers`, default 4), with
+    sandboxes started ahead; then on a GPU the timing runs, one at a time. Each reward is the one
+    the answer would get alone.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
-    def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float]:
+    def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float | None]:
         import os
 
         import torch
+
+        from builder.judge.runner import keep_spares
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         column = problem if problem is not None else kwargs.get("problem_key", kwargs.get("id"))
         if column is None:
             raise ValueError("reward_fn needs a `problem`, `problem_key` or `id` column")
-        keys = _column(column, len(completions))
-        codes = _column(kwargs.get("current_code"), len(completions))
-        stages = _column(kwargs.get("stage"), len(completions))
-
-        def one(i: int) -> float:
-            target = get_problem(_problem_key(keys[i]))
-            timer = None
-            if timed and device == "cuda":
-                current = codes[i] or current_code(target, stages[i])
-                timer = gpu_timer(current, profile=profile, baselines=("eager",), runs=REWARD_RUNS,
-                                  timeout_s=timeout_s)
-            return score_answer(completion_text(completions[i]), target, device=device, timer=timer,
-                                timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0).reward
-
-        count = 1 if device == "cuda" else (workers or os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=count) as pool:
-            return list(pool.map(one, range(len(completions))))
+        count = len(completions)
+        targets = [get_problem(_problem_key(key)) for key in _column(column, count)]
+        codes = _column(kwargs.get("current_code"), count)
+        stages = _column(kwargs.get("stage"), count)
+        timers: list[Timer | None] = [None] * count
+        if device == "cuda":
+            parallel = verify_parallelism(targets, workers or 4)
+            if timed:
+                timers = [gpu_timer(codes[i] or current_code(targets[i], stages[i]), profile=profile,
+                                    baselines=("eager",), runs=REWARD_RUNS, timeout_s=timeout_s) for i in range(count)]
+        else:
+            parallel = workers or os.cpu_count() or 1
+        keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
+        verdicts = score_batch([completion_text(c) for c in completions], targets, device=device, timers=timers,
+                               parallel=parallel, timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0,
+                               strict=strict)
+        return [unverifiable if v.reason == "cpu_unverifiable" else v.reward for v in verdicts]
 
     reward_fn.__name__ = "kernel_reward"
     return reward_fn

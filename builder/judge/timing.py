@@ -60,7 +60,8 @@ def bandwidth(bytes_moved: int, ms: float) -> float:
 
 
 def perturb(x: Any, seed: int, index: int, low: float, high: float) -> None:
-    """Rewrite PERTURB_ELEMENTS elements of `x` at a place and with values drawn from (seed, index).
+    """Rewrite PERTURB_ELEMENTS elements of `x` at a place and with values drawn from (seed, index):
+    uniform in [low, high) for floats, uniform integers in [low, high) otherwise.
 
     The same call on the same device gives the same input in every process, so the referee can
     replay a session's perturbations and compute the reference of any timed run.
@@ -69,11 +70,25 @@ def perturb(x: Any, seed: int, index: int, low: float, high: float) -> None:
 
     mixed = (seed * 1_000_003 + index) % (1 << 62)
     flat = x.view(-1)
+    if not flat.numel():
+        return
     span = min(PERTURB_ELEMENTS, flat.numel())
     # The place is drawn on the host: reading a device value back would stall the timed loop.
     place = torch.Generator().manual_seed(mixed)
     start = int(torch.randint(0, flat.numel() - span + 1, (1,), generator=place))
-    flat[start:start + span].uniform_(low, high, generator=torch.Generator(device=x.device).manual_seed(mixed))
+    generator = torch.Generator(device=x.device).manual_seed(mixed)
+    if flat.is_floating_point():
+        flat[start:start + span].uniform_(low, high, generator=generator)
+    else:
+        flat[start:start + span].random_(int(low), int(high), generator=generator)
+
+
+def perturb_inputs(tensors: list[Any], specs: list[dict[str, Any]], seed: int, index: int) -> None:
+    """perturb() each input of a timing session, each from a seed of its own."""
+    from builder.judge.inputs import mix
+
+    for i, (x, spec) in enumerate(zip(tensors, specs)):
+        perturb(x, mix(seed, i), index, spec["low"], spec["high"])
 
 
 class Clock:
@@ -167,50 +182,80 @@ def _stream_kernel() -> Any:
     return stream
 
 
-def stream_ceiling(clock: Clock, x: Any, out_numel: int) -> dict[str, Any]:
-    """The problem's ceiling: the best rate of a kernel that reads all of `x` and writes
-    `out_numel` elements, block sizes tried in turn; for a near 1:1 mix also torch's copy."""
+def _streamable(x: Any) -> Any:
+    """`x` flat, as float32 words where its bytes allow (the probe reads bytes, not values)."""
     import torch
-    import triton
 
-    kernel = _stream_kernel()
-    flat = x.view(-1)
-    y = torch.empty(max(out_numel, 1), dtype=x.dtype, device=x.device)
-    problem_bytes = (flat.numel() + out_numel) * x.element_size()
+    flat = x.reshape(-1)
+    if flat.numel() * flat.element_size() % 4 == 0 and flat.dtype != torch.float32:
+        flat = flat.view(torch.uint8).view(torch.float32)
+    return flat
+
+
+def stream_ceiling(clock: Clock, tensors: list[Any], out_bytes: int) -> dict[str, Any]:
+    """The problem's ceiling: the best rate of a kernel that reads every input once and writes
+    `out_bytes` (as float32 words), block sizes tried in turn; for a near 1:1 mix also torch's copy
+    of the largest input."""
+    import torch
+
+    flats = [_streamable(t) for t in tensors]
+    largest = max(range(len(flats)), key=lambda i: flats[i].numel() * flats[i].element_size())
+    out_numel = max(out_bytes // 4, 0)
+    y = torch.empty(max(out_numel, 1), dtype=torch.float32, device=flats[largest].device)
+    problem_bytes = sum(f.numel() * f.element_size() for f in flats) + out_numel * 4
     variants: dict[str, float] = {}
     for block in STREAM_BLOCKS:
-        programs = triton.cdiv(flat.numel(), block)
-        per_program = triton.cdiv(out_numel, programs)
-        launch = (lambda b=block, g=programs, p=per_program, out=y:
-                  kernel[(g,)](flat, out, flat.numel(), out_numel, p, BLOCK=b, OUT_BLOCK=1024))
+        launch = stream_launch(flats, y, out_numel, largest, block)
         ms = summarize(clock.time(launch, warmup=2, runs=PROBE_RUNS))["median_ms"]
         variants[f"stream_{block}"] = bandwidth(problem_bytes, ms)
     del y
-    if out_numel >= flat.numel() // 2:
-        dst = torch.empty_like(flat)
-        ms = summarize(clock.time(lambda: dst.copy_(flat), warmup=2, runs=PROBE_RUNS))["median_ms"]
-        variants["torch_copy"] = bandwidth(2 * flat.numel() * x.element_size(), ms)
+    source = tensors[largest].reshape(-1)
+    if out_bytes >= source.numel() * source.element_size() // 2:
+        dst = torch.empty_like(source)
+        ms = summarize(clock.time(lambda: dst.copy_(source), warmup=2, runs=PROBE_RUNS))["median_ms"]
+        variants["torch_copy"] = bandwidth(2 * source.numel() * source.element_size(), ms)
         del dst
     best = max(variants, key=variants.__getitem__)
     return {"gbps": variants[best], "best": best, "variants": variants}
 
 
-def pure_rates(clock: Clock, x: Any) -> dict[str, float]:
-    """Read-only, write-only and copy rates (GB/s) on buffers of up to PROBE_BYTES, for reference."""
+def stream_launch(flats: list[Any], y: Any, out_numel: int, writer: int, block: int) -> Callable[[], None]:
+    """One pass of the streaming probe: every input in `flats` read once (one launch each), and
+    `out_numel` float32 words of `y` written by the programs of input `writer`."""
+    import triton
+
+    kernel = _stream_kernel()
+    plan = []
+    for i, flat in enumerate(flats):
+        programs = max(triton.cdiv(flat.numel(), block), 1)
+        writes = out_numel if i == writer else 0
+        plan.append((flat, programs, writes, triton.cdiv(writes, programs)))
+
+    def launch() -> None:
+        for flat, programs, writes, per_program in plan:
+            kernel[(programs,)](flat, y, flat.numel(), writes, per_program, BLOCK=block, OUT_BLOCK=1024)
+
+    return launch
+
+
+def pure_rates(clock: Clock, tensors: list[Any]) -> dict[str, float]:
+    """Read-only, write-only and copy rates (GB/s) on buffers of up to PROBE_BYTES of the largest
+    input, for reference."""
     import torch
     import triton
 
-    n = min(x.numel(), PROBE_BYTES // x.element_size())
-    src = x.view(-1)[:n]
+    flat = max((_streamable(t) for t in tensors), key=lambda f: f.numel() * f.element_size())
+    n = min(flat.numel(), PROBE_BYTES // flat.element_size())
+    src = flat[:n]
     kernel = _stream_kernel()
     programs = triton.cdiv(n, 4096)
-    sink = torch.empty(programs, dtype=x.dtype, device=x.device)
+    sink = torch.empty(programs, dtype=torch.float32, device=flat.device)
     read_ms = summarize(clock.time(lambda: kernel[(programs,)](src, sink, n, programs, 1, BLOCK=4096, OUT_BLOCK=16),
                                    warmup=2, runs=PROBE_RUNS))["median_ms"]
     dst = torch.empty_like(src)
     write_ms = summarize(clock.time(lambda: dst.fill_(1.0), warmup=2, runs=PROBE_RUNS))["median_ms"]
     copy_ms = summarize(clock.time(lambda: dst.copy_(src), warmup=2, runs=PROBE_RUNS))["median_ms"]
-    size = n * x.element_size()
+    size = n * src.element_size()
     return {"read_gbps": bandwidth(size, read_ms), "write_gbps": bandwidth(size, write_ms),
             "copy_gbps": bandwidth(2 * size, copy_ms)}
 
@@ -229,13 +274,17 @@ def free_cycles(limit: int, allocated: Callable[[], int]) -> None:
             gc.collect()
 
 
-def _reference_callable(sandbox: Any, kind: str) -> Callable[[Any], Any]:
+def _reference_callable(sandbox: Any, kind: str, build: dict[str, Any]) -> Callable[..., Any]:
+    """The reference as the judge builds it (seeded, its learned tensors set), in training mode,
+    eager or compiled. Built before any code under test is loaded (the trusted subjects come first)."""
     import torch
     import torch._inductor.config
 
     from builder.judge.loader import load_module
+    from builder.judge.reference import Build
+    from builder.judge.reference import build as build_reference
 
-    model = load_module(sandbox.problem.reference_path).Model(**sandbox.problem.init).cuda().eval()
+    model, _ = build_reference(load_module(sandbox.problem.reference_path), Build.from_spec(build), "cuda")
     if kind != "compile":
         return model
     # No thread may start beside the candidate: Inductor compiles in this thread, and the
@@ -250,19 +299,16 @@ def _reference_callable(sandbox: Any, kind: str) -> Callable[[Any], Any]:
     return torch.compile(model)
 
 
-def _bench_input(sandbox: Any, spec: dict[str, Any]) -> Any:
-    """The session's benchmark input (made on first use) and the reference output shape."""
-    import torch
-
-    from builder.judge.guards import GuardedInput
-    from builder.judge.loader import load_module
+def _bench_inputs(sandbox: Any, header: dict[str, Any]) -> Any:
+    """The session's benchmark inputs, made on first use as `inputs` (with their seeds) and
+    `layout` say, and what the reference outputs at that size (`expect`: shape and dtype of each)."""
+    from builder.judge.inputs import PlacedInputs
 
     if sandbox.bench is None:
-        problem = sandbox.problem
-        sandbox.bench_spec = {"seed": int(spec["seed"]), "low": float(spec["low"]), "high": float(spec["high"])}
-        sandbox.bench = GuardedInput(problem.shape, sandbox.dtype, "cuda", **sandbox.bench_spec)
-        meta = load_module(problem.reference_path).Model(**problem.init)
-        sandbox.out_shape = tuple(meta(torch.empty(problem.shape, device="meta")).shape)
+        sandbox.bench_specs = [dict(spec) for spec in header["inputs"]]
+        sandbox.bench_seed = int(header["seed"])
+        sandbox.bench = PlacedInputs(sandbox.bench_specs, header.get("layout", "guarded"), "cuda")
+        sandbox.out_meta = [(list(e["shape"]), e["dtype"]) for e in header["expect"]]
     return sandbox.bench
 
 
@@ -270,28 +316,28 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     """Time the batch `header["subjects"]` (see the module doc); called by the sandbox's `time` op.
 
     Returns, per subject, its run times or the reason it failed, the ceiling figures for probe
-    subjects, the perturbations applied so far and, when asked, the keyed hash of the input. The
-    outputs of the runs listed in `keep` stay alive (on the device) for the `kept` op, which sends
-    them once the judge has stopped its clock.
+    subjects, the perturbations applied so far and, when asked, the keyed hashes of the inputs.
+    The outputs of the runs listed in `keep` stay alive (on the device) for the `kept` op, which
+    sends them once the judge has stopped its clock.
     """
     import torch
 
-    from builder.judge.guards import plain_output, poison
+    from builder.judge.guards import plain_outputs
+    from builder.judge.poison import Poison
+    from builder.judge.reference import nbytes, outputs_of
 
     clock: Clock = sandbox.clock
-    guarded = _bench_input(sandbox, header["input"])
+    placed = _bench_inputs(sandbox, header)
     sandbox.kept = {}
-    x = guarded.x
-    spec = sandbox.bench_spec
+    tensors = placed.tensors
     runs, warmup = int(header.get("runs", 100)), int(header.get("warmup", 5))
-    out_numel = 1
-    for dim in sandbox.out_shape:
-        out_numel *= dim
-    out_bytes = out_numel * guarded.x.element_size()
+    out_bytes = nbytes([(tuple(shape), dtype) for shape, dtype in sandbox.out_meta])
+    fill_kind, fill_seed = header.get("poison") or ("sentinel", 0)
+    fill = Poison(fill_kind, int(fill_seed))
 
     def before(_: int) -> None:
         if header.get("perturb", True):
-            perturb(x, spec["seed"], sandbox.perturbed, spec["low"], spec["high"])
+            perturb_inputs(tensors, sandbox.bench_specs, sandbox.bench_seed, sandbox.perturbed)
             sandbox.perturbed += 1
 
     results: dict[str, Any] = {}
@@ -300,12 +346,13 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
         for subject in header["subjects"]:
             label, kind = subject["label"], subject["kind"]
             if kind == "ceiling":
-                results[label] = {"ceiling": stream_ceiling(clock, x, out_numel), "rates": pure_rates(clock, x)}
+                results[label] = {"ceiling": stream_ceiling(clock, tensors, out_bytes),
+                                  "rates": pure_rates(clock, tensors)}
                 continue
             fn = None
             if kind in ("eager", "compile"):
                 if kind not in sandbox.baselines:
-                    sandbox.baselines[kind] = _reference_callable(sandbox, kind)
+                    sandbox.baselines[kind] = _reference_callable(sandbox, kind, header["build"])
                 fn = sandbox.baselines[kind]
             model = sandbox.models.get(subject.get("name", ""))
             problems: list[str] = []
@@ -317,21 +364,24 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
 
             def call() -> None:
                 with sandbox.guards.watch() as record:
-                    pending.append((record, model(x)))
+                    pending.append((record, model(*tensors)))
 
             def settle(i: int) -> None:
                 record, out = pending.pop()
-                finding = sandbox.guards.verdict(record) or plain_output(out, guarded)
-                if finding is not None:  # the output is not touched again: its methods may be the answer's
+                outs, _ = outputs_of(out)
+                finding = sandbox.guards.verdict(record) or plain_outputs(outs or [], placed)
+                shapes = [(list(o.shape), str(o.dtype).removeprefix("torch.")) if type(o) is torch.Tensor else None
+                          for o in outs or ()]
+                if finding is not None:  # the outputs are not touched again: their methods may be the answer's
                     problems.append(f"{finding.reason}: {finding.detail}")
-                elif type(out) is not torch.Tensor or tuple(out.shape) != sandbox.out_shape:
-                    problems.append(f"wrong_while_timed: forward returned {type(out).__name__} "
-                                    f"{tuple(getattr(out, 'shape', ()))}")
+                elif outs is None or shapes != sandbox.out_meta:
+                    problems.append(f"wrong_while_timed: forward returned {type(out).__name__} {shapes}")
                 elif i in keep:
-                    sandbox.kept[i] = (out, sandbox.perturbed)
+                    sandbox.kept[i] = (outs, sandbox.perturbed)
                 else:
-                    poison(out)  # the allocator hands this block to the next run: it starts as poison, untimed
-                del out
+                    for o in outs:  # the allocator hands these blocks to the next run: they start as poison, untimed
+                        fill(o)
+                del out, outs
                 free_cycles(limit, torch.cuda.memory_allocated)
 
             if fn is None:
@@ -339,7 +389,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                     times = clock.time(call, warmup=warmup, runs=runs, before=before, after=settle,
                                        lead_ms=float(header.get("lead_ms", 0.0)))
             else:
-                times = clock.time(lambda: fn(x), warmup=warmup, runs=runs, before=before,
+                times = clock.time(lambda: fn(*tensors), warmup=warmup, runs=runs, before=before,
                                    lead_ms=float(header.get("lead_ms", 0.0)))
             if problems:
                 reason, _, detail = problems[0].partition(": ")
@@ -351,8 +401,62 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     reply: dict[str, Any] = {"ok": True, "subjects": results, "perturbed": sandbox.perturbed,
                              "child_wall_s": clock.wall() - start_wall}
     if header.get("hash_key") is not None:
-        reply["input_hash"] = str(guarded.fingerprint(int(header["hash_key"])))
+        reply["input_hashes"] = placed.fingerprints(int(header["hash_key"]))
     return reply
+
+
+def bench_request(problem: Any, rng: Any) -> tuple[dict[str, Any], tuple[dict[str, Any], Any]]:
+    """What a timing or profiling session is told of its benchmark inputs (every input's spec with
+    a seed, a layout, the reference's outputs as shape and dtype, the build of the baselines and a
+    fill for fresh allocations), and the build request of a code's ModelNew (header fields and the
+    bytes of the reference's learned tensors), all from `rng`."""
+    from builder.judge import params
+    from builder.judge.inputs import payload_of
+    from builder.judge.loader import load_module
+    from builder.judge.plan import TRIAL_LAYOUTS, seeded_specs
+    from builder.judge.poison import KINDS
+    from builder.judge.reference import Build, build, meta_outputs
+
+    module = load_module(problem.reference_path)
+    seed = rng.getrandbits(62)
+    spec = Build(problem.init, rng.getrandbits(62), rng.getrandbits(62))
+    _, values = build(module, spec)
+    header = {"inputs": seeded_specs(problem.inputs, seed), "seed": seed, "layout": rng.choice(TRIAL_LAYOUTS),
+              "expect": [{"shape": list(shape), "dtype": dtype} for shape, dtype in meta_outputs(module, problem.init,
+                                                                                                 problem.inputs)],
+              "build": spec.to_spec(), "poison": [rng.choice(KINDS), rng.getrandbits(62)]}
+    state = {"init": problem.init, "seed": spec.seed, "state": params.specs(values)}
+    return header, (state, payload_of(list(values.values())) if values else None)
+
+
+def warm_up(problem: Any, warm: Any, phases: Any, *, codes: dict[str, str] | None = None,
+            compile_baseline: bool = False, timeout_s: float) -> None:
+    """Run trusted `codes` (and, with `compile_baseline`, torch.compile of the reference) once at
+    the benchmark shape in a session that shares the compiler caches in `warm`, so that later
+    sessions find them compiled. A failure here only means those sessions compile for themselves."""
+    import random
+
+    from builder.judge.runner import SandboxDied, SandboxSession
+
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
+    subjects = [{"label": "compile", "kind": "compile"}] if compile_baseline else []
+    try:
+        session.start()
+        spec, state = bench_request(problem, random.Random(0))
+        with phases.span("compile"):
+            for i, code in enumerate((codes or {}).values()):
+                name = f"w{i}"
+                path = session.write_code(name, code)
+                if all(session.request(step, payload).get("ok") for step, payload in (
+                        ({"op": "load", "label": name, "path": str(path), "trusted": True}, None),
+                        ({"op": "build", "label": name, "name": name, **state[0]}, state[1]))):
+                    subjects.append({"label": name, "kind": "code", "name": name})
+            session.request({"op": "time", **spec, "subjects": subjects, "runs": 0, "warmup": 1, "perturb": False})
+    except SandboxDied:
+        pass
+    finally:
+        with phases.span("other"):
+            session.close()
 
 
 def environment() -> dict[str, Any]:
@@ -419,6 +523,19 @@ class TimingRun:
     ceiling: dict[str, Any]  # the problem's ceiling rate and the pure read/write/copy rates
     env: dict[str, Any]  # the device and versions, read by the referee
     walls: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> judge wall, events, sandbox wall (ms)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
+
+    def to_payload(self) -> dict[str, Any]:
+        """The plain-dict form a job returns and a cache keeps."""
+        return {"stats": self.stats, "errors": {k: list(v) for k, v in self.errors.items()}, "noise": self.noise,
+                "ceiling": self.ceiling, "env": self.env, "walls": self.walls, "phases": self.phases}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> TimingRun:
+        return cls({k: dict(v) for k, v in data["stats"].items()},
+                   {k: (v[0], v[1]) for k, v in data.get("errors", {}).items()}, float(data.get("noise", 0.0)),
+                   dict(data.get("ceiling", {})), dict(data.get("env", {})), dict(data.get("walls", {})),
+                   dict(data.get("phases", {})))
 
 
 def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, int]]:
@@ -438,7 +555,7 @@ def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, 
 
 
 def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED_RUNS, warmup: int = WARMUP,
-                     timeout_s: float = 1800.0) -> TimingRun:
+                     timeout_s: float = 1800.0, warm: Any = None) -> TimingRun:
     """Time `subjects` on one benchmark input in one sandbox, as the module doc describes.
 
     Trusted subjects are timed first (codes, eager, compile, the ceiling), then each untrusted
@@ -448,28 +565,30 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     """
     import secrets
 
-    import torch
-
-    from builder.judge.guards import compare
+    from builder.judge.compare import compare
+    from builder.judge.phases import Phases
     from builder.judge.referee import ask_referee
     from builder.judge.runner import SandboxDied, SandboxSession
 
+    phases = Phases()
     plan = plan_checkpoints(subjects, runs)
     code_runs = sum(runs for s in subjects if s.kind in ("code", "eager", "compile"))
     total = code_runs + sum(runs for s in subjects if s.trusted and s.kind == "code")
-    seed, key = secrets.randbits(62), secrets.randbits(62)
-    spec = {"seed": seed, "low": problem.low, "high": problem.high}
+    rng = secrets.SystemRandom()
+    key = rng.getrandbits(62)
+    spec, state = bench_request(problem, rng)
     errors: dict[str, tuple[str, str]] = {}
-    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s)
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
     counts = sorted({c for p in plan.values() for c in p.values()})
     try:
-        referee = ask_referee(problem, session.scratch, key, timeout_s=timeout_s,
-                              timing={**spec, "checkpoints": counts, "total": total})
+        with phases.span("reference"):
+            referee = ask_referee(problem, key, build=spec["build"], timeout_s=timeout_s,
+                                  timing={"inputs": spec["inputs"], "seed": spec["seed"], "layout": spec["layout"],
+                                          "checkpoints": counts, "total": total})
     except SandboxDied:
         session.close()
         raise
     refs = dict(zip(counts, referee["outputs"]))
-    dtype = getattr(torch, problem.dtype)
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
     overheads: list[float] = []
@@ -477,18 +596,19 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     walls: dict[str, dict[str, float]] = {}
     ceiling: dict[str, Any] = {}
 
-    def ask(subject: Subject, header: dict[str, Any]) -> dict[str, Any]:
+    def ask(subject: Subject, header: dict[str, Any], payload: Any = None) -> dict[str, Any]:
         """One request; a crash (the device failed, and the sandbox ended) ends the whole run."""
-        reply = session.request(header)
+        reply = session.request(header, payload)
         if reply.get("reason") == "crash":
             raise SandboxDied("crash", f"{subject.label}: {reply.get('detail', '')}")
         return reply
 
     def load(subject: Subject, name: str) -> bool:
         path = session.write_code(name, subject.code)
-        for step in ({"op": "load", "label": name, "path": str(path), "trusted": subject.trusted},
-                     {"op": "build", "label": name, "name": name, "init": problem.init}):
-            reply = ask(subject, step)
+        for step, payload in (({"op": "load", "label": name, "path": str(path), "trusted": subject.trusted}, None),
+                              ({"op": "build", "label": name, "name": name, **state[0]}, state[1])):
+            with phases.span("compile"):
+                reply = ask(subject, step, payload)
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "import_error", reply.get("detail", ""))
                 return False
@@ -496,22 +616,26 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
 
     def check_output(subject: Subject, run: int, count: int) -> None:
         session.send({"op": "kept", "run": run})
-        reply, raw = session.receive(max_payload=refs[count].numel() * dtype.itemsize)
-        if reply.get("perturbed") != count or raw is None:
+        reply, _ = session.receive()
+        wanted = refs[count]
+        if reply.get("perturbed") != count or reply.get("count") != len(wanted):
             raise SandboxDied("sandbox_violation", "the sandbox kept another run's output than the judge checks")
-        out = raw.view(dtype)
-        verdict = compare(out, refs[count].reshape(-1), problem.atol, problem.rtol) if (
-            out.numel() == refs[count].numel()) else None
-        if verdict is None or verdict.reason:
-            why = verdict.detail if verdict else "output size differs"
-            errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {why}"))
+        for index, ref in enumerate(wanted):
+            _, raw = session.receive(max_payload=ref.numel() * ref.element_size())
+            if raw is None or raw.numel() != ref.numel() * ref.element_size():
+                raise SandboxDied("sandbox_violation", "the sandbox sent other bytes than the output it kept")
+            verdict = compare(raw.view(ref.dtype).reshape(ref.shape), ref, problem.atol, problem.rtol)
+            if verdict.reason:
+                which = f"output {index}: " if len(wanted) > 1 else ""
+                errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {which}{verdict.detail}"))
 
     def timed(subject: Subject, name: str, into: dict[str, list[float]]) -> None:
-        base = {"op": "time", "input": spec, "perturb": subject.kind != "ceiling",
+        base = {"op": "time", **spec, "perturb": subject.kind != "ceiling",
                 "lead_ms": LEAD_MS,
                 "subjects": [{"label": subject.label, "kind": subject.kind, "name": name}]}
         if subject.kind != "ceiling":
-            reply = ask(subject, {**base, "runs": 0, "warmup": warmup, "perturb": False})
+            with phases.span("compile" if subject.label not in first else "timing"):
+                reply = ask(subject, {**base, "runs": 0, "warmup": warmup, "perturb": False})
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 return
@@ -519,6 +643,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         start = time.perf_counter()
         reply = ask(subject, {**base, "runs": runs, "warmup": 0, "keep": sorted(checks)})
         wall_ms = (time.perf_counter() - start) * 1e3
+        phases.add("timing", wall_ms / 1e3)
         if not reply.get("ok"):
             errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
             return
@@ -526,8 +651,9 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         if "error" in result:
             errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
             return
-        for run, count in sorted(checks.items()):
-            check_output(subject, run, count)
+        with phases.span("checks"):
+            for run, count in sorted(checks.items()):
+                check_output(subject, run, count)
         if subject.kind == "ceiling":
             ceiling.update(result)
             return
@@ -572,12 +698,14 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         for subject in trusted:
             if subject.kind == "code" and subject.label in first:
                 timed(subject, names[subject.label], second)
-        reply = session.request({"op": "time", "input": spec, "subjects": [], "hash_key": key})
-        if untrusted and reply.get("input_hash") != referee["final_hash"]:
+        with phases.span("checks"):
+            reply = session.request({"op": "time", **spec, "subjects": [], "hash_key": key})
+        if untrusted and reply.get("input_hashes") != referee["final_hashes"]:
             for subject in untrusted:
                 errors.setdefault(subject.label, ("input_mutated", "the timing input changed during the runs"))
     finally:
-        session.close()
+        with phases.span("other"):
+            session.close()
     if session.strays:
         for subject in untrusted:
             errors[subject.label] = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
@@ -589,5 +717,5 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             again = summarize(second[label])["median_ms"]
             stats[label]["repeat_median_ms"] = again
             spreads.append(abs(again - stats[label]["median_ms"]) / min(again, stats[label]["median_ms"]))
-    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee["env"], walls)
+    return TimingRun(stats, errors, max(spreads, default=0.0), ceiling, referee["env"], walls, phases.to_dict())
 

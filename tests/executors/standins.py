@@ -55,8 +55,11 @@ def standin(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
             Path(params["cleanup"]).touch()
     if mode == "meet":
         _meet(params, key)
+    started = time.time()
     time.sleep(params.get("sleep", 0))
     payload = {
+        "start": started,
+        "end": time.time(),
         "key": key,
         "env_cvd": env.get("CUDA_VISIBLE_DEVICES"),
         "os_cvd": os.environ.get("CUDA_VISIBLE_DEVICES"),
@@ -90,8 +93,9 @@ def gpu_job(params: dict[str, Any]) -> dict[str, Any]:
             "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": start, "end": time.time()}
 
 
-def jobs_for(log: Path, count: int, **params: Any) -> list[Job]:
-    return [Job("time", f"job{i:02d}", {"log": str(log), **params}, timeout_s=30) for i in range(count)]
+def jobs_for(log: Path, count: int, *, exclusive: bool = True, prefix: str = "job", **params: Any) -> list[Job]:
+    return [Job("time" if exclusive else "verify", f"{prefix}{i:02d}", {"log": str(log), **params}, timeout_s=30,
+                exclusive=exclusive) for i in range(count)]
 
 
 def main(argv: list[str]) -> None:

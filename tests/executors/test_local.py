@@ -46,12 +46,73 @@ def test_each_worker_has_its_own_gpu(tmp_path):
 def test_workers_sharing_a_gpu_run_at_once_on_that_gpu(tmp_path):
     log = tmp_path / "log"
     # "meet" waits until both jobs have started: it finishes only if they run at the same time.
-    jobs = jobs_for(log, 2, mode="meet", group_dir=str(tmp_path / "group"), group_size=2)
+    jobs = jobs_for(log, 2, exclusive=False, mode="meet", group_dir=str(tmp_path / "group"), group_size=2)
     outcomes = LocalExecutor(devices=["5"], per_gpu=2, runner=standin).run(jobs)
     payloads = [o.result["payload"] for o in outcomes]
     assert all(o.ok for o in outcomes), [o.result for o in outcomes]
     assert [p["env_cvd"] for p in payloads] == ["5", "5"]
     assert len({p["pid"] for p in payloads}) == 2
+
+
+def spans(outcomes):
+    return {o.job.key: (o.result["payload"]["start"], o.result["payload"]["end"]) for o in outcomes}
+
+
+def test_an_exclusive_job_has_its_gpu_alone_and_goes_first(tmp_path):
+    log = tmp_path / "log"
+    shared = jobs_for(log, 3, exclusive=False, prefix="shared", sleep=0.5)
+    alone = jobs_for(log, 1, prefix="alone", sleep=0.5)
+    outcomes = LocalExecutor(devices=["0"], per_gpu=2, runner=standin).run(shared + alone)
+    times = spans(outcomes)
+    start, end = times.pop("alone00")
+    assert all(s >= end for s, _ in times.values()), "a shared job started before or beside the exclusive one"
+    (s0, e0), (s1, e1) = times["shared00"], times["shared01"]
+    assert s0 < e1 and s1 < e0, "two shared jobs did not share the GPU"
+
+
+def test_an_exclusive_follow_up_waits_for_the_shared_jobs_and_blocks_new_ones(tmp_path):
+    log = tmp_path / "log"
+    shared = jobs_for(log, 3, exclusive=False, prefix="shared", sleep=0.6)
+    quick = jobs_for(log, 1, exclusive=False, prefix="quick")
+
+    def next_job(outcome):
+        return jobs_for(log, 1, prefix="alone", sleep=0.3) if outcome.job.key == "quick00" else None
+
+    outcomes = LocalExecutor(devices=["0"], per_gpu=2, runner=standin).run(quick + shared, on_result=next_job)
+    times = spans(outcomes)
+    start, end = times.pop("alone00")
+    assert all(e <= start or s >= end for s, e in times.values()), "a shared job ran beside the exclusive one"
+    assert [k for k, (s, _) in times.items() if s >= end] == ["shared01", "shared02"]  # held back for it
+
+
+def test_follow_up_jobs_run_next_and_come_back_in_order(tmp_path):
+    log = tmp_path / "log"
+    first = jobs_for(log, 3, exclusive=False, prefix="v")
+
+    def next_job(outcome):
+        if outcome.job.key.startswith("v"):
+            return [Job("time", "t" + outcome.job.key[1:], {"log": str(log)}, timeout_s=30)]
+        return None
+
+    outcomes = LocalExecutor(devices=["0"], per_gpu=1, runner=standin).run(first, on_result=next_job)
+    assert [o.job.key for o in outcomes] == ["v00", "v01", "v02", "t00", "t01", "t02"]
+    assert log.read_text().split() == ["v00", "t00", "v01", "t01", "v02", "t02"]  # depth first
+
+
+def test_cached_jobs_still_get_their_follow_ups(tmp_path):
+    log = tmp_path / "log"
+    cache = JobCache(tmp_path / "cache")
+    first = jobs_for(log, 2, exclusive=False, prefix="v")
+    LocalExecutor(devices=["0"], runner=standin, cache=cache).run(first)
+    follow = []
+
+    def next_job(outcome):
+        follow.append(outcome.job.key)
+        return [Job("time", "t" + outcome.job.key[1:], {"log": str(log)}, timeout_s=30)] if outcome.cached else None
+
+    outcomes = LocalExecutor(devices=["0"], runner=standin, cache=cache).run(first, on_result=next_job)
+    assert [o.job.key for o in outcomes] == ["v00", "t00", "v01", "t01"]
+    assert [o.cached for o in outcomes] == [True, False, True, False]
 
 
 def test_jobs_per_gpu_must_be_positive():

@@ -185,7 +185,7 @@ def test_routes_through_module_attributes(imports, body):
 @pytest.mark.parametrize(
     "body",
     [
-        "eval = print\nreturn x",
+        "global eval\neval = print\nreturn x",
         "def inner(h: 'print(1)'):\n    return h\nreturn x",
         "return typing.get_type_hints(ModelNew)",
         "return functools.singledispatch(print)",
@@ -534,3 +534,265 @@ def test_a_constexpr_of_a_function_is_refused():
     body = "k[(1,)](x, x, x.numel(), BLOCK=tl.constexpr(helper))\nreturn x"
     code = model(body, extra_imports="def helper(v):\n    return v\n\n")
     assert "kernel_host_access" in [f.reason for f in check_code(code)]
+
+
+# -- names by scope ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "def wrapper(input, kernel_size):\n    return input.contiguous()\n",  # FlagGems's parameter
+        "def wrapper(x):\n    open = x.shape[0]\n    return open\n",
+        "def wrapper(x):\n    F = x\n    return F.shape\n",  # a local named like an import
+        "def wrapper(x):\n    return [input for input in x.shape]\n",
+        "wrapper = lambda input: input.shape\n",
+    ],
+)
+def test_a_local_that_shadows_a_builtin_or_import_is_that_local(code):
+    source = model("return x", "import torch.nn.functional as F\n").replace("\n\nclass ModelNew", f"\n\n{code}\n\nclass ModelNew")
+    assert check_code(source) == []
+
+
+@pytest.mark.parametrize(
+    "code,reason",
+    [
+        ("def wrapper(x):\n    global input\n    return input('?')\n", "system_access"),  # the module's, so the built-in
+        ("def wrapper(x, input=input):\n    return input('?')\n", "system_access"),  # the default is the built-in
+        ("input = print\n", "dynamic_code"),  # a module-level rebinding
+        ("class Box:\n    x = input\n    input = 1\n", "system_access"),  # a class body reads the built-in first
+        ("def wrapper(x):\n    def inner():\n        return eval\n    return inner\n", "system_access"),
+        ("def wrapper(m=F):\n    return m.avg_pool1d\n", "torch_op"),  # a default that is the module
+    ],
+)
+def test_a_name_that_is_really_the_builtin_or_import(code, reason):
+    source = model("return x", "import torch.nn.functional as F\n").replace("\n\nclass ModelNew", f"\n\n{code}\n\nclass ModelNew")
+    assert reason in {f.reason for f in check_code(source)}
+
+
+# -- constexpr globals ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ['tl.constexpr(float("-inf"))', "tl.constexpr(-float('inf'))",
+                                   "tl.constexpr(math.inf)", "tl.constexpr(2 ** 10)", "tl.float32",
+                                   "tl.constexpr(int('7'))"])
+def test_a_constexpr_global_of_a_constant_is_allowed(value):
+    code = model("return x", "import math\n").replace("\n\n@triton.jit", f"\nLIMIT = {value}\n\n\n@triton.jit")
+    code = code.replace("tl.sum(v, axis=0)", "tl.sum(v, axis=0) + LIMIT" if "float32" not in value else "tl.sum(v, axis=0)")
+    assert check_code(code) == []
+
+
+@pytest.mark.parametrize("value", ["tl.constexpr(print)", "tl.constexpr(float)", "tl.constexpr(lambda: 0)",
+                                   "tl.constexpr(float(n))", "tl.constexpr(helper())", "tl.constexpr(torch.sum)"])
+def test_a_constexpr_global_of_anything_else_is_refused(value):
+    code = model("return x").replace("\n\n@triton.jit", f"\nn = 3\ndef helper():\n    return 1\nLIMIT = {value}\n\n\n@triton.jit")
+    assert {f.reason for f in check_code(code)} & {"kernel_host_access", "torch_op", "forbidden_section"}
+    assert "kernel_host_access" in {f.reason for f in check_code(code)} or "torch_op" in {f.reason for f in check_code(code)}
+
+
+def test_a_constexpr_of_a_rebound_float_is_refused():
+    code = model("return x").replace("\n\n@triton.jit", '\nfloat = print\nLIMIT = tl.constexpr(float("-inf"))\n\n\n@triton.jit')
+    assert "kernel_host_access" in {f.reason for f in check_code(code)}
+
+
+# -- benchmark sizes ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "warps = 8 if x.shape[-1] >= 2048 else 4\nreturn x",
+        "if x.shape[-1] > 65536 - 1:\n    pass\nreturn x",
+    ],
+)
+def test_a_threshold_equal_to_a_benchmark_size_is_a_heuristic(body):
+    sizes = forbidden_sizes((16, 64, 2048, 2048), (16, 64, 186, 186)) | forbidden_sizes((64, 128, 65536), (64, 128, 65537))
+    assert verdict(model(body), sizes) is None
+
+
+# -- host callables and pure helpers --------------------------------------------------------------
+
+HELPER = "def blocks(n, block):\n    return triton.cdiv(n, block) * max(1, operator.mul(1, 1))\n"
+
+
+def with_helper(helper: str, grid: str = "lambda meta: (blocks(x.numel(), meta['BLOCK']),)") -> str:
+    body = f"y = torch.empty_like(x)\nk[{grid}](x, y, x.numel(), BLOCK=64)\nreturn y"
+    code = model(body, "import operator\n")
+    return code.replace("\n\nclass ModelNew", f"\n\n{helper}\n\nclass ModelNew")
+
+
+def test_a_grid_lambda_may_call_a_pure_helper_and_operator():
+    assert check_code(with_helper(HELPER)) == []
+
+
+@pytest.mark.parametrize(
+    "helper,reason",
+    [
+        ("def blocks(n, block):\n    return deeper(n) // block\n\n\ndef deeper(n):\n    return n.sum()\n", "torch_op"),
+        ("def blocks(n, block, f=torch.sum):\n    return f(n)\n", "torch_op"),
+        ("def blocks(n, block):\n    return x_of(n)\n", "torch_op"),  # an unknown callee
+        ("def blocks(n, block):\n    return n\n\n\nblocks = torch.numel\n", "torch_op"),  # bound twice
+        ("def blocks(n, block):\n    import os\n    return os.cpu_count()\n", "system_access"),
+        ("def blocks(n, block):\n    return operator.attrgetter('shape')(n)[0]\n", "system_access"),
+    ],
+)
+def test_a_helper_that_is_not_pure_is_found(helper, reason):
+    assert reason in {f.reason for f in check_code(with_helper(helper))}
+
+
+def test_a_lambda_parameter_named_like_a_helper_is_not_the_helper():
+    grid = "lambda meta, blocks=torch.numel: (blocks(x),)"
+    assert "torch_op" in {f.reason for f in check_code(with_helper(HELPER, grid))}
+
+
+def test_every_grid_lambda_of_the_same_name_is_checked():
+    body = ("y = torch.empty_like(x)\ngrid = lambda meta: (x.add_(1).numel(),)\nk[grid](x, y, x.numel(), BLOCK=64)\n"
+            "def later():\n    grid = lambda meta: (1,)\n    return grid\nreturn y")
+    assert verdict(model(body)) == "torch_op"
+
+
+@pytest.mark.parametrize("imports", ["import operator\nfrom functools import reduce\n", "import bisect\nimport heapq\n"])
+def test_pure_standard_modules_import_cleanly(imports):
+    body = "n = reduce(operator.mul, x.shape, 1) if 'reduce' in dir() else 1\nreturn x" if "reduce" in imports else "return x"
+    assert verdict(model("return x", imports)) is None
+
+
+@pytest.mark.parametrize("call", ["operator.attrgetter('shape')(x)", "operator.methodcaller('sum')(x)",
+                                  "operator.add(x, x)"])
+def test_operator_routes_and_tensor_arithmetic(call):
+    assert verdict(model(f"return {call}", "import operator\n")) in ("system_access", "torch_op")
+
+
+def test_ir_override_loads_a_file_as_the_kernel():
+    code = model("return x").replace("@triton.jit", "@triton.autotune([triton.Config({}, ir_override='/tmp/k.ptx')], key=[])\n@triton.jit")
+    assert verdict(code) == "system_access"
+
+
+# -- import shims ---------------------------------------------------------------------------------
+
+SHIM = "try:\n    import triton.language.extra.libdevice as libdevice\nexcept ImportError:\n    libdevice = None\n"
+
+
+def test_an_import_shim_is_no_fallback_but_breaks_the_rules():
+    code = model("return x").replace("import triton.language as tl\n", "import triton.language as tl\n" + SHIM)
+    assert [f.reason for f in check_code(code)] == ["import_shim"]
+
+
+@pytest.mark.parametrize(
+    "shim",
+    [
+        "try:\n    import triton.language.extra.libdevice as ld\nexcept ImportError:\n    ld = torch\n",
+        "try:\n    import triton.language.extra.libdevice as ld\nexcept Exception:\n    ld = None\n",
+        "try:\n    import triton.language.extra.libdevice as ld\nexcept ImportError:\n    from torch.nn.functional import avg_pool1d as ld\n",
+        "try:\n    ld = 1\nexcept ImportError:\n    ld = None\n",
+    ],
+)
+def test_a_shim_that_is_more_than_imports_never_runs(shim):
+    """Not an import shim: top-level code, so a forbidden section, blanked from the code that runs;
+    or a shim whose imports are themselves refused."""
+    from builder.judge.rules import runnable_code
+
+    code = model("return x").replace("import triton.language as tl\n", "import triton.language as tl\n" + shim)
+    found = {f.reason for f in check_code(code)}
+    if "torch_op" in found:
+        return
+    assert "forbidden_section" in found and "import_shim" not in found
+    assert "try:" not in runnable_code(code) and "ld" not in runnable_code(code)
+    assert runnable_code(code).count("\n") == code.count("\n")
+
+
+# -- faithfulness: device type, addresses -------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "if x.device.type == 'cpu':\n    return x\nreturn x",
+        "on_gpu = x.is_cuda\nreturn x",
+        "return x if torch.cuda.is_available() else x",
+        "if str(x.device) == 'cpu':\n    return x\nreturn x",
+        "if x.device == torch.device('cuda'):\n    return x\nreturn x",
+        "BLOCK = 128 if x.is_cuda else 64\nreturn x",
+        "return x if x.get_device() >= 0 else x",
+    ],
+)
+def test_a_device_type_branch_is_found(body):
+    assert verdict(model(body)) == "device_branch"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "assert x.is_cuda, 'CUDA only'\nreturn x",
+        "if not x.is_cuda:\n    raise ValueError('CUDA only')\nreturn x",
+        "y = torch.empty(x.shape, device=x.device)\nreturn y",
+    ],
+)
+def test_checking_the_device_is_fine(body):
+    assert verdict(model(body)) is None
+
+
+@pytest.mark.parametrize("body", ["key = x.data_ptr()\nreturn x", "off = x.storage_offset()\nreturn x",
+                                  "key = id(x)\nreturn x", "key = hash(x)\nreturn x",
+                                  "key = (x.data_ptr(), tuple(x.shape))\nreturn x"])
+def test_reading_an_address_is_found(body):
+    assert verdict(model(body)) == "address_read"
+
+
+def test_hashing_a_tuple_of_sizes_is_fine():
+    assert verdict(model("key = hash((1, 2))\nreturn x")) is None
+
+
+# -- the registry of checks -----------------------------------------------------------------------
+
+def check_params():
+    from builder.judge.anticheat import CHECKS
+
+    for check in CHECKS:
+        for fixture in check.fixtures:
+            yield pytest.param(check, fixture, id=f"{check.run.__name__}:{fixture}")
+
+
+@pytest.mark.parametrize("check,fixture", check_params())
+def test_each_check_alone_catches_its_fixtures(check, fixture):
+    """A check's fixtures exist, list one of its reasons in expected.toml, and the check alone gives it."""
+    import ast
+    import tomllib
+
+    from builder import PROJECT_ROOT
+    from builder.judge.anticheat import Source
+    from builder.judge.score import benchmark_sizes, read_answer
+    from builder.judge.rules import extract_code
+    from builder.seeds import get_problem
+
+    problem_key, folder, name = fixture.split("/")
+    path = PROJECT_ROOT / "seeds" / problem_key / folder / name
+    expected = tomllib.loads((path.parent / "expected.toml").read_text())[name]["reason"]
+    assert expected in check.reasons, (fixture, expected, check.reasons)
+    tree = ast.parse(extract_code(read_answer(path)))
+    found = {f.reason for f in check.run(Source.of(tree, benchmark_sizes(get_problem(problem_key))))}
+    assert expected in found, (fixture, found)
+
+
+def test_every_check_names_a_known_reason():
+    from builder.judge.anticheat import CHECKS
+    from builder.judge.reasons import REASONS
+
+    assert all(set(c.reasons) <= set(REASONS) and c.reasons for c in CHECKS)
+
+
+@pytest.mark.parametrize("body", ["if x.shape[-1] >= 65536 and x.shape[-1] <= 65536:\n    return x\nreturn x",
+                                  "if 65536 <= x.shape[-1] <= 65536:\n    return x\nreturn x"])
+def test_two_thresholds_that_pinch_one_size_are_an_exact_size(body):
+    sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
+    assert verdict(model(body), sizes) == "hardcoded_shape"
+
+
+def test_a_branch_on_what_an_import_shim_set_is_a_device_branch():
+    code = model("return x if libdevice is None else x").replace(
+        "import triton.language as tl\n", "import triton.language as tl\n" + SHIM)
+    assert verdict(code) == "device_branch"
+def test_forbidden_sizes_cover_every_input_and_output_of_the_benchmark():
+    from pathlib import Path
+
+    from builder.judge.score import benchmark_sizes
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "rowloss")
+    assert {32768, 4096} <= benchmark_sizes(problem)

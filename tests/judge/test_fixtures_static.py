@@ -11,7 +11,7 @@ import tomllib
 import pytest
 
 from builder.judge.reasons import REASONS
-from builder.judge.rules import PRECEDENCE, check_answer, first_finding
+from builder.judge.rules import FORMAT_REASONS, PRECEDENCE, check_answer, first_finding
 from builder.judge.score import benchmark_sizes, read_answer
 from builder.seeds import load_problems
 
@@ -76,11 +76,19 @@ def test_static_verdict_of_a_wrong_answer(problem, name, spec):
         assert got is None, findings
 
 
+#: Keys an entry of accepted/expected.toml may have.
+ACCEPTED_KEYS = frozenset({"note", "cpu", "format"})
+
+
 @pytest.mark.parametrize("problem,name,spec", params("accepted"))
 def test_accepted_answers_have_no_static_finding(problem, name, spec):
-    assert spec.get("note"), f"{problem.key}/accepted/expected.toml [{name}]: a note says what is unusual"
+    """No finding, or only the output-rule finding its entry names (`format`): the code runs."""
+    where = f"{problem.key}/accepted/expected.toml [{name}]"
+    assert spec.get("note"), f"{where}: a note says what is unusual"
+    assert set(spec) <= ACCEPTED_KEYS, f"{where}: unknown keys {set(spec) - ACCEPTED_KEYS}"
+    assert spec.get("format", "rule_order") in FORMAT_REASONS and spec.get("cpu", "cpu_unverifiable") in REASONS
     got, findings = static_verdict(problem, "accepted", name)
-    assert findings == [], findings
+    assert [f.reason for f in findings] == ([spec["format"]] if "format" in spec else []), findings
 
 
 def test_there_are_enough_fixtures():

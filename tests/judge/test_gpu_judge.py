@@ -1,5 +1,7 @@
 """The judge's GPU paths: checked timing, the profiler's kernel list and the reward's speed bonus."""
 
+from pathlib import Path
+
 import pytest
 
 from builder.judge.ncu import foreign_kernels, ncu_path, profile
@@ -111,7 +113,7 @@ def test_the_whole_check_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
 def test_a_large_comparison_runs_on_the_gpu_and_counts_as_on_the_cpu():
     import torch
 
-    from builder.judge.guards import COMPARE_CHUNK, compare, compare_device
+    from builder.judge.compare import COMPARE_CHUNK, compare, compare_device
 
     ref = torch.rand(3 * COMPARE_CHUNK + 5)
     assert compare_device(ref.numel()).type == "cuda" and compare_device(1000).type == "cpu"
@@ -132,3 +134,115 @@ def test_a_candidate_that_crashes_the_device_while_timed_gets_crash():
     assert "plane = row // OH" in code
     timed = gpu_timer(P2.kernel_path.read_text(), baselines=(), runs=5, profile=False)(code, P2)
     assert timed.reason == "crash" and timed.detail.startswith("candidate:"), (timed.reason, timed.detail)
+
+
+def test_one_ncu_process_profiles_every_code_of_a_problem_and_tells_them_apart():
+    from builder.judge.ncu import profile_codes
+    from builder.measure import labels_of
+    from builder.records import code_path
+
+    codes = {label: code_path(P2, label).read_text() for label in labels_of(P2)}
+    batch = profile_codes(P2, codes, ["dram__throughput.avg.pct_of_peak_sustained_elapsed"], ncu_path(),
+                          timeout_s=600)
+    print({label: [name for name, _ in p.launches] for label, p in batch.profiles.items()}, batch.phases)
+    for label, seen in batch.profiles.items():
+        assert seen.ok, (label, seen.detail)
+        assert not foreign_kernels(seen.launches, jit_function_names(codes[label])), label
+        assert all(values["dram__throughput.avg.pct_of_peak_sustained_elapsed"] for _, values in seen.launches)
+
+
+def test_one_referee_serves_many_requests_with_the_same_answers():
+    from builder.judge import referee
+    from builder.judge.plan import seeded_specs
+
+    spec = [{"inputs": seeded_specs(P1.inputs, 11), "layout": "plain", "mode": "train", "grad": False}]
+    build = {"init": P1.init, "seed": 1, "state_seed": 2}
+    first = referee.ask_referee(P1, 5, build=build, trials=spec)
+    pid = referee._service.proc.pid
+    again = referee.ask_referee(P1, 5, build=build, trials=spec)
+    assert referee._service.proc.pid == pid
+    assert first["trials"] == again["trials"] and first["outputs"][0].equal(again["outputs"][0])
+
+
+def test_the_autotuners_benchmarking_is_logged_apart_on_a_gpu():
+    """Why multi-config autotune passes now: the autotuner benchmarks its configs inside the first
+    watched forward. Triton's benchmarker (events, the L2 flush with its zero_(), the statistics)
+    is the judge's business and runs unlogged; the config runs it makes (each one's pre-hook and
+    launch) are logged apart, checked for what they call and held to the op limit one run at a
+    time. Before, every repetition's zero_() counted against forward's 256 ops (1536 on the H100)."""
+    import torch
+
+    from builder.judge.guards import MAX_OPS_PER_FORWARD, Guards
+    from builder.judge.loader import load_module
+
+    module = load_module(P1.dir / "accepted" / "autotune_two_configs.py")
+    model = module.ModelNew(**P1.init)
+    x = torch.rand(4, 8, 4096, device="cuda")
+    with Guards(cuda=True) as guards:
+        with torch.no_grad(), guards.watch() as record:
+            y = model(x)
+        finding = guards.verdict(record)
+    assert finding is None, finding
+    assert len(record.ops) < MAX_OPS_PER_FORWARD and record.tuning_ops and record.launches >= 3
+    assert 0 < record.tuning_peak < MAX_OPS_PER_FORWARD
+    ref = torch.nn.functional.avg_pool1d(x, P1.init["kernel_size"], P1.init["stride"], P1.init["padding"])
+    assert torch.allclose(y, ref, atol=1e-5)
+
+
+def test_multi_config_autotune_passes_the_whole_judge_on_a_gpu():
+    """seeds/avgpool1d/accepted/autotune_two_configs.py: checks with a benchmark-shape trial, then a
+    checked timing run (the autotuner benchmarks again in the timing sandbox's warm-up)."""
+    path = P1.dir / "accepted" / "autotune_two_configs.py"
+    timer = gpu_timer(P1.kernel_path.read_text(), baselines=("eager",), runs=20, profile=False)
+    verdict = score_answer(read_answer(path), P1, device="cuda", timer=timer, trials=1)
+    assert verdict.ok and verdict.correct and verdict.follows_rules, (verdict.reason, verdict.detail)
+    assert verdict.speedups["current"] > 0
+
+
+@pytest.mark.parametrize("name", ["static_range_by_name.py", "device_property_query.py"])
+def test_answers_only_a_gpu_can_check_pass_on_a_gpu(name):
+    """cpu_unverifiable on the CPU; on a GPU the judge checks them as usual."""
+    verdict = score_answer(read_answer(P1.dir / "accepted" / name), P1, device="cuda", trials=1)
+    assert verdict.ok and verdict.correct, (verdict.reason, verdict.detail)
+
+
+def test_a_race_between_programs_fails_on_a_gpu_too():
+    from builder.judge.correctness import verify
+
+    code = (P1.wrong_dir / "race_across_programs.py").read_text()
+    result = verify(P1, code, device="cuda", timeout_s=600, trials=1)
+    assert not result.ok, "the race did not show on the GPU either"
+    print(result.reason, result.detail)
+    assert first["trials"] == again["trials"] and first["outputs"][0][0].equal(again["outputs"][0][0])
+
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
+
+
+@pytest.mark.parametrize("key", ["rowloss", "affine_rows", "shifted"])
+def test_problems_of_every_shape_pass_benchmark_trials_and_a_checked_timing_run(key):
+    """Several inputs, an int64 input, a 0-dim output, learned tensors and a running buffer: drawn
+    in the sandbox and the referee from the same seeds, timed with every output checked."""
+    from builder.judge.correctness import verify
+    from builder.seeds import load_problem
+
+    problem = load_problem(FIXTURES / key)
+    code = problem.kernel_path.read_text()
+    result = verify(problem, code, device="cuda", timeout_s=600, cases=[problem.cases[0].name], trials=2)
+    assert result.ok, (result.reason, result.detail)
+    assert [c.name for c in result.cases][-2:] == ["benchmark_0", "benchmark_1"]
+    run = run_side_by_side(problem, [Subject("seed", "code", code), Subject("eager", "eager"),
+                                     Subject("ceiling", "ceiling"), Subject("answer", "code", code, trusted=False)],
+                           runs=10)
+    assert run.errors == {}, run.errors
+    assert run.ceiling["ceiling"]["gbps"] > 100
+
+
+def test_an_answer_that_ignores_a_learned_tensor_fails_its_benchmark_trial():
+    from builder.judge.correctness import verify
+    from builder.seeds import load_problem
+
+    problem = load_problem(FIXTURES / "affine_rows")
+    code = (problem.dir / "wrong" / "ignores_bias.py").read_text()
+    result = verify(problem, code, device="cuda", timeout_s=600, cases=[], trials=1)
+    assert result.reason == "mismatch" and result.cases[-1].name == "benchmark_0", (result.reason, result.detail)

@@ -94,3 +94,59 @@ def test_a_sandbox_user_slot_is_held_by_one_session_at_a_time():
     assert again == first
     os.close(fd)
     os.close(also)
+
+
+def test_a_job_child_reports_its_start_up_as_a_phase():
+    res = run_job(f"{JOBS}:echo", {"value": 3, "device": "cpu"}, timeout_s=60)
+    assert res.ok and res.phases["start"] > 0
+
+
+def test_a_session_takes_a_sandbox_started_ahead_and_another_starts_behind_it(tmp_path):
+    from builder.judge.runner import SandboxSession, _spares, keep_spares
+    from builder.seeds import get_problem
+
+    problem = get_problem("avgpool1d")
+    keep_spares("cpu", 1)
+    try:
+        waiting = _spares.ready["cpu"][0]
+        time.sleep(1.0)  # it imports while nobody waits for it
+        session = SandboxSession("cpu", problem.dir, timeout_s=120)
+        session.start()
+        try:
+            assert session.proc is waiting.proc
+            assert session.request({"op": "bye"}) == {"ok": True}
+        finally:
+            session.close()
+        assert len(_spares.ready["cpu"]) == 1 and _spares.ready["cpu"][0].proc is not waiting.proc
+    finally:
+        keep_spares("cpu", 0)
+        _spares.stop()
+
+
+def test_trusted_sessions_share_their_compiler_caches_and_code_under_test_only_reads_them(tmp_path):
+    from builder.judge.runner import SandboxSession
+    from builder.seeds import get_problem
+
+    problem = get_problem("avgpool1d")
+    warm = tmp_path / "warm"
+    (warm / "triton").mkdir(parents=True)
+    (warm / "triton" / "kernel.bin").write_text("compiled")
+    trusted = SandboxSession("cpu", problem.dir, timeout_s=120, warm=warm)
+    trusted.start()
+    try:
+        assert (trusted.box / "triton" / "kernel.bin").read_text() == "compiled"
+        (trusted.box / "triton" / "more.bin").write_text("from a trusted session")
+        trusted.request({"op": "load", "label": "seed", "trusted": True,
+                         "path": str(trusted.write_code("seed", problem.kernel_path.read_text()))})
+    finally:
+        trusted.close()
+    assert (warm / "triton" / "more.bin").exists()
+    exposed = SandboxSession("cpu", problem.dir, timeout_s=120, warm=warm)
+    exposed.start()
+    try:
+        exposed.request({"op": "load", "label": "candidate",
+                         "path": str(exposed.write_code("candidate", problem.kernel_path.read_text()))})
+        (exposed.box / "triton" / "planted.bin").write_text("from code under test")
+    finally:
+        exposed.close()
+    assert not (warm / "triton" / "planted.bin").exists()

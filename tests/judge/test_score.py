@@ -4,9 +4,10 @@ import tomllib
 import pytest
 
 from builder.judge.reasons import REASONS
-from builder.judge.rules import PRECEDENCE
+from builder.judge.rules import FORMAT_REASONS, PRECEDENCE
 from builder.judge.correctness import CaseResult, VerifyResult
 from builder.judge.score import (
+    FORMAT_SHARE,
     Timed,
     Verdict,
     gpu_timer,
@@ -25,7 +26,7 @@ REQUIRED = {
     "fallback", "inherits_reference", "no_kernel_launched", "mismatch", "wrong_shape",
     "hardcoded_shape", "out_of_bounds", "input_mutated", "output_cached", "uninitialized_output",
     "precision_loss", "system_access", "timer_patch", "side_stream", "timeout", "crash",
-    "runtime_error",
+    "runtime_error", "output_reused",
 }
 
 
@@ -85,8 +86,10 @@ def test_fixture_gets_its_verdict(problem, name, spec):
     device = _device() if spec.get("gpu") else "cpu"
     timer = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30) if device == "cuda" else None
     kwargs = {"verifier": no_run} if static else {"timer": timer}
+    # A format finding rejects in strict mode; without it the answer runs (test_format_apart_from_correctness).
     verdict = score_answer(answer, problem, device=device, timeout_s=spec.get("timeout_s", 120),
-                           cases=spec.get("cases"), trials=1 if device == "cuda" else 0, **kwargs)
+                           cases=spec.get("cases"), trials=1 if device == "cuda" else 0,
+                           strict=spec["reason"] in FORMAT_REASONS, **kwargs)
     # A runtime cheat may be caught by any check its entry lists: which fires first depends on the cases.
     allowed = {spec["reason"]} if static else {spec["reason"]} | runtime_reasons(spec)
     assert not verdict.ok and verdict.reason in allowed, (verdict.reason, verdict.detail)
@@ -113,15 +116,26 @@ def accepted_answers():
     for problem in PROBLEMS:
         folder = problem.dir / "accepted"
         if folder.is_dir():
+            listing = tomllib.loads((folder / "expected.toml").read_text())
             for path in sorted(folder.iterdir()):
                 if path.suffix in (".py", ".md"):
-                    yield pytest.param(problem, path, id=f"{problem.key}/accepted/{path.name}", marks=[pytest.mark.slow])
+                    yield pytest.param(problem, path, listing[path.name], id=f"{problem.key}/accepted/{path.name}",
+                                       marks=[pytest.mark.slow])
 
 
-@pytest.mark.parametrize("problem,path", accepted_answers())
-def test_unusual_legitimate_answers_pass(problem, path):
+@pytest.mark.parametrize("problem,path,spec", accepted_answers())
+def test_unusual_legitimate_answers_pass(problem, path, spec):
+    """On the CPU: a pass, or the verdict `cpu` names (cpu_unverifiable: only a GPU can check it,
+    reward 0); a correct answer that breaks the output rule `format` names is ok, reward reduced."""
     verdict = score_answer(read_answer(path), problem, device="cpu")
-    assert verdict.ok, (verdict.reason, verdict.detail)
+    if "cpu" in spec:
+        assert (verdict.ok, verdict.reason, verdict.correct, verdict.reward) == (False, spec["cpu"], None, 0.0), \
+            verdict.detail
+        return
+    assert verdict.ok and verdict.correct, (verdict.reason, verdict.detail)
+    assert verdict.follows_rules == ("format" not in spec)
+    assert verdict.reward == (FORMAT_SHARE if "format" in spec else 1.0)
+    assert [f.reason for f in verdict.findings] == ([spec["format"]] if "format" in spec else [])
 
 
 def accepted_params():
@@ -137,7 +151,9 @@ def test_solutions_are_accepted(problem, path):
     assert verdict.ok, (verdict.reason, verdict.detail)
     assert verdict.reward == 1.0
     assert {c.name for c in problem.cases} <= set(verdict.errors)
-    assert all(e["max_abs_err"] <= problem.atol for e in verdict.errors.values())
+    assert any(name.startswith("space_") for name in verdict.errors)  # checks drawn from the input space ran
+    # The fixed cases hold inputs of order one; a drawn check's errors scale with its values (rtol * |ref|).
+    assert all(verdict.errors[c.name]["max_abs_err"] <= problem.atol for c in problem.cases)
 
 
 @pytest.mark.slow
@@ -195,6 +211,47 @@ def test_reward_shape():
     assert reward(True, {"current": 1000.0}) == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize("speedup", [None, 0.5, 2.0, 9.9, 1000.0])
+def test_a_format_slip_scores_between_a_reject_and_any_compliant_answer(speedup):
+    speedups = {} if speedup is None else {"current": speedup}
+    slipped = reward(True, speedups, follows_rules=False)
+    assert reward(False, speedups) < slipped < reward(True, {}) <= reward(True, speedups)
+    assert slipped == pytest.approx(FORMAT_SHARE * reward(True, speedups))
+
+
+def test_format_apart_from_correctness():
+    """A correct answer whose helper sits above its kernel: ok and correct, follows_rules false, a
+    reduced reward; with strict, a reject that never runs."""
+    from builder.judge.correctness import VerifyResult
+
+    code = read_answer(P1.kernel_path).replace("@triton.jit\n", "def helper():\n    return 1\n\n\n@triton.jit\n", 1)
+    check, calls = fake(VerifyResult(True, None, "", 1e-4, 1e-4))
+    lenient = score_answer(code, P1, verifier=check)
+    assert (lenient.ok, lenient.correct, lenient.follows_rules, lenient.reason) == (True, True, False, None)
+    assert lenient.reward == FORMAT_SHARE and [f.reason for f in lenient.findings] == ["rule_order"]
+    strict = score_answer(code, P1, verifier=no_run, strict=True)
+    assert (strict.ok, strict.reason, strict.correct, strict.reward) == (False, "rule_order", None, 0.0)
+    wrong = score_answer(code, P1, verifier=fake(VerifyResult(False, "mismatch", "off", 1e-4, 1e-4))[0])
+    assert (wrong.ok, wrong.correct, wrong.follows_rules, wrong.reward) == (False, False, False, 0.0)
+
+
+def test_a_format_finding_never_lets_unchecked_code_run():
+    """Forbidden sections are blanked from the code the judge runs, whatever they hold."""
+    check, calls = fake(VerifyResult(True, None, "", 1e-4, 1e-4))
+    code = read_answer(P1.kernel_path).replace("```\n", "\nif __name__ != '__main__':\n    import os\n"
+                                                         "    os.system('echo hi')\n```\n")
+    verdict = score_answer(code, P1, verifier=check)
+    ran = calls[0][1]
+    assert "os.system" not in ran and "__main__" not in ran and ran.count("\n") >= code.count("\n") - 3
+    assert verdict.correct and not verdict.follows_rules
+
+
+def test_a_cpu_unverifiable_answer_gets_the_unverifiable_reward():
+    check, _ = fake(VerifyResult(False, "cpu_unverifiable", "no driver", 1e-4, 1e-4))
+    verdict = score_answer(read_answer(P1.kernel_path), P1, verifier=check)
+    assert (verdict.ok, verdict.reason, verdict.correct, verdict.reward) == (False, "cpu_unverifiable", None, 0.0)
+
+
 def test_verdict_to_dict_is_json_ready():
     import json
 
@@ -233,3 +290,16 @@ def test_read_answers_from_jsonl(tmp_path):
     with pytest.raises(ValueError, match="answers.jsonl:1"):
         read_answers(path)
     assert read_answers(P1.wrong_dir / "no_code_block.md")[0].startswith("The kernel")
+
+
+@pytest.mark.slow
+def test_a_batch_gets_the_verdicts_each_answer_gets_alone():
+    from builder.judge.score import score_batch
+
+    answers = [read_answer(P1.kernel_path), read_answer(P1.wrong_dir / "count_include_pad.py"),
+               read_answer(P1.wrong_dir / "os_system.py")]
+    alone = [score_answer(a, P1, device="cpu") for a in answers]
+    together = score_batch(answers, [P1] * 3, device="cpu", timers=[None] * 3, parallel=3)
+    expect = [(True, None), (False, "mismatch"), (False, "system_access")]
+    assert [(v.ok, v.reason) for v in alone] == [(v.ok, v.reason) for v in together] == expect
+    assert together[0].phases["start"] > 0 and together[0].phases["checks"] > 0

@@ -69,3 +69,23 @@ def test_free_cycles_collects_an_output_a_reference_cycle_holds_once_over_the_li
         assert kept() is None
     finally:
         gc.enable()
+
+
+def test_the_streaming_probe_reads_every_input_once_and_the_largest_writes_the_output(monkeypatch):
+    import torch
+
+    import builder.judge.timing as timing
+
+    launches = []
+
+    class Recorder:
+        def __getitem__(self, grid):
+            return lambda x, y, n_in, n_out, per_program, BLOCK, OUT_BLOCK: launches.append(
+                (grid[0], x.numel(), n_in, n_out, per_program))
+
+    monkeypatch.setattr(timing, "_stream_kernel", lambda: Recorder())
+    logits, targets = torch.zeros(64, 100), torch.zeros(64, dtype=torch.int64)
+    flats = [timing._streamable(t) for t in (logits, targets)]
+    assert flats[1].dtype == torch.float32 and flats[1].numel() == 128  # the int64 bytes, read as words
+    timing.stream_launch(flats, torch.empty(1), 1, 0, 1024)()
+    assert launches == [(7, 6400, 6400, 1, 1), (1, 128, 128, 0, 0)]

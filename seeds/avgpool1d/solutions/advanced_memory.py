@@ -5,6 +5,13 @@ import triton.language as tl
 
 
 @triton.jit
+def _exclusive_sum_combine(excl_l, incl_l, excl_r, incl_r):
+    # Scan over (exclusive, inclusive) pairs: an element enters as (0, b) and
+    # leaves as (sum of the elements before it, sum up to and including it).
+    return incl_l + excl_r, incl_l + incl_r
+
+
+@triton.jit
 def avg_pool1d_stride1_kernel(
     x_ptr, y_ptr,
     L_in, L_out, tiles_per_row,
@@ -53,13 +60,14 @@ def avg_pool1d_stride1_kernel(
     a = tl.load(x_row + pos, mask=lane_ok, other=0.0).to(tl.float32)
     b = tl.load(x_row + pos + KERNEL_SIZE, mask=nxt_ok, other=0.0).to(tl.float32)
 
-    # The window starting at tap j of a group is a[j:] + b[:j]:
-    #   sum(a[j:]) = total(a) - (prefix(a)[j] - a[j]),  sum(b[:j]) = prefix(b)[j] - b[j].
-    # Prefix sums never run past one group, so rounding stays at window scale.
-    pa = tl.cumsum(a, axis=1)
-    pb = tl.cumsum(b, axis=1)
-    total = tl.sum(a, axis=1)
-    win = (total[:, None] - pa + a) + (pb - b)
+    # The window starting at tap j of a group is a[j:] + b[:j]: a reverse
+    # (suffix) scan of a plus an exclusive prefix scan of b.  Neither part is
+    # formed by subtracting sums (total - prefix would cancel when a 1e4 sits
+    # beside small values, and turn an inf outside the window into NaN): each
+    # output adds exactly the K inputs of its window, as PyTorch does.
+    suffix = tl.cumsum(a, axis=1, reverse=True)
+    before, _ = tl.associative_scan((tl.zeros_like(b), b), 1, _exclusive_sum_combine)
+    win = suffix + before
 
     tl.store(y_row + out, win / KERNEL_SIZE, mask=out_ok)
 
@@ -168,7 +176,7 @@ class ModelNew(nn.Module):
     def __init__(self, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
         self.kernel_size = int(kernel_size)
-        self.stride = int(stride)
+        self.stride = int(stride) if stride is not None else self.kernel_size
         self.padding = int(padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

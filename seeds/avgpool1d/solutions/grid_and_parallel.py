@@ -81,7 +81,7 @@ class ModelNew(nn.Module):
     def __init__(self, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
         self.kernel_size = int(kernel_size)
-        self.stride = int(stride)
+        self.stride = int(stride) if stride is not None else self.kernel_size
         self.padding = int(padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

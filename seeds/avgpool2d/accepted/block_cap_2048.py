@@ -22,11 +22,13 @@ def avg_pool2d_strip_kernel(x_ptr, y_ptr, H, W, OH, OW, stride, padding,
     oh = out_row % OH
     ow = tl.program_id(1) * BLOCK_W + tl.arange(0, BLOCK_W)
     mask = ow < OW
+    # The input can hold more than 2**31 elements: the plane's base offset is int64.
+    x_plane = x_ptr + plane.to(tl.int64) * H * W
     acc = tl.zeros([BLOCK_W], dtype=tl.float32)
     for kh in range(KERNEL):
         ih = oh * stride - padding + kh
         row_ok = (ih >= 0) & (ih < H)
-        acc += _row_sum(x_ptr + (plane * H + ih) * W, ow * stride - padding, W, mask & row_ok, KERNEL)
+        acc += _row_sum(x_plane + ih * W, ow * stride - padding, W, mask & row_ok, KERNEL)
     tl.store(y_ptr + out_row * OW + ow, acc / (KERNEL * KERNEL), mask=mask)
 
 

@@ -6,7 +6,8 @@ import triton.language as tl
 
 @triton.jit
 def _max_combine(a, b):
-    return tl.maximum(a, b)
+    # NaN-propagating max: a window holding a NaN is NaN, as in PyTorch.
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit
@@ -67,7 +68,7 @@ def maxpool1d_stride1_kernel(
     # scan would exchange lanes).
     suffix = tl.flip(tl.associative_scan(tl.flip(a, 0), 0, _max_combine), 0)
     prefix = tl.associative_scan(b, 0, _max_combine)
-    win = tl.maximum(suffix, prefix)
+    win = tl.maximum(suffix, prefix, propagate_nan=tl.PropagateNan.ALL)
 
     tl.store(y_row + out, win, mask=lane & (out < L_out))
 
@@ -99,12 +100,14 @@ def maxpool1d_row_tile_kernel(
     out_mask = offs < L_out
     start = offs * stride - padding
 
-    # Padded taps load -inf, so they never win the max.
+    # Padded taps load -inf, so they never win the max.  A NaN tap makes the
+    # window NaN, as in PyTorch (tl.maximum alone would return the other operand).
     acc = tl.full([BLOCK_OUT], float("-inf"), dtype=tl.float32)
     for k in tl.static_range(KERNEL_SIZE):
         pos = start + k * dilation
         m = out_mask & (pos >= 0) & (pos < L_in)
-        acc = tl.maximum(acc, tl.load(x_row + pos, mask=m, other=float("-inf")))
+        v = tl.load(x_row + pos, mask=m, other=float("-inf"))
+        acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)
 
     tl.store(y_row + offs, acc, mask=out_mask)
 

@@ -33,12 +33,14 @@ def maxpool1d_row_tile_kernel(
     out_mask = offs < L_out
     start = offs * stride - padding
 
-    # Padded taps load -inf, so they never win the max.
+    # Padded taps load -inf, so they never win the max.  A NaN tap makes the
+    # window NaN, as in PyTorch (tl.maximum alone would return the other operand).
     acc = tl.full([BLOCK_OUT], float("-inf"), dtype=tl.float32)
     for k in tl.static_range(KERNEL_SIZE):
         pos = start + k * dilation
         m = out_mask & (pos >= 0) & (pos < L_in)
-        acc = tl.maximum(acc, tl.load(x_row + pos, mask=m, other=float("-inf")))
+        v = tl.load(x_row + pos, mask=m, other=float("-inf"))
+        acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)
 
     tl.store(y_row + offs, acc, mask=out_mask)
 

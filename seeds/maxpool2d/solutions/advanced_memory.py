@@ -45,6 +45,8 @@ def maxpool2d_row_stream_kernel(
     h_first = th * BLOCK_H * STRIDE - padding
     N_ROWS: tl.constexpr = (BLOCK_H - 1) * STRIDE + (KERNEL_SIZE - 1) * DILATION + 1
 
+    # Padded taps load -inf and never win; every max propagates NaN, so a window
+    # holding a NaN is NaN, as in PyTorch.
     acc = tl.full([BLOCK_H, BLOCK_W], float("-inf"), dtype=tl.float32)
     for t in tl.static_range(N_ROWS):
         h = h_first + t
@@ -54,11 +56,12 @@ def maxpool2d_row_stream_kernel(
         for kw in tl.static_range(KERNEL_SIZE):
             w = w0 + kw * DILATION
             v = tl.load(x_line + w, mask=ow_ok & (w >= 0) & (w < W) & h_ok, other=float("-inf"))
-            row_max = tl.maximum(row_max, v)
+            row_max = tl.maximum(row_max, v, propagate_nan=tl.PropagateNan.ALL)
         # Output row r uses input rows r * STRIDE - padding + i * DILATION, i < K.
         rel = t - rows * STRIDE
         hit = (rel >= 0) & (rel < KERNEL_SIZE * DILATION) & (rel % DILATION == 0)
-        acc = tl.where(hit[:, None], tl.maximum(acc, row_max[None, :]), acc)
+        merged = tl.maximum(acc, row_max[None, :], propagate_nan=tl.PropagateNan.ALL)
+        acc = tl.where(hit[:, None], merged, acc)
 
     out_mask = (oh < OH)[:, None] & ow_ok[None, :]
     tl.store(y_plane + oh[:, None] * OW + ow[None, :], acc, mask=out_mask)

@@ -35,7 +35,8 @@ def maxpool2d_plane_tile_kernel(
     h0 = oh * stride - padding
     w0 = ow * stride - padding
 
-    # Padded taps load -inf, so they never win the max.
+    # Padded taps load -inf, so they never win the max.  A NaN tap makes the
+    # window NaN, as in PyTorch (tl.maximum alone would return the other operand).
     acc = tl.full([BLOCK_H, BLOCK_W], float("-inf"), dtype=tl.float32)
     for kh in tl.static_range(KERNEL_SIZE):
         h = h0 + kh * dilation
@@ -44,7 +45,7 @@ def maxpool2d_plane_tile_kernel(
             w = w0 + kw * dilation
             m = out_mask & h_ok[:, None] & ((w >= 0) & (w < W))[None, :]
             v = tl.load(x_plane + h[:, None] * W + w[None, :], mask=m, other=float("-inf"))
-            acc = tl.maximum(acc, v)
+            acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)
 
     tl.store(y_plane + oh[:, None] * OW + ow[None, :], acc, mask=out_mask)
 

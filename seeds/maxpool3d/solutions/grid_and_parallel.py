@@ -39,7 +39,8 @@ def maxpool3d_slab_tile_kernel(
     h0 = oh * stride - padding
     w0 = ow * stride - padding
 
-    # Padded taps load -inf, so they never win the max.
+    # Padded taps load -inf, so they never win the max.  A NaN tap makes the
+    # window NaN, as in PyTorch (tl.maximum alone would return the other operand).
     acc = tl.full([BLOCK_H, BLOCK_W], float("-inf"), dtype=tl.float32)
     for kd in tl.static_range(KERNEL_SIZE):
         d = d0 + kd * dilation
@@ -52,7 +53,7 @@ def maxpool3d_slab_tile_kernel(
                 w = w0 + kw * dilation
                 m = row_ok & ((w >= 0) & (w < W))[None, :]
                 v = tl.load(x_rows + w[None, :], mask=m, other=float("-inf"))
-                acc = tl.maximum(acc, v)
+                acc = tl.maximum(acc, v, propagate_nan=tl.PropagateNan.ALL)
 
     tl.store(y_slice + oh[:, None] * OW + ow[None, :], acc, mask=out_mask)
 

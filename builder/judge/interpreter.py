@@ -1,0 +1,168 @@
+"""The CPU judge: Triton's interpreter, made as faithful to a GPU as it can be.
+
+- `prepare_cpu` turns the interpreter on (before triton is first imported), lets every tensor
+  claim to be on CUDA (seed kernels assert `x.is_cuda`), and runs a grid's programs in an order
+  drawn from the judge's seed instead of one after another: the first launch of a session runs
+  them backwards, later ones shuffled, so a kernel whose programs depend on each other's writes
+  (a race on a GPU) shows.
+- `ConfigCheck` is what an autotuner benchmarks with on the CPU: it runs each config once on the
+  launch's own arguments, each from the same starting state, and holds every config's results to
+  the first one's. The autotuner then takes the first config (all tie), whose output the judge
+  compares with its reference; so every config is checked, not only the first.
+- `needs_gpu` tells an error of the CPU environment (no CUDA, no active Triton driver, the
+  interpreter unable to run a construct) from an error of the code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Words of an exception raised where the CPU lacks what a GPU has: CUDA in torch, an active
+#: Triton driver.
+NO_GPU_SIGNS = ("torch not compiled with cuda enabled", "active drivers", "found no nvidia driver",
+                "no cuda gpus are available")
+
+
+def prepare_cpu() -> None:
+    """Run Triton kernels on CPU tensors: the interpreter, `is_cuda` reporting True, programs in a
+    seeded order. TRITON_INTERPRET must be set before triton is first imported."""
+    os.environ["TRITON_INTERPRET"] = "1"
+    import torch
+
+    torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
+    ProgramOrder.install()
+
+
+class ProgramOrder:
+    """Visits a grid's programs in a permuted order: the interpreter's loop asks for program
+    (x, y, z) in row-major order, and the builder is told another one, each exactly once."""
+
+    seed = int.from_bytes(os.urandom(8), "little")  # the judge's seed replaces it (`reseed`)
+    launches = 0
+    permutation: list[int] = []
+    dims = (1, 1, 1)
+
+    @classmethod
+    def install(cls) -> None:
+        from triton.runtime.interpreter import interpreter_builder
+
+        set_dim, set_idx = interpreter_builder.set_grid_dim, interpreter_builder.set_grid_idx
+
+        def set_grid_dim(nx: int, ny: int, nz: int) -> None:
+            cls._plan(nx, ny, nz)
+            set_dim(nx, ny, nz)
+
+        def set_grid_idx(x: int, y: int, z: int) -> None:
+            _, ny, nz = cls.dims
+            index = cls.permutation[(x * ny + y) * nz + z]
+            set_idx(index // (ny * nz), index // nz % ny, index % nz)
+
+        interpreter_builder.set_grid_dim = set_grid_dim
+        interpreter_builder.set_grid_idx = set_grid_idx
+
+    @classmethod
+    def reseed(cls, seed: int) -> None:
+        cls.seed, cls.launches = seed, 0
+
+    @classmethod
+    def _plan(cls, nx: int, ny: int, nz: int) -> None:
+        count = nx * ny * nz
+        order = list(range(count))
+        if cls.launches == 0:
+            order.reverse()
+        else:
+            random.Random(cls.seed * 1_000_003 + cls.launches).shuffle(order)
+        cls.launches += 1
+        cls.dims, cls.permutation = (nx, ny, nz), order
+
+
+def needs_gpu(exc: BaseException) -> bool:
+    """Whether `exc` says the CPU lacks the GPU the code was written for (not a bug of the code)."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(sign in text for sign in NO_GPU_SIGNS)
+
+
+def in_interpreter(exc: BaseException) -> bool:
+    """Whether `exc` was raised while the interpreter ran a kernel's body."""
+    from triton.runtime.errors import InterpreterError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, InterpreterError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+#: Seconds a sandbox spends at most running autotune configs beyond the first (checks of configs
+#: start only while under it; the first config is always checked, it is the one the autotuner runs).
+CONFIG_CHECK_BUDGET_S = 60.0
+
+
+@dataclass
+class _Round:
+    """One tuning: the arguments it runs on, their starting state and each config's results."""
+
+    nargs: dict[str, Any]
+    tensors: list[Any]
+    start: list[Any]
+    first: list[Any] = field(default_factory=list)
+    count: int = 0
+
+
+class ConfigCheck:
+    """A CPU benchmarker for autotuners: every config runs once on the launch's arguments from the
+    same starting state, and its results must match the first config's within the tolerances.
+    Every config ties, so the autotuner then runs the first one, which the judge checks."""
+
+    def __init__(self, atol: float, rtol: float, note: Callable[[str], None],
+                 budget_s: float = CONFIG_CHECK_BUDGET_S) -> None:
+        self.atol, self.rtol, self.note, self.budget_s = atol, rtol, note, budget_s
+        self.spent = 0.0
+        self.round: _Round | None = None
+        self.skipped: Any = None  # the arguments of a tuning begun over budget
+
+    def bench(self, autotuner: Any, kernel_call: Callable[[], Any]) -> list[float]:
+        """Run one config (the autotuner calls this once per config, in order)."""
+        import torch
+
+        nargs = autotuner.nargs
+        if self.round is None or self.round.nargs is not nargs:
+            if self.spent > self.budget_s or self.skipped is nargs:
+                self.skipped = nargs
+                return [1.0, 1.0, 1.0]
+            tensors = [v for v in (nargs or {}).values() if type(v) in (torch.Tensor, torch.nn.Parameter)]
+            self.round = _Round(nargs, tensors, [t.detach().clone() for t in tensors])
+        round_ = self.round
+        began = time.monotonic()
+        try:
+            kernel_call()
+            results = [t.detach().clone() for t in round_.tensors]
+        finally:
+            for tensor, state in zip(round_.tensors, round_.start):
+                tensor.detach().copy_(state)  # the next config, and the autotuner's own run, start alike
+            self.spent += time.monotonic() - began
+        if round_.count == 0:
+            round_.first = results
+        else:
+            self._compare(autotuner, round_.count, round_.first, results)
+        round_.count += 1
+        return [1.0, 1.0, 1.0]
+
+    def _compare(self, autotuner: Any, index: int, first: list[Any], results: list[Any]) -> None:
+        import torch
+
+        for a, b in zip(first, results):
+            same = (torch.allclose(a, b, atol=self.atol, rtol=self.rtol, equal_nan=True)
+                    if a.dtype.is_floating_point else torch.equal(a, b))
+            if not same:
+                config = autotuner.configs[index] if index < len(autotuner.configs) else f"#{index + 1}"
+                self.note(f"autotune config {index + 1} ({config}) computes another result than config 1 "
+                          "on the same arguments")
+                return

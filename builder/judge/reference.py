@@ -1,0 +1,95 @@
+"""The trusted reference Model, built and called the way the judge builds and calls ModelNew.
+
+Used in the judge's process (small checks, on the CPU), in the referee (benchmark-size trials
+and timing checkpoints, on the GPU) and, before any code under test is loaded, in the sandbox
+(the eager and torch.compile baselines). A build is Model(**init) after torch.manual_seed(seed),
+with its learned tensors set from `state_seed` (builder.judge.params); a call runs in training or
+eval mode (the reference with autograd off: its values are the same with it on, where ModelNew
+is called both ways) and returns the outputs as a list (a tuple or list of tensors, or one
+tensor).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from builder.judge import params
+
+#: torch's global generator is seeded right before a construction: one at a time per process.
+_construct = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Build:
+    """How one model (reference and ModelNew alike) is constructed."""
+
+    init: dict[str, Any]  # keyword arguments of Model / ModelNew
+    seed: int  # torch.manual_seed before construction
+    state_seed: int  # the reference's learned tensors are drawn from this
+
+    def to_spec(self) -> dict[str, Any]:
+        return {"init": self.init, "seed": self.seed, "state_seed": self.state_seed}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Build:
+        return cls(dict(spec["init"]), int(spec["seed"]), int(spec["state_seed"]))
+
+
+def construct(cls: Any, init: dict[str, Any], seed: int) -> Any:
+    """cls(**init) with torch seeded by `seed` first (the same for Model and ModelNew)."""
+    with _construct, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(**init)
+
+
+def build(module: ModuleType, spec: Build, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """The reference model of `spec` on `device`, and the values set into its learned tensors (CPU)."""
+    model = construct(module.Model, spec.init, spec.seed)
+    values = params.random_values(model, spec.state_seed)
+    params.assign(model, values)
+    return model.to(device), values
+
+
+def outputs_of(value: Any) -> tuple[list[Any] | None, bool]:
+    """(the outputs as a list, whether forward returned a sequence); (None, False) when it
+    returned neither a tensor nor a tuple or list."""
+    if isinstance(value, torch.Tensor):
+        return [value], False
+    if type(value) in (tuple, list):
+        return list(value), True
+    return None, False
+
+
+def call(model: torch.nn.Module, tensors: list[torch.Tensor], *, mode: str = "train", clone: bool = True
+         ) -> tuple[list[torch.Tensor], bool]:
+    """The reference's outputs for `tensors` (cloned first, unless `clone` is off: the referee
+    keeps one copy of a benchmark-size input), and whether it returned a sequence. Autograd is off:
+    the values are the same with it on. Raises whatever the reference raises."""
+    model.train(mode == "train")
+    with torch.no_grad():
+        outs, sequence = outputs_of(model(*[t.clone() for t in tensors] if clone else tensors))
+    if outs is None or not all(isinstance(o, torch.Tensor) for o in outs):
+        raise TypeError("the reference returned something that is neither a tensor nor a sequence of tensors")
+    return [o.detach() for o in outs], sequence
+
+
+def meta_outputs(module: ModuleType, init: dict[str, Any], inputs: Any) -> list[tuple[tuple[int, ...], str]]:
+    """(shape, dtype name) of each output of Model(**init) on `inputs` (builder.manifest.Input), found
+    on the meta device: no memory, no values."""
+    model = construct(module.Model, init, 0).to("meta")
+    tensors = [torch.empty(i.shape, dtype=getattr(torch, i.dtype), device="meta") for i in inputs]
+    with torch.no_grad():
+        outs, _ = outputs_of(model(*tensors))
+    if outs is None:
+        raise TypeError("the reference returned something that is neither a tensor nor a sequence of tensors")
+    return [(tuple(o.shape), str(o.dtype).removeprefix("torch.")) for o in outs]
+
+
+def nbytes(meta: list[tuple[tuple[int, ...], str]]) -> int:
+    """Bytes of tensors given as (shape, dtype name)."""
+    return sum(torch.Size(shape).numel() * getattr(torch, dtype).itemsize for shape, dtype in meta)

@@ -1,0 +1,107 @@
+"""Accepts ceil_mode and ignores it: the output size is always rounded down, where ceil_mode=True rounds it up."""
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def maxpool3d_slab_tile_kernel(
+    x_ptr, y_ptr,
+    D, H, W, OD, OH, OW, tiles_h, tiles_w,
+    stride, padding, dilation,
+    KERNEL_SIZE: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+):
+    # One flat program axis over (volume, output depth, tile row, tile column)
+    # in row-major order.  A program covers a BLOCK_H x BLOCK_W patch of one
+    # output depth slice, W on the lanes.  Decoding (volume, depth, tile) takes
+    # a few scalar divisions per program instead of five vector divisions and
+    # modulos per output, and all index math inside a volume is int32; only
+    # the volume base is int64.
+    pid = tl.program_id(0)
+    tiles = tiles_h * tiles_w
+    slab = pid // tiles
+    rest = pid - slab * tiles
+    th = rest // tiles_w
+    tw = rest - th * tiles_w
+    vol = slab // OD
+    od = slab - vol * OD
+
+    vol64 = vol.to(tl.int64)
+    x_vol = x_ptr + vol64 * D * H * W
+    y_slice = y_ptr + (vol64 * OD + od) * OH * OW
+
+    oh = th * BLOCK_H + tl.arange(0, BLOCK_H)
+    ow = tw * BLOCK_W + tl.arange(0, BLOCK_W)
+    out_mask = (oh < OH)[:, None] & (ow < OW)[None, :]
+    d0 = od * stride - padding
+    h0 = oh * stride - padding
+    w0 = ow * stride - padding
+
+    # Padded taps load -inf, so they never win the max.
+    acc = tl.full([BLOCK_H, BLOCK_W], float("-inf"), dtype=tl.float32)
+    for kd in tl.static_range(KERNEL_SIZE):
+        d = d0 + kd * dilation
+        d_ok = (d >= 0) & (d < D)
+        for kh in tl.static_range(KERNEL_SIZE):
+            h = h0 + kh * dilation
+            row_ok = out_mask & ((h >= 0) & (h < H) & d_ok)[:, None]
+            x_rows = x_vol + (d * H + h)[:, None] * W
+            for kw in tl.static_range(KERNEL_SIZE):
+                w = w0 + kw * dilation
+                m = row_ok & ((w >= 0) & (w < W))[None, :]
+                v = tl.load(x_rows + w[None, :], mask=m, other=float("-inf"))
+                acc = tl.maximum(acc, v)
+
+    tl.store(y_slice + oh[:, None] * OW + ow[None, :], acc, mask=out_mask)
+
+
+def triton_maxpool3d(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """nn.MaxPool3d with cubic int kernel/stride/padding/dilation, ceil_mode=False."""
+    assert x.is_cuda, "Input must be a CUDA tensor"
+    assert x.dim() == 5, "Input must have shape (N, C, D, H, W)"
+    assert x.dtype == torch.float32, "float32 input expected"
+    x = x.contiguous()
+
+    N, C, D, H, W = x.shape
+
+    def out_size(n):
+        return (n + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+
+    OD, OH, OW = out_size(D), out_size(H), out_size(W)
+    assert OD > 0 and OH > 0 and OW > 0, "Invalid output size for MaxPool3d"
+    assert D * H * W < 2**31, "one volume must fit int32 offsets"
+    y = torch.empty((N, C, OD, OH, OW), device=x.device, dtype=x.dtype)
+
+    BLOCK_H, BLOCK_W = 2, 64
+    tiles_h = triton.cdiv(OH, BLOCK_H)
+    tiles_w = triton.cdiv(OW, BLOCK_W)
+    grid = (N * C * OD * tiles_h * tiles_w,)
+    maxpool3d_slab_tile_kernel[grid](
+        x, y,
+        D, H, W, OD, OH, OW, tiles_h, tiles_w,
+        stride, padding, dilation,
+        KERNEL_SIZE=kernel_size,
+        BLOCK_H=BLOCK_H,
+        BLOCK_W=BLOCK_W,
+        num_warps=4,
+    )
+    return y
+
+
+class ModelNew(nn.Module):
+    """3D max pooling computed by a Triton kernel (indices are not returned)."""
+
+    def __init__(self, kernel_size: int, stride: int = None, padding: int = 0, dilation: int = 1,
+                 return_indices: bool = False, ceil_mode: bool = False):
+        super().__init__()
+        assert not return_indices, "return_indices=True is not supported"
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride) if stride is not None else self.kernel_size
+        self.padding = int(padding)
+        self.dilation = int(dilation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return triton_maxpool3d(x, self.kernel_size, self.stride, self.padding, self.dilation)

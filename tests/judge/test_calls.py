@@ -1,0 +1,114 @@
+"""The judge's calls on problems of every shape (fixture problems under tests/fixtures/problems):
+several inputs, integer inputs, a 0-dim output, learned parameters and a running buffer; inputs
+laid out as a user's, fills that vary, both modes, autograd on and off, long rows, NaN. Each
+known-bad answer must get its reason; each correct one must pass."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from builder.judge.correctness import verify
+from builder.judge.reasons import REASONS
+from builder.seeds import load_problem
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
+PROBLEMS = {folder.name: load_problem(folder) for folder in sorted(FIXTURES.iterdir()) if folder.is_dir()}
+
+
+def expected(problem):
+    return tomllib.loads((problem.dir / "wrong" / "expected.toml").read_text())
+
+
+def reasons(spec):
+    return {spec["reason"]} if isinstance(spec["reason"], str) else set(spec["reason"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(PROBLEMS))
+def test_a_correct_answer_passes_every_check(key):
+    problem = PROBLEMS[key]
+    result = verify(problem, problem.kernel_path.read_text(), device="cpu", timeout_s=300)
+    assert result.ok, (result.reason, result.detail)
+    names = [c.name for c in result.cases]
+    assert names[:2] == [problem.cases[0].name, f"{problem.cases[0].name} (second input)"]
+    assert sum(name.startswith("space_") for name in names) >= 4
+
+
+def wrong_answers():
+    for key, problem in PROBLEMS.items():
+        for name, spec in expected(problem).items():
+            yield pytest.param(problem, name, spec, id=f"{key}/{name}")
+
+
+def test_the_input_model_reasons_each_have_a_known_bad_answer_here():
+    shown = {r for problem in PROBLEMS.values() for spec in expected(problem).values() for r in reasons(spec)}
+    assert {"missing_parameter", "output_reused", "wrong_shape", "mismatch"} <= shown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem,name,spec", wrong_answers())
+def test_a_known_bad_answer_gets_its_reason(problem, name, spec):
+    assert reasons(spec) <= set(REASONS)
+    result = verify(problem, (problem.dir / "wrong" / name).read_text(), device="cpu", timeout_s=300)
+    assert not result.ok and result.reason in reasons(spec), (result.reason, result.detail)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "reason"), [("kernel.py", None), ("wrong/offset_only.py", "mismatch")])
+def test_benchmark_trials_draw_in_the_sandbox_and_the_referee_alike(name, reason):
+    """Trials (on a GPU in production; here on the CPU, at the fixture's small benchmark size): the
+    sandbox and the referee draw the inputs from the same seeds, in plain and guarded layouts in
+    turn, so an answer right only at a storage offset fails one of two trials."""
+    problem = PROBLEMS["relu"]
+    result = verify(problem, (problem.dir / name).read_text(), device="cpu", timeout_s=300, cases=[], trials=2)
+    if reason is None:
+        assert result.ok, (result.reason, result.detail)
+        assert [c.name for c in result.cases] == ["benchmark_0", "benchmark_1"]
+    else:
+        assert result.reason in (reason, "uninitialized_output", "nan_inf"), (result.reason, result.detail)
+
+
+def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_seeds():
+    import torch
+
+    from builder.judge.inputs import PlacedInputs
+    from builder.judge.loader import load_module
+    from builder.judge.plan import seeded_specs
+    from builder.judge.reference import Build, build, call
+    from builder.judge.referee import compute
+    from builder.manifest import Input
+
+    problem = PROBLEMS["rowloss"]
+    inputs = (Input("predictions", (6, 50), "float32", -1.0, 1.0), Input("targets", (6,), "int64", 0, 50))
+    specs = seeded_specs(inputs, 9)
+    trials = [{"inputs": specs, "layout": layout, "mode": "train", "grad": grad}
+              for layout, grad in (("plain", True), ("guarded", False))]
+    reply, outputs = compute({"problem_dir": str(problem.dir), "hash_key": 3, "build": Build({}, 1, 2).to_spec(),
+                              "trials": trials, "timing": None, "device": "cpu"})
+    assert reply["groups"] == [{"sequence": False, "outputs": [{"shape": [], "dtype": "float32"}]}] * 2
+    placed = PlacedInputs(specs, "plain", "cpu")
+    assert bool((placed.tensors[1] < 50).all()) and placed.tensors[1].dtype == torch.int64
+    model, _ = build(load_module(problem.reference_path), Build({}, 1, 2))
+    expected, _ = call(model, placed.tensors)
+    assert torch.equal(outputs[0].view(torch.float32).reshape(()), expected[0])
+    assert reply["trials"][0]["input_hashes"] == placed.fingerprints(3) == reply["trials"][1]["input_hashes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("answer", "reason"), [("kernel", None), ("float32_output", "wrong_dtype")])
+def test_where_the_space_lists_another_dtype_the_output_takes_the_references(tmp_path, answer, reason):
+    import shutil
+
+    folder = tmp_path / "relu"
+    shutil.copytree(FIXTURES / "relu", folder)
+    manifest = folder / "manifest.toml"
+    manifest.write_text(manifest.read_text().replace('shape = ["N", "L"]', 'shape = ["N", "L"]\ndtypes = ["float16"]'))
+    problem = load_problem(folder)
+    code = problem.kernel_path.read_text()
+    if answer == "float32_output":
+        code = code.replace("y = torch.empty_like(x)", "y = torch.empty(x.shape, dtype=torch.float32, device=x.device)")
+    result = verify(problem, code, device="cpu", timeout_s=300)
+    assert result.reason == reason, (result.reason, result.detail)
+    if reason is None:
+        assert sum(c.name.startswith("space_") for c in result.cases) >= 4

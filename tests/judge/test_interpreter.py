@@ -1,0 +1,69 @@
+"""The CPU judge's faithfulness to a GPU: program order and every autotune config (the compile
+check runs through the sandbox: the wrong fixtures compile_* and the accepted ones)."""
+
+import torch
+
+from builder.judge.interpreter import ConfigCheck, ProgramOrder, needs_gpu
+
+
+def planned(dims, launches):
+    ProgramOrder.reseed(1234)
+    orders = []
+    for _ in range(launches):
+        ProgramOrder._plan(*dims)
+        orders.append(list(ProgramOrder.permutation))
+    return orders
+
+
+def test_the_first_launch_runs_backwards_and_later_ones_shuffled_by_the_seed():
+    first, second, third = planned((4, 3, 2), 3)
+    assert first == list(range(23, -1, -1))
+    assert sorted(second) == sorted(third) == list(range(24))
+    assert second != list(range(24)) and second != third
+    assert planned((4, 3, 2), 3) == [first, second, third]  # the judge's seed decides
+
+
+class _Tuner:
+    def __init__(self, nargs, configs=("BLOCK: 32", "BLOCK: 64")):
+        self.nargs, self.configs = nargs, list(configs)
+
+
+def run_configs(check, tuner, calls):
+    return [check.bench(tuner, call) for call in calls]
+
+
+def test_every_config_runs_from_the_same_state_and_must_agree_with_the_first():
+    notes = []
+    x, y = torch.rand(8), torch.full((8,), float("nan"))
+    tuner = _Tuner({"x_ptr": x, "y_ptr": y})
+    check = ConfigCheck(1e-4, 1e-4, notes.append)
+    starts = []
+
+    def right():
+        starts.append(y.clone())
+        y.copy_(x * 2)
+
+    def half():  # writes half the output: the rest keeps the starting state
+        starts.append(y.clone())
+        y[:4] = x[:4] * 2
+
+    assert run_configs(check, tuner, [right, right]) == [[1.0, 1.0, 1.0]] * 2 and notes == []
+    assert all(torch.isnan(s).all() for s in starts) and torch.isnan(y).all()  # restored after each
+    tuner = _Tuner({"x_ptr": x, "y_ptr": y})
+    run_configs(check, tuner, [right, half])
+    assert len(notes) == 1 and notes[0].startswith("autotune config 2 (BLOCK: 64)")
+
+
+def test_config_checks_stop_past_the_budget():
+    notes, ran = [], []
+    check = ConfigCheck(1e-4, 1e-4, notes.append, budget_s=0.0)
+    check.spent = 1.0
+    y = torch.zeros(2)
+    run_configs(check, _Tuner({"y_ptr": y}), [lambda: ran.append(1), lambda: ran.append(2)])
+    assert ran == [] and notes == []
+
+
+def test_what_the_cpu_lacks_is_told_from_a_bug():
+    assert needs_gpu(AssertionError("Torch not compiled with CUDA enabled"))
+    assert needs_gpu(RuntimeError("0 active drivers ([]). There should only be one."))
+    assert not needs_gpu(ValueError("shapes do not match"))
