@@ -116,9 +116,11 @@ def triton_layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
     # 4,096 programs for the benchmark (31 per SM, against 2,048 programs of
     # 1024-wide tiles before), with fewer cross-warp reductions per byte.
     # Very long rows take more tiles per program so a row's partials stay a
-    # short vector (at most 1024).
-    BLOCK = 4096
-    TILES = 4
+    # short vector (at most 1024); short rows (normalized_shape of a few
+    # hundred elements) get one tile of their own size, not 16K masked lanes.
+    MAX_BLOCK = 4096
+    BLOCK = min(MAX_BLOCK, triton.next_power_of_2(n_cols))
+    TILES = min(4, triton.cdiv(n_cols, BLOCK))
     while triton.cdiv(n_cols, BLOCK * TILES) > 1024:
         TILES *= 2
     n_chunks = triton.cdiv(n_cols, BLOCK * TILES)
