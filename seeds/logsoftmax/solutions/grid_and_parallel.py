@@ -77,6 +77,31 @@ def log_softmax_output_kernel(
         tl.store(y_row + cols, (x - row_max) - log_sum, mask=mask)
 
 
+@triton.jit
+def log_softmax_short_rows_kernel(
+    x_ptr, y_ptr,
+    n_rows, n_cols,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    # Rows of at most one tile: a program takes BLOCK_M whole rows, so the
+    # grid is not one program per row of a few elements (log_softmax over
+    # dim 0 of a (8, 20000) tensor is 20,000 rows of 8).
+    pid = tl.program_id(0)
+    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, BLOCK_N)
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    offs = rows.to(tl.int64)[:, None] * n_cols + cols[None, :]
+    x = tl.load(x_ptr + offs, mask=mask, other=float("-inf"))
+    row_max = tl.max(x, 1)
+    # Padding rows (all -inf) stay out of the sum; a real row of -inf only
+    # gives NaN below, as in PyTorch.
+    shifted = x - row_max[:, None]
+    e = tl.where(mask, tl.exp(shifted), 0.0)
+    log_sum = tl.log(tl.sum(e, 1))
+    tl.store(y_ptr + offs, shifted - log_sum[:, None], mask=mask)
+
+
 def _chunking(n_cols: int, block: int):
     """Columns per program: 32 tiles by default, more for very long rows so
     that the partials of one row stay a short vector (at most 1024)."""
@@ -104,6 +129,13 @@ def triton_log_softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
     n_rows = xt.numel() // n_cols
 
     BLOCK = 1024
+    if n_cols <= BLOCK:
+        # Short rows: BLOCK_M rows of BLOCK_N per program, about one tile.
+        BLOCK_N = triton.next_power_of_2(n_cols)
+        BLOCK_M = BLOCK // BLOCK_N
+        log_softmax_short_rows_kernel[(triton.cdiv(n_rows, BLOCK_M),)](xt, y, n_rows, n_cols, BLOCK_M=BLOCK_M,
+                                                                       BLOCK_N=BLOCK_N, num_warps=4)
+        return y.transpose(dim, last) if dim != last else y
     CHUNK, n_chunks = _chunking(n_cols, BLOCK)
     m_part = torch.empty((n_rows, n_chunks), device=x.device, dtype=torch.float32)
     s_part = torch.empty((n_rows, n_chunks), device=x.device, dtype=torch.float32)
