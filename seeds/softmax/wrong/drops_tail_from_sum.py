@@ -1,0 +1,44 @@
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def softmax_kernel(x_ptr, y_ptr, n_cols, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    x_row = x_ptr + row * n_cols
+    m = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
+    for off in range(0, n_cols, BLOCK):
+        cols = off + tl.arange(0, BLOCK)
+        m = tl.maximum(m, tl.load(x_row + cols, mask=cols < n_cols, other=float("-inf")))
+    row_max = tl.max(m, 0)
+    # Bug: the sum stops at the last full block, so a row that is no multiple of BLOCK leaves its
+    # tail out of the denominator (exact at the benchmark's 393,216 columns).
+    full = (n_cols // BLOCK) * BLOCK
+    total = tl.zeros([BLOCK], dtype=tl.float32)
+    for off in range(0, full, BLOCK):
+        cols = off + tl.arange(0, BLOCK)
+        total += tl.exp(tl.load(x_row + cols) - row_max)
+    inv = 1.0 / tl.sum(total, 0)
+    for off in range(0, n_cols, BLOCK):
+        cols = off + tl.arange(0, BLOCK)
+        mask = cols < n_cols
+        x = tl.load(x_row + cols, mask=mask, other=0.0)
+        tl.store(y_ptr + row * n_cols + cols, tl.exp(x - row_max) * inv, mask=mask)
+
+
+def softmax(x):
+    x = x.contiguous()
+    n_rows, n_cols = x.shape
+    y = torch.empty_like(x)
+    softmax_kernel[(n_rows,)](x, y, n_cols, BLOCK=256)
+    return y
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return softmax(x)
