@@ -85,8 +85,10 @@ def _tile_config(OH: int, OW: int):
     return block_h, block_w, num_warps
 
 
-def triton_maxpool3d(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int) -> torch.Tensor:
-    """nn.MaxPool3d with cubic int kernel/stride/padding/dilation, ceil_mode=False."""
+def triton_maxpool3d(x: torch.Tensor, kernel_size: int, stride: int, padding: int, dilation: int,
+                     ceil_mode: bool = False) -> torch.Tensor:
+    """nn.MaxPool3d with cubic int kernel/stride/padding/dilation and ceil_mode (taps past the input
+    are masked, so ceil_mode changes only the output size)."""
     assert x.is_cuda, "Input must be a CUDA tensor"
     assert x.dim() == 5, "Input must have shape (N, C, D, H, W)"
     assert x.dtype == torch.float32, "float32 input expected"
@@ -95,7 +97,13 @@ def triton_maxpool3d(x: torch.Tensor, kernel_size: int, stride: int, padding: in
     N, C, D, H, W = x.shape
 
     def out_size(n):
-        return (n + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+        span = n + 2 * padding - dilation * (kernel_size - 1) - 1
+        if not ceil_mode:
+            return span // stride + 1
+        out = -(-span // stride) + 1
+        if (out - 1) * stride >= n + padding:  # PyTorch drops a last window that starts in the right padding
+            out -= 1
+        return out
 
     OD, OH, OW = out_size(D), out_size(H), out_size(W)
     assert OD > 0 and OH > 0 and OW > 0, "Invalid output size for MaxPool3d"
@@ -127,11 +135,11 @@ class ModelNew(nn.Module):
                  return_indices: bool = False, ceil_mode: bool = False):
         super().__init__()
         assert not return_indices, "return_indices=True is not supported"
-        assert not ceil_mode, "ceil_mode=True is not supported"
         self.kernel_size = int(kernel_size)
         self.stride = int(stride) if stride is not None else self.kernel_size
         self.padding = int(padding)
         self.dilation = int(dilation)
+        self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return triton_maxpool3d(x, self.kernel_size, self.stride, self.padding, self.dilation)
+        return triton_maxpool3d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
