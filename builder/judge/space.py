@@ -23,7 +23,7 @@ from builder.seeds import Problem
 #: Draws tried per check before giving up on it (the reference refuses the others).
 ATTEMPTS = 60
 #: Input elements a stretched draw holds at most, unless the space's own top of its dim is more.
-STRETCH_ELEMENTS = 1 << 16
+STRETCH_ELEMENTS = 1 << 14
 
 
 def _dim(low: int, high: int, rng: random.Random) -> int:
