@@ -25,6 +25,8 @@ under test always gets a session of its own (`verify`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import random
 import secrets
 import time
@@ -205,7 +207,10 @@ def _space_checks(caller: Caller, device: str) -> None:
     conditions = rotation(most, rng)
     classes = value_classes(problem.space.values, most, least, rng)
     stretched = stretch_order(problem, rng)
-    least = max(least, min(most, len(stretched)))  # every dim stretched once
+    stretched.insert(1, stretched[0])  # the widest dim twice: in training and in eval mode
+    plain, other = (0, 1) if conditions[0].layout == "plain" else (1, 0)
+    conditions[other] = dataclasses.replace(conditions[other], mode="eval" if conditions[plain].mode == "train" else "train")
+    least = max(least, min(most, len(stretched)))  # every dim stretched once, the widest in both modes
     start = time.monotonic()
     for index in range(most):
         if index >= least and time.monotonic() - start > budget_s:
