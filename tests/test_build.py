@@ -1,6 +1,7 @@
 import pytest
 from click.testing import CliRunner
 
+from builder import PROJECT_ROOT
 from builder import build as B
 from builder import records
 from builder.cli import cli
@@ -92,9 +93,9 @@ def test_cli_build_lists_missing_rows_and_exits_nonzero(problem, tmp_path, monke
 
 
 @pytest.mark.slow
-def test_cpu_verification_accepts_the_seed_kernel(problem, tmp_path):
-    seed_as_solution = problem.dir / "solutions" / "grid_and_parallel.py"
-    seed_as_solution.write_text(problem.kernel_path.read_text())
+def test_cpu_verification_accepts_a_correct_solution(problem, tmp_path):
+    solution = problem.dir / "solutions" / "grid_and_parallel.py"
+    solution.write_text((PROJECT_ROOT / "seeds" / "avgpool2d" / "solutions" / "grid_and_parallel.py").read_text())
     for key in STAGES[1:]:
         (problem.dir / "solutions" / f"{key}.py").unlink()
     assert B.verify_on_cpu([load_problem(problem.dir)], cache_dir=tmp_path / "cache") == []
