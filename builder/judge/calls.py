@@ -24,8 +24,8 @@ import torch
 from builder.judge import params
 from builder.judge.compare import Comparison, compare
 from builder.judge.inputs import as_bytes, draw, payload_of
-from builder.judge.plan import STANDARD, Conditions, describe_call
-from builder.judge.reference import Build, build, call
+from builder.judge.plan import BUILT, STANDARD, Conditions, describe_call
+from builder.judge.reference import Build, build, call, new_arguments
 from builder.judge.runner import SandboxSession
 from builder.manifest import Case
 from builder.seeds import Problem
@@ -123,6 +123,10 @@ def _tolerance(problem: Problem, ref: torch.Tensor) -> tuple[float, float]:
     return problem.atol, problem.rtol
 
 
+#: The names of a fixed case's second and third calls.
+AGAIN = {"second": "second input", "third": "third input, the second one's tensors with their values reversed"}
+
+
 class Caller:
     """Runs one code's checked calls in a session and appends their results."""
 
@@ -135,24 +139,26 @@ class Caller:
 
     # -- models ---------------------------------------------------------------------------
 
-    def build(self, spec: Build) -> str:
-        """Build ModelNew as `spec` says in the sandbox, with the reference's learned tensors."""
+    def build(self, spec: Build, style: str = "positional") -> str:
+        """Build ModelNew as `spec` says in the sandbox, its arguments passed in `style`
+        (builder.judge.reference.STYLES), with the reference's learned tensors."""
         _, values = self.reference.model(spec)
         name = f"{self.label}_m{self.count}"
         self.count += 1
         payload = payload_of(list(values.values())) if values else None
-        reply = self.session.request({"op": "build", "label": self.label, "name": name, "init": spec.init,
-                                      "seed": spec.seed, "state": params.specs(values)}, payload)
+        reply = self.session.request({"op": "build", "label": self.label, "name": name, "seed": spec.seed,
+                                      **new_arguments(self.reference.module.Model, spec.init, style),
+                                      "state": params.specs(values)}, payload)
         if not reply.get("ok"):
             raise Reject(reply.get("reason") or "import_error", reply.get("detail", ""))
         return name
 
-    def model(self, init: dict[str, Any]) -> tuple[str, Build]:
-        """The model of `init` (built on first use, from secret seeds)."""
-        key = json.dumps(init, sort_keys=True)
+    def model(self, init: dict[str, Any], style: str) -> tuple[str, Build]:
+        """The model of `init` built in `style` (on first use, from secret seeds)."""
+        key = json.dumps([init, style], sort_keys=True)
         if key not in self.models:
             spec = Build(init, self.rng.getrandbits(62), self.rng.getrandbits(62))
-            self.models[key] = (self.build(spec), spec)
+            self.models[key] = (self.build(spec, style), spec)
         return self.models[key]
 
     # -- one call -------------------------------------------------------------------------
@@ -214,18 +220,20 @@ class Caller:
             raise Reject("wrong_dtype", f"{which}dtype {info['dtype']}, expected {meta['dtype']}")
 
     def run(self, case: Case, conditions: Conditions = STANDARD, *, name: str = "", keep: str | None = None,
-            tensors: list[torch.Tensor] | None = None) -> Checked:
+            tensors: list[torch.Tensor] | None = None, inputs: str | None = None) -> Checked:
         """One small call: inputs drawn here (or `tensors`) and sent as bytes, the reference computed
         here, every output and buffer compared; raises Reject (its detail led by `name` and, off the
         standard conditions, the call's inputs and conditions) for anything but values off the
-        reference."""
+        reference. `inputs` "keep" keeps the sandbox's input tensors for the next call, which
+        "refill" gives them, the new values copied in place."""
         try:
-            return self._run(case, conditions, keep, tensors)
+            return self._run(case, conditions, keep, tensors, inputs)
         except Reject as exc:
             raise Reject(exc.reason, f"{_called(name or case.name, case, conditions)}: {exc.detail}", exc.output) from None
 
-    def _run(self, case: Case, conditions: Conditions, keep: str | None, tensors: list[torch.Tensor] | None) -> Checked:
-        name, spec = self.model(case.init)
+    def _run(self, case: Case, conditions: Conditions, keep: str | None, tensors: list[torch.Tensor] | None,
+             inputs: str | None) -> Checked:
+        name, spec = self.model(case.init, conditions.build)
         ref_model, values = self.reference.model(spec)
         if tensors is None:
             tensors = [draw(i.to_spec(), self.rng.getrandbits(62)) for i in case.inputs]
@@ -235,7 +243,8 @@ class Caller:
         sent = payload_of(tensors)
         header = {"op": "forward", "name": name, "inputs": [i.to_spec() for i in case.inputs],
                   "layout": conditions.layout, "mode": conditions.mode, "grad": conditions.grad,
-                  "poison": [conditions.poison, self.rng.getrandbits(62)], "return_inputs": True, "keep": keep}
+                  "poison": [conditions.poison, self.rng.getrandbits(62)], "return_inputs": True, "keep": keep,
+                  "keep_inputs": inputs == "keep", "refill": inputs == "refill"}
         expect = _meta(refs)
         reply, outs, got, back = self.exchange(header, sent, expect, buffers, sent.numel())
         self.judge_outputs(reply, outs, expect, sequence)
@@ -274,38 +283,43 @@ class Caller:
 
     # -- what verify runs -------------------------------------------------------------------
 
-    def fixed(self, case: Case, twice: bool) -> None:
-        """A manifest case in the standard conditions. With `twice`, a second input follows while
-        the first call's outputs are still alive: an output that repeats the first call's is a
-        cached output (checked before the guards' report, since a cache launches nothing), and a
-        first output that the second call overwrote is a reused buffer."""
-        first = self.run(case, keep="first" if twice else None)
-        self.record(case, case.name, first)
+    def fixed(self, case: Case, twice: bool, conditions: Conditions = STANDARD) -> None:
+        """A manifest case in `conditions` (the standard ones, ModelNew built in some style). With
+        `twice`, a second and a third input follow while the first call's outputs are still
+        alive: an output that repeats an earlier call's is a cached output (checked before the
+        guards' report, since a cache launches nothing), and a first output that a later call
+        overwrote is a reused buffer."""
+        first = self.run(case, conditions, keep="first" if twice else None)
+        self.record(case, case.name, first, conditions=conditions)
         if not twice:
             return
-        name = f"{case.name} (second input)"
+        second = self.again(case, conditions, "second", [first], inputs="keep")
+        # The third call gets the second call's input tensors, their values reversed along the
+        # last dim in place: the same objects and addresses, the same multiset of values, another
+        # result. An output kept from an earlier call (a cache from the third call on, keyed on
+        # the input's identity or address, or on a digest that ignores order) is off the
+        # reference, and a buffer handed out every other call overwrites the first output.
+        reversed_ = [t.flip(-1) if t.dim() else t for t in second.inputs]
+        self.again(case, conditions, "third", [first, second], tensors=reversed_, inputs="refill")
+
+    def again(self, case: Case, conditions: Conditions, which: str, earlier: list[Checked], **run: Any) -> Checked:
+        """The `which` ("second" or "third") call of a case while the first call's outputs are kept."""
+        name = f"{case.name} ({AGAIN[which]})"
+        cached = Reject("output_cached", f"{name}: the {which} call returned an earlier call's result")
         try:
-            second = self.run(case, name=name)
+            checked = self.run(case, conditions, name=name, **run)
         except Reject as exc:
-            if exc.reason == "no_kernel_launched" and _same(exc.output, first.outs):
-                raise Reject("output_cached", f"{name}: the second call returned the first call's result") from None
+            if exc.reason == "no_kernel_launched" and any(_same(exc.output, e.outs) for e in earlier):
+                raise cached from None
             raise
-        if second.failure() and _same(second.outs, first.outs):
-            self.record(case, name, second, "output_cached", "the second call returned the first call's result")
-        self.record(case, name, second)
-        again = self.held("first", first.refs)
-        if not _same(again, first.outs):
-            raise Reject("output_reused", f"{name}: the second call overwrote the output the first call returned "
-                                          "(one buffer handed out on every call)")
-        # A third call gets the second input's values reversed along their last dim: the same
-        # multiset of values, another result. An output kept from an earlier call (a cache from
-        # the third call on, or keyed on a digest that ignores order) is off the reference, and a
-        # buffer handed out every other call overwrites the first output.
-        name = f"{case.name} (third input, the second one's values reversed)"
-        self.record(case, name, self.run(case, name=name, tensors=[t.flip(-1) if t.dim() else t for t in second.inputs]))
-        if not _same(self.held("first", first.refs), first.outs):
-            raise Reject("output_reused", f"{name}: the third call overwrote the output the first call returned "
-                                          "(buffers handed out in turn)")
+        if checked.failure() and any(_same(checked.outs, e.outs) for e in earlier):
+            self.record(case, name, checked, cached.reason, f"the {which} call returned an earlier call's result",
+                        conditions)
+        self.record(case, name, checked, conditions=conditions)
+        if not _same(self.held("first", earlier[0].refs), earlier[0].outs):
+            why = "one buffer handed out on every call" if which == "second" else "buffers handed out in turn"
+            raise Reject("output_reused", f"{name}: the {which} call overwrote the output the first call returned ({why})")
+        return checked
 
     def held(self, key: str, refs: list[torch.Tensor]) -> list[Any]:
         """The outputs a call kept alive under `key`, as they are now."""
@@ -342,10 +356,11 @@ class Caller:
 
 
 def _called(name: str, case: Case, conditions: Conditions) -> str:
-    """A call's name, with its inputs and conditions when it is a drawn one or off the standard conditions."""
-    if name.startswith("space_") or conditions != STANDARD:
+    """A call's name, with its inputs and conditions when it is a drawn one or off the standard
+    conditions, or how ModelNew was built when only that differs."""
+    if name.startswith("space_") or dataclasses.replace(conditions, build=STANDARD.build) != STANDARD:
         return f"{name} ({describe_call(case, conditions)})"
-    return name
+    return name if conditions == STANDARD else f"{name} (ModelNew built {BUILT[conditions.build]})"
 
 
 def _same(outs: list[Any] | None, first: list[Any]) -> bool:

@@ -4,13 +4,16 @@
 (builder.judge.runner.SandboxSession); every call it gets is described in builder.judge.calls.
 What a verification runs, in order:
 
-1. the manifest's fixed cases, in the standard conditions (builder.judge.plan), the first one
-   three times with every output alive, the third time on the second input's values reversed (a
-   cached output, a buffer handed out on every call or in turn);
+1. the manifest's fixed cases, in the standard conditions (builder.judge.plan), ModelNew built
+   in each style of builder.judge.reference.STYLES in turn (the manifest's first case
+   positionally, as KernelBench does, the second by keyword, ...); the first one run three times
+   with every output alive, the third time on the second call's
+   tensors, their values reversed in place (a cached output, a buffer handed out on every call
+   or in turn);
 2. checks drawn from the problem's input space (builder.judge.space), when it declares one and
-   no cases were named: at least MIN, at most MAX, more only within BUDGET_S seconds, each in
-   conditions of its own that rotate through every input layout, both module modes, autograd on
-   and off and every fill of fresh allocations;
+   no cases were named (SPACE_CHECKS), each in conditions of its own: the first ones see every
+   input layout, then module modes, autograd on and off and every fill of fresh allocations
+   rotate (builder.judge.plan);
 3. on a GPU, `trials` benchmark-size trials drawn inside the sandbox from seeds it learns only when
    it uses them; their references and keyed input hashes come from the referee
    (builder.judge.referee), which ran before the sandbox.
@@ -36,8 +39,8 @@ from typing import Any
 
 from builder.judge.calls import Caller, CaseResult, Reference, Reject
 from builder.judge.phases import Phases
-from builder.judge.plan import rotation, seeded_specs, trial_conditions, value_classes
-from builder.judge.reference import Build
+from builder.judge.plan import STANDARD, rotation, seeded_specs, trial_conditions, value_classes
+from builder.judge.reference import STYLES, Build
 from builder.judge.referee import ask_referee
 from builder.judge.runner import SandboxDied, SandboxSession
 from builder.judge.space import draw_case, stretch_order
@@ -46,10 +49,10 @@ from builder.seeds import Problem
 
 __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"]
 
-#: Checks drawn from the input space per verification, by device: (at least, at most, seconds
-#: after which no more are drawn once the least are done, most input elements of a drawn check
-#: but the first, which stretches one dim to its top).
-SPACE_CHECKS = {"cpu": (4, 6, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
+#: Checks drawn from the input space per verification, by device: (at least: every layout and
+#: a user's two calls (builder.judge.plan.rotation), at most, seconds after which no more are
+#: drawn once the least are done, most input elements of a drawn check but the stretched ones).
+SPACE_CHECKS = {"cpu": (6, 6, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, plann
             _load(caller, code, trusted)
         for index, case in enumerate(chosen):
             with phases.span("compile" if index == 0 else "checks"):
-                caller.fixed(case, twice=index == 0)
+                style = STYLES[caller.problem.cases.index(case) % len(STYLES)]  # each case's own, however chosen
+                caller.fixed(case, twice=index == 0, conditions=replace(STANDARD, build=style))
         if drawn:
             with phases.span("checks"):
                 _space_checks(caller, device)
@@ -217,7 +221,8 @@ def _space_checks(caller: Caller, device: str) -> None:
             break
         case = draw_case(problem, f"space_{index}", classes[index], rng,
                          lambda c, k=index: caller.reference.accepts(c, conditions[k], rng),
-                         stretch=stretched[index] if index < len(stretched) else None, max_elements=max_elements)
+                         stretch=stretched[index] if index < len(stretched) else None, max_elements=max_elements,
+                         layout=conditions[index].layout)
         if case is not None:
             caller.drawn(case, conditions[index])
 

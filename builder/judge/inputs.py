@@ -43,6 +43,19 @@ VALUE_RANGES = {"signed": (-1.0, 1.0), "negative": (-1.0, 0.0), "large": (-1e4, 
 SPRINKLES = {"bursts": (0.01, ((1e4,), (-1e4,))), "special": (0.005, ((float("nan"), float("inf"), float("-inf")),))}
 
 
+def shows(layout: str, shape: tuple[int, ...]) -> bool:
+    """Whether `layout` lays an input of `shape` out other than contiguously (a kernel that
+    ignores the strides reads it wrongly); the plain and guarded layouts always count."""
+    wide = sum(1 for dim in shape if dim > 1)
+    if layout == "transposed":
+        return wide >= 2
+    if layout == "strided":
+        return wide >= 1
+    if layout == "sliced":
+        return any(dim > 1 for dim in shape[:-1])
+    return True
+
+
 def mix(seed: int, index: int) -> int:
     """The seed of item `index` of something drawn from `seed` (an input of a trial, say)."""
     return (seed * 1_000_003 + index * 7919 + 1) % (1 << 62)
@@ -197,11 +210,16 @@ class PlacedInputs:
         """Each spec has shape and dtype; the values come from `payload` (every input's bytes, in
         order, as as_bytes gives them) when given, else from each spec's range and seed."""
         self.items = [Placed(tuple(s["shape"]), getattr(torch, s["dtype"]), device, layout) for s in specs]
-        offset = 0
+        if payload is not None:
+            self.load(payload)
+            return
         for spec, item in zip(specs, self.items):
-            if payload is None:
-                item.fill(spec, int(spec.get("seed", 0)))
-                continue
+            item.fill(spec, int(spec.get("seed", 0)))
+
+    def load(self, payload: torch.Tensor) -> None:
+        """Copy every input's bytes (in order, as payload_of gives them) into the inputs, in place."""
+        offset = 0
+        for item in self.items:
             size = item.x.numel() * item.x.element_size()
             item.load(from_bytes(payload[offset:offset + size], item.shape, item.dtype))
             offset += size

@@ -4,11 +4,12 @@ call from a user's.
 
 The fixed cases run as the judge always ran them (guarded inputs, the sentinel fill, training
 mode, autograd off), so their verdicts keep their precise reasons (`uninitialized_output`,
-`out_of_bounds`). Every other check drawn from the input space is a plain call (a tensor at
-offset 0, exactly as a user passes it), its first two a user's inference call (eval mode,
-autograd off) and training call (train mode, autograd on); the checks between rotate through the
-guarded, transposed, strided and sliced layouts; modes, autograd and every kind of fill rotate too, from
-a secret starting point. Benchmark-size trials on a GPU alternate plain and guarded
+`out_of_bounds`). The checks drawn from the input space begin with every layout once and two
+plain calls (a tensor at offset 0, exactly as a user passes it): a user's inference call (eval
+mode, autograd off) and training call (train mode, autograd on); after them every other check is
+plain. Modes, autograd, the order of the layouts, every kind of fill and how ModelNew is built
+(its arguments positional, by keyword, or without those at their defaults) rotate from a secret
+starting point. Benchmark-size trials on a GPU alternate plain and guarded
 inputs.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from builder.judge.inputs import LAYOUTS, mix
 from builder.judge.poison import KINDS
+from builder.judge.reference import STYLES
 from builder.manifest import Case, Input
 
 #: The layouts of benchmark-size inputs (a second copy for a transposed or strided view would not fit).
@@ -35,9 +37,16 @@ class Conditions:
     mode: str = "train"  # "train" or "eval": the module's mode for the call
     grad: bool = False  # autograd on
     poison: str = "sentinel"  # builder.judge.poison.KINDS: the fill of fresh allocations
+    build: str = "positional"  # builder.judge.reference.STYLES: how ModelNew's arguments are passed
 
     def describe(self) -> str:
-        return f"{self.layout} inputs, {self.mode} mode, autograd {'on' if self.grad else 'off'}"
+        return (f"{self.layout} inputs, {self.mode} mode, autograd {'on' if self.grad else 'off'}, "
+                f"built {BUILT[self.build]}")
+
+
+#: How each construction style reads in a call's description.
+BUILT = {"positional": "with positional arguments", "keywords": "with keyword arguments",
+         "defaults": "without the arguments at their defaults"}
 
 
 #: The conditions of the fixed cases.
@@ -52,27 +61,34 @@ MIXED_CALLS = (("eval", False), ("train", True), ("eval", True), ("train", False
 
 
 def rotation(count: int, rng: random.Random, layouts: tuple[str, ...] = LAYOUTS) -> list[Conditions]:
-    """Conditions for `count` calls. Every other call is a plain one, exactly as a user passes
-    its inputs; its first two are a user's inference and training calls (in a random order), the
-    next ones the mixed modes. The calls between cycle through the other layouts from a random
-    start, with mode and autograd cycling on their own. Fills cycle through every kind from a
-    random start (any len(KINDS) consecutive calls see each)."""
+    """Conditions for `count` calls. The first len(layouts) + 1 see every layout: two plain calls,
+    exactly as a user passes its inputs (a user's inference and training calls, in a random
+    order), at two of the first four places, and every other layout once, in a random order.
+    After them, every other call is plain (the mixed modes next), the rest cycle through the other
+    layouts. Mode and autograd of the other layouts cycle on their own from a random start, each
+    neighbour of another mode; fills and ModelNew's construction styles cycle through every kind
+    from a random start (any len(KINDS) consecutive calls see each fill, any len(STYLES) each
+    style)."""
     others = [layout for layout in layouts if layout != "plain"]
+    rng.shuffle(others)
     user = list(USER_CALLS[:2])
     rng.shuffle(user)
     user += USER_CALLS[2:]
-    starts = [rng.randrange(n) for n in (2, len(others), len(MIXED_CALLS), len(KINDS))]
+    first = rng.randrange(2)  # the first plain call's place
+    block = len(others) + 2 if "plain" in layouts else len(others)
+    mixed, fills, styles = rng.randrange(len(MIXED_CALLS)), rng.randrange(len(KINDS)), rng.randrange(len(STYLES))
     calls: list[Conditions] = []
     plain = other = 0
     for k in range(count):
-        fill = KINDS[(starts[3] + k) % len(KINDS)]
-        if "plain" in layouts and (not others or (k + starts[0]) % 2 == 0):
+        fill, style = KINDS[(fills + k) % len(KINDS)], STYLES[(styles + k) % len(STYLES)]
+        is_plain = "plain" in layouts and (not others or (k in (first, first + 2) if k < block else (k - block) % 2 == 0))
+        if is_plain:
             mode, grad = user[plain % len(user)]
-            calls.append(Conditions("plain", mode, grad, fill))
+            calls.append(Conditions("plain", mode, grad, fill, style))
             plain += 1
         else:
-            mode, grad = MIXED_CALLS[(starts[2] + other) % len(MIXED_CALLS)]
-            calls.append(Conditions(others[(starts[1] + other) % len(others)], mode, grad, fill))
+            mode, grad = MIXED_CALLS[(mixed + other) % len(MIXED_CALLS)]
+            calls.append(Conditions(others[other % len(others)], mode, grad, fill, style))
             other += 1
     return calls
 

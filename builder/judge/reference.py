@@ -2,7 +2,8 @@
 
 Used in the judge's process (small checks, on the CPU), in the referee (benchmark-size trials
 and timing checkpoints, on the GPU) and, before any code under test is loaded, in the sandbox
-(the eager and torch.compile baselines). A build is Model(**init) after torch.manual_seed(seed),
+(the eager and torch.compile baselines). A build is Model(**init) after torch.manual_seed(seed)
+(ModelNew is built from the same arguments in one of STYLES),
 with its learned tensors set from `state_seed` (builder.judge.params); a call runs in training or
 eval mode (the reference with autograd off: its values are the same with it on, where ModelNew
 is called both ways) and returns the outputs as a list (a tuple or list of tensors, or one
@@ -11,6 +12,7 @@ tensor).
 
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass
 from types import ModuleType
@@ -40,11 +42,55 @@ class Build:
         return cls(dict(spec["init"]), int(spec["seed"]), int(spec["state_seed"]))
 
 
-def construct(cls: Any, init: dict[str, Any], seed: int) -> Any:
-    """cls(**init) with torch seeded by `seed` first (the same for Model and ModelNew)."""
+def construct(cls: Any, init: dict[str, Any], seed: int, args: list[Any] | None = None) -> Any:
+    """cls(*args, **init) with torch seeded by `seed` first (the same for Model and ModelNew)."""
     with _construct, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return cls(**init)
+        return cls(*(args or ()), **init)
+
+
+#: How ModelNew is constructed from a build's `init` (the reference's keyword arguments):
+#: - `positional`: every argument in the order of the reference's signature, as KernelBench
+#:   builds it (ModelNew(*get_init_inputs())); a gap takes the reference's default;
+#: - `keywords`: every argument by the reference's names;
+#: - `defaults`: the arguments at the reference's defaults left out (ModelNew(3, 2) for a pooling
+#:   of kernel 3, stride 2), the others positional up to the first one left out, by name after.
+#: A `keywords` or `defaults` call that ModelNew's signature cannot take (other names, no
+#: defaults: KernelBench passes every argument positionally) falls back to `positional`.
+STYLES = ("positional", "keywords", "defaults")
+
+
+def _is_default(parameter: inspect.Parameter, value: Any) -> bool:
+    default = parameter.default
+    return default is not inspect.Parameter.empty and type(default) is type(value) and default == value
+
+
+def new_arguments(reference: Any, init: dict[str, Any], style: str) -> dict[str, Any]:
+    """The header fields of a sandbox build of ModelNew in `style` (STYLES): `args`, `init` (by
+    keyword) and, where another call stands behind it, `fallback` (the same two)."""
+    if style not in STYLES:
+        raise ValueError(f"unknown construction style {style!r}; expected one of {STYLES}")
+    parameters = [p for p in inspect.signature(reference).parameters.values()
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    ordered = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    args, rest = [], dict(init)
+    for parameter in ordered:
+        if not rest or (parameter.name not in rest and parameter.default is inspect.Parameter.empty):
+            break
+        args.append(rest.pop(parameter.name) if parameter.name in rest else parameter.default)
+    positional = {"args": args, "init": rest}
+    if style == "positional":
+        return positional
+    if style == "keywords":
+        return {"args": [], "init": dict(init), "fallback": positional}
+    by_name = {p.name: p for p in parameters}
+    kept = {k: v for k, v in init.items() if not (k in by_name and _is_default(by_name[k], v))}
+    args = []
+    for parameter in ordered:
+        if parameter.name not in kept:
+            break
+        args.append(kept.pop(parameter.name))
+    return {"args": args, "init": kept, "fallback": positional}
 
 
 def build(module: ModuleType, spec: Build, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:

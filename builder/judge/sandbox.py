@@ -32,6 +32,7 @@ class Sandbox:
         self.models: dict[str, Any] = {}
         self.targets: dict[str, dict[str, str]] = {}  # model -> reference tensor name -> its own tensor's name
         self.held: dict[str, list[Any]] = {}  # outputs a forward was asked to keep alive, by key
+        self.kept_inputs: Any = None  # the last call's inputs, when it asked to keep them for a refill
         self.baselines: dict[str, Any] = {}  # eager and compiled reference, built once per session
         self.bench: Any = None  # the timing input, alive for the whole session
         self.perturbed = 0  # perturbations applied to the timing input so far
@@ -122,16 +123,25 @@ class Sandbox:
         return {"ok": True}, None
 
     def do_build(self, header: dict[str, Any], payload: Any) -> tuple[dict[str, Any], None]:
-        """Construct ModelNew(**init) of a loaded module as model `name`, with torch seeded by `seed`
-        first (as the reference was), and copy the reference's learned tensors (`state`: name,
-        shape, dtype of each; their bytes in the payload) into it (builder.judge.params)."""
+        """Construct ModelNew(*args, **init) of a loaded module as model `name` (the `fallback`'s
+        args and init when its signature cannot take those), with torch seeded by `seed` first (as
+        the reference was), and copy the reference's learned tensors (`state`: name, shape, dtype
+        of each; their bytes in the payload) into it (builder.judge.params)."""
+        import inspect
+
         from builder.judge.params import place
         from builder.judge.reference import construct
 
         try:
             with self.guards.allocations():
-                model = construct(self.modules[header["label"]].ModelNew, header["init"], int(header.get("seed", 0)))
-                model = model.to(self.device)
+                cls = self.modules[header["label"]].ModelNew
+                args, init = list(header.get("args") or ()), dict(header["init"])
+                if header.get("fallback"):
+                    try:
+                        inspect.signature(cls).bind(*args, **init)
+                    except TypeError:
+                        args, init = list(header["fallback"]["args"]), dict(header["fallback"]["init"])
+                model = construct(cls, init, int(header.get("seed", 0)), args).to(self.device)
         except BaseException:
             return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}, None
         tampered = self.guards.tampering()
@@ -320,7 +330,9 @@ class Sandbox:
 
     def _inputs(self, header: dict[str, Any], payload: Any) -> Any:
         """The call's inputs (`inputs`: shape, dtype, range, value class and seed of each), laid
-        out as `layout` says; their values are the payload's bytes when the judge sent them."""
+        out as `layout` says; their values are the payload's bytes when the judge sent them. With
+        `keep_inputs` they are kept for the next call; one with `refill` gets those same tensors,
+        the payload's values copied into them (a user's static input buffer, `x.copy_(batch)`)."""
         import gc
 
         from builder.judge.inputs import PlacedInputs
@@ -329,7 +341,14 @@ class Sandbox:
         # exception keeps): on a GPU, collect it before new benchmark-size inputs are made beside it.
         if self.device != "cpu":
             gc.collect()
-        return PlacedInputs(header["inputs"], header.get("layout", "guarded"), self.device, payload)
+        kept, self.kept_inputs = self.kept_inputs, None
+        if header.get("refill") and kept is not None and payload is not None:
+            kept.load(payload)  # the same tensors as the last call's, given new values in place
+            return kept
+        placed = PlacedInputs(header["inputs"], header.get("layout", "guarded"), self.device, payload)
+        if header.get("keep_inputs"):
+            self.kept_inputs = placed
+        return placed
 
     def _call(self, model: Any, placed: Any, mode: str, grad: bool, pattern: Any) -> tuple[dict[str, Any], Any]:
         """A guarded forward: a reply describing it, and the outputs as a list (None when forward

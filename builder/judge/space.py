@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from builder.judge.inputs import shows
 from builder.manifest import Case, Input, Space, resolve
 from builder.seeds import Problem
 
@@ -96,19 +97,34 @@ def _bound(value: float | str | None, dims: dict[str, int], default: Any) -> Any
     return dims[value] if isinstance(value, str) else value
 
 
+def _shapes(space: Space, dims: dict[str, int]) -> list[tuple[int, ...]]:
+    return [tuple(dims[d] if isinstance(d, str) else d for d in where.shape) for where in space.inputs.values()]
+
+
 def draw_case(problem: Problem, name: str, values: str, rng: random.Random, accepts: Callable[[Case], bool], *,
-              stretch: str | None = None, max_elements: int | None = None) -> Case | None:
+              stretch: str | None = None, max_elements: int | None = None, layout: str = "plain") -> Case | None:
     """One case drawn from `problem.space` whose floating inputs take value class `values`, or None
     when ATTEMPTS draws all failed `accepts` (the reference raised on each). With `stretch`, the
     first half of the attempts put that dim at `stretch_top` and the others at their low end. A
     draw whose inputs hold more than `max_elements` elements in all is drawn again (a stretched
-    one excepted)."""
+    one excepted). An input of the draw shows `layout` (builder.judge.inputs.shows), where the
+    space's largest shapes can: a stretched draw that does not sets another dim to 2 and halves
+    its stretched one."""
     space = problem.space
     assert space is not None
     top = stretch_top(problem, stretch) if stretch is not None else 0
+    tops = {d: hi for d, (_, hi) in space.dims.items()}
+    layout = layout if any(shows(layout, shape) for shape in _shapes(space, tops)) else "plain"
     for attempt in range(ATTEMPTS):
         stretched = stretch is not None and attempt < ATTEMPTS // 2
         dims = _dims(space, rng, stretch if stretched else None, top)
+        if stretched and not any(shows(layout, shape) for shape in _shapes(space, dims)):
+            second = [d for d, (lo, hi) in space.dims.items() if d != stretch and lo < 2 <= hi]
+            if second:
+                dims[rng.choice(second)] = 2
+                dims[stretch] = max(space.dims[stretch][1], top // 2) if top > space.dims[stretch][1] else top
+        if not any(shows(layout, shape) for shape in _shapes(space, dims)):
+            continue
         init = dict(problem.init)
         init.update({arg: resolve(rng.choice(choices), dims) for arg, choices in space.init.items()})
         inputs = []

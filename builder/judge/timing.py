@@ -415,7 +415,7 @@ def bench_request(problem: Any, rng: Any) -> tuple[dict[str, Any], tuple[dict[st
     from builder.judge.loader import load_module
     from builder.judge.plan import TRIAL_LAYOUTS, seeded_specs
     from builder.judge.poison import KINDS
-    from builder.judge.reference import Build, build, meta_outputs
+    from builder.judge.reference import Build, build, meta_outputs, new_arguments
 
     module = load_module(problem.reference_path)
     seed = rng.getrandbits(62)
@@ -425,7 +425,7 @@ def bench_request(problem: Any, rng: Any) -> tuple[dict[str, Any], tuple[dict[st
               "expect": [{"shape": list(shape), "dtype": dtype} for shape, dtype in meta_outputs(module, problem.init,
                                                                                                  problem.inputs)],
               "build": spec.to_spec(), "poison": [rng.choice(KINDS), rng.getrandbits(62)]}
-    state = {"init": problem.init, "seed": spec.seed, "state": params.specs(values)}
+    state = {**new_arguments(module.Model, problem.init, "positional"), "seed": spec.seed, "state": params.specs(values)}
     return header, (state, payload_of(list(values.values())) if values else None)
 
 

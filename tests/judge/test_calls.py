@@ -32,8 +32,8 @@ def test_a_correct_answer_passes_every_check(key):
     assert result.ok, (result.reason, result.detail)
     names = [c.name for c in result.cases]
     first = problem.cases[0].name
-    assert names[:3] == [first, f"{first} (second input)", f"{first} (third input, the second one's values reversed)"]
-    assert sum(name.startswith("space_") for name in names) >= 4
+    assert names[:3] == [first, f"{first} (second input)", f"{first} (third input, the second one's tensors with their values reversed)"]
+    assert sum(name.startswith("space_") for name in names) >= 6
 
 
 def wrong_answers():

@@ -18,7 +18,8 @@ def test_seed_kernel_passes_with_per_case_records():
     assert result.ok and result.reason is None, result.detail
     assert (result.atol, result.rtol) == (P1.atol, P1.rtol)
     names = [c.name for c in result.cases]
-    assert names == ["padded_stride1", "padded_stride1 (second input)", "stride_gt_kernel"]
+    assert names == ["padded_stride1", "padded_stride1 (second input)",
+                     "padded_stride1 (third input, the second one's tensors with their values reversed)", "stride_gt_kernel"]
     assert all(c.ok and c.max_abs_err <= P1.atol for c in result.cases)
     assert result.cases[0].shape == (2, 3, 37)
     assert result.to_payload()["cases"][0]["shape"] == [2, 3, 37]
@@ -29,7 +30,7 @@ def test_failing_case_stops_the_run_and_names_the_case():
     result = check(P1, code, ["no_padding", "padded_stride1", "long_row"])
     assert not result.ok and result.reason == "mismatch"
     assert [c.ok for c in result.cases][-1] is False
-    assert result.detail.startswith("padded_stride1:")
+    assert result.detail.startswith("padded_stride1:")  # the manifest's first case: built positionally
     assert result.cases[-1].max_abs_err > 0.01
 
 
@@ -47,6 +48,21 @@ def test_failing_case_stops_the_run_and_names_the_case():
 def test_import_and_construction_failures(code, reason):
     result = check(P1, code, ["kernel_1"])
     assert not result.ok and result.reason == reason, result.detail
+
+
+@pytest.mark.parametrize("signature,body", [
+    ("k: int, s: int = 1, p: int = 0", "kernel_size, stride, padding = k, s, p"),
+    ("kernel_size: int, stride: int, padding: int", "pass"),
+], ids=["other_names", "no_defaults"])
+def test_modelnew_built_in_every_style_takes_what_kernelbench_passes(signature, body):
+    """KernelBench passes every argument positionally: other names or no defaults are no fault;
+    the manifest's first three cases build ModelNew positionally, by keyword and without defaults."""
+    code = P1.kernel_path.read_text().replace(
+        "def __init__(self, kernel_size: int, stride: int = 1, padding: int = 0):\n        super().__init__()",
+        f"def __init__(self, {signature}):\n        super().__init__()\n        {body}")
+    assert code != P1.kernel_path.read_text()
+    result = check(P1, code, [c.name for c in P1.cases[:3]])
+    assert result.ok, result.detail
 
 
 def test_a_process_left_behind_is_a_violation_even_when_outputs_are_right():

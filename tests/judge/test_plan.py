@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.judge.inputs import LAYOUTS
+import torch
+
+from builder.judge.inputs import LAYOUTS, Placed, shows
 from builder.judge.plan import rotation, trial_conditions, value_classes
 from builder.judge.poison import KINDS
 from builder.judge.space import benchmark_dims, draw_case, stretch_order, stretch_top
@@ -14,19 +16,44 @@ from builder.seeds import load_problem
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_every_other_call_is_a_users_and_eight_in_a_row_see_every_layout_and_fill(seed):
-    calls = rotation(11, random.Random(seed))
+@pytest.mark.parametrize("seed", range(12))
+def test_the_first_calls_see_every_layout_and_a_users_two_calls_then_every_other_is_plain(seed):
+    calls = rotation(13, random.Random(seed))
+    block = len(LAYOUTS) + 1
+    assert {c.layout for c in calls[:block]} == set(LAYOUTS)
     plain = [c for c in calls if c.layout == "plain"]
-    assert all((calls[k].layout == "plain") != (calls[k + 1].layout == "plain") for k in range(len(calls) - 1))
+    assert [k for k, c in enumerate(calls[:block]) if c.layout == "plain"] in ([0, 2], [1, 3])
     assert {(c.mode, c.grad) for c in plain[:2]} == {("eval", False), ("train", True)}
     assert {(c.mode, c.grad) for c in plain[:4]} == {("eval", False), ("train", True), ("train", False), ("eval", True)}
-    for start in range(len(calls) - 7):
-        assert {c.layout for c in calls[start:start + 8]} == set(LAYOUTS)
+    assert all((calls[k].layout == "plain") == (k % 2 == block % 2) for k in range(block, len(calls)))
+    assert {calls[0].layout, calls[1].layout} >= {"plain"}  # the widest dim's two stretches: one plain, one not
     for start in range(len(calls) - len(KINDS) + 1):
         assert {c.poison for c in calls[start:start + len(KINDS)]} == set(KINDS)
     others = [c for c in calls if c.layout != "plain"]
-    assert {c.mode for c in others[:2]} == {"train", "eval"}
+    assert all(a.mode != b.mode for a, b in zip(others, others[1:]))
+
+
+@pytest.mark.parametrize("layout", ["transposed", "strided", "sliced"])
+def test_a_check_is_drawn_so_that_its_layout_is_not_contiguous(layout):
+    """A sliced row, or a transposed tensor of one wide axis, is contiguous: a kernel that ignores
+    the strides would read it rightly. Stretched draws widen a second dim where they must."""
+    for key, stretch in (("relu", "L"), ("relu", "N"), ("affine_rows", None), ("rowloss", None)):
+        problem = load_problem(FIXTURES / key)
+        for seed in range(6):
+            case = draw_case(problem, "s", "uniform", random.Random(seed), lambda c: True, stretch=stretch, layout=layout)
+            placed = [Placed(i.shape, torch.float32, "cpu", layout) for i in case.inputs]
+            assert any(not p.x.is_contiguous() for p in placed), (key, case.inputs)
+
+
+def test_which_layouts_a_shape_shows_matches_the_inputs_laid_out():
+    rng = random.Random(0)
+    for _ in range(60):
+        shape = tuple(rng.choice((1, 1, 2, 3)) for _ in range(rng.randrange(1, 5)))
+        for layout in ("strided", "sliced"):
+            assert shows(layout, shape) == (not Placed(shape, torch.float32, "cpu", layout).x.is_contiguous()), (layout, shape)
+        if shows("transposed", shape):  # else Placed falls back to a strided view
+            x = Placed(shape, torch.float32, "cpu", "transposed").x
+            assert not x.is_contiguous() and sorted(x.stride()) != list(x.stride())[::-1], shape
 
 
 def test_benchmark_trials_alternate_plain_and_guarded_inputs_in_training_mode():
