@@ -20,6 +20,7 @@ Layouts (how the tensor handed to forward sits in memory):
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -38,9 +39,12 @@ GUARD_ELEMENTS = 1 << 16
 #: Value classes that replace a floating input's range.
 VALUE_RANGES = {"signed": (-1.0, 1.0), "negative": (-1.0, 0.0), "large": (-1e4, 1e4), "tiny": (-1e-6, 1e-6)}
 #: Value classes that keep the range and set a share of the elements (each value of the list at
-#: least once, where the tensor has room) to values of a list drawn per tensor: bursts of large magnitude (one sign per tensor, so that two bursts never
-#: cancel in a sum, where float32 itself would miss the tolerance), or NaN and infinities.
-SPRINKLES = {"bursts": (0.01, ((1e4,), (-1e4,))), "special": (0.005, ((float("nan"), float("inf"), float("-inf")),))}
+#: least once, where the tensor has room and its dtype holds it) to values of a list drawn per
+#: tensor: bursts of large magnitude (one sign per tensor, so that two bursts never cancel in a
+#: sum, where float32 itself would miss the tolerance; 1e4 and 1e6, so that an answer that
+#: saturates or scales its inputs below either shows), or NaN and infinities.
+SPRINKLES = {"bursts": (0.01, ((1e4, 1e6), (-1e4, -1e6))),
+             "special": (0.005, ((float("nan"), float("inf"), float("-inf")),))}
 
 
 def shows(layout: str, shape: tuple[int, ...]) -> bool:
@@ -85,7 +89,8 @@ def draw_into(tensor: torch.Tensor, spec: dict[str, Any], seed: int) -> None:
         share, lists = SPRINKLES[values]
         flat = tensor.view(-1)
         picks = random.Random(seed)
-        choices = picks.choice(lists)
+        top = torch.finfo(tensor.dtype).max
+        choices = [v for v in picks.choice(lists) if math.isnan(v) or math.isinf(v) or abs(v) <= top]
         count = min(flat.numel(), max(len(choices), round(share * flat.numel())))  # every choice at least once
         start = picks.randrange(len(choices))
         where = torch.tensor(picks.sample(range(flat.numel()), count), dtype=torch.int64)

@@ -24,7 +24,7 @@ def test_a_draw_is_its_seeds_and_ranges_are_kept():
         ("negative", lambda t: float(t.max()) < 0),
         ("large", lambda t: float(t.abs().max()) > 100),
         ("tiny", lambda t: float(t.abs().max()) < 1e-6),
-        ("bursts", lambda t: int((t.abs() == 1e4).sum()) >= 1 and float(t.min()) > -1e4 - 1),
+        ("bursts", lambda t: int((t.abs() >= 1e4).sum()) >= 1 and float(t.min()) > -1e6 - 1),
         ("special", lambda t: int(torch.isnan(t).sum()) >= 1 and int((t == float("inf")).sum()) >= 1
          and int((t == float("-inf")).sum()) >= 1),
     ],
@@ -32,6 +32,19 @@ def test_a_draw_is_its_seeds_and_ranges_are_kept():
 def test_value_classes(values, check):
     tensor = draw({**SPEC, "shape": [2, 300], "low": 0.0, "values": values}, 3)
     assert check(tensor)
+
+
+def test_bursts_take_one_sign_per_tensor_and_both_magnitudes():
+    signs = set()
+    for seed in range(20):
+        tensor = draw({**SPEC, "shape": [2, 300], "low": 0.0, "values": "bursts"}, seed)
+        big = {abs(v) for v in tensor[tensor.abs() >= 1e4].tolist()}
+        assert big == {1e4, 1e6}
+        signs.add(float(tensor[tensor.abs() >= 1e4].sign().unique().item()))
+    assert signs == {1.0, -1.0}
+    for seed in range(20):  # 1e6 is past float16's range: its bursts are 1e4
+        half = draw({"shape": [2, 300], "dtype": "float16", "low": 0.0, "high": 1.0, "values": "bursts"}, seed)
+        assert bool(torch.isfinite(half).all()) and float(half.abs().max()) == 1e4
 
 
 def test_every_layout_holds_the_same_values():
