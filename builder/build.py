@@ -14,7 +14,7 @@ from builder.card import CardParams
 from builder.dataset import write_dataset
 from builder.errors import RecordError
 from builder.executors import Job, JobCache
-from builder.judge import JUDGE_VERSION
+from builder.judge import judge_version
 from builder.judge.correctness import VerifyResult
 from builder.judge.jobs import TIMEOUTS_S, VerifyJob
 from builder.measure import measure
@@ -54,7 +54,7 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir:
     for problem in problems:
         for key, path in problem.solutions.items():
             digest = cache.key(sha256_file(path), problem.checks_sha256, sha256_file(problem.reference_path),
-                               JUDGE_VERSION)
+                               judge_version())
             entries[problem.key, key] = Job("verify", digest, {}, TIMEOUTS_S["verify"])
             if cache.get(entries[problem.key, key]) is None:
                 todo.setdefault(problem.key, {})[key] = path.read_text()

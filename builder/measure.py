@@ -30,7 +30,7 @@ from builder.errors import NoGpuError, RecordError
 from builder.executors import Job, JobCache, Outcome, make_executor
 from builder.executors.base import JobRunner, default_runner
 from builder.gpus import Gpu, current_device, match_device
-from builder.judge import JUDGE_VERSION, ncu
+from builder.judge import judge_version, ncu
 from builder.judge.correctness import VerifyResult
 from builder.judge.jobs import ProfileJob, TimeJob, TypedJob, VerifyJob
 from builder.judge.phases import Phases
@@ -169,7 +169,7 @@ class _Plan:
         params = job.params()
         shown = {k: v for k, v in params.items() if k != "problem_dir"}
         hashes = {k: v for k, v in current_hashes(self.problem, "seed").items() if k != "code_sha256"}
-        key = JobCache.key(job.kind, self.gpu.key, shown, hashes, JUDGE_VERSION)
+        key = JobCache.key(job.kind, self.gpu.key, shown, hashes, judge_version())
         return Job(job.kind, key, params, job.timeout_s + GRACE_S, gpu=self.gpu.key, exclusive=job.exclusive)
 
 
