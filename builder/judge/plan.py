@@ -81,8 +81,11 @@ def rotation(count: int, rng: random.Random, layouts: tuple[str, ...] = LAYOUTS)
     plain = other = 0
     for k in range(count):
         fill, style = KINDS[(fills + k) % len(KINDS)], STYLES[(styles + k) % len(STYLES)]
-        is_plain = "plain" in layouts and (not others or (k in (first, first + 2) if k < block else (k - block) % 2 == 0))
-        if is_plain:
+        if k < block:
+            is_plain = k in (first, first + 2)
+        else:
+            is_plain = (k - block) % 2 == 0
+        if "plain" in layouts and (is_plain or not others):
             mode, grad = user[plain % len(user)]
             calls.append(Conditions("plain", mode, grad, fill, style))
             plain += 1
