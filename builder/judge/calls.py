@@ -74,15 +74,18 @@ class Reference:
             self._built[key] = build(self.module, spec)
         return self._built[key]
 
-    def accepts(self, case: Case, conditions: Conditions, rng: random.Random) -> bool:
-        """Whether the reference runs on `case` (a throwaway model: the kept ones keep their state)."""
+    def outputs(self, case: Case, conditions: Conditions, tensors: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """The reference's outputs on `tensors` for `case`'s init, or None when it raises there (a
+        throwaway model: the kept ones keep their state)."""
         try:
             model, _ = build(self.module, Build(case.init, 0, 0))
-            tensors = [draw(i.to_spec(), rng.getrandbits(62)) for i in case.inputs]
-            call(model, tensors, mode=conditions.mode)
+            return call(model, tensors, mode=conditions.mode)[0]
         except Exception:
-            return False
-        return True
+            return None
+
+    def accepts(self, case: Case, conditions: Conditions, rng: random.Random) -> bool:
+        """Whether the reference runs on `case`."""
+        return self.outputs(case, conditions, [draw(i.to_spec(), rng.getrandbits(62)) for i in case.inputs]) is not None
 
 
 def buffer_names(values: dict[str, torch.Tensor], model: torch.nn.Module) -> list[str]:

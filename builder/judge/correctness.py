@@ -13,7 +13,8 @@ What a verification runs, in order:
 2. checks drawn from the problem's input space (builder.judge.space), when it declares one and
    no cases were named (SPACE_CHECKS), each in conditions of its own: the first ones see every
    input layout, then module modes, autograd on and off and every fill of fresh allocations
-   rotate (builder.judge.plan);
+   rotate (builder.judge.plan); then, where the space has them, TWINS checks again by another
+   model (init) of the same shapes (state an answer shares between modules shows);
 3. on a GPU, `trials` benchmark-size trials drawn inside the sandbox from seeds it learns only when
    it uses them; their references and keyed input hashes come from the referee
    (builder.judge.referee), which ran before the sandbox.
@@ -29,6 +30,7 @@ under test always gets a session of its own (`verify`).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import random
 import secrets
@@ -37,13 +39,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from builder.judge.calls import Caller, CaseResult, Reference, Reject
+from builder.judge.inputs import draw
 from builder.judge.phases import Phases
-from builder.judge.plan import STANDARD, rotation, seeded_specs, trial_conditions, value_classes
+from builder.judge.plan import STANDARD, Conditions, rotation, seeded_specs, trial_conditions, value_classes
 from builder.judge.reference import STYLES, Build
 from builder.judge.referee import ask_referee
 from builder.judge.runner import SandboxDied, SandboxSession
-from builder.judge.space import draw_case, stretch_order
+from builder.judge.space import draw_case, draw_twin, stretch_order
 from builder.manifest import Case
 from builder.seeds import Problem
 
@@ -53,6 +58,8 @@ __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"
 #: a user's two calls (builder.judge.plan.rotation), at most, seconds after which no more are
 #: drawn once the least are done, most input elements of a drawn check but the stretched ones).
 SPACE_CHECKS = {"cpu": (6, 6, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
+#: Drawn checks run again by another model of the same shapes (builder.judge.correctness._twins).
+TWINS = 2
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,7 @@ def _space_checks(caller: Caller, device: str) -> None:
     conditions[other] = dataclasses.replace(conditions[other], mode="eval" if conditions[plain].mode == "train" else "train")
     least = max(least, min(most, len(stretched)))  # every dim stretched once, the widest in both modes
     start = time.monotonic()
+    drawn: list[tuple[Case, Conditions]] = []
     for index in range(most):
         if index >= least and time.monotonic() - start > budget_s:
             break
@@ -225,6 +233,33 @@ def _space_checks(caller: Caller, device: str) -> None:
                          layout=conditions[index].layout)
         if case is not None:
             caller.drawn(case, conditions[index])
+            drawn.append((case, conditions[index]))
+    _twins(caller, drawn)
+
+
+def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]]) -> None:
+    """Up to TWINS drawn checks again, each by another model (init) of the same input and output
+    shapes whose reference gives other values there: state an answer shares between modules (a
+    launch plan cached by shape) shows. The checks whose inputs have the most axes longer than 1
+    are tried first."""
+    reference, rng = caller.reference, caller.rng
+    found = 0
+    for base, called in sorted(drawn, key=lambda d: (-sum(n > 1 for i in d[0].inputs for n in i.shape),
+                                                     -sum(math.prod(i.shape) for i in d[0].inputs))):
+        tensors = [draw(i.to_spec(), rng.getrandbits(62)) for i in base.inputs]
+        mine = reference.outputs(base, called, tensors)
+
+        def differs(case: Case) -> bool:
+            theirs = reference.outputs(case, called, tensors)
+            return (mine is not None and theirs is not None and [o.shape for o in theirs] == [o.shape for o in mine]
+                    and not all(torch.allclose(a, b, equal_nan=True) for a, b in zip(mine, theirs)))
+
+        twin = draw_twin(caller.problem, base, rng, differs)
+        if twin is not None:
+            caller.drawn(twin, called)
+            found += 1
+            if found == TWINS:
+                return
 
 
 def _referee(problem: Problem, trials: int, rng: random.Random, device: str) -> _Trials:

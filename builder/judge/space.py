@@ -145,3 +145,26 @@ def draw_case(problem: Problem, name: str, values: str, rng: random.Random, acce
         if accepts(case):
             return case
     return None
+
+
+def draw_twin(problem: Problem, base: Case, rng: random.Random, accepts: Callable[[Case], bool]) -> Case | None:
+    """`base`'s inputs with another init drawn from the space's choices at base's dims, one that
+    `accepts` (the reference gives other outputs of base's shapes there, say), or None when
+    ATTEMPTS draws found none or the space has no init choices."""
+    space = problem.space
+    assert space is not None
+    dims: dict[str, int] = {}
+    for given in base.inputs:
+        for dim, size in zip(space.inputs[given.name].shape, given.shape):
+            if isinstance(dim, str):
+                dims[dim] = size
+    if not space.init or set(dims) != set(space.dims):
+        return None
+    for _ in range(ATTEMPTS):
+        init = dict(problem.init)
+        init.update({arg: resolve(rng.choice(choices), dims) for arg, choices in space.init.items()})
+        case = Case(f"{base.name}, another model", init, base.inputs)
+        if init != base.init and accepts(case):
+            return case
+    return None
+

@@ -10,7 +10,7 @@ import torch
 from builder.judge.inputs import LAYOUTS, Placed, shows
 from builder.judge.plan import rotation, trial_conditions, value_classes
 from builder.judge.poison import KINDS
-from builder.judge.space import benchmark_dims, draw_case, stretch_order, stretch_top
+from builder.judge.space import benchmark_dims, draw_case, draw_twin, stretch_order, stretch_top
 from builder.seeds import load_problem
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "problems"
@@ -118,3 +118,14 @@ def test_each_dim_is_stretched_in_turn_to_its_benchmark_size_within_the_element_
     assert [stretch_top(problem, d) for d in ("N", "C", "L")] == [64, 128, STRETCH_ELEMENTS]
     case = draw_case(problem, "space_0", "uniform", random.Random(1), lambda c: True, stretch="N")
     assert case.inputs[0].shape == (64, 1, 1)
+
+
+def test_a_twin_keeps_the_inputs_and_draws_another_init_that_the_caller_accepts():
+    problem = load_problem(FIXTURES / "affine_rows")
+    base = draw_case(problem, "space_3", "uniform", random.Random(0), lambda c: c.inputs[0].shape[1] > 1)
+    twin = draw_twin(problem, base, random.Random(1), lambda c: True)
+    assert twin.inputs == base.inputs and twin.init != base.init and twin.name == "space_3, another model"
+    assert draw_twin(problem, base, random.Random(1), lambda c: False) is None
+    assert draw_twin(load_problem(FIXTURES / "relu"), draw_case(load_problem(FIXTURES / "relu"), "s", "uniform",
+                                                                random.Random(0), lambda c: True),
+                     random.Random(0), lambda c: True) is None  # no init choices: no other model
