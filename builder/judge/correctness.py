@@ -57,7 +57,7 @@ __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"
 #: Checks drawn from the input space per verification, by device: (at least: every layout and
 #: a user's two calls (builder.judge.plan.rotation), at most, seconds after which no more are
 #: drawn once the least are done, most input elements of a drawn check but the stretched ones).
-SPACE_CHECKS = {"cpu": (6, 6, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
+SPACE_CHECKS = {"cpu": (6, 8, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
 #: Drawn checks run again by another model of the same shapes (builder.judge.correctness._twins).
 TWINS = 2
 
@@ -221,7 +221,8 @@ def _space_checks(caller: Caller, device: str) -> None:
     stretched.insert(1, stretched[0])  # the widest dim twice: in training and in eval mode
     plain, other = (0, 1) if conditions[0].layout == "plain" else (1, 0)
     conditions[other] = dataclasses.replace(conditions[other], mode="eval" if conditions[plain].mode == "train" else "train")
-    least = max(least, min(most, len(stretched)))  # every dim stretched once, the widest in both modes
+    # Every dim stretched once (the widest in both modes) and every value class drawn once.
+    least = min(most, max(least, len(stretched), 1 + len(problem.space.values)))
     start = time.monotonic()
     drawn: list[tuple[Case, Conditions]] = []
     for index in range(most):

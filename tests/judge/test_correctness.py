@@ -116,3 +116,27 @@ def test_seed_kernel_passes_benchmark_trials_on_gpu(problem):
 def test_side_stream_is_caught_on_gpu():
     result = check(P2, (P2.wrong_dir / "side_stream.py").read_text(), ["padded"], "cuda")
     assert result.reason == "side_stream", result.detail
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_verification_draws_every_layout_value_class_and_construction_style(seed, monkeypatch):
+    import random
+    from pathlib import Path
+
+    from builder.judge.calls import Caller
+    from builder.judge.inputs import LAYOUTS, shows
+    from builder.judge.reference import STYLES
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
+    seen = []
+    real = Caller.drawn
+    monkeypatch.setattr(Caller, "drawn", lambda self, case, conditions: (seen.append((case, conditions)),
+                                                                         real(self, case, conditions))[1])
+    result = verify(problem, problem.kernel_path.read_text(), device="cpu", timeout_s=120, rng=random.Random(seed))
+    assert result.ok, result.detail
+    assert {c.layout for _, c in seen} == set(LAYOUTS)
+    assert all(shows(c.layout, case.inputs[0].shape) for case, c in seen)
+    assert {case.inputs[0].values for case, _ in seen} == {"uniform", *problem.space.values}
+    assert {c.build for _, c in seen} == set(STYLES)
+    assert {(c.mode, c.grad) for _, c in seen if c.layout == "plain"} >= {("eval", False), ("train", True)}
