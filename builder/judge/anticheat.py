@@ -80,7 +80,7 @@ SYSTEM_BUILTINS = frozenset(
 ALLOWED_DUNDERS = frozenset({"__init__", "__name__", "__doc__"})
 #: Special methods a class in an answer may define: none of them changes how torch or the judge
 #: sees an object.
-DEFINABLE_DUNDERS = frozenset({"__init__", "__repr__", "__str__"})
+DEFINABLE_DUNDERS = frozenset({"__init__", "__post_init__", "__repr__", "__str__"})
 
 #: torch.X names that allocate, describe or view tensors without computing.
 TORCH_OK = frozenset(
@@ -88,14 +88,17 @@ TORCH_OK = frozenset(
      "float", "double", "int8", "int16", "int32", "int64", "uint8", "long", "int", "bool",
      "empty", "empty_like", "empty_strided", "zeros", "zeros_like", "ones", "ones_like", "full",
      "full_like", "arange", "tensor", "is_tensor", "no_grad", "inference_mode", "finfo", "iinfo",
-     "is_floating_point", "get_default_dtype", "set_grad_enabled", "backends", "nn", "cuda"}
+     "is_floating_point", "get_default_dtype", "set_grad_enabled", "backends", "nn", "cuda",
+     "channels_last", "channels_last_3d", "contiguous_format", "preserve_format", "memory_format",
+     "reshape", "flatten", "unflatten", "permute", "transpose", "swapaxes", "movedim", "moveaxis",
+     "squeeze", "unsqueeze", "narrow", "t"}
 )
 #: torch.X names that reach native code, files or processes.
 TORCH_SYSTEM = frozenset(
     {"_C", "utils", "library", "hub", "multiprocessing", "distributed", "classes", "_ops",
      "save", "load", "from_file", "serialization", "package", "profiler", "testing", "overrides"}
 )
-#: torch.nn.X names a kernel module may use.
+#: torch.nn.X names a kernel module may use (and torch.nn.functional.pad: a copy with a margin).
 NN_OK = frozenset({"Module", "Parameter", "ModuleList", "ModuleDict", "functional"})
 #: torch.cuda.X names that neither compute nor change streams.
 CUDA_OK = frozenset(
@@ -203,7 +206,8 @@ TENSOR_MAKERS = frozenset(
 TENSOR_VIEWS = frozenset(
     {"view", "reshape", "contiguous", "clone", "flatten", "permute", "transpose", "squeeze",
      "unsqueeze", "expand", "narrow", "select", "float", "half", "to", "as_strided", "view_as",
-     "reshape_as", "detach", "t", "cuda", "cpu", "as_subclass"}
+     "reshape_as", "detach", "t", "cuda", "cpu", "as_subclass", "movedim", "moveaxis", "swapaxes",
+     "swapdims", "unflatten", "expand_as", "type_as", "double", "bfloat16", "long", "int", "bool"}
 )
 #: Tensor attributes that describe it (reading one computes nothing).
 TENSOR_DATA_ATTRS = frozenset(
@@ -227,7 +231,7 @@ FUNCTION_NODES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 CONSTANT_OPERATIONS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
                        ast.LShift: operator.lshift, ast.Pow: operator.pow}
 #: Names whose literal values are tile sizes, not problem sizes.
-BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES")
+BLOCK_WORDS = ("BLOCK", "TILE", "CAP", "CHUNK", "WARPS", "STAGES", "MAX", "LIMIT")
 
 
 def import_aliases(tree: ast.AST) -> dict[str, str]:
@@ -386,7 +390,7 @@ class Source:
         aliases = name_aliases(tree, scopes)
         kernels = [n for n in ast.walk(tree) if is_triton_kernel(n, aliases)]
         return cls(tree, aliases, scopes, kernels, {id(sub) for k in kernels for sub in ast.walk(k)},
-                   _receivers(tree), sizes)
+                   _receivers(tree, aliases), sizes)
 
     def host(self) -> Iterator[ast.AST]:
         """Every node outside the kernels."""
@@ -408,23 +412,32 @@ def scan(tree: ast.Module, sizes: frozenset[int] = frozenset()) -> list[Finding]
     return [finding for check in CHECKS for finding in check.run(source)]
 
 
+#: Static methods of a torch.autograd.Function whose first parameter is the call's own context.
+CTX_METHODS = frozenset({"forward", "backward", "setup_context"})
 #: Decorators that leave a method's first parameter its own instance (or class).
 RECEIVER_DECORATORS = frozenset({"property", "classmethod", "torch.no_grad", "torch.inference_mode"})
 
 
-def _receivers(tree: ast.AST) -> set[int]:
+def _receivers(tree: ast.AST, aliases: Aliases) -> set[int]:
     """The `self` and `cls` names that are a method's own first parameter and are never rebound
-    in it: only through these may an answer write attributes or read private ones. A function
-    outside a class, or a loop variable, named `self` could be any object, torch.Tensor included."""
+    in it, and the `ctx` of a torch.autograd.Function's static forward and backward: only through
+    these may an answer write attributes or read private ones. A function outside a class, or a
+    loop variable, named `self` could be any object, torch.Tensor included."""
     found: set[int] = set()
     for owner in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        function = any(dotted(base, aliases) == "torch.autograd.Function" for base in owner.bases)
         for method in owner.body:
             if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             params = method.args.posonlyargs + method.args.args
-            rebinding = [d for d in method.decorator_list  # a decorator may hand the method any first argument
-                         if ast.unparse(d.func if isinstance(d, ast.Call) else d) not in RECEIVER_DECORATORS]
-            if not params or params[0].arg not in ("self", "cls") or rebinding:
+            decorators = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in method.decorator_list]
+            if function and method.name in CTX_METHODS and decorators == ["staticmethod"]:
+                own = ("ctx",)
+            else:
+                own = ("self", "cls")
+                if any(d not in RECEIVER_DECORATORS for d in decorators):  # it may hand the method any first argument
+                    continue
+            if not params or params[0].arg not in own:
                 continue
             name = params[0].arg
             inside = list(ast.walk(method))
@@ -623,7 +636,7 @@ def _torch_path(path: str) -> Finding | None:
         return None
     head, rest = parts[1], parts[2:]
     if head == "nn":
-        if rest and rest[0] == "functional" and len(rest) > 1:
+        if rest and rest[0] == "functional" and len(rest) > 1 and rest[1:] != ["pad"]:
             return Finding("torch_op", f"uses {path}")
         if rest and rest[0] not in NN_OK:
             return Finding("torch_op", f"uses {path}")
@@ -636,6 +649,8 @@ def _torch_path(path: str) -> Finding | None:
         if rest and rest[0] not in CUDA_OK:
             return Finding("torch_op", f"uses {path}")
         return None
+    if head == "autograd":  # a custom autograd.Function: its forward runs under the same watch
+        return None if rest in ([], ["Function"]) else Finding("torch_op", f"uses {path}")
     if head == "Tensor" and rest and rest[0] in COMPUTE_METHODS:
         return Finding("torch_op", f"uses {path}")
     if head in TORCH_SYSTEM:
@@ -990,7 +1005,8 @@ class _Tensors:
         self.returning: set[str] = set()  # local functions that return a tensor
         for fn in self.functions:
             if getattr(fn, "name", "") == "forward":
-                self.names[id(fn)] |= {a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg != "self"}
+                # forward's inputs are tensors; not its `self`, nor an autograd.Function's `ctx`
+                self.names[id(fn)] |= {a.arg for a in fn.args.posonlyargs + fn.args.args if a.arg not in ("self", "ctx")}
         for _ in range(4):  # enough passes for tensors to flow through a few calls and names
             for fn in self.functions:
                 self._flow(fn)

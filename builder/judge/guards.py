@@ -47,7 +47,10 @@ from builder.judge.anticheat import Finding
 from builder.judge.inputs import Placed, PlacedInputs
 from builder.judge.poison import Poison
 
-#: aten ops that allocate, fill, view, copy or describe tensors: all that forward may call.
+#: How the op log names an op on one-element integer tensors only (a step counter's update).
+COUNTER = "counter update"
+#: aten ops that allocate, fill, view, copy, pad with a constant or describe tensors, and counter
+#: updates: all that forward may call.
 ALLOWED_OPS = frozenset(
     {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "zeros",
      "zeros_like", "new_zeros", "ones", "ones_like", "new_ones", "full", "full_like", "new_full",
@@ -57,7 +60,8 @@ ALLOWED_OPS = frozenset(
      "detach", "alias", "lift_fresh", "lift_fresh_copy", "view_as", "expand_as", "split",
      "split_with_sizes", "unbind", "chunk", "_local_scalar_dense", "is_same_size", "sym_size",
      "sym_stride", "sym_numel", "sym_storage_offset", "size", "stride", "numel", "dim",
-     "is_contiguous", "_has_compatible_shallow_copy_type", "set_"}
+     "is_contiguous", "_has_compatible_shallow_copy_type", "set_", "movedim", "swapaxes",
+     "constant_pad_nd", COUNTER}
 )
 #: aten ops that read tensor values into Python: computing on the host.
 HOST_READ_OPS = frozenset({"_local_scalar_dense", "item", "tolist"})
@@ -188,6 +192,23 @@ class CallRecord:
                                   if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
 
 
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    if isinstance(value, dict):
+        return _tensors(list(value.values()))
+    return []
+
+
+def _counter(value: Any) -> bool:
+    """Whether an op's tensors (arguments and results) are all integer tensors of at most one
+    element: a step counter (BatchNorm's `num_batches_tracked += 1`), not work on the data."""
+    tensors = _tensors(value)
+    return bool(tensors) and all(not (t.is_floating_point() or t.is_complex()) and t.numel() <= 1 for t in tensors)
+
+
 def _devices(value: Any) -> set[str]:
     if isinstance(value, torch.Tensor):
         return {value.device.type}
@@ -221,7 +242,7 @@ class _OpLog(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
         if record is not None and not self.guards.paused:
-            (record.tuning_ops if self.guards.tuning else record.ops).append(name)
+            (record.tuning_ops if self.guards.tuning else record.ops).append(COUNTER if _counter([args, kwargs, out]) else name)
             if name in HOST_READ_OPS:
                 record.host_reads.append(name)
             elif name in COPY_OPS and len(_devices([args, kwargs, out]) - {"meta"}) > 1:

@@ -796,3 +796,45 @@ def test_forbidden_sizes_cover_every_input_and_output_of_the_benchmark():
 
     problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "rowloss")
     assert {32768, 4096} <= benchmark_sizes(problem)
+
+
+FUNCTION = '''
+
+class Scale(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, eps):
+        y = torch.empty_like(x)
+        k[(1,)](x, y, x.numel(), BLOCK=1024)
+        ctx.eps = eps
+        ctx.save_for_backward(x)
+        return y
+'''
+
+
+@pytest.mark.parametrize(
+    "body,extra",
+    [
+        ("y = torch.empty_like(x.movedim(1, -1).contiguous())\nk[(1,)](x, y, x.numel(), BLOCK=1024)\nreturn y", ""),
+        ("x = x.contiguous(memory_format=torch.channels_last)\ny = torch.empty_like(x)\n"
+         "k[(1,)](x, y, x.numel(), BLOCK=1024)\nreturn y", ""),
+        ("x = F.pad(x, (1, 1))\ny = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=1024)\nreturn y",
+         "import torch.nn.functional as F\n"),
+        ("return Scale.apply(x, 1e-5)", FUNCTION),
+        ("BLOCK = triton.next_power_of_2(x.shape[-1])\nif BLOCK > MAX_FUSED_SIZE:\n    BLOCK = MAX_FUSED_SIZE\n"
+         "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=BLOCK)\nreturn y", "MAX_FUSED_SIZE = 65536\n"),
+        ("cfg = Config(4)\ny = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=cfg.block)\nreturn y",
+         "from dataclasses import dataclass\n\n\n@dataclass\nclass Config:\n    warps: int\n\n"
+         "    def __post_init__(self):\n        self.block = 1024\n"),
+    ],
+    ids=["movedim", "channels_last", "F.pad", "autograd_function_ctx", "max_named_cap", "dataclass_post_init"],
+)
+def test_idioms_of_public_kernels_pass_the_static_layer(body, extra):
+    sizes = forbidden_sizes((64, 128, 65536), (64, 128, 65537))
+    assert verdict(model(body, extra), sizes) is None
+
+
+def test_ctx_is_an_objects_own_only_in_an_autograd_functions_static_methods():
+    plain = FUNCTION.replace("class Scale(torch.autograd.Function):\n    @staticmethod\n", "class Scale:\n    @staticmethod\n")
+    assert verdict(model("return Scale.forward(torch, x, 1e-5)", plain)) == "monkey_patch"
+    assert verdict(model("return x", "\n\ndef f(ctx):\n    ctx.eps = 1\n")) == "monkey_patch"
+    assert verdict(model("return torch.autograd.grad(x.sum(), x)", "")) == "torch_op"

@@ -298,3 +298,15 @@ def test_a_benchmarker_of_the_answer_is_the_answers_code():
     with Guards(cuda=False) as guards:
         own = lambda call, quantiles=None: [call() for _ in range(300)] and [1.0]  # noqa: E731
         assert guards._benchmarker(_Tuner(own)) is own
+
+
+def test_a_step_counter_update_is_bookkeeping_but_work_on_values_is_not():
+    import torch
+
+    from builder.judge.guards import ALLOWED_OPS, COUNTER, _counter
+
+    step = torch.zeros((), dtype=torch.int64)
+    assert COUNTER in ALLOWED_OPS and _counter([(step, 1), {}, step + 1])
+    assert not _counter([(torch.zeros(()), 1.0), {}, torch.zeros(())])  # a float scalar may be a result
+    assert not _counter([(torch.zeros(4, dtype=torch.int64), 1), {}, torch.zeros(4, dtype=torch.int64)])
+    assert not _counter([(), {}, None])
