@@ -510,11 +510,13 @@ def _kernel_globals(src: Source) -> Iterator[Finding]:
 #: Built-ins that make a constant of constants (`float("-inf")`), and constants of modules.
 CONSTANT_BUILTINS = frozenset({"float", "int", "bool"})
 CONSTANT_PATHS = frozenset({"math.inf", "math.nan", "math.pi", "math.e", "math.tau"})
+#: Pure functions of the math module: of constants, a constant (`math.log2(math.e)`).
+CONSTANT_FUNCTIONS = frozenset({"math.log", "math.log2", "math.log10", "math.exp", "math.sqrt", "math.pow"})
 
 
 def _constant_value(node: ast.AST, src: Source) -> bool:
     """A constant: literals (numbers, strings, tuples of them, arithmetic on them), `float("-inf")`
-    and the like (the built-in itself, never a rebound name), `math.inf`, Triton's dtypes
+    and the like (the built-in itself, never a rebound name), `math.inf`, `math.log2(math.e)`, Triton's dtypes
     (`tl.float32`), or a tl.constexpr(...) of one of these. Never a name of the file's own."""
     if isinstance(node, ast.Call):
         if node.keywords or not all(_constant_value(a, src) for a in node.args):
@@ -522,6 +524,8 @@ def _constant_value(node: ast.AST, src: Source) -> bool:
         func = node.func
         if isinstance(func, ast.Name) and func.id in CONSTANT_BUILTINS:
             return src.scopes.surely_builtin(func)
+        if dotted(func, src.aliases) in CONSTANT_FUNCTIONS:
+            return True
         return ast.unparse(func).endswith("constexpr") and len(node.args) == 1
     if isinstance(node, (ast.Attribute, ast.Name)):
         path = dotted(node, src.aliases) or ""

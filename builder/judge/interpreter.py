@@ -30,13 +30,31 @@ NO_GPU_SIGNS = ("torch not compiled with cuda enabled", "active drivers", "found
 
 
 def prepare_cpu() -> None:
-    """Run Triton kernels on CPU tensors: the interpreter, `is_cuda` reporting True, programs in a
-    seeded order. TRITON_INTERPRET must be set before triton is first imported."""
+    """Run Triton kernels on CPU tensors: the interpreter, `is_cuda` reporting True,
+    `torch.cuda.device` of a CPU tensor's device a no-op, programs in a seeded order.
+    TRITON_INTERPRET must be set before triton is first imported."""
     os.environ["TRITON_INTERPRET"] = "1"
     import torch
 
     torch.Tensor.is_cuda = property(lambda self: True)  # type: ignore[method-assign, assignment]
+    torch.cuda.device = _device_context(torch.cuda.device)  # type: ignore[assignment]
     ProgramOrder.install()
+
+
+def _device_context(real: Any) -> Any:
+    """torch.cuda.device that, for a CPU tensor's device (or its index, None), changes nothing,
+    as it changes nothing on a GPU for the device already current."""
+
+    def device(where: Any) -> Any:
+        import contextlib
+
+        import torch
+
+        if where is None or (isinstance(where, (torch.device, str)) and torch.device(where).type == "cpu"):
+            return contextlib.nullcontext()
+        return real(where)
+
+    return device
 
 
 #: CUDA's limits on a grid's three axes: the interpreter has none of its own.

@@ -112,8 +112,8 @@ class Sandbox:
         try:
             with self.guards.allocations():
                 module = load_module(Path(header["path"]), name=f"kp_{label}")
-        except BaseException:  # SystemExit and KeyboardInterrupt raised by the code count too
-            return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}, None
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt raised by the code count too
+            return self._import_failed(exc), None
         tampered = self.guards.tampering()
         if tampered:
             return {"ok": False, "reason": tampered.reason, "detail": tampered.detail}, None
@@ -291,6 +291,16 @@ class Sandbox:
         if self.compiler is None:
             return None
         return self.compiler.compile_pending() or self.guards.tampering()
+
+    def _import_failed(self, exc: BaseException) -> dict[str, Any]:
+        """import_error, or on the CPU cpu_unverifiable where the import needs a GPU (a device
+        query at module level, as Triton's tutorials make)."""
+        from builder.judge.interpreter import needs_gpu
+
+        if self.compiler is not None and needs_gpu(exc):
+            what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            return {"ok": False, "reason": "cpu_unverifiable", "detail": f"only a GPU can import this code: {what}"}
+        return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}
 
     def _raised(self, exc: BaseException) -> dict[str, Any]:
         """The reply for a forward that raised: runtime_error, or on the CPU, where the CPU lacks

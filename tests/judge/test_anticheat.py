@@ -838,3 +838,11 @@ def test_ctx_is_an_objects_own_only_in_an_autograd_functions_static_methods():
     assert verdict(model("return Scale.forward(torch, x, 1e-5)", plain)) == "monkey_patch"
     assert verdict(model("return x", "\n\ndef f(ctx):\n    ctx.eps = 1\n")) == "monkey_patch"
     assert verdict(model("return torch.autograd.grad(x.sum(), x)", "")) == "torch_op"
+
+
+def test_a_constexpr_of_a_math_function_of_constants_is_a_constant():
+    code = model("y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=1024)\nreturn y",
+                 "import math\nLOG2E = tl.constexpr(math.log2(math.e))\n")
+    code = code.replace("BLOCK: tl.constexpr):", "BLOCK: tl.constexpr):\n    z = LOG2E", 1)
+    assert "z = LOG2E" in code and verdict(code) is None
+    assert verdict(code.replace("math.log2(math.e)", "len(str(x))")) == "kernel_host_access"

@@ -140,3 +140,10 @@ def test_every_verification_draws_every_layout_value_class_and_construction_styl
     assert {case.inputs[0].values for case, _ in seen} == {"uniform", *problem.space.values}
     assert {c.build for _, c in seen} == set(STYLES)
     assert {(c.mode, c.grad) for _, c in seen if c.layout == "plain"} >= {("eval", False), ("train", True)}
+
+
+def test_code_whose_import_needs_a_gpu_is_unverifiable_on_the_cpu_not_wrong():
+    code = P1.kernel_path.read_text() + "\nDEVICE = triton.runtime.driver.active.get_active_torch_device()\n"
+    result = check(P1, code, ["kernel_1"])
+    assert result.reason == "cpu_unverifiable", result.detail
+    assert check(P1, P1.kernel_path.read_text() + "\nraise RuntimeError('no')\n", ["kernel_1"]).reason == "import_error"

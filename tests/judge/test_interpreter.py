@@ -99,3 +99,17 @@ def test_a_grid_past_cudas_limits_fails_as_on_a_gpu():
     done = subprocess.run([sys.executable, "-c", GRID_SCRIPT], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "axis 1 holds 65536 programs, past CUDA's limit of 65535" in done.stdout
+
+
+def test_torch_cuda_device_of_a_cpu_tensor_changes_nothing_in_the_interpreter():
+    import contextlib
+
+    import torch
+
+    from builder.judge.interpreter import _device_context
+
+    calls = []
+    device = _device_context(lambda where: calls.append(where) or "real")
+    assert isinstance(device(torch.zeros(1).device), contextlib.nullcontext)
+    assert isinstance(device(None), contextlib.nullcontext) and isinstance(device("cpu"), contextlib.nullcontext)
+    assert device(0) == "real" and device("cuda:1") == "real" and calls == [0, "cuda:1"]
