@@ -1183,9 +1183,30 @@ def _fallbacks(src: Source) -> Iterator[Finding]:
     tree = src.tree
     try_nodes = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
     shims = {id(node) for node in tree.body if import_shim(node, src.scopes)}
+    own = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     for node in ast.walk(tree):
-        if isinstance(node, try_nodes) and node.handlers and id(node) not in shims:
+        if isinstance(node, try_nodes) and node.handlers and id(node) not in shims and not _harmless_try(node, own, src):
             yield Finding("fallback", f"line {node.lineno}: try/except can route around the kernel")
+
+
+def _harmless_try(node: ast.AST, own: set[str], src: Source) -> bool:
+    """A try whose handlers only give constants (pass, or return or bind a constant) and whose
+    other blocks call no kernel and nothing the file defines: a device query with a default."""
+    for handler in node.handlers:
+        for stmt in handler.body:
+            if isinstance(stmt, ast.Return) and (stmt.value is None or _constant_value(stmt.value, src)):
+                continue
+            if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets) \
+                    and _constant_value(stmt.value, src):
+                continue
+            if not isinstance(stmt, ast.Pass):
+                return False
+    for block in (node.body, node.orelse, node.finalbody):
+        for sub in (n for stmt in block for n in ast.walk(stmt)):
+            if isinstance(sub, ast.Call) and (isinstance(sub.func, ast.Subscript)
+                                             or (isinstance(sub.func, ast.Name) and sub.func.id in own)):
+                return False
+    return True
 
 
 #: Exceptions an import shim catches.

@@ -846,3 +846,23 @@ def test_a_constexpr_of_a_math_function_of_constants_is_a_constant():
     code = code.replace("BLOCK: tl.constexpr):", "BLOCK: tl.constexpr):\n    z = LOG2E", 1)
     assert "z = LOG2E" in code and verdict(code) is None
     assert verdict(code.replace("math.log2(math.e)", "len(str(x))")) == "kernel_host_access"
+
+
+@pytest.mark.parametrize(
+    "helper,finding",
+    [
+        ("def sms():\n    try:\n        return torch.cuda.get_device_properties(0).multi_processor_count\n"
+         "    except Exception:\n        return 132\n", None),
+        ("def sms():\n    try:\n        n = torch.cuda.device_count()\n    except RuntimeError:\n        n = 1\n    return n\n", None),
+        ("def run(x, y):\n    try:\n        k[(1,)](x, y, x.numel(), BLOCK=1024)\n    except Exception:\n        return 0\n",
+         "fallback"),
+        ("def run(x, y):\n    try:\n        launch(x, y)\n    except Exception:\n        pass\n\n\n"
+         "def launch(x, y):\n    k[(1,)](x, y, x.numel(), BLOCK=1024)\n", "fallback"),
+        ("def run(x):\n    try:\n        return torch.cuda.device_count()\n    except Exception:\n        return x\n",
+         "fallback"),
+    ],
+    ids=["query_default", "query_bound_default", "launch_in_try", "own_function_in_try", "handler_returns_input"],
+)
+def test_a_try_that_only_gives_a_constant_around_a_query_is_no_fallback(helper, finding):
+    reasons = {f.reason for f in check_code(model("return x", "\n\n" + helper))}
+    assert ("fallback" in reasons) == (finding == "fallback"), reasons
