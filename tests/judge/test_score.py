@@ -152,10 +152,6 @@ def test_solutions_are_accepted(problem, path):
     assert verdict.reward == 1.0
     assert {c.name for c in problem.cases} <= set(verdict.errors)
     assert any(name.startswith("space_") for name in verdict.errors)  # checks drawn from the input space ran
-    # A fixed case of inputs of order one stays within atol; other errors scale with the values (rtol * |ref|).
-    small = [c for c in problem.cases if all(i.values in ("uniform", "signed") and abs(i.low) <= 1 and abs(i.high) <= 1
-                                             for i in c.inputs if i.is_float)]
-    assert all(verdict.errors[c.name]["max_abs_err"] <= problem.atol for c in small)
 
 
 @pytest.mark.slow
