@@ -308,16 +308,15 @@ class Caller:
     def again(self, case: Case, conditions: Conditions, which: str, earlier: list[Checked], **run: Any) -> Checked:
         """The `which` ("second" or "third") call of a case while the first call's outputs are kept."""
         name = f"{case.name} ({AGAIN[which]})"
-        cached = Reject("output_cached", f"{name}: the {which} call returned an earlier call's result")
+        cached = f"the {which} call returned an earlier call's result"
         try:
             checked = self.run(case, conditions, name=name, **run)
         except Reject as exc:
             if exc.reason == "no_kernel_launched" and any(_same(exc.output, e.outs) for e in earlier):
-                raise cached from None
+                raise Reject("output_cached", f"{name}: {cached}") from None
             raise
         if checked.failure() and any(_same(checked.outs, e.outs) for e in earlier):
-            self.record(case, name, checked, cached.reason, f"the {which} call returned an earlier call's result",
-                        conditions)
+            self.record(case, name, checked, "output_cached", cached, conditions)
         self.record(case, name, checked, conditions=conditions)
         if not _same(self.held("first", earlier[0].refs), earlier[0].outs):
             why = "one buffer handed out on every call" if which == "second" else "buffers handed out in turn"

@@ -192,35 +192,34 @@ class CallRecord:
                                   if op not in ALLOWED_OPS and op not in HOST_READ_OPS))
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
+def _leaves(value: Any) -> Iterator[Any]:
+    """What lists, tuples and dicts (an op's args, kwargs and results) hold, however nested."""
     if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    if isinstance(value, dict):
-        return _tensors(list(value.values()))
-    return []
+        for item in value:
+            yield from _leaves(item)
+    elif isinstance(value, dict):
+        yield from _leaves(list(value.values()))
+    else:
+        yield value
 
 
 def _counter(value: Any) -> bool:
     """Whether an op's tensors (arguments and results) are all integer tensors of at most one
     element: a step counter (BatchNorm's `num_batches_tracked += 1`), not work on the data."""
-    tensors = _tensors(value)
+    tensors = [t for t in _leaves(value) if isinstance(t, torch.Tensor)]
     return bool(tensors) and all(not (t.is_floating_point() or t.is_complex()) and t.numel() <= 1 for t in tensors)
 
 
 def _devices(value: Any) -> set[str]:
-    if isinstance(value, torch.Tensor):
-        return {value.device.type}
-    if isinstance(value, (list, tuple)):
-        return set().union(*(_devices(v) for v in value)) if value else set()
-    if isinstance(value, dict):
-        return _devices(list(value.values()))
-    if isinstance(value, torch.device):
-        return {value.type}
-    if isinstance(value, str) and value.split(":")[0] in ("cpu", "cuda", "meta"):
-        return {value.split(":")[0]}
-    return set()
+    found: set[str] = set()
+    for leaf in _leaves(value):
+        if isinstance(leaf, torch.Tensor):
+            found.add(leaf.device.type)
+        elif isinstance(leaf, torch.device):
+            found.add(leaf.type)
+        elif isinstance(leaf, str) and leaf.split(":")[0] in ("cpu", "cuda", "meta"):
+            found.add(leaf.split(":")[0])
+    return found
 
 
 _PLAIN_DISPATCH = torch.Tensor.__torch_dispatch__

@@ -44,12 +44,11 @@ def prepare_cpu() -> None:
 def _device_context(real: Any) -> Any:
     """torch.cuda.device that, for a CPU tensor's device (or its index, None), changes nothing,
     as it changes nothing on a GPU for the device already current."""
+    import contextlib
+
+    import torch
 
     def device(where: Any) -> Any:
-        import contextlib
-
-        import torch
-
         if where is None or (isinstance(where, (torch.device, str)) and torch.device(where).type == "cpu"):
             return contextlib.nullcontext()
         return real(where)

@@ -65,6 +65,18 @@ def _is_default(parameter: inspect.Parameter, value: Any) -> bool:
     return default is not inspect.Parameter.empty and type(default) is type(value) and default == value
 
 
+def _leading(ordered: list[inspect.Parameter], given: dict[str, Any], gaps: bool) -> tuple[list[Any], dict[str, Any]]:
+    """The arguments of `given` passed positionally in the order of `ordered` (a gap takes its
+    parameter's default where `gaps` allows one), and the rest by keyword."""
+    args, rest = [], dict(given)
+    for parameter in ordered:
+        fill = gaps and parameter.default is not inspect.Parameter.empty
+        if not rest or (parameter.name not in rest and not fill):
+            break
+        args.append(rest.pop(parameter.name) if parameter.name in rest else parameter.default)
+    return args, rest
+
+
 def new_arguments(reference: Any, init: dict[str, Any], style: str) -> dict[str, Any]:
     """The header fields of a sandbox build of ModelNew in `style` (STYLES): `args`, `init` (by
     keyword) and, where another call stands behind it, `fallback` (the same two)."""
@@ -73,24 +85,16 @@ def new_arguments(reference: Any, init: dict[str, Any], style: str) -> dict[str,
     parameters = [p for p in inspect.signature(reference).parameters.values()
                   if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     ordered = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    args, rest = [], dict(init)
-    for parameter in ordered:
-        if not rest or (parameter.name not in rest and parameter.default is inspect.Parameter.empty):
-            break
-        args.append(rest.pop(parameter.name) if parameter.name in rest else parameter.default)
+    args, rest = _leading(ordered, init, gaps=True)
     positional = {"args": args, "init": rest}
     if style == "positional":
         return positional
     if style == "keywords":
         return {"args": [], "init": dict(init), "fallback": positional}
     by_name = {p.name: p for p in parameters}
-    kept = {k: v for k, v in init.items() if not (k in by_name and _is_default(by_name[k], v))}
-    args = []
-    for parameter in ordered:
-        if parameter.name not in kept:
-            break
-        args.append(kept.pop(parameter.name))
-    return {"args": args, "init": kept, "fallback": positional}
+    args, rest = _leading(ordered, {k: v for k, v in init.items() if not (k in by_name and _is_default(by_name[k], v))},
+                          gaps=False)
+    return {"args": args, "init": rest, "fallback": positional}
 
 
 def build(module: ModuleType, spec: Build, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:

@@ -298,8 +298,7 @@ class Sandbox:
         from builder.judge.interpreter import needs_gpu
 
         if self.compiler is not None and needs_gpu(exc):
-            what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            return {"ok": False, "reason": "cpu_unverifiable", "detail": f"only a GPU can import this code: {what}"}
+            return {"ok": False, "reason": "cpu_unverifiable", "detail": f"only a GPU can import this code: {_summary(exc)}"}
         return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}
 
     def _raised(self, exc: BaseException) -> dict[str, Any]:
@@ -314,9 +313,8 @@ class Sandbox:
                 finding = self._compiled()
                 if finding is not None:
                     return {"ok": False, "reason": finding[0], "detail": finding[1]}
-                what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
                 return {"ok": False, "reason": "cpu_unverifiable",
-                        "detail": f"only a GPU can run this code (its kernels compile for sm_90): {what}"}
+                        "detail": f"only a GPU can run this code (its kernels compile for sm_90): {_summary(exc)}"}
         return {"ok": False, "reason": "runtime_error", "detail": detail}
 
     def _trust_if_unexposed(self) -> None:
@@ -422,6 +420,11 @@ def _sendable(outs: list[Any] | None, expect: list[dict[str, Any]]) -> list[bool
     found = outs or []
     return [i < len(found) and type(found[i]) is torch.Tensor and not vars(found[i])
             and _describe(found[i]) == {"shape": list(e["shape"]), "dtype": e["dtype"]} for i, e in enumerate(expect)]
+
+
+def _summary(exc: BaseException) -> str:
+    """An exception's type and message on one line, at most 300 characters."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
 
 
 def _last_lines(text: str, count: int = 8) -> str:

@@ -97,8 +97,18 @@ def _bound(value: float | str | None, dims: dict[str, int], default: Any) -> Any
     return dims[value] if isinstance(value, str) else value
 
 
-def _shapes(space: Space, dims: dict[str, int]) -> list[tuple[int, ...]]:
-    return [tuple(dims[d] if isinstance(d, str) else d for d in where.shape) for where in space.inputs.values()]
+def _shows(layout: str, space: Space, dims: dict[str, int]) -> bool:
+    """Whether an input of the space at `dims` shows `layout` (builder.judge.inputs.shows)."""
+    return any(shows(layout, tuple(dims[d] if isinstance(d, str) else d for d in where.shape))
+               for where in space.inputs.values())
+
+
+def _init(problem: Problem, dims: dict[str, int], rng: random.Random) -> dict[str, Any]:
+    """The benchmark's init with every argument the space lists drawn from its choices at `dims`."""
+    assert problem.space is not None
+    init = dict(problem.init)
+    init.update({arg: resolve(rng.choice(choices), dims) for arg, choices in problem.space.init.items()})
+    return init
 
 
 def draw_case(problem: Problem, name: str, values: str, rng: random.Random, accepts: Callable[[Case], bool], *,
@@ -113,20 +123,18 @@ def draw_case(problem: Problem, name: str, values: str, rng: random.Random, acce
     space = problem.space
     assert space is not None
     top = stretch_top(problem, stretch) if stretch is not None else 0
-    tops = {d: hi for d, (_, hi) in space.dims.items()}
-    layout = layout if any(shows(layout, shape) for shape in _shapes(space, tops)) else "plain"
+    layout = layout if _shows(layout, space, {d: hi for d, (_, hi) in space.dims.items()}) else "plain"
     for attempt in range(ATTEMPTS):
         stretched = stretch is not None and attempt < ATTEMPTS // 2
         dims = _dims(space, rng, stretch if stretched else None, top)
-        if stretched and not any(shows(layout, shape) for shape in _shapes(space, dims)):
+        if stretched and not _shows(layout, space, dims):
             second = [d for d, (lo, hi) in space.dims.items() if d != stretch and lo < 2 <= hi]
             if second:
                 dims[rng.choice(second)] = 2
                 dims[stretch] = max(space.dims[stretch][1], top // 2) if top > space.dims[stretch][1] else top
-        if not any(shows(layout, shape) for shape in _shapes(space, dims)):
+        if not _shows(layout, space, dims):
             continue
-        init = dict(problem.init)
-        init.update({arg: resolve(rng.choice(choices), dims) for arg, choices in space.init.items()})
+        init = _init(problem, dims, rng)
         inputs = []
         for base in problem.inputs:
             where = space.inputs[base.name]
@@ -161,8 +169,7 @@ def draw_twin(problem: Problem, base: Case, rng: random.Random, accepts: Callabl
     if not space.init or set(dims) != set(space.dims):
         return None
     for _ in range(ATTEMPTS):
-        init = dict(problem.init)
-        init.update({arg: resolve(rng.choice(choices), dims) for arg, choices in space.init.items()})
+        init = _init(problem, dims, rng)
         case = Case(f"{base.name}, another model", init, base.inputs)
         if init != base.init and accepts(case):
             return case
