@@ -311,15 +311,17 @@ class _Run:
 
     def _finish(self, plan: _Plan) -> None:
         """Write the problem's records from what its jobs brought back, and say what is left out."""
+        key = plan.problem.key
         with self.phases.span("other"):
             try:
-                self.written[plan.problem.key] = _write(plan, self.ncu_bin, self.root)
+                labels, missing = _write(plan, self.ncu_bin, self.root)
             except RecordError as exc:
-                self.written.setdefault(plan.problem.key, [])
-                self.errors.append(str(exc))
-        labels = self.written[plan.problem.key]
-        self.progress(f"{self._clock()} {plan.problem.key}: wrote {len(labels)} record(s)"
-                      + (f": {', '.join(labels)}" if labels else ""))
+                labels, missing = [], str(exc)
+        self.written[key] = labels
+        if missing:
+            self.errors.append(f"{key}: {missing}")
+        self.progress(f"{self._clock()} {key}: wrote {len(labels)} record(s)"
+                      + (f": {', '.join(labels)}" if labels else "") + (f"; {missing}" if missing else ""))
 
 
 def measure(problems: list[Problem], *, force: bool = False, root: Path | None = None, progress: Progress = print,
@@ -400,9 +402,10 @@ def refresh_checks(problems: list[Problem], *, root: Path | None = None, progres
     return refreshed
 
 
-def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
-    """The records of one problem: new parts from this run's jobs, fresh parts kept from the
-    stored records. RecordError names the codes left without one."""
+def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> tuple[list[str], str]:
+    """Write the records of one problem: new parts from this run's jobs, fresh parts kept from the
+    stored records. Returns the labels written and why the others have none ("" when none is left
+    out); RecordError when a baseline failed, and nothing is written."""
     problem, timing = plan.problem, plan.timing
     why_not = {label: plan.failures[label] for label in plan.labels if label in plan.failures}
     why_not.update({label: "failed verification" for label in plan.labels
@@ -411,7 +414,7 @@ def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
     if timing is not None:
         for base in ("eager", "compile", "ceiling"):
             if base in timing.errors:
-                raise RecordError(f"{problem.key}: {base} baseline failed: {timing.errors[base]}")
+                raise RecordError(f"{base} baseline failed: {timing.errors[base]}")
         new_run = _run_parts(problem, timing, ncu_bin)
     for label in plan.timed:
         if label in why_not:
@@ -436,10 +439,8 @@ def _write(plan: _Plan, ncu_bin: str | None, root: Path) -> list[str]:
             continue
         write_record(record, root)
         written.append(label)
-    if why_not:
-        raise RecordError(f"{problem.key}: no record for " + "; ".join(f"{label} ({why})" for label, why in
-                                                                     sorted(why_not.items())))
-    return written
+    missing = "; ".join(f"{label} ({why})" for label, why in sorted(why_not.items()))
+    return written, f"no record for {missing}" if missing else ""
 
 
 def _run_parts(problem: Problem, timing: TimingRun, ncu_bin: str | None) -> dict[str, Any]:

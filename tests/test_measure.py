@@ -202,12 +202,17 @@ def test_a_seed_failing_verification_is_still_timed_and_recorded_as_failed(setup
 
 
 def test_a_code_failing_while_timed_gets_no_record_and_the_error_says_why(setup):
-    problem, root, run, _, _ = setup
+    problem, root, run, _, lines = setup
     problem.kernel_path.write_text(problem.kernel_path.read_text() + "# TIMED_FAIL\n")
     with pytest.raises(RecordError, match=r"no record for seed \(failed while timed: guard_disabled: a second"):
         run(load_problem(problem.dir))
     assert lookup(problem, "seed", "h100_sxm", root)[0] == "missing"
     assert lookup(problem, "grid_and_parallel", "h100_sxm", root)[0] == "fresh"
+    # The progress line counts the records on disk and says at once why one is missing.
+    wrote = next(line for line in lines if f"{problem.key}: wrote" in line)
+    others = [label for label in M.labels_of(problem) if label != "seed"]
+    assert f"wrote {len(others)} record(s): {', '.join(others)}" in wrote
+    assert "no record for seed (failed while timed" in wrote
 
 
 KILL_SCRIPT = """

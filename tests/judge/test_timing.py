@@ -71,6 +71,31 @@ def test_free_cycles_collects_an_output_a_reference_cycle_holds_once_over_the_li
         gc.enable()
 
 
+def test_a_timed_code_peaks_at_its_input_and_two_outputs():
+    from builder.judge.timing import cycle_limit
+
+    gib = 1 << 30
+    start, out = 7 * gib + gib // 4, 7 * gib  # group norm's benchmark input and the flush scratch
+    held = out  # one output a reference cycle still holds after its run
+    assert start + held <= cycle_limit(start, out)  # kept until the collector is needed
+    assert start + 2 * held > cycle_limit(start, out)  # a second held output is collected
+    assert cycle_limit(start, out) + out <= 22 * gib  # the next output still fits a 24 GB card
+
+
+def test_a_trusted_code_is_timed_whatever_rule_it_breaks_and_an_answer_is_not():
+    from builder.judge.anticheat import Finding
+    from builder.judge.timing import timed_finding
+
+    for reason in ("torch_op", "host_compute", "no_kernel_launched"):
+        finding = Finding(reason, "forward called aten ops div")
+        assert timed_finding(finding, trusted=True) is None
+        assert timed_finding(finding, trusted=False) is finding
+    for reason in ("side_stream", "guard_disabled", "monkey_patch"):
+        finding = Finding(reason, "x")
+        assert timed_finding(finding, trusted=True) is finding
+    assert timed_finding(None, trusted=False) is None
+
+
 def test_the_streaming_probe_reads_every_input_once_and_the_largest_writes_the_output(monkeypatch):
     import torch
 
