@@ -98,7 +98,7 @@ class Sandbox:
                             "builder.judge.channel": channel, "builder.judge.timing": timing, "Clock": Clock,
                             "builder.judge.params": params, "builder.judge.reference": reference}.items():
             self.guards.protect(name, space)  # the code that reports outputs and times is the sandbox's own
-        self.clock = Clock(self.device) if self.device == "cuda" else None
+        self.clock = Clock(self.device)
         return {"ok": True, "pid": os.getpid(), "memory_fraction": cap}, None
 
     def do_load(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:

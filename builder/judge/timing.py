@@ -31,6 +31,8 @@ from typing import Any
 
 #: Bytes written to flush the L2 cache before each timed run.
 FLUSH_BYTES = 256 * 1024**2
+#: Bytes the CPU clock writes instead (the timed run on the CPU tests the judge, not the cache).
+CPU_FLUSH_BYTES = 1024**2
 #: Elements of the timing input rewritten before each timed run.
 PERTURB_ELEMENTS = 4096
 #: Block sizes tried by the streaming ceiling probe (the best one counts).
@@ -91,23 +93,51 @@ def perturb_inputs(tensors: list[Any], specs: list[dict[str, Any]], seed: int, i
         perturb(x, mix(seed, i), index, spec["low"], spec["high"])
 
 
+class WallEvent:
+    """A CPU stand-in for a CUDA event: the wall-clock time it was recorded at."""
+
+    def __init__(self, enable_timing: bool = True) -> None:
+        self.at = 0.0
+
+    def record(self, stream: Any = None) -> None:
+        self.at = time.perf_counter()
+
+    def elapsed_time(self, end: WallEvent) -> float:
+        return (end.at - self.at) * 1e3
+
+
+def _no_sync() -> None:
+    pass
+
+
+def _busy_wait_ns(ns: int) -> None:
+    until = time.perf_counter_ns() + ns
+    while time.perf_counter_ns() < until:
+        pass
+
+
 class Clock:
-    """CUDA events, synchronize, the L2 flush and a wall clock, captured before candidate code runs."""
+    """CUDA events, synchronize, the L2 flush and a wall clock, captured before candidate code runs.
+    On the CPU (the interpreter, in tests of the timed run) events are wall-clock marks, a spin
+    is a busy wait of nanoseconds and the flush writes a small scratch buffer."""
 
     def __init__(self, device: str) -> None:
         import torch
 
-        base = torch._C._CudaEventBase
-        self._new_event = base
-        self._record = base.record
-        self._elapsed = base.elapsed_time
-        self._sync = torch._C._cuda_synchronize
-        self._spin = torch._C._cuda_sleep
+        if device == "cuda":
+            base = torch._C._CudaEventBase
+            self._new_event, self._record, self._elapsed = base, base.record, base.elapsed_time
+            self._sync, self._spin = torch._C._cuda_synchronize, torch._C._cuda_sleep
+            self.stream = torch.cuda.default_stream()
+        else:
+            self._new_event, self._record, self._elapsed = WallEvent, WallEvent.record, WallEvent.elapsed_time
+            self._sync, self._spin = _no_sync, _busy_wait_ns
+            self.stream = None
         self._cycles_per_ms: float | None = None
         self._zero = torch.Tensor.zero_
-        self.stream = torch.cuda.default_stream()
         self.wall = time.perf_counter
-        self.scratch = torch.empty(FLUSH_BYTES // 4, dtype=torch.float32, device=device)
+        flush = FLUSH_BYTES if device == "cuda" else CPU_FLUSH_BYTES
+        self.scratch = torch.empty(flush // 4, dtype=torch.float32, device=device)
 
     def event(self) -> Any:
         return self._new_event(enable_timing=True)
@@ -281,6 +311,10 @@ def timed_finding(finding: Any, trusted: bool) -> Any:
 RULES_ONLY = frozenset({"torch_op", "host_compute", "no_kernel_launched"})
 
 
+def _nothing_allocated() -> int:
+    return 0  # the CPU's allocator is not counted: a cycle there holds host memory only
+
+
 def free_cycles(limit: int, allocated: Callable[[], int]) -> None:
     """Collect garbage when more than `limit` bytes are allocated.
 
@@ -305,7 +339,7 @@ def _reference_callable(sandbox: Any, kind: str, build: dict[str, Any]) -> Calla
     from builder.judge.reference import Build
     from builder.judge.reference import build as build_reference
 
-    model, _ = build_reference(load_module(sandbox.problem.reference_path), Build.from_spec(build), "cuda")
+    model, _ = build_reference(load_module(sandbox.problem.reference_path), Build.from_spec(build), sandbox.device)
     if kind != "compile":
         return model
     # No thread may start beside the candidate: Inductor compiles in this thread, and the
@@ -328,7 +362,7 @@ def _bench_inputs(sandbox: Any, header: dict[str, Any]) -> Any:
     if sandbox.bench is None:
         sandbox.bench_specs = [dict(spec) for spec in header["inputs"]]
         sandbox.bench_seed = int(header["seed"])
-        sandbox.bench = PlacedInputs(sandbox.bench_specs, header.get("layout", "guarded"), "cuda")
+        sandbox.bench = PlacedInputs(sandbox.bench_specs, header.get("layout", "guarded"), sandbox.device)
         sandbox.out_meta = [(list(e["shape"]), e["dtype"]) for e in header["expect"]]
     return sandbox.bench
 
@@ -348,6 +382,8 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     from builder.judge.reference import nbytes, outputs_of
 
     clock: Clock = sandbox.clock
+    cuda = sandbox.device == "cuda"
+    allocated = torch.cuda.memory_allocated if cuda else _nothing_allocated
     placed = _bench_inputs(sandbox, header)
     sandbox.kept = {}
     tensors = placed.tensors
@@ -381,7 +417,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             keep = set(header.get("keep") or ())
             pending: list[Any] = []  # (guard record, output) of the call not yet settled
             gc.collect()
-            limit = cycle_limit(torch.cuda.memory_allocated(), out_bytes)
+            limit = cycle_limit(allocated(), out_bytes)
             trusted = bool(subject.get("trusted"))
 
             def call() -> None:
@@ -404,7 +440,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                     for o in outs:  # the allocator hands these blocks to the next run: they start as poison, untimed
                         fill(o)
                 del out, outs
-                free_cycles(limit, torch.cuda.memory_allocated)
+                free_cycles(limit, allocated)
 
             if fn is None:
                 with sandbox.guards.unpoisoned():
@@ -419,7 +455,8 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             else:
                 results[label] = {"times": times, "leads": clock.leads}
             fn = None
-            torch.cuda.empty_cache()
+            if cuda:
+                torch.cuda.empty_cache()
     reply: dict[str, Any] = {"ok": True, "subjects": results, "perturbed": sandbox.perturbed,
                              "child_wall_s": clock.wall() - start_wall}
     if header.get("hash_key") is not None:
@@ -577,7 +614,7 @@ def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, 
 
 
 def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED_RUNS, warmup: int = WARMUP,
-                     timeout_s: float = 1800.0, warm: Any = None) -> TimingRun:
+                     timeout_s: float = 1800.0, warm: Any = None, device: str = "cuda") -> TimingRun:
     """Time `subjects` on one benchmark input in one sandbox, as the module doc describes.
 
     Trusted subjects are timed first (codes, eager, compile, the ceiling), then each untrusted
@@ -600,13 +637,13 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     key = rng.getrandbits(62)
     spec, state = bench_request(problem, rng)
     errors: dict[str, tuple[str, str]] = {}
-    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
+    session = SandboxSession(device, problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
     counts = sorted({c for p in plan.values() for c in p.values()})
     try:
         with phases.span("reference"):
             referee = ask_referee(problem, key, build=spec["build"], timeout_s=timeout_s,
                                   timing={"inputs": spec["inputs"], "seed": spec["seed"], "layout": spec["layout"],
-                                          "checkpoints": counts, "total": total})
+                                          "checkpoints": counts, "total": total}, device=device)
     except SandboxDied:
         session.close()
         raise

@@ -1,3 +1,7 @@
+from pathlib import Path
+
+import pytest
+
 from builder.judge.timing import TIMING_KEYS, bandwidth, summarize
 
 
@@ -114,3 +118,36 @@ def test_the_streaming_probe_reads_every_input_once_and_the_largest_writes_the_o
     assert flats[1].dtype == torch.float32 and flats[1].numel() == 128  # the int64 bytes, read as words
     timing.stream_launch(flats, torch.empty(1), 1, 0, 1024)()
     assert launches == [(7, 6400, 6400, 1, 1), (1, 128, 128, 0, 0)]
+
+
+RELU = Path(__file__).parents[1] / "fixtures" / "problems" / "relu"
+
+
+def _late_wrong(code: str) -> str:
+    """The fixture's kernel, made to write half its output from its fourth call on (after the warm-up)."""
+    return code.replace("        n = x.numel()\n", "        n = x.numel()\n        self.calls = getattr(self, 'calls', 0) + 1\n"
+                        "        if self.calls > 3:\n            n = n // 2\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("late_wrong", [False, True], ids=["honest", "late_wrong"])
+def test_a_timed_run_on_the_cpu_times_trusted_code_twice_and_checks_the_answer(late_wrong):
+    """The whole checked timing run (sandbox, referee replaying the perturbations, kept outputs
+    compared, the input's keyed hash) on the CPU interpreter, on a fixture small enough for it."""
+    from builder.judge.timing import Subject, run_side_by_side
+    from builder.seeds import load_problem
+
+    problem = load_problem(RELU)
+    seed = problem.kernel_path.read_text()
+    answer = _late_wrong(seed) if late_wrong else seed
+    assert answer != seed or not late_wrong
+    run = run_side_by_side(problem, [Subject("seed", "code", seed), Subject("eager", "eager"),
+                                     Subject("answer", "code", answer, trusted=False)],
+                           runs=6, warmup=1, timeout_s=300, device="cpu")
+    if late_wrong:
+        assert run.errors.keys() == {"answer"} and run.errors["answer"][0] == "wrong_while_timed", run.errors
+        return
+    assert run.errors == {}, run.errors
+    assert {"seed", "eager", "answer"} <= run.stats.keys()
+    assert all(run.stats[label]["runs"] == 6 and run.stats[label]["median_ms"] > 0 for label in run.stats)
+    assert "repeat_median_ms" in run.stats["seed"] and run.noise >= 0
