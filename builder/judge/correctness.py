@@ -57,7 +57,10 @@ __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"
 #: Checks drawn from the input space per verification, by device: (at least: every layout and
 #: a user's two calls (builder.judge.plan.rotation), at most, seconds after which no more are
 #: drawn once the least are done, most input elements of a drawn check but the stretched ones).
-SPACE_CHECKS = {"cpu": (6, 8, 12.0, 1 << 13), "cuda": (8, 24, 30.0, 1 << 24)}
+#: On a GPU a drawn check's cost is the judge's own work (drawing, the reference on the CPU,
+#: sending, comparing), which grows with its size: 30 s and 16M elements made drawn checks the
+#: largest phase of a measure (60-140 s per problem of four or five codes on an H100).
+SPACE_CHECKS = {"cpu": (6, 8, 12.0, 1 << 13), "cuda": (8, 24, 10.0, 1 << 22)}
 #: Drawn checks run again by another model of the same shapes (builder.judge.correctness._twins).
 TWINS = 2
 
