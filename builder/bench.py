@@ -1,4 +1,4 @@
-"""The benchmark table: every code of a problem against eager, torch.compile and the copy roofline.
+"""The benchmark table: every code of a problem against eager, torch.compile and the problem's ceiling.
 
 The numbers of one problem always come from one timing run: either a fresh run on this GPU, or
 the records of one `measure` run.

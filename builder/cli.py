@@ -256,7 +256,7 @@ def push(repo_id: str, dataset_dir: Path, private: bool, revision: str | None, t
               help="Print the table from the committed records of GPU (e.g. h100_sxm) instead of timing now.")
 @friendly_errors
 def bench(keys: tuple[str, ...], gpu: str | None) -> None:
-    """Print the benchmark table: problem, stage, median ms, GB/s, % of copy roofline, speedups.
+    """Print the benchmark table: problem, stage, median ms, GB/s, % of the problem's ceiling, speedups.
 
     Speedups are against the code each stage improves, torch eager and torch.compile; the
     numbers of one problem come from one timing run. Without --records it times everything now

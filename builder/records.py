@@ -41,7 +41,7 @@ class Record:
     env: dict[str, Any]  # gpu_name, sm_count, driver, torch, triton, cuda, ncu versions
     timing: dict[str, Any]  # median_ms, min_ms, max_ms, runs of this code
     gbps: float  # bytes_moved over the median time
-    roofline_pct: float  # gbps as a percentage of copy bandwidth
+    roofline_pct: float  # gbps as a percentage of the problem's ceiling (copy bandwidth for older runs)
     bytes_moved: int  # input bytes read once plus output bytes written once
     baselines: dict[str, Any]  # eager and compile timings, copy bandwidth, from the same run
     metrics: dict[str, dict[str, Any]]  # ncu metrics {kernel_name: {metric: value or None}}

@@ -85,6 +85,19 @@ def test_summary_table_has_one_line_per_row_in_stage_order() -> None:
     ]
 
 
+def test_a_kept_row_claims_no_speedup_and_the_roofline_is_the_problems() -> None:
+    rows = make_rows()
+    rows = [{**row, "kept": row["id"] == "avgpool1d/memory_access/h100"} for row in rows]
+    # A record with the problem's own ceiling: 2,500 GB/s achieved is 90% of a 2,778 GB/s ceiling.
+    rows = [{**row, "solution": {**row["solution"], "gbps": 2500.0, "roofline_pct": 90.0}}
+            if row["id"] == "avgpool1d/grid_and_parallel/h100" else row for row in rows]
+    frame = summary_frame(rows)
+    lines = summary_table(frame).splitlines()
+    assert "| % of roofline |" in lines[0]
+    assert lines[4].startswith("| avgpool1d | 3. memory_access |") and lines[4].split(" | ")[4] == "kept"
+    assert lines[2].endswith("| 90 |") and abs(frame["roofline_gbps"][0] - 2500.0 / 0.9) < 1e-6
+
+
 def test_markdown_table_escapes_cells() -> None:
     frame = pd.DataFrame({"a|b": ["x|y"], "c": ["<problem>"]})
     assert markdown_table(frame).splitlines() == ["| a\\|b | c |", "|---|---|", "| x\\|y | &lt;problem&gt; |"]
