@@ -300,8 +300,9 @@ def cycle_limit(allocated: int, out_bytes: int) -> int:
 
 def timed_finding(finding: Any, trusted: bool) -> Any:
     """The guards' finding on a timed call that fails the subject. A trusted code (a seed kept
-    verbatim) is timed whatever rule it breaks: its PyTorch ops and host work run on the timed
-    stream, inside the events. What would make its events miss work still fails it."""
+    verbatim) is timed whatever rule it breaks, and whatever shape its output has: its PyTorch ops
+    and host work run on the timed stream, inside the events. What would make its events miss
+    work still fails it."""
     if finding is not None and trusted and finding.reason in RULES_ONLY:
         return None
     return finding
@@ -432,7 +433,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                           for o in outs or ()]
                 if finding is not None:  # the outputs are not touched again: their methods may be the answer's
                     problems.append(f"{finding.reason}: {finding.detail}")
-                elif outs is None or shapes != sandbox.out_meta:
+                elif outs is None or (shapes != sandbox.out_meta and not trusted):  # a seed's wrong shape is data
                     problems.append(f"wrong_while_timed: forward returned {type(out).__name__} {shapes}")
                 elif i in keep:
                     sandbox.kept[i] = (outs, sandbox.perturbed)

@@ -130,6 +130,21 @@ def _late_wrong(code: str) -> str:
 
 
 @pytest.mark.slow
+def test_a_trusted_code_with_a_wrong_output_shape_is_timed_and_an_answer_is_not():
+    """A seed kept verbatim whose output has another shape than the reference's (cross-entropy's
+    (1,) for ()) is still timed: stage 1 improves on it. The same code under test is not."""
+    from builder.judge.timing import Subject, run_side_by_side
+    from builder.seeds import load_problem
+
+    problem = load_problem(RELU)
+    flat = problem.kernel_path.read_text().replace("        return y\n", "        return y.view(-1)\n")
+    run = run_side_by_side(problem, [Subject("seed", "code", flat), Subject("answer", "code", flat, trusted=False)],
+                           runs=3, warmup=1, timeout_s=300, device="cpu")
+    assert run.errors.keys() == {"answer"} and run.errors["answer"][0] == "wrong_while_timed", run.errors
+    assert run.stats["seed"]["runs"] == 3
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("late_wrong", [False, True], ids=["honest", "late_wrong"])
 def test_a_timed_run_on_the_cpu_times_trusted_code_twice_and_checks_the_answer(late_wrong):
     """The whole checked timing run (sandbox, referee replaying the perturbations, kept outputs
