@@ -81,6 +81,9 @@ ALLOWED_DUNDERS = frozenset({"__init__", "__name__", "__doc__"})
 #: Special methods a class in an answer may define: none of them changes how torch or the judge
 #: sees an object.
 DEFINABLE_DUNDERS = frozenset({"__init__", "__post_init__", "__repr__", "__str__"})
+#: Those a plain class (no base but object, no metaclass) may define too: a launcher called as a
+#: function, a table indexed or iterated. Its objects are not tensors, modules or the judge's.
+PLAIN_CLASS_DUNDERS = frozenset({"__call__", "__len__", "__iter__", "__getitem__", "__contains__"})
 
 #: torch.X names that allocate, describe or view tensors without computing.
 TORCH_OK = frozenset(
@@ -99,7 +102,11 @@ TORCH_SYSTEM = frozenset(
      "save", "load", "from_file", "serialization", "package", "profiler", "testing", "overrides"}
 )
 #: torch.nn.X names a kernel module may use (and torch.nn.functional.pad: a copy with a margin).
-NN_OK = frozenset({"Module", "Parameter", "ModuleList", "ModuleDict", "functional"})
+#: Beside them: torch.nn.init (setting parameters at construction; the judge sets its own values
+#: anyway) and every layer class (nn.LayerNorm as the holder of a weight, a bias and eps, under
+#: the reference's own names). A layer called in forward computes with aten ops, and the runtime
+#: guard refuses it there.
+NN_OK = frozenset({"Module", "Parameter", "Buffer", "ModuleList", "ModuleDict", "functional", "init"})
 #: torch.cuda.X names that neither compute nor change streams.
 CUDA_OK = frozenset(
     {"is_available", "current_device", "device_count", "get_device_properties", "get_device_name",
@@ -633,6 +640,15 @@ def _is_module(path: str) -> bool:
     return isinstance(current, types.ModuleType)
 
 
+@lru_cache(maxsize=256)
+def _nn_layer(name: str) -> bool:
+    """True when torch.nn.`name` is a layer class (a subclass of torch.nn.Module)."""
+    import torch.nn
+
+    value = vars(torch.nn).get(name)
+    return isinstance(value, type) and issubclass(value, torch.nn.Module)
+
+
 def _torch_path(path: str) -> Finding | None:
     """What a torch.* path means for the verdict; None when it is harmless."""
     parts = path.split(".")
@@ -642,7 +658,7 @@ def _torch_path(path: str) -> Finding | None:
     if head == "nn":
         if rest and rest[0] == "functional" and len(rest) > 1 and rest[1:] != ["pad"]:
             return Finding("torch_op", f"uses {path}")
-        if rest and rest[0] not in NN_OK:
+        if rest and rest[0] not in NN_OK and not _nn_layer(rest[0]):
             return Finding("torch_op", f"uses {path}")
         if rest[:1] == ["Module"] and len(rest) > 1 and rest[1] not in ALLOWED_DUNDERS:
             return Finding("monkey_patch", f"reaches {path} of every module")
@@ -798,11 +814,14 @@ def _is_container(node: ast.AST, containers: set[str]) -> bool:
 def _definitions(src: Source) -> Iterator[Finding]:
     """Special methods, metaclasses, tensor subclasses and annotations that run or hold code."""
     tree, aliases = src.tree, src.aliases
+    plain = {id(item) for cls in ast.walk(tree) if isinstance(cls, ast.ClassDef) and not cls.keywords
+             and all(isinstance(base, ast.Name) and base.id == "object" for base in cls.bases)
+             for item in cls.body if isinstance(item, ast.FunctionDef) and item.name in PLAIN_CLASS_DUNDERS}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             if node.name in BLOCKED_BUILTINS and not src.scopes.in_function(node):
                 yield Finding("dynamic_code", f"line {node.lineno}: {node.name} shadows a built-in")
-            elif _dunder(node.name) and node.name not in DEFINABLE_DUNDERS:
+            elif _dunder(node.name) and node.name not in DEFINABLE_DUNDERS and id(node) not in plain:
                 yield Finding("system_access", f"line {node.lineno}: defines the special method {node.name}")
         if isinstance(node, ast.ClassDef):
             if node.keywords:
@@ -915,6 +934,32 @@ def _host_callables(src: Source) -> Iterator[Finding]:
     for role, value in callables:
         for fn in _callables_in(value, defined):
             yield from _impure(fn, f"the {role} callable run by Triton", src, helpers, set())
+
+
+def _layer_calls(src: Source) -> Iterator[Finding]:
+    """A torch.nn layer may hold parameters (nn.LayerNorm for weight, bias and eps, under the
+    reference's names); calling it, or its forward, computes with PyTorch. Layers bound to a name
+    or an attribute anywhere; any call through that name (the runtime guard sees the rest)."""
+    def layer(value: ast.AST) -> str | None:
+        path = dotted(value.func, src.aliases) if isinstance(value, ast.Call) else None
+        parts = (path or "").split(".")
+        return path if len(parts) == 3 and parts[:2] == ["torch", "nn"] and _nn_layer(parts[2]) else None
+
+    layers: dict[str, str] = {}
+    for target, value in bindings(src.tree):
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
+        if name and layer(value):
+            layers[name] = layer(value) or ""
+    for node in ast.walk(src.tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "forward":
+            func = func.value
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        built = layer(func) or layers.get(name or "")
+        if built:
+            yield Finding("torch_op", f"line {node.lineno}: calls a layer ({built}): PyTorch computes")
 
 
 def _module_helpers(tree: ast.Module) -> dict[str, ast.AST]:
@@ -1469,6 +1514,7 @@ CHECKS: list[Check] = [
     Check(_host_callables, ("torch_op",),
           ("avgpool1d/wrong/host_grid_lambda.py", "avgpool1d/wrong/host_heuristics.py")),
     Check(_tensor_arithmetic, ("torch_op",), ("avgpool1d/wrong/guards_tensor_operators.py",)),
+    Check(_layer_calls, ("torch_op",), ("layernorm/wrong/holder_called.py",)),
     Check(_fallbacks, ("fallback",), ("avgpool2d/wrong/fallback_try_except.py",)),
     Check(_inheritance, ("inherits_reference",), ("avgpool1d/wrong/inherits_model.py",)),
     Check(_hardcoded, ("hardcoded_shape",),

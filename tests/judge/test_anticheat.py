@@ -52,6 +52,28 @@ def test_torch_doing_the_work(body, imports):
     assert verdict(model(body, imports)) == "torch_op"
 
 
+LAUNCH = "y = torch.empty_like(x)\nk[(1,)](x, y, x.numel(), BLOCK=1024)\n"
+
+
+@pytest.mark.parametrize("body,passes", [
+    ("self.ln = nn.LayerNorm(4)\n" + LAUNCH + "return y", True),  # a holder of parameters
+    ("torch.nn.init.ones_(self.w)\n" + LAUNCH + "return y", True),
+    ("self.ln = nn.LayerNorm(4)\n" + LAUNCH + "return self.ln(y)", False),
+    ("self.ln = nn.LayerNorm(4)\n" + LAUNCH + "return self.ln.forward(y)", False),
+    ("ln = torch.nn.LayerNorm(4)\n" + LAUNCH + "return ln(y)", False),
+    ("torch.nn.utils.parametrize.cached()\n" + LAUNCH + "return y", False),
+])
+def test_a_layer_may_hold_parameters_and_not_compute(body, passes):
+    assert (verdict(model(body)) is None) is passes
+
+
+def test_a_plain_class_may_be_called_and_a_module_may_not_define_call():
+    launcher = "\n\nclass Launch{base}:\n    def __call__(self, x, y):\n        k[(1,)](x, y, x.numel(), BLOCK=1024)\n"
+    for base, reason in (("", None), ("(object)", None), ("(nn.Module)", "system_access")):
+        code = model("y = torch.empty_like(x)\nLaunch()(x, y)\nreturn y") + launcher.format(base=base)
+        assert verdict(code) == reason, base
+
+
 def test_torch_inside_a_kernel_is_torch_op():
     code = model("return x").replace("tl.sum(v, axis=0)", "torch.sum(v)")
     assert verdict(code) == "torch_op"
