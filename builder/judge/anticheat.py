@@ -948,8 +948,8 @@ def _layer_calls(src: Source) -> Iterator[Finding]:
     layers: dict[str, str] = {}
     for target, value in bindings(src.tree):
         name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", None)
-        if name and layer(value):
-            layers[name] = layer(value) or ""
+        if name and (path := layer(value)):
+            layers[name] = path
     for node in ast.walk(src.tree):
         if not isinstance(node, ast.Call):
             continue
