@@ -16,6 +16,7 @@ import dataclasses
 
 import json
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,11 @@ class Reject(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
         self.output = output  # the outputs of the call that failed, when there were any
+
+
+class OverBudget(Exception):
+    """A call ran past the seconds the judge gave it (on the CPU, builder.judge.interpreter.Deadline):
+    neither a pass nor a failure, the check was not finished."""
 
 
 @dataclass(frozen=True)
@@ -223,19 +229,22 @@ class Caller:
             raise Reject("wrong_dtype", f"{which}dtype {info['dtype']}, expected {meta['dtype']}")
 
     def run(self, case: Case, conditions: Conditions = STANDARD, *, name: str = "", keep: str | None = None,
-            tensors: list[torch.Tensor] | None = None, inputs: str | None = None) -> Checked:
+            tensors: list[torch.Tensor] | None = None, inputs: str | None = None,
+            budget_s: float | None = None) -> Checked:
         """One small call: inputs drawn here (or `tensors`) and sent as bytes, the reference computed
         here, every output and buffer compared; raises Reject (its detail led by `name` and, off the
         standard conditions, the call's inputs and conditions) for anything but values off the
         reference. `inputs` "keep" keeps the sandbox's input tensors for the next call, which
-        "refill" gives them, the new values copied in place."""
+        "refill" gives them, the new values copied in place. With `budget_s`, a call the sandbox
+        ends past that many seconds raises OverBudget (a report of it before they ran out is a
+        violation)."""
         try:
-            return self._run(case, conditions, keep, tensors, inputs)
+            return self._run(case, conditions, keep, tensors, inputs, budget_s)
         except Reject as exc:
             raise Reject(exc.reason, f"{_called(name or case.name, case, conditions)}: {exc.detail}", exc.output) from None
 
     def _run(self, case: Case, conditions: Conditions, keep: str | None, tensors: list[torch.Tensor] | None,
-             inputs: str | None) -> Checked:
+             inputs: str | None, budget_s: float | None) -> Checked:
         name, spec = self.model(case.init, conditions.build)
         ref_model, values = self.reference.model(spec)
         if tensors is None:
@@ -247,9 +256,14 @@ class Caller:
         header = {"op": "forward", "name": name, "inputs": [i.to_spec() for i in case.inputs],
                   "layout": conditions.layout, "mode": conditions.mode, "grad": conditions.grad,
                   "poison": [conditions.poison, self.rng.getrandbits(62)], "return_inputs": True, "keep": keep,
-                  "keep_inputs": inputs == "keep", "refill": inputs == "refill"}
+                  "keep_inputs": inputs == "keep", "refill": inputs == "refill", "budget_s": budget_s}
         expect = _meta(refs)
+        began = time.monotonic()
         reply, outs, got, back = self.exchange(header, sent, expect, buffers, sent.numel())
+        if reply.get("reason") == "over_budget":
+            if budget_s is None or time.monotonic() - began < budget_s:
+                raise Reject("sandbox_violation", "the sandbox ended a call for a time budget it had not spent")
+            raise OverBudget(f"{case.name} ran past {budget_s:g} s")
         self.judge_outputs(reply, outs, expect, sequence)
         if back is None or not torch.equal(back, sent):
             raise Reject("input_mutated", "forward changed its input", outs)
@@ -333,9 +347,9 @@ class Caller:
             raise Reject(reply.get("reason") or "sandbox_violation", reply.get("detail", "no outputs were kept"))
         return [self._data(meta) if flag else None for meta, flag in zip(expect, sent)]
 
-    def drawn(self, case: Case, conditions: Conditions) -> None:
-        """A check drawn from the input space, in its own conditions."""
-        self.record(case, case.name, self.run(case, conditions), conditions=conditions)
+    def drawn(self, case: Case, conditions: Conditions, budget_s: float | None = None) -> None:
+        """A check drawn from the input space, in its own conditions (OverBudget past `budget_s`)."""
+        self.record(case, case.name, self.run(case, conditions, budget_s=budget_s), conditions=conditions)
 
     def trial(self, index: int, model: str, spec: dict[str, Any], refs: list[torch.Tensor], sequence: bool,
               hashes: list[str], hash_key: int, poison: str) -> None:

@@ -13,8 +13,10 @@ What a verification runs, in order:
 2. checks drawn from the problem's input space (builder.judge.space), when it declares one and
    no cases were named (SPACE_CHECKS), each in conditions of its own: the first ones see every
    input layout, then module modes, autograd on and off and every fill of fresh allocations
-   rotate (builder.judge.plan); then, where the space has them, TWINS checks again by another
-   model (init) of the same shapes (state an answer shares between modules shows);
+   rotate (builder.judge.plan); on the CPU a drawn call the interpreter has not finished in
+   SpaceChecks.call_s is ended (builder.judge.interpreter.Deadline) and drawn again smaller;
+   then, where the space has them, TWINS checks again by another model (init) of the same shapes
+   (state an answer shares between modules shows);
 3. on a GPU, `trials` benchmark-size trials drawn inside the sandbox from seeds it learns only when
    it uses them; their references and keyed input hashes come from the referee
    (builder.judge.referee), which ran before the sandbox.
@@ -41,7 +43,7 @@ from typing import Any
 
 import torch
 
-from builder.judge.calls import Caller, CaseResult, Reference, Reject
+from builder.judge.calls import Caller, CaseResult, OverBudget, Reference, Reject
 from builder.judge.inputs import draw
 from builder.judge.phases import Phases
 from builder.judge.plan import STANDARD, Conditions, rotation, seeded_specs, trial_conditions, value_classes
@@ -54,13 +56,27 @@ from builder.seeds import Problem
 
 __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"]
 
-#: Checks drawn from the input space per verification, by device: (at least: every layout and
-#: a user's two calls (builder.judge.plan.rotation), at most, seconds after which no more are
-#: drawn once the least are done, most input elements of a drawn check but the stretched ones).
-#: On a GPU a drawn check's cost is the judge's own work (drawing, the reference on the CPU,
-#: sending, comparing), which grows with its size: 30 s and 16M elements made drawn checks the
-#: largest phase of a measure (60-140 s per problem of four or five codes on an H100).
-SPACE_CHECKS = {"cpu": (6, 8, 12.0, 1 << 13), "cuda": (8, 24, 10.0, 1 << 22)}
+@dataclass(frozen=True)
+class SpaceChecks:
+    """How many checks a verification draws from the input space, and how large."""
+
+    least: int  # drawn in any case: every layout and a user's two calls (builder.judge.plan.rotation)
+    most: int
+    budget_s: float  # seconds after which no more are drawn, once the least are done
+    max_elements: int  # input elements of a drawn check, the stretched ones excepted
+    call_s: float | None = None  # seconds one drawn call may run before it is drawn again, smaller
+    redraws: int = 0  # calls per check that may run out of call_s before the judge gives up (timeout)
+
+
+#: By device. On a GPU a drawn check's cost is the judge's own work (drawing, the reference on the
+#: CPU, sending, comparing), which grows with its size: 30 s and 16M elements made drawn checks
+#: the largest phase of a measure (60-140 s per problem of four or five codes on an H100). The CPU
+#: interpreter runs a grid's programs one after another, so a check's cost there is the answer's
+#: programs, not the input's size: a 2048-row plane of one column, one program per output row and
+#: 121 window taps each, took 285 s. A call past call_s is drawn again with its stretched dim
+#: halved (then unstretched, at most max_elements).
+SPACE_CHECKS = {"cpu": SpaceChecks(6, 8, 12.0, 1 << 13, call_s=20.0, redraws=4),
+                "cuda": SpaceChecks(8, 24, 10.0, 1 << 22)}
 #: Drawn checks run again by another model of the same shapes (builder.judge.correctness._twins).
 TWINS = 2
 
@@ -216,32 +232,43 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, plann
 def _space_checks(caller: Caller, device: str) -> None:
     """Checks drawn from the input space, each in conditions of its own (see the module doc)."""
     problem, rng = caller.problem, caller.rng
-    least, most, budget_s, max_elements = SPACE_CHECKS.get(device, SPACE_CHECKS["cpu"])
+    plan = SPACE_CHECKS.get(device, SPACE_CHECKS["cpu"])
     assert problem.space is not None
-    conditions = rotation(most, rng)
-    classes = value_classes(problem.space.values, most, least, rng)
+    conditions = rotation(plan.most, rng)
+    classes = value_classes(problem.space.values, plan.most, plan.least, rng)
     stretched = stretch_order(problem, rng)
     stretched.insert(1, stretched[0])  # the widest dim twice: in training and in eval mode
     plain, other = (0, 1) if conditions[0].layout == "plain" else (1, 0)
     conditions[other] = dataclasses.replace(conditions[other], mode="eval" if conditions[plain].mode == "train" else "train")
     # Every dim stretched once (the widest in both modes) and every value class drawn once.
-    least = min(most, max(least, len(stretched), 1 + len(problem.space.values)))
+    least = min(plan.most, max(plan.least, len(stretched), 1 + len(problem.space.values)))
     start = time.monotonic()
     drawn: list[tuple[Case, Conditions]] = []
-    for index in range(most):
-        if index >= least and time.monotonic() - start > budget_s:
+    for index in range(plan.most):
+        if index >= least and time.monotonic() - start > plan.budget_s:
             break
-        case = draw_case(problem, f"space_{index}", classes[index], rng,
-                         lambda c, k=index: caller.reference.accepts(c, conditions[k], rng),
-                         stretch=stretched[index] if index < len(stretched) else None, max_elements=max_elements,
-                         layout=conditions[index].layout)
-        if case is not None:
-            caller.drawn(case, conditions[index])
+        stretch = stretched[index] if index < len(stretched) else None
+        for over in range(plan.redraws + 1):
+            name = f"space_{index}" if over == 0 else f"space_{index} (drawn again: {over} over {plan.call_s:g} s)"
+            case = draw_case(problem, name, classes[index], rng,
+                             lambda c, k=index: caller.reference.accepts(c, conditions[k], rng),
+                             stretch=stretch if over < plan.redraws else None, halvings=over,
+                             max_elements=plan.max_elements, layout=conditions[index].layout)
+            if case is None:
+                break
+            try:
+                caller.drawn(case, conditions[index], plan.call_s)
+            except OverBudget:
+                continue
             drawn.append((case, conditions[index]))
-    _twins(caller, drawn)
+            break
+        else:
+            raise Reject("timeout", f"space_{index}: no draw of it ran within {plan.call_s:g} s "
+                                    f"in {plan.redraws + 1} tries, the last unstretched")
+    _twins(caller, drawn, plan.call_s)
 
 
-def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]]) -> None:
+def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]], call_s: float | None) -> None:
     """Up to TWINS drawn checks again, each by another model (init) of the same input and output
     shapes whose reference gives other values there: state an answer shares between modules (a
     launch plan cached by shape) shows. The checks whose inputs have the most axes longer than 1
@@ -260,7 +287,10 @@ def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]]) -> None:
 
         twin = draw_twin(caller.problem, base, rng, differs)
         if twin is not None:
-            caller.drawn(twin, called)
+            try:
+                caller.drawn(twin, called, call_s)
+            except OverBudget:
+                continue
             found += 1
             if found == TWINS:
                 return

@@ -6,6 +6,10 @@
   them backwards, later ones shuffled, so a kernel whose programs depend on each other's writes
   (a race on a GPU) shows. A grid past CUDA's limits on an axis (65,535 programs on axes 1
   and 2) raises, as the launch fails on a GPU.
+- `Deadline` ends a call whose programs run past the seconds the judge gave it (OverBudget):
+  the interpreter runs a GPU's thousands of programs one after another, so a drawn check that a
+  GPU runs in microseconds can take minutes here (a long plane, one program per output row, a
+  window of 121 taps in each).
 - `ConfigCheck` is what an autotuner benchmarks with on the CPU: it runs each config once on the
   launch's own arguments, each from the same starting state, and holds every config's results to
   the first one's. The autotuner then takes the first config (all tie), whose output the judge
@@ -84,6 +88,7 @@ class ProgramOrder:
             set_dim(nx, ny, nz)
 
         def set_grid_idx(x: int, y: int, z: int) -> None:
+            Deadline.check()
             _, ny, nz = cls.dims
             index = cls.permutation[(x * ny + y) * nz + z]
             set_idx(index // (ny * nz), index // nz % ny, index % nz)
@@ -105,6 +110,27 @@ class ProgramOrder:
             random.Random(cls.seed * 1_000_003 + cls.launches).shuffle(order)
         cls.launches += 1
         cls.dims, cls.permutation = (nx, ny, nz), order
+
+
+class OverBudget(BaseException):
+    """A call ran past its Deadline. A BaseException: code under test that catches Exception
+    does not swallow it."""
+
+
+class Deadline:
+    """The time by which the current call's programs must be done, checked before each program."""
+
+    at: float | None = None
+
+    @classmethod
+    def start(cls, seconds: float | None) -> None:
+        cls.at = None if seconds is None else time.monotonic() + seconds
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.at is not None and time.monotonic() > cls.at:
+            cls.at = None
+            raise OverBudget("the call's programs ran past the time the judge gave it")
 
 
 def needs_gpu(exc: BaseException) -> bool:

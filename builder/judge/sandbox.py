@@ -167,15 +167,22 @@ class Sandbox:
         `mode` with autograd on or off (`grad`), fresh allocations filled as `poison` says. Replies
         with what the call did, then the bytes of each output that has the `expect`ed shape and
         dtype, of each buffer asked for, and of the inputs when `return_inputs`. With `keep`, the
-        outputs stay alive under that key for `held`."""
+        outputs stay alive under that key for `held`; with `budget_s`, the call is ended once its
+        programs run past that many seconds (in the CPU interpreter)."""
         from builder.judge.inputs import as_bytes
+        from builder.judge.interpreter import Deadline
         from builder.judge.poison import Poison
 
         name = header["name"]
         placed = self._inputs(header, payload)
         kind, seed = header.get("poison") or ("sentinel", 0)
-        reply, outs = self._call(self.models[name], placed, header.get("mode", "train"), bool(header.get("grad")),
-                                 Poison(kind, int(seed)))
+        budget = header.get("budget_s")
+        Deadline.start(float(budget) if budget is not None else None)
+        try:
+            reply, outs = self._call(self.models[name], placed, header.get("mode", "train"),
+                                     bool(header.get("grad")), Poison(kind, int(seed)))
+        finally:
+            Deadline.start(None)
         if header.get("hash_key") is not None:
             reply["input_hashes"] = placed.fingerprints(int(header["hash_key"]))
         sent = _sendable(outs, header.get("expect") or [])
@@ -302,9 +309,14 @@ class Sandbox:
         return {"ok": False, "reason": "import_error", "detail": _last_lines(traceback.format_exc())}
 
     def _raised(self, exc: BaseException) -> dict[str, Any]:
-        """The reply for a forward that raised: runtime_error, or on the CPU, where the CPU lacks
+        """The reply for a forward that raised: over_budget when its programs ran past the time the
+        judge gave the call (builder.judge.interpreter.Deadline), runtime_error, or on the CPU, where the CPU lacks
         what the code needs (the interpreter cannot run a construct, no CUDA), compile_error when
         a launched kernel would not compile for the GPU either, else cpu_unverifiable."""
+        from builder.judge.interpreter import OverBudget
+
+        if isinstance(exc, OverBudget):
+            return {"ok": False, "reason": "over_budget", "detail": str(exc)}
         detail = _last_lines("".join(traceback.format_exception(exc)))
         if self.compiler is not None:
             from builder.judge.interpreter import in_interpreter, needs_gpu

@@ -6,7 +6,8 @@ arguments it does not list keep the benchmark's values), each input's dtype and 
 value class of the floating inputs. The first draws stretch one dim each, the widest range
 first (twice, in training and in eval mode), to its size in the benchmark (or its top in the space, if higher), with the others at
 their bottom: a row, a batch or a plane larger than any cap an answer may have put on it, cut
-back to STRETCH_ELEMENTS input elements so the CPU interpreter affords it. A draw the reference
+back to STRETCH_ELEMENTS input elements so the CPU interpreter affords it (and halved again for a
+call the interpreter could not finish in time, builder.judge.correctness.SpaceChecks). A draw the reference
 itself raises on is discarded and drawn again.
 """
 
@@ -71,10 +72,10 @@ def stretch_order(problem: Problem, rng: random.Random) -> list[str]:
     return dims[:1] + rest
 
 
-def stretch_top(problem: Problem, name: str) -> int:
+def stretch_top(problem: Problem, name: str, halvings: int = 0) -> int:
     """Where a stretched draw puts dim `name`: its benchmark size, or its top in the space if that
     is higher, halved until the inputs (every other dim at its low end) hold at most
-    STRETCH_ELEMENTS elements, but never below its top in the space."""
+    STRETCH_ELEMENTS elements and then `halvings` times more, but never below its top in the space."""
     space = problem.space
     assert space is not None
     low, high = space.dims[name]
@@ -88,7 +89,7 @@ def stretch_top(problem: Problem, name: str) -> int:
 
     while top > high and size(top) > STRETCH_ELEMENTS:
         top = max(high, top // 2)
-    return top
+    return max(high, top >> halvings)
 
 
 def _bound(value: float | str | None, dims: dict[str, int], default: Any) -> Any:
@@ -112,17 +113,19 @@ def _init(problem: Problem, dims: dict[str, int], rng: random.Random) -> dict[st
 
 
 def draw_case(problem: Problem, name: str, values: str, rng: random.Random, accepts: Callable[[Case], bool], *,
-              stretch: str | None = None, max_elements: int | None = None, layout: str = "plain") -> Case | None:
+              stretch: str | None = None, halvings: int = 0, max_elements: int | None = None,
+              layout: str = "plain") -> Case | None:
     """One case drawn from `problem.space` whose floating inputs take value class `values`, or None
     when ATTEMPTS draws all failed `accepts` (the reference raised on each). With `stretch`, the
-    first half of the attempts put that dim at `stretch_top` and the others at their low end. A
+    first half of the attempts put that dim at `stretch_top` (halved `halvings` times) and the
+    others at their low end. A
     draw whose inputs hold more than `max_elements` elements in all is drawn again (a stretched
     one excepted). An input of the draw shows `layout` (builder.judge.inputs.shows), where the
     space's largest shapes can: a stretched draw that does not sets another dim to 2 and halves
     its stretched one."""
     space = problem.space
     assert space is not None
-    top = stretch_top(problem, stretch) if stretch is not None else 0
+    top = stretch_top(problem, stretch, halvings) if stretch is not None else 0
     layout = layout if _shows(layout, space, {d: hi for d, (_, hi) in space.dims.items()}) else "plain"
     for attempt in range(ATTEMPTS):
         stretched = stretch is not None and attempt < ATTEMPTS // 2

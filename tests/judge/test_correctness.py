@@ -1,5 +1,8 @@
 """verify: the code runs in a sandbox process, the verdict is decided in this one."""
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from builder.judge.correctness import verify
@@ -131,8 +134,8 @@ def test_every_verification_draws_every_layout_value_class_and_construction_styl
     problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
     seen = []
     real = Caller.drawn
-    monkeypatch.setattr(Caller, "drawn", lambda self, case, conditions: (seen.append((case, conditions)),
-                                                                         real(self, case, conditions))[1])
+    monkeypatch.setattr(Caller, "drawn", lambda self, case, conditions, budget_s=None: (
+        seen.append((case, conditions)), real(self, case, conditions, budget_s))[1])
     result = verify(problem, problem.kernel_path.read_text(), device="cpu", timeout_s=120, rng=random.Random(seed))
     assert result.ok, result.detail
     assert {c.layout for _, c in seen} == set(LAYOUTS)
@@ -140,6 +143,60 @@ def test_every_verification_draws_every_layout_value_class_and_construction_styl
     assert {case.inputs[0].values for case, _ in seen} == {"uniform", *problem.space.values}
     assert {c.build for _, c in seen} == set(STYLES)
     assert {(c.mode, c.grad) for _, c in seen if c.layout == "plain"} >= {("eval", False), ("train", True)}
+
+
+def _slow_relu(rule: str) -> str:
+    """The relu fixture's kernel, its forward first sleeping 1.5 s where `rule` (an expression of
+    the row length `n`) holds: a call the interpreter cannot finish in time."""
+    kernel = (Path(__file__).parents[1] / "fixtures" / "problems" / "relu" / "kernel.py").read_text()
+    return "import time\n" + kernel.replace("        n = x.numel()\n",
+                                            f"        n = x.numel()\n        if {rule}:\n            time.sleep(1.5)\n")
+
+
+@pytest.fixture
+def one_second_calls(monkeypatch):
+    """Drawn calls on the CPU get 1 s each, three redraws."""
+    from builder.judge import correctness
+
+    monkeypatch.setitem(correctness.SPACE_CHECKS, "cpu",
+                        dataclasses.replace(correctness.SPACE_CHECKS["cpu"], call_s=1.0, redraws=3))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_drawn_call_past_its_budget_is_drawn_again_smaller(seed, one_second_calls):
+    import random
+
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
+    # Stretched draws put L at the benchmark's 3001; halved, at the space's top of 3000.
+    result = verify(problem, _slow_relu("x.shape[-1] > 3000"), device="cpu", timeout_s=120, rng=random.Random(seed))
+    assert result.ok, result.detail
+    again = [c for c in result.cases if "drawn again" in c.name]
+    assert again and all(c.ok for c in again)
+    assert all(c.shape[-1] <= 3000 for c in result.cases if c.name.startswith("space_"))
+    assert 3000 in {c.shape[-1] for c in again}
+
+
+def test_a_call_never_within_its_budget_times_out(one_second_calls):
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
+    result = verify(problem, _slow_relu("True"), device="cpu", timeout_s=120)
+    assert result.reason == "timeout" and "the last unstretched" in result.detail, result.detail
+    assert [c.name for c in result.cases][:3] == ["signed", "signed (second input)",
+                                                  "signed (third input, the second one's tensors with their values reversed)"]
+
+
+def test_a_budget_reported_before_it_ran_out_is_a_violation(one_second_calls):
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
+    code = _slow_relu("False").replace(
+        "        n = x.numel()\n", "        n = x.numel()\n        if x.shape[-1] > 100:\n"
+        "            from builder.judge.interpreter import OverBudget\n            raise OverBudget('early')\n")
+    result = verify(problem, code, device="cpu", timeout_s=120)
+    assert result.reason == "sandbox_violation", result.detail
 
 
 def test_code_whose_import_needs_a_gpu_is_unverifiable_on_the_cpu_not_wrong():
