@@ -27,6 +27,7 @@ from typing import Any
 
 from builder import PROJECT_ROOT
 from builder.judge.phases import Phases
+from builder.judge.zygote import ZYGOTE_ENV, Forked, Zygote
 
 #: Lines of child output kept on a JobResult.
 LOG_TAIL_CHARS = 4000
@@ -299,6 +300,60 @@ def _chown_tree(folder: Path, uid: int) -> None:
             os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
 
 
+def sandbox_env(box: Path) -> dict[str, str]:
+    """A sandbox's environment: what SANDBOX_ENV_KEEP keeps of the judge's, with its box as home,
+    temporary folder and compiler caches."""
+    env = {k: os.environ[k] for k in SANDBOX_ENV_KEEP if k in os.environ}
+    env.update(HOME=str(box), TMPDIR=str(box), USER="kp-sandbox", LOGNAME="kp-sandbox", PYTHONDONTWRITEBYTECODE="1",
+               TRITON_CACHE_DIR=f"{box}/triton", TRITON_HOME=str(box), TORCHINDUCTOR_CACHE_DIR=f"{box}/inductor",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+    return env
+
+
+class _Zygotes:
+    """One zygote per judge process for the CPU (builder.judge.zygote), started on first use and
+    again if it died; none where ZYGOTE_ENV is "0" or it could not start (sandboxes are then new
+    processes, as on a GPU, where sandboxes started ahead hide the start instead)."""
+
+    def __init__(self) -> None:
+        self.running: Zygote | None = None
+        self.folder: Path | None = None
+        self.failed = False
+        self.lock = threading.Lock()
+
+    def get(self, device: str) -> Zygote | None:
+        if device != "cpu" or os.environ.get(ZYGOTE_ENV, "1") == "0":
+            return None
+        with self.lock:
+            if self.running is not None and self.running.alive():
+                return self.running
+            if self.failed:
+                return None
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix="kp-zygote-"))
+            try:
+                self.running = Zygote(sandbox_env(self.folder), self.folder / "zygote.log")
+            except OSError as exc:
+                self.failed = True
+                print(f"kernel-prompts: sandboxes start as new processes ({exc})", file=sys.stderr)
+                return None
+            with _children_lock:
+                _live_children.add(self.running.proc.pid)
+            return self.running
+
+    def stop(self) -> None:
+        import shutil
+
+        with self.lock:
+            if self.running is not None:
+                self.running.close()
+                _live_children.discard(self.running.proc.pid)
+                self.running = None
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.folder = None
+
+
 class _Spares:
     """Sandboxes started ahead, per device, for a judge that opens many sessions (the reward): a
     session takes one that has already imported torch and set up its device, instead of waiting
@@ -361,7 +416,7 @@ class SandboxSession:
         self._own_scratch = scratch is None
         self.scratch = Path(tempfile.mkdtemp(prefix="kp-judge-")) if scratch is None else Path(scratch)
         self.box = self.scratch / "box"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | Forked | None = None
         self.uid: int | None = None
         self.slot: int | None = None
         self.timed_out = False
@@ -413,12 +468,31 @@ class SandboxSession:
         os.chmod(self.box, 0o700)
         self.log_path = self.scratch / "sandbox.log"
         log = open(self.log_path, "wb")
-        cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox", self.device]
+        zygote = None if self.wrap else _zygotes.get(self.device)
         with _children_lock:
-            self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
+            if zygote is not None:
+                self.proc = self._fork(zygote, log.fileno())
+            else:
+                cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox", self.device]
+                self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
             _live_children.add(self.proc.pid)
         log.close()
+
+    def _fork(self, zygote: Zygote, log: int) -> Forked:
+        """The sandbox as a fork of the zygote (builder.judge.zygote), on pipes of its own."""
+        child_in, to_child = os.pipe()
+        from_child, child_out = os.pipe()
+        try:
+            pid = zygote.fork(self.box, self._env(), self.uid, child_in, child_out, log)
+        except BaseException:
+            os.close(to_child)
+            os.close(from_child)
+            raise
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        return Forked(zygote, pid, os.fdopen(to_child, "wb"), os.fdopen(from_child, "rb"))
 
     def _adopt(self, spare: SandboxSession) -> None:
         """Take over a sandbox started ahead (fresh: it has imported its modules, nothing else)."""
@@ -432,12 +506,7 @@ class SandboxSession:
         self._own_scratch = True
 
     def _env(self) -> dict[str, str]:
-        env = {k: os.environ[k] for k in SANDBOX_ENV_KEEP if k in os.environ}
-        box = str(self.box)
-        env.update(HOME=box, TMPDIR=box, USER="kp-sandbox", LOGNAME="kp-sandbox", PYTHONDONTWRITEBYTECODE="1",
-                   TRITON_CACHE_DIR=f"{box}/triton", TRITON_HOME=box, TORCHINDUCTOR_CACHE_DIR=f"{box}/inductor",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
-        return env
+        return sandbox_env(self.box)
 
     def _expire(self) -> None:
         self.timed_out = True
@@ -542,6 +611,8 @@ class SandboxSession:
         self.proc = None
 
 
+_zygotes = _Zygotes()
+atexit.register(_zygotes.stop)  # after the spares' stop (atexit runs the last registered first)
 _spares = _Spares()
 atexit.register(_spares.stop)
 #: Keep sandboxes started ahead for a device (see _Spares): `keep_spares("cuda", 2)`.

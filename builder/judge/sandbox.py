@@ -445,30 +445,40 @@ def _last_lines(text: str, count: int = 8) -> str:
 
 def prepare(device: str) -> None:
     """What every sandbox of `device` does before its first command, the same for all of them:
-    the interpreter for the CPU, the imports, and the GPU's context (so a sandbox started ahead
-    has it ready)."""
+    the interpreter for the CPU and its compiler's set-up, the imports, and the GPU's context (so
+    a sandbox started ahead, or forked from the zygote, has them ready)."""
     if device == "cpu":
         from builder.judge.child import prepare_cpu
 
         prepare_cpu()
     import torch
+    import torch._dynamo  # noqa: F401  (the first op under the guards' dispatch mode imports it: 2-4 s)
     import triton  # noqa: F401
 
     import builder.judge.guards  # noqa: F401
     import builder.judge.timing  # noqa: F401
 
+    if device == "cpu":
+        from builder.judge.gpu_compile import warm_up
+
+        warm_up()
     if device == "cuda":
         torch.cuda.init()
 
 
 def main(argv: list[str]) -> int:
-    """Take stdin/stdout for the channel; send everything printed to stderr."""
+    prepare(argv[0] if argv else "cpu")
+    return serve_stdio()
+
+
+def serve_stdio() -> int:
+    """Take stdin/stdout for the channel, send everything printed to stderr, and serve (in a
+    prepared process: `main`, or a fork of builder.judge.zygote)."""
     read_fd, write_fd = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    prepare(argv[0] if argv else "cpu")
     reader, writer = channel.open_pair(read_fd, write_fd)
     Sandbox(reader, writer).serve()
     writer.flush()

@@ -1,0 +1,211 @@
+"""CPU sandboxes forked from a process that has already imported what every one of them imports.
+
+Most of a CPU sandbox's start was the import of torch and triton: 2-4 s of CPU per session,
+a share of every CPU verdict and of the test suite. The zygote is a process of the judge's own:
+it runs `builder.judge.sandbox.prepare("cpu")` once and then only forks. Each fork becomes one
+sandbox, as fresh as a new process: the zygote never loads code under test, and it was started
+from the sandboxes' own environment, not forked from the judge, so it holds none of the judge's
+secrets. The child takes its own session, its box as working folder, the box's environment,
+its own user where the judge is root, and the pipes the judge sent with the request; it then
+serves the channel as `python -m builder.judge.sandbox cpu` would.
+
+The judge speaks to the zygote over a socket pair (one JSON message a request, the sandbox's
+stdin, stdout and stderr passed with a fork request) under a lock; the zygote reaps its
+children and tells their exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+#: Seconds the zygote gets to import and prepare.
+READY_TIMEOUT_S = 300.0
+#: Environment variable: "0" starts every sandbox as a new process instead.
+ZYGOTE_ENV = "KP_SANDBOX_ZYGOTE"
+
+
+class Zygote:
+    """The judge's side: start the zygote, ask it for forks and for their exit codes."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with open(log, "wb") as stderr:
+            self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.zygote", str(theirs.fileno())],
+                                         cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                         pass_fds=[theirs.fileno()], start_new_session=True)
+        theirs.close()
+        self.sock, self.lock, self.log = ours, threading.Lock(), log
+        self.sock.settimeout(READY_TIMEOUT_S)
+        try:
+            ready = self._receive()
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise OSError(f"the zygote did not start: {exc}; {self.log_tail()}") from None
+        if not ready.get("ready"):
+            self.close()
+            raise OSError(f"the zygote did not start: {self.log_tail()}")
+        self.sock.settimeout(60.0)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def fork(self, box: Path, env: dict[str, str], uid: int | None, stdin: int, stdout: int, stderr: int) -> int:
+        """A new sandbox: its pid."""
+        request = {"op": "fork", "box": str(box), "env": env, "uid": uid}
+        with self.lock:
+            socket.send_fds(self.sock, [json.dumps(request).encode()], [stdin, stdout, stderr])
+            return int(self._receive()["pid"])
+
+    def exit_code(self, pid: int) -> int | None:
+        """The exit code of a sandbox it forked (negative: the signal that ended it), None while it runs."""
+        with self.lock:
+            self.sock.send(json.dumps({"op": "status", "pid": pid}).encode())
+            return self._receive()["code"]
+
+    def _receive(self) -> dict[str, Any]:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise OSError("the zygote closed its socket")
+        return json.loads(data)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Forked:
+    """A sandbox forked by the zygote, with the part of subprocess.Popen's interface the judge uses."""
+
+    def __init__(self, zygote: Zygote, pid: int, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self.zygote, self.pid, self.stdin, self.stdout = zygote, pid, stdin, stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                self.returncode = self.zygote.exit_code(self.pid)
+            except (OSError, ValueError):  # the zygote is gone: so is its child, the judge kills its session
+                self.returncode = -9
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(f"sandbox {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+
+# -- the zygote's own side ----------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[0]))
+    _dumpable(False)  # as the judge: a sandbox of the same user cannot read or trace it
+    before = dict(os.environ)
+    from builder.judge.sandbox import prepare
+
+    prepare("cpu")
+    prepared = {k: v for k, v in os.environ.items() if before.get(k) != v}  # what prepare set: every child keeps it
+    if threading.active_count() != 1:
+        sock.send(json.dumps({"ready": False}).encode())
+        return 1
+    sock.send(json.dumps({"ready": True}).encode())
+    codes: dict[int, int] = {}
+    while True:
+        _reap(codes)
+        readable, _, _ = select.select([sock], [], [], 0.05)
+        if not readable:
+            continue
+        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        if not data:
+            return 0  # the judge closed its end
+        request = json.loads(data)
+        if request["op"] == "status":
+            _reap(codes)
+            sock.send(json.dumps({"code": codes.pop(request["pid"], None)}).encode())
+            continue
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _become_sandbox(request, fds, prepared)
+        for fd in fds:
+            os.close(fd)
+        sock.send(json.dumps({"pid": pid}).encode())
+
+
+def _reap(codes: dict[int, int]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        codes[pid] = os.waitstatus_to_exitcode(status)
+
+
+def _dumpable(flag: bool) -> None:
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(4, int(flag), 0, 0, 0)  # PR_SET_DUMPABLE
+
+
+def _become_sandbox(request: dict[str, Any], fds: list[int], prepared: dict[str, str]) -> None:
+    """In the forked child: become the sandbox the request describes, serve, and exit."""
+    code = 1
+    try:
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(3, 1 << 16)
+        os.chdir(request["box"])
+        uid = request.get("uid")
+        if uid is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+        _dumpable(True)  # as a new process is
+        os.environ.clear()
+        os.environ.update({**request["env"], **prepared})
+        import tempfile
+
+        tempfile.tempdir = None  # TMPDIR is the box's now
+        from builder.judge.sandbox import serve_stdio
+
+        code = serve_stdio()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
