@@ -45,7 +45,7 @@ from builder.judge import inputs as inputs_module
 from builder.judge import poison as poison_module
 from builder.judge.anticheat import Finding
 from builder.judge.inputs import Placed, PlacedInputs
-from builder.judge.poison import Poison
+from builder.judge.poison import Poison, Tails
 
 #: How the op log names an op on one-element integer tensors only (a step counter's update).
 COUNTER = "counter update"
@@ -250,6 +250,8 @@ class _OpLog(TorchDispatchMode):
                 record.lifted += out.numel()
                 record.lifted_digests.append(self.guards.digest(out))
         if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
+            if self.guards.tails is not None and record is not None:
+                out = self.guards.tails.add(out)
             self.guards.pattern(out)
         return out
 
@@ -286,6 +288,7 @@ class Guards:
         self.on_launch: Callable[[Any, tuple[Any, ...], dict[str, Any]], None] | None = None  # sees each launch
         self.cpu_benchmark: Callable[[Any, Callable[[], Any]], list[float]] | None = None  # autotuners' on the CPU
         self.pattern = Poison()  # how fresh allocations are filled during the current call
+        self.tails: Tails | None = None  # the current checked call's allocations, each with a band after it
         self._timers = {name: getattr(obj, attr) for name, (obj, attr) in TIMERS.items()}
         self._tools = {name: getattr(obj, attr) for name, (obj, attr) in JUDGE_TOOLS.items()}
         self._patched: dict[str, tuple[Any, str, Any, Any]] = {}  # name -> (owner, attr, original, wrapper)
@@ -480,13 +483,15 @@ class Guards:
             self.poison_fresh = True
 
     @contextmanager
-    def poisoning(self, pattern: Poison) -> Iterator[None]:
-        """Fill fresh allocations with `pattern` (the judge picks one per call) until the end."""
-        before, self.pattern = self.pattern, pattern
+    def poisoning(self, pattern: Poison) -> Iterator[Tails]:
+        """Fill fresh allocations with `pattern` (the judge picks one per call) until the end, and
+        give those of the watched call a band after their end (the Tails it yields)."""
+        tails = Tails(pattern.seed)
+        before, self.pattern, self.tails = self.pattern, pattern, tails
         try:
-            yield
+            yield tails
         finally:
-            self.pattern = before
+            self.pattern, self.tails = before, None
 
     @contextmanager
     def allocations(self) -> Iterator[None]:

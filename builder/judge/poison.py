@@ -10,7 +10,9 @@ on what a fresh allocation holds: a user's allocation holds whatever memory held
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -71,3 +73,52 @@ def untouched(tensor: torch.Tensor) -> int:
         return 0
     int_dtype, bits = SENTINELS[tensor.dtype]
     return int((tensor.view(int_dtype) == bits).sum())
+
+
+#: Bytes of the band after each tensor forward allocates in a checked call (Tails).
+TAIL_BYTES = 1 << 16
+#: Allocations larger than this get no band: the band means a second allocation of the same size
+#: while the first is still held (a benchmark-size output would need twice its memory).
+TAIL_MAX_BYTES = 1 << 28
+
+
+class Tails:
+    """The fresh allocations of one checked call, each moved into storage TAIL_BYTES longer than
+    it needs, the excess filled with seeded random bytes: a store past the tensor's end (a mask
+    one block too wide) lands there, and `written` finds it. The tensor is no view (its storage
+    offset is 0, as a user's allocation's is)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.bands: list[tuple[Any, int, int]] = []  # (weak reference to the storage, bytes used, band seed)
+
+    def add(self, out: torch.Tensor) -> torch.Tensor:
+        """`out`, or a tensor of its shape, strides and dtype with a band after it."""
+        if out.layout != torch.strided or not out.numel() or out.device.type == "meta":
+            return out
+        span = 1 + sum((n - 1) * s for n, s in zip(out.shape, out.stride()))
+        used = span * out.element_size()
+        if used > TAIL_MAX_BYTES:
+            return out
+        storage = torch.empty(used + TAIL_BYTES, dtype=torch.uint8, device=out.device).untyped_storage()
+        seed = (self.seed * 1_000_003 + len(self.bands)) % (1 << 62)
+        _band(storage, used).copy_(_band_bytes(seed, out.device))
+        self.bands.append((weakref.ref(storage), used, seed))
+        return torch.empty(0, dtype=out.dtype, device=out.device).set_(storage, 0, out.shape, out.stride())
+
+    def written(self) -> bool:
+        """Whether a band of an allocation still alive (an output, a buffer kept) was written."""
+        for ref, used, seed in self.bands:
+            storage = ref()
+            if storage is not None and not torch.equal(_band(storage, used), _band_bytes(seed, storage.device)):
+                return True
+        return False
+
+
+def _band(storage: Any, used: int) -> torch.Tensor:
+    return torch.empty(0, dtype=torch.uint8, device=storage.device).set_(storage, used, (TAIL_BYTES,), (1,))
+
+
+def _band_bytes(seed: int, device: torch.device) -> torch.Tensor:
+    generator = torch.Generator(device=device).manual_seed(seed)
+    return torch.randint(0, 256, (TAIL_BYTES,), dtype=torch.uint8, device=device, generator=generator)

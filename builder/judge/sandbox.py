@@ -381,7 +381,7 @@ class Sandbox:
         # the same storage: the layout, the bands and the judge's reads of the inputs are unchanged).
         args = [t.detach().requires_grad_() if grad and t.is_floating_point() else t for t in placed.tensors]
         raised: BaseException | None = None
-        with torch.set_grad_enabled(grad), self.guards.poisoning(pattern), self.guards.watch() as record:
+        with torch.set_grad_enabled(grad), self.guards.poisoning(pattern) as tails, self.guards.watch() as record:
             try:
                 torch.nn.Module.train(model, mode == "train")
                 out = model(*args)
@@ -396,6 +396,8 @@ class Sandbox:
         finding = self.guards.verdict(record)
         if finding is None and not placed.bands_intact():
             finding = ("out_of_bounds", "forward wrote outside its input")
+        if finding is None and tails.written():
+            finding = ("out_of_bounds", "forward wrote past the end of a tensor it allocated")
         if finding is None:
             finding = plain_outputs(outs or [], placed)
         shapes = (id(model), mode, tuple(tuple(t.shape) for t in placed.tensors))

@@ -199,6 +199,21 @@ def test_a_budget_reported_before_it_ran_out_is_a_violation(one_second_calls):
     assert result.reason == "sandbox_violation", result.detail
 
 
+@pytest.mark.parametrize("past", [1, 1023])
+def test_a_store_past_the_end_of_an_output_is_out_of_bounds(past):
+    import random
+
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
+    kernel = problem.kernel_path.read_text()
+    code = kernel.replace("    tl.store(y_ptr + offs,", f"    mask = offs < n + {past}\n    tl.store(y_ptr + offs,")
+    assert code != kernel
+    result = verify(problem, code, device="cpu", timeout_s=120, rng=random.Random(past))
+    assert (result.reason, result.detail) == ("out_of_bounds", "signed: forward wrote past the end of a tensor it allocated")
+    assert verify(problem, kernel, device="cpu", timeout_s=120, rng=random.Random(past)).ok
+
+
 def test_code_whose_import_needs_a_gpu_is_unverifiable_on_the_cpu_not_wrong():
     code = P1.kernel_path.read_text() + "\nDEVICE = triton.runtime.driver.active.get_active_torch_device()\n"
     result = check(P1, code, ["kernel_1"])

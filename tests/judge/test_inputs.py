@@ -104,3 +104,27 @@ def test_fills_vary_by_kind_and_from_call_to_call():
     zeros = torch.ones(8)
     Poison("zeros", 4)(zeros)
     assert not bool(zeros.any())  # as fresh pages often are: a zero cannot mean "not yet written"
+
+
+def test_a_fresh_allocation_gets_a_band_after_its_end_and_a_write_there_shows(monkeypatch):
+    import torch
+
+    from builder.judge import poison
+    from builder.judge.poison import Tails
+
+    tails = Tails(seed=11)
+    plain = torch.empty(5, 7).t()  # strides (1, 7)
+    moved = tails.add(plain)
+    assert (moved.shape, moved.stride(), moved.dtype) == (plain.shape, plain.stride(), plain.dtype)
+    assert moved.storage_offset() == 0 and moved._base is None
+    assert moved.untyped_storage().nbytes() == 35 * 4 + poison.TAIL_BYTES
+    moved.fill_(1.0)
+    assert not tails.written()
+    flat = torch.empty(0).set_(moved.untyped_storage(), 0, (36,), (1,))
+    flat[35] = 2.0  # one element past the end
+    assert tails.written()
+    monkeypatch.setattr(poison, "TAIL_MAX_BYTES", 64)
+    big = torch.empty(100)
+    assert tails.add(big) is big  # too large for a band: left as it is
+    del moved, flat
+    assert not Tails(seed=11).written()
