@@ -272,9 +272,11 @@ def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]], call_s: float |
     """Up to TWINS drawn checks again, each by another model (init) of the same input and output
     shapes whose reference gives other values there: state an answer shares between modules (a
     launch plan cached by shape) shows. The checks whose inputs have the most axes longer than 1
-    are tried first."""
+    are tried first; a twin past `call_s` makes way for the next one, and when every twin tried
+    ran past it, the verdict is a timeout (an answer slow only where it replays another model's
+    plan skips no twin)."""
     reference, rng = caller.reference, caller.rng
-    found = 0
+    found = over = 0
     for base, called in sorted(drawn, key=lambda d: (-sum(n > 1 for i in d[0].inputs for n in i.shape),
                                                      -sum(math.prod(i.shape) for i in d[0].inputs))):
         tensors = [draw(i.to_spec(), rng.getrandbits(62)) for i in base.inputs]
@@ -290,10 +292,14 @@ def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]], call_s: float |
             try:
                 caller.drawn(twin, called, call_s)
             except OverBudget:
+                over += 1
                 continue
             found += 1
             if found == TWINS:
                 return
+    if over and not found:
+        raise Reject("timeout", f"no model of another init ran within {call_s:g} s on the shapes its own ran on "
+                                f"({over} tried)")
 
 
 def _referee(problem: Problem, trials: int, rng: random.Random, device: str) -> _Trials:

@@ -73,7 +73,10 @@ COPY_OPS = frozenset({"copy_", "_to_copy", "to", "clone"})
 #: More aten ops than this in one forward is a Python loop doing the work.
 MAX_OPS_PER_FORWARD = 256
 #: aten ops that return uninitialized memory; their results get the sentinel.
-FRESH_OPS = frozenset({"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"})
+FRESH_OPS = frozenset({"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided"})
+#: Ops that make new memory with values in it (a band follows it too, builder.judge.poison.Tails).
+FILLED_OPS = frozenset({"zeros", "zeros_like", "new_zeros", "ones", "ones_like", "new_ones", "full", "full_like",
+                        "new_full", "clone"})
 #: Callables the judge relies on after the candidate ran; replacing any is tampering.
 TIMERS: dict[str, tuple[Any, str]] = {
     "torch.cuda.synchronize": (torch.cuda, "synchronize"),
@@ -249,9 +252,10 @@ class _OpLog(TorchDispatchMode):
             elif name in LIFT_OPS and isinstance(out, torch.Tensor):
                 record.lifted += out.numel()
                 record.lifted_digests.append(self.guards.digest(out))
+        if isinstance(out, torch.Tensor) and self.guards.tails is not None and record is not None \
+                and (name in FRESH_OPS or name in FILLED_OPS):
+            out = self.guards.tails.add(out, keep_values=name in FILLED_OPS)
         if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
-            if self.guards.tails is not None and record is not None:
-                out = self.guards.tails.add(out)
             self.guards.pattern(out)
         return out
 

@@ -92,8 +92,9 @@ class Tails:
         self.seed = seed
         self.bands: list[tuple[Any, int, int]] = []  # (weak reference to the storage, bytes used, band seed)
 
-    def add(self, out: torch.Tensor) -> torch.Tensor:
-        """`out`, or a tensor of its shape, strides and dtype with a band after it."""
+    def add(self, out: torch.Tensor, keep_values: bool = False) -> torch.Tensor:
+        """`out`, or a tensor of its shape, strides and dtype with a band after it (holding its
+        values with `keep_values`)."""
         if out.layout != torch.strided or not out.numel() or out.device.type == "meta":
             return out
         span = 1 + sum((n - 1) * s for n, s in zip(out.shape, out.stride()))
@@ -104,7 +105,8 @@ class Tails:
         seed = (self.seed * 1_000_003 + len(self.bands)) % (1 << 62)
         _band(storage, used).copy_(_band_bytes(seed, out.device))
         self.bands.append((weakref.ref(storage), used, seed))
-        return torch.empty(0, dtype=out.dtype, device=out.device).set_(storage, 0, out.shape, out.stride())
+        moved = torch.empty(0, dtype=out.dtype, device=out.device).set_(storage, 0, out.shape, out.stride())
+        return moved.copy_(out) if keep_values else moved
 
     def written(self) -> bool:
         """Whether a band of an allocation still alive (an output, a buffer kept) was written."""

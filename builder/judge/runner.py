@@ -470,9 +470,11 @@ class SandboxSession:
         log = open(self.log_path, "wb")
         zygote = None if self.wrap else _zygotes.get(self.device)
         with _children_lock:
-            if zygote is not None:
-                self.proc = self._fork(zygote, log.fileno())
-            else:
+            try:
+                self.proc = self._fork(zygote, log.fileno()) if zygote is not None else None
+            except OSError:  # the zygote died under the request: a new process instead
+                self.proc = None
+            if self.proc is None:
                 cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox", self.device]
                 self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)

@@ -47,7 +47,7 @@ class Zygote:
         self.sock.settimeout(READY_TIMEOUT_S)
         try:
             ready = self._receive()
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             self.close()
             raise OSError(f"the zygote did not start: {exc}; {self.log_tail()}") from None
         if not ready.get("ready"):
@@ -75,7 +75,10 @@ class Zygote:
         data = self.sock.recv(1 << 16)
         if not data:
             raise OSError("the zygote closed its socket")
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise OSError(f"the zygote sent {data[:80]!r}") from None
 
     def log_tail(self) -> str:
         try:
@@ -103,7 +106,7 @@ class Forked:
         if self.returncode is None:
             try:
                 self.returncode = self.zygote.exit_code(self.pid)
-            except (OSError, ValueError):  # the zygote is gone: so is its child, the judge kills its session
+            except OSError:  # the zygote is gone: the judge kills the child's session whatever its state
                 self.returncode = -9
         return self.returncode
 

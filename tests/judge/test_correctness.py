@@ -199,6 +199,23 @@ def test_a_budget_reported_before_it_ran_out_is_a_violation(one_second_calls):
     assert result.reason == "sandbox_violation", result.detail
 
 
+def test_an_answer_slow_only_where_another_model_saw_the_shape_times_out(one_second_calls):
+    import random
+
+    from builder.seeds import load_problem
+
+    problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "affine_rows")
+    kernel = problem.kernel_path.read_text()
+    code = "import time\n_SEEN = {}\n" + kernel.replace(
+        "        x = x.contiguous()\n",
+        "        x = x.contiguous()\n        if _SEEN.setdefault(tuple(x.shape), id(self)) != id(self):\n"
+        "            time.sleep(1.5)\n")
+    assert code.count("time.sleep") == 1
+    result = verify(problem, code, device="cpu", timeout_s=120, rng=random.Random(3))
+    assert result.reason == "timeout" and "another init" in result.detail, result.detail
+    assert verify(problem, kernel, device="cpu", timeout_s=120, rng=random.Random(3)).ok
+
+
 @pytest.mark.parametrize("past", [1, 1023])
 def test_a_store_past_the_end_of_an_output_is_out_of_bounds(past):
     import random
