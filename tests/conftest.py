@@ -98,7 +98,10 @@ def _last_pid() -> int:
 def _left_behind(first: int, last: int) -> list[int]:
     """Processes of ids handed out after `first` up to `last` whose parent is this process and
     that run in another session than this one: what a sandbox of the judge, closing later in
-    this process, would count as its own strays (builder.judge.runner._strays)."""
+    this process, would count as its own strays (builder.judge.runner._strays). The judge's own
+    live children (its CPU sandboxes' zygote, which lives as long as this process) are none."""
+    from builder.judge.runner import _live_children
+
     if last >= first:
         pids = range(first + 1, last + 1)
     else:  # the ids wrapped around
@@ -115,7 +118,7 @@ def _left_behind(first: int, last: int) -> list[int]:
             continue
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         if fields.get("Tgid", "").strip() == str(pid) and fields.get("PPid", "").strip() == me \
-                and fields.get("NSsid", session).split()[0] != session:
+                and fields.get("NSsid", session).split()[0] != session and pid not in _live_children:
             found.append(pid)
     return found
 

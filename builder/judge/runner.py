@@ -3,8 +3,9 @@
 `run_job` runs trusted code (the referee, measure's jobs) in a fresh child with a time limit: a
 hang, a crash, an illegal memory access or running out of memory comes back as a JobResult with
 a status and a reason, and the next job runs in a new process. Code under test runs only in a
-sandbox session: its own process (its own user where the judge is root), spoken to over pipes,
-killed whole at the end together with anything it started (see the README's judge section).
+sandbox session: its own process (its own user where the judge is root; on the CPU a fork of
+the zygote, builder.judge.zygote), spoken to over pipes, killed whole at the end together with
+anything it started (see the README's judge section).
 """
 
 from __future__ import annotations
