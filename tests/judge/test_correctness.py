@@ -216,8 +216,9 @@ def test_an_answer_slow_only_where_another_model_saw_the_shape_times_out(one_sec
     assert verify(problem, kernel, device="cpu", timeout_s=120, rng=random.Random(3)).ok
 
 
-@pytest.mark.parametrize("past", [1, 1023])
-def test_a_store_past_the_end_of_an_output_is_out_of_bounds(past):
+@pytest.mark.parametrize("past,made_by", [(1, "torch.empty_like(x)"), (1023, "torch.empty_like(x)"),
+                                          (1, "torch.zeros_like(x)"), (5, "x.clone()")])
+def test_a_store_past_the_end_of_an_output_is_out_of_bounds(past, made_by):
     import random
 
     from builder.seeds import load_problem
@@ -225,6 +226,7 @@ def test_a_store_past_the_end_of_an_output_is_out_of_bounds(past):
     problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
     kernel = problem.kernel_path.read_text()
     code = kernel.replace("    tl.store(y_ptr + offs,", f"    mask = offs < n + {past}\n    tl.store(y_ptr + offs,")
+    code = code.replace("y = torch.empty_like(x)", f"y = {made_by}")
     assert code != kernel
     result = verify(problem, code, device="cpu", timeout_s=120, rng=random.Random(past))
     assert (result.reason, result.detail) == ("out_of_bounds", "signed: forward wrote past the end of a tensor it allocated")
