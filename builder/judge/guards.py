@@ -253,7 +253,7 @@ class _OpLog(TorchDispatchMode):
                 record.lifted += out.numel()
                 record.lifted_digests.append(self.guards.digest(out))
         if isinstance(out, torch.Tensor) and self.guards.tails is not None and record is not None \
-                and (name in FRESH_OPS or name in FILLED_OPS):
+                and not self.guards.paused and (name in FRESH_OPS or name in FILLED_OPS):
             out = self.guards.tails.add(out, keep_values=name in FILLED_OPS)
         if name in FRESH_OPS and self.guards.poison_fresh and isinstance(out, torch.Tensor):
             self.guards.pattern(out)

@@ -6,7 +6,7 @@
   them backwards, later ones shuffled, so a kernel whose programs depend on each other's writes
   (a race on a GPU) shows. A grid past CUDA's limits on an axis (65,535 programs on axes 1
   and 2) raises, as the launch fails on a GPU.
-- `Deadline` ends a call whose programs run past the seconds the judge gave it (OverBudget):
+- `Deadline` ends a call whose programs run past the seconds the judge gave it (PastDeadline):
   the interpreter runs a GPU's thousands of programs one after another, so a drawn check that a
   GPU runs in microseconds can take minutes here (a long plane, one program per output row, a
   window of 121 taps in each).
@@ -112,7 +112,7 @@ class ProgramOrder:
         cls.dims, cls.permutation = (nx, ny, nz), order
 
 
-class OverBudget(BaseException):
+class PastDeadline(BaseException):
     """A call ran past its Deadline. A BaseException: code under test that catches Exception
     does not swallow it."""
 
@@ -130,7 +130,7 @@ class Deadline:
     def check(cls) -> None:
         if cls.at is not None and time.monotonic() > cls.at:
             cls.at = None
-            raise OverBudget("the call's programs ran past the time the judge gave it")
+            raise PastDeadline("the call's programs ran past the time the judge gave it")
 
 
 def needs_gpu(exc: BaseException) -> bool:

@@ -313,9 +313,9 @@ class Sandbox:
         judge gave the call (builder.judge.interpreter.Deadline), runtime_error, or on the CPU, where the CPU lacks
         what the code needs (the interpreter cannot run a construct, no CUDA), compile_error when
         a launched kernel would not compile for the GPU either, else cpu_unverifiable."""
-        from builder.judge.interpreter import OverBudget
+        from builder.judge.interpreter import PastDeadline
 
-        if isinstance(exc, OverBudget):
+        if isinstance(exc, PastDeadline):
             return {"ok": False, "reason": "over_budget", "detail": str(exc)}
         detail = _last_lines("".join(traceback.format_exception(exc)))
         if self.compiler is not None:

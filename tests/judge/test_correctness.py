@@ -194,7 +194,7 @@ def test_a_budget_reported_before_it_ran_out_is_a_violation(one_second_calls):
     problem = load_problem(Path(__file__).parents[1] / "fixtures" / "problems" / "relu")
     code = _slow_relu("False").replace(
         "        n = x.numel()\n", "        n = x.numel()\n        if x.shape[-1] > 100:\n"
-        "            from builder.judge.interpreter import OverBudget\n            raise OverBudget('early')\n")
+        "            from builder.judge.interpreter import PastDeadline\n            raise PastDeadline('early')\n")
     result = verify(problem, code, device="cpu", timeout_s=120)
     assert result.reason == "sandbox_violation", result.detail
 
