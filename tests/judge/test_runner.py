@@ -182,11 +182,12 @@ def test_a_cpu_sandbox_forked_from_the_zygote_is_a_process_of_its_own(tmp_path):
 def test_without_the_zygote_a_sandbox_is_a_new_process(monkeypatch):
     import subprocess
 
-    from builder.judge.runner import SandboxSession
+    from builder.judge.runner import SandboxSession, _spares
     from builder.judge.zygote import ZYGOTE_ENV
     from builder.seeds import get_problem
 
     monkeypatch.setenv(ZYGOTE_ENV, "0")
+    _spares.stop()  # a sandbox an earlier reward started ahead would be taken instead
     session = SandboxSession("cpu", get_problem("avgpool1d").dir, timeout_s=120)
     session.start()
     try:
