@@ -16,10 +16,14 @@ def avg_pool2d_window_row_kernel(
     HAS_PAD: tl.constexpr,
     WIDE_INDEX: tl.constexpr,
 ):
-    # Window-row tiles and grid as in the previous stage: one load fetches a
-    # whole window row for BLOCK_OW outputs as a [BLOCK_OW, KERNEL_W_P2] tile,
-    # the KERNEL_H row loads are unrolled and all in flight together.  This
-    # stage only retunes the launch (more warps per program).
+    # The previous stage issued KERNEL_H * KERNEL_W separate 1-D gathers of
+    # BLOCK_W outputs at stride `stride_w`.  Here the tile is 2-D: BLOCK_OW
+    # outputs x KERNEL_W_P2 taps, so one load fetches a whole window row for
+    # the block (adjacent lanes read adjacent addresses, one contiguous stretch
+    # of the input row when stride == kernel) and a window takes KERNEL_H loads
+    # instead of KERNEL_H * KERNEL_W.  The KERNEL_H row loads are unrolled so
+    # they are all in flight together.  The tile holds one output row, so the
+    # grid stays flat and row-major over (plane, oh, w-block), w-block fastest.
     pid = tl.program_id(0)
     out_row = pid // w_blocks
     wb = pid - out_row * w_blocks
@@ -71,13 +75,17 @@ def _pair(v):
 
 
 def _launch_config(OW: int, kernel_w: int):
-    """Window-row tile as before: ~512 window elements (BLOCK_OW outputs) per program.
+    """Window-row tile of ~512 window elements: BLOCK_OW outputs x next_pow2(KW) taps,
+    one window element per thread and load.
 
-    Warps: measured on the H100 at the benchmark shape, 16 warps (one window
-    element per thread and load) beat 8 by 1.3-1.7% and 4 by 5%: more warps
-    put more independent loads in flight on each SM; 32 warps was 47% slower.
-    The kernel has no loop (the KERNEL_H loads are unrolled), so num_stages has
-    nothing to pipeline (1 to 4 measured within 0.1%) and stays at 1.
+    For the benchmark (OW = 186, KW = 11 -> 16 taps) that is 32 outputs and six
+    programs per output row (3% idle lanes).  Measured on the H100 at the
+    benchmark shape: 32 x 16 tiles beat 64 x 16 by 3% and the previous 1-D
+    gathers by 1.2%; 16 warps beat 8 by 1.3-1.7% and 4 by 5% (more independent
+    loads in flight on each SM), and 32 warps was 47% slower.  The kernel has no
+    loop (the KERNEL_H loads are unrolled), so num_stages has nothing to pipeline
+    (1 to 4 measured within 0.1%) and stays at 1.  Narrow rows shrink the tile
+    and the warps with it.
     """
     kernel_w_p2 = triton.next_power_of_2(kernel_w)
     block_ow = max(1, 512 // kernel_w_p2)
