@@ -1,5 +1,6 @@
 """The judge's GPU paths: checked timing, the profiler's kernel list and the reward's speed bonus."""
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from builder.judge.ncu import foreign_kernels, ncu_path, profile
 from builder.judge.score import gpu_timer, jit_function_names, make_reward_fn, read_answer, score_answer
 from builder.judge.timing import Subject, run_side_by_side
-from builder.seeds import get_problem
+from builder.seeds import get_problem, load_problems
 
 pytestmark = pytest.mark.gpu
 
@@ -199,11 +200,22 @@ def test_multi_config_autotune_passes_the_whole_judge_on_a_gpu():
     assert verdict.speedups["current"] > 0
 
 
-@pytest.mark.parametrize("name", ["static_range_by_name.py", "device_property_query.py"])
-def test_answers_only_a_gpu_can_check_pass_on_a_gpu(name):
-    """cpu_unverifiable on the CPU; on a GPU the judge checks them as usual."""
-    verdict = score_answer(read_answer(P1.dir / "accepted" / name), P1, device="cuda", trials=1)
+def accepted_on_a_gpu():
+    for problem in load_problems():
+        folder = problem.dir / "accepted"
+        if folder.is_dir():
+            listing = tomllib.loads((folder / "expected.toml").read_text())
+            for name, spec in listing.items():
+                yield pytest.param(problem, folder / name, spec, id=f"{problem.key}/accepted/{name}")
+
+
+@pytest.mark.parametrize("problem,path,spec", accepted_on_a_gpu())
+def test_every_accepted_answer_passes_on_a_gpu_with_a_benchmark_size_trial(problem, path, spec):
+    """Those the CPU cannot check (`cpu` in their listing) included: on a GPU they are judged as
+    usual. A correct answer that breaks the output rule `format` names passes with that finding."""
+    verdict = score_answer(read_answer(path), problem, device="cuda", trials=1)
     assert verdict.ok and verdict.correct, (verdict.reason, verdict.detail)
+    assert [f.reason for f in verdict.findings] == ([spec["format"]] if "format" in spec else [])
 
 
 def test_a_race_between_programs_fails_on_a_gpu_too():
