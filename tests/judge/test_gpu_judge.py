@@ -1,6 +1,5 @@
 """The judge's GPU paths: checked timing, the profiler's kernel list and the reward's speed bonus."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,8 @@ import pytest
 from builder.judge.ncu import foreign_kernels, ncu_path, profile
 from builder.judge.score import gpu_timer, jit_function_names, make_reward_fn, read_answer, score_answer
 from builder.judge.timing import Subject, run_side_by_side
-from builder.seeds import get_problem, load_problems
+from builder.seeds import get_problem
+from tests.judge.test_score import accepted_answers
 
 pytestmark = pytest.mark.gpu
 
@@ -200,16 +200,7 @@ def test_multi_config_autotune_passes_the_whole_judge_on_a_gpu():
     assert verdict.speedups["current"] > 0
 
 
-def accepted_on_a_gpu():
-    for problem in load_problems():
-        folder = problem.dir / "accepted"
-        if folder.is_dir():
-            listing = tomllib.loads((folder / "expected.toml").read_text())
-            for name, spec in listing.items():
-                yield pytest.param(problem, folder / name, spec, id=f"{problem.key}/accepted/{name}")
-
-
-@pytest.mark.parametrize("problem,path,spec", accepted_on_a_gpu())
+@pytest.mark.parametrize("problem,path,spec", accepted_answers())
 def test_every_accepted_answer_passes_on_a_gpu_with_a_benchmark_size_trial(problem, path, spec):
     """Those the CPU cannot check (`cpu` in their listing) included: on a GPU they are judged as
     usual. A correct answer that breaks the output rule `format` names passes with that finding."""
