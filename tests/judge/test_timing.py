@@ -124,9 +124,10 @@ RELU = Path(__file__).parents[1] / "fixtures" / "problems" / "relu"
 
 
 def _late_wrong(code: str) -> str:
-    """The fixture's kernel, made to write half its output from its fourth call on (after the warm-up)."""
+    """The fixture's kernel, made to write half its output from its second call on: right in the
+    warm-up, wrong in every timed run, so whichever runs the judge checks show it."""
     return code.replace("        n = x.numel()\n", "        n = x.numel()\n        self.calls = getattr(self, 'calls', 0) + 1\n"
-                        "        if self.calls > 3:\n            n = n // 2\n")
+                        "        if self.calls > 1:\n            n = n // 2\n")
 
 
 @pytest.mark.slow
