@@ -46,6 +46,13 @@ LEAD_MS = 5.0
 #: GPU clock cycles of the spin that measures the clock rate.
 SPIN_PROBE_CYCLES = 2_000_000
 
+#: Where the host time of a timed batch goes, as the sandbox measures it: rewriting the input
+#: slab before each run, calling the code (launches, under the guards), the guards' verdict and
+#: the output checks after each run, the poison fill of each output, and garbage collection.
+HOST_PARTS = ("perturb", "call", "verdict", "fill", "collect")
+#: The parts that are checks of the call rather than the call: reported in the "checks" phase.
+CHECK_PARTS = ("verdict", "fill", "collect")
+
 #: The keys of a timing summary.
 TIMING_KEYS = ("median_ms", "min_ms", "max_ms", "runs")
 
@@ -392,10 +399,19 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     fill_kind, fill_seed = header.get("poison") or ("sentinel", 0)
     fill = Poison(fill_kind, int(fill_seed))
 
+    host: dict[str, float] = {}  # host seconds of the current subject's loop, by HOST_PARTS
+
+    def spent(part: str, since: float) -> float:
+        now = clock.wall()
+        host[part] = host.get(part, 0.0) + now - since
+        return now
+
     def before(_: int) -> None:
         if header.get("perturb", True):
+            since = clock.wall()
             perturb_inputs(tensors, sandbox.bench_specs, sandbox.bench_seed, sandbox.perturbed)
             sandbox.perturbed += 1
+            spent("perturb", since)
 
     results: dict[str, Any] = {}
     start_wall = clock.wall()
@@ -420,14 +436,20 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             limit = cycle_limit(allocated(), out_bytes)
             trusted = bool(subject.get("trusted"))
 
+            host.clear()
+
             def call() -> None:
+                since = clock.wall()
                 with sandbox.guards.watch() as record:
                     pending.append((record, model(*tensors)))
+                spent("call", since)
 
             def settle(i: int) -> None:
+                since = clock.wall()
                 record, out = pending.pop()
                 outs, _ = outputs_of(out)
                 finding = timed_finding(sandbox.guards.verdict(record), trusted) or plain_outputs(outs or [], placed)
+                since = spent("verdict", since)
                 shapes = [(list(o.shape), str(o.dtype).removeprefix("torch.")) if type(o) is torch.Tensor else None
                           for o in outs or ()]
                 if finding is not None:  # the outputs are not touched again: their methods may be the answer's
@@ -439,21 +461,29 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                 else:
                     for o in outs:  # the allocator hands these blocks to the next run: they start as poison, untimed
                         fill(o)
+                    since = spent("fill", since)
                 del out, outs
                 free_cycles(limit, allocated)
+                spent("collect", since)
+
+            def baseline() -> None:
+                since = clock.wall()
+                fn(*tensors)
+                spent("call", since)
 
             if fn is None:
                 with sandbox.guards.unpoisoned():
                     times = clock.time(call, warmup=warmup, runs=runs, before=before, after=settle,
                                        lead_ms=float(header.get("lead_ms", 0.0)))
             else:
-                times = clock.time(lambda: fn(*tensors), warmup=warmup, runs=runs, before=before,
+                times = clock.time(baseline, warmup=warmup, runs=runs, before=before,
                                    lead_ms=float(header.get("lead_ms", 0.0)))
             if problems:
                 reason, _, detail = problems[0].partition(": ")
                 results[label] = {"error": reason, "detail": detail}
             else:
-                results[label] = {"times": times, "leads": clock.leads}
+                results[label] = {"times": times, "leads": clock.leads,
+                                  "host_ms": {part: 1e3 * seconds for part, seconds in host.items()}}
             fn = None
             if cuda:
                 torch.cuda.empty_cache()
@@ -581,7 +611,7 @@ class TimingRun:
     noise: float  # largest relative spread of a trusted code timed twice (A-B-A), 0 when none was
     ceiling: dict[str, Any]  # the problem's ceiling rate and the pure read/write/copy rates
     env: dict[str, Any]  # the device and versions, read by the referee
-    walls: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> judge wall, events, sandbox wall (ms)
+    walls: dict[str, dict[str, float]] = field(default_factory=dict)  # label -> judge wall, events, host parts (ms)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
     def to_payload(self) -> dict[str, Any]:
@@ -595,6 +625,16 @@ class TimingRun:
                    {k: (v[0], v[1]) for k, v in data.get("errors", {}).items()}, float(data.get("noise", 0.0)),
                    dict(data.get("ceiling", {})), dict(data.get("env", {})), dict(data.get("walls", {})),
                    dict(data.get("phases", {})))
+
+
+def host_parts(result: Any) -> dict[str, float]:
+    """The host milliseconds a subject's timed batch spent in each of HOST_PARTS, as its sandbox
+    reported them (a report of another form counts as none: it only splits the phases)."""
+    reported = result.get("host_ms") if isinstance(result, dict) else None
+    if not isinstance(reported, dict):
+        return {}
+    return {part: max(0.0, float(ms)) for part, ms in reported.items()
+            if part in HOST_PARTS and isinstance(ms, (int, float)) and ms == ms and ms != float("inf")}
 
 
 def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, int]]:
@@ -702,11 +742,14 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         start = time.perf_counter()
         reply = ask(subject, {**base, "runs": runs, "warmup": 0, "keep": sorted(checks)})
         wall_ms = (time.perf_counter() - start) * 1e3
-        phases.add("timing", wall_ms / 1e3)
+        result = reply["subjects"][subject.label] if reply.get("ok") else {}
+        host = host_parts(result)
+        checking = min(sum(host.get(part, 0.0) for part in CHECK_PARTS), wall_ms)
+        phases.add("timing", (wall_ms - checking) / 1e3)
+        phases.add("checks", checking / 1e3)
         if not reply.get("ok"):
             errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
             return
-        result = reply["subjects"][subject.label]
         if "error" in result:
             errors.setdefault(subject.label, (result["error"], result.get("detail", "")))
             return
@@ -721,7 +764,8 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                 or len(leads) != runs or any(not 0 <= t < 10 * LEAD_MS for t in leads)):
             raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
         walls[subject.label] = {"wall_ms": wall_ms, "events_ms": sum(times), "leads_ms": sum(leads),
-                                "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3}
+                                "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3,
+                                **{f"{part}_ms": ms for part, ms in host.items()}}
         lead = statistics.median(leads)
         unexplained = (wall_ms - sum(times) - sum(leads)) / runs
         if subject.trusted and subject.kind == "code":

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.judge.timing import TIMING_KEYS, bandwidth, summarize
+from builder.judge.timing import HOST_PARTS, TIMING_KEYS, bandwidth, summarize
 
 
 def test_summary_has_median_min_max_and_count():
@@ -168,3 +168,19 @@ def test_a_timed_run_on_the_cpu_times_trusted_code_twice_and_checks_the_answer(l
     assert {"seed", "eager", "answer"} <= run.stats.keys()
     assert all(run.stats[label]["runs"] == 6 and run.stats[label]["median_ms"] > 0 for label in run.stats)
     assert "repeat_median_ms" in run.stats["seed"] and run.noise >= 0
+    # The host time of each batch is split by part; the checks after each call count as checks.
+    for label in ("seed", "answer"):
+        wall = run.walls[label]
+        assert {f"{part}_ms" for part in HOST_PARTS} <= wall.keys(), wall
+        assert 0 < sum(wall[f"{part}_ms"] for part in HOST_PARTS) <= wall["sandbox_wall_ms"], wall
+    assert "call_ms" in run.walls["eager"] and "verdict_ms" not in run.walls["eager"]
+    assert run.phases["checks"] > 0 and run.phases["timing"] > 0
+
+
+def test_host_parts_keep_only_known_parts_as_finite_non_negative_milliseconds():
+    from builder.judge.timing import host_parts
+
+    reported = {"host_ms": {"call": 2, "verdict": 1.5, "fill": -3.0, "collect": float("nan"), "other": 9.0,
+                            "perturb": "7"}}
+    assert host_parts(reported) == {"call": 2.0, "verdict": 1.5, "fill": 0.0}
+    assert host_parts({"host_ms": [1, 2]}) == {} and host_parts(None) == {}
