@@ -48,13 +48,13 @@ def test_the_timed_loop_spins_before_the_start_event_and_settles_after_the_end_e
     assert log == ["call", "after -1", "sync", "before 0", *run, "after 0", "before 1", *run, "after 1", "sync"]
 
 
-def test_free_cycles_collects_an_output_a_reference_cycle_holds_once_over_the_limit():
+def test_the_collector_frees_an_output_a_reference_cycle_holds_once_over_the_limit():
     import gc
     import weakref
 
     import torch
 
-    from builder.judge.timing import free_cycles
+    from builder.judge.timing import CycleCollector
 
     class Frame:  # as a frame that a caught exception's traceback keeps: it refers to itself
         pass
@@ -67,12 +67,27 @@ def test_free_cycles_collects_an_output_a_reference_cycle_holds_once_over_the_li
     gc.disable()
     try:
         kept = make()
-        free_cycles(100, lambda: 50)  # under the limit: nothing is collected
+        CycleCollector(100, lambda: 50)()  # under the limit: nothing is collected
         assert kept() is not None
-        free_cycles(100, lambda: 150 if kept() is not None else 0)
+        CycleCollector(100, lambda: 150 if kept() is not None else 0)()
         assert kept() is None
     finally:
         gc.enable()
+
+
+def test_a_collection_that_frees_nothing_raises_the_limit_instead_of_running_after_every_call(monkeypatch):
+    from builder.judge import timing
+
+    runs = []
+    monkeypatch.setattr(timing.gc, "collect", lambda generation=2: runs.append(generation))
+    held = [612]  # one output of 4 bytes, which the allocator counts as 512, over a limit of 100 + 4
+    collect = timing.CycleCollector(104, lambda: held[0])
+    for _ in range(5):
+        collect()
+    assert runs == [1, 2] and collect.limit == 612  # one futile collection, not one per call
+    held[0] += 512  # one more output held: collected again
+    collect()
+    assert runs == [1, 2, 1, 2]
 
 
 def test_a_timed_code_peaks_at_its_input_and_two_outputs():
@@ -184,3 +199,31 @@ def test_host_parts_keep_only_known_parts_as_finite_non_negative_milliseconds():
                             "perturb": "7"}}
     assert host_parts(reported) == {"call": 2.0, "verdict": 1.5, "fill": 0.0}
     assert host_parts({"host_ms": [1, 2]}) == {} and host_parts(None) == {}
+
+
+def test_a_slow_subject_gets_as_many_runs_as_the_budget_holds_and_at_least_the_minimum():
+    from builder.judge.timing import MIN_TIMED_RUNS, RUN_BUDGET_MS, runs_within_budget
+
+    assert runs_within_budget([1.0, 1.2, 0.9], 100) == 100  # fast: every run
+    assert runs_within_budget([RUN_BUDGET_MS / 40] * 3, 100) == 40
+    assert runs_within_budget([2263.0] * 3, 100) == MIN_TIMED_RUNS  # batch norm's seed on an H100
+    assert runs_within_budget([2263.0] * 3, 6) == 6  # never more than asked
+    assert runs_within_budget([], 100) == 100
+
+
+@pytest.mark.slow
+def test_a_run_of_trusted_code_alone_times_a_slow_subject_fewer_times(monkeypatch):
+    """Measure's timing run (no code under test) on the CPU interpreter: with a budget every
+    call exceeds, each code and baseline gets the minimum number of runs, both times it is timed."""
+    from builder.judge import timing
+    from builder.seeds import load_problem
+
+    monkeypatch.setattr(timing, "RUN_BUDGET_MS", 1e-3)
+    monkeypatch.setattr(timing, "MIN_TIMED_RUNS", 2)
+    problem = load_problem(RELU)
+    seed = problem.kernel_path.read_text()
+    run = timing.run_side_by_side(problem, [timing.Subject("seed", "code", seed), timing.Subject("eager", "eager")],
+                                  runs=6, warmup=1, timeout_s=300, device="cpu")
+    assert run.errors == {}, run.errors
+    assert run.stats["seed"]["runs"] == 2 and run.stats["eager"]["runs"] == 2
+    assert "repeat_median_ms" in run.stats["seed"]
