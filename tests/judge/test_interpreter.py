@@ -113,3 +113,75 @@ def test_torch_cuda_device_of_a_cpu_tensor_changes_nothing_in_the_interpreter():
     assert isinstance(device(torch.zeros(1).device), contextlib.nullcontext)
     assert isinstance(device(None), contextlib.nullcontext) and isinstance(device("cpu"), contextlib.nullcontext)
     assert device(0) == "real" and device("cuda:1") == "real" and calls == [0, "cuda:1"]
+
+
+HELPER_SCRIPT = """
+import sys
+from builder.judge.interpreter import prepare_cpu
+prepare_cpu()
+import torch, triton, triton.language as tl
+from triton.runtime import interpreter
+
+assert interpreter.interpreter_builder.options.sanitize_overflow is False
+assert interpreter.interpreter_builder.options.debug is False
+patches = []
+patch_lang = interpreter._patch_lang
+interpreter._patch_lang = lambda fn: patches.append(fn.__name__) or patch_lang(fn)
+sys.path.insert(0, sys.argv[1])
+from kernels import core_kernel, wrap_add
+
+x = torch.arange(4, dtype=torch.int32)
+wrap_add[(4,)](x, 2**30)
+assert x.tolist() == [-2**31 + 2 * i for i in range(4)], x  # 2**30 + 2**30 wraps in int32, as on a GPU
+assert patches == ["wrap_add"], patches  # the launch patches the language; the helper's call does not
+assert tl.core.is_builtin(tl.load)  # and the launch's patches are undone
+core_kernel[(4,)](x)
+assert x.tolist() == [4 * i for i in range(4)], x  # doubled, wrapping in int32
+assert patches[1:] == ["core_kernel", "core_twice"], patches  # its helper's tl.core is patched once
+"""
+
+KERNELS = """
+import triton
+import triton.language as tl
+from helpers import core_twice
+
+
+@triton.jit
+def twice(v):
+    return v * 2
+
+
+@triton.jit
+def wrap_add(x_ptr, big):
+    i = tl.program_id(0)
+    tl.store(x_ptr + i, twice(tl.load(x_ptr + i)) + big + big)
+
+
+@triton.jit
+def core_kernel(x_ptr):
+    i = tl.program_id(0)
+    tl.store(x_ptr + i, core_twice(tl.load(x_ptr + i)))
+"""
+
+HELPERS = """
+import triton
+from triton.language import core
+
+
+@triton.jit
+def core_twice(v):  # reads triton.language.core, which the launch of a kernel that reads tl leaves as it is
+    return core.mul(v, 2)
+"""
+
+
+def test_the_interpreter_skips_the_overflow_check_and_the_helpers_second_patch_and_computes_the_same(tmp_path):
+    """Integer arithmetic wraps as on a GPU without the int64 re-check whose result nothing read,
+    and a `@triton.jit` helper called from a kernel runs in the language its launch patched."""
+    import subprocess
+    import sys
+
+    (tmp_path / "kernels.py").write_text(KERNELS)
+    (tmp_path / "helpers.py").write_text(HELPERS)
+    done = subprocess.run([sys.executable, "-c", HELPER_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
