@@ -153,9 +153,10 @@ def measure(keys: tuple[str, ...], force: bool, executor: str, gpus: int | None,
     re-runs the verification alone. Records go to outputs/measurements/<gpu>/<problem>/; a killed
     run keeps them and resumes where it stopped. Each job's progress line says where its time
     went, and the run ends with the sum per phase. Set KP_GPU_MEMORY_GIB=22 to run every judge
-    process as if on a 24 GB card. Without a GPU, measure does what the CPU can: records whose
-    verification alone is stale (the manifest's checks changed) are checked again in the Triton
-    interpreter; anything else that is stale is listed as needing a GPU.
+    process as if on a 24 GB card, and KP_HOST_JOBS=0 to run every job in a child process of its
+    own instead of in its GPU's worker (for debugging). Without a GPU, measure does what the CPU
+    can: records whose verification alone is stale (the manifest's checks changed) are checked
+    again in the Triton interpreter; anything else that is stale is listed as needing a GPU.
 
     \b
     Examples:

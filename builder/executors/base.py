@@ -108,17 +108,24 @@ def failure(reason: str, detail: str) -> dict[str, Any]:
 
 
 def default_runner(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    """Run one job through builder.judge.runner.run_job and return its result as a dict.
-
-    The folders of the job's `outputs` are created first (a fresh node may lack them), and the
-    text of every output the child wrote comes back under `files`, so a driver on another
-    machine gets them too.
-    """
+    """Run one job through builder.judge.runner.run_job and return its result as a dict, with
+    the job's outputs (`with_outputs`)."""
     from builder.judge.runner import run_job
 
+    return with_outputs(job, lambda: asdict(run_job(job["kind"], job["params"], job["timeout_s"],
+                                                    wrap=tuple(job.get("wrap", ())), env=env)))
+
+
+def with_outputs(job: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Call `run` for `job` and return its result dict with the job's outputs.
+
+    The folders of the job's `outputs` are created first (a fresh node may lack them), and the
+    text of every output the job wrote comes back under `files`, so a driver on another machine
+    gets them too.
+    """
     for path in job.get("outputs", ()):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    result = asdict(run_job(job["kind"], job["params"], job["timeout_s"], wrap=tuple(job.get("wrap", ())), env=env))
+    result = run()
     files = {p: Path(p).read_text(errors="replace") for p in job.get("outputs", ()) if Path(p).is_file()}
     if files:
         result["files"] = files

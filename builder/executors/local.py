@@ -1,11 +1,14 @@
 """Run jobs on this machine's GPUs: one worker process per GPU, each seeing only its own GPU.
 
 Free workers take the next job from a queue. A worker calls the runner with
-`CUDA_VISIBLE_DEVICES=<its GPU>`, so every child it starts has that GPU to itself. A worker that
-dies mid-job is replaced and the job retried (once by default), then recorded as `worker_lost`;
-a runner that overruns its job's time limit by the grace period is killed and recorded as
-`worker_timeout`. With one GPU and one worker per GPU this is a serial loop, as measure ran
-before; jobs that time nothing (verification) may run several workers per GPU.
+`CUDA_VISIBLE_DEVICES=<its GPU>`, so every child it starts has that GPU to itself. With the
+default runner a worker hosts the judge's typed jobs in its own process instead of starting a
+child per job (builder.executors.host; `host_jobs`, or KP_HOST_JOBS=0 to turn it off). A worker
+that dies mid-job is replaced and the job retried (once by default, in a child process), then
+recorded as `worker_lost`; a runner that overruns its job's time limit by the grace period is
+killed and recorded as `worker_timeout`. With one GPU and one worker per GPU this is a serial
+loop, as measure ran before; jobs that time nothing (verification) may run several workers per
+GPU.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -32,6 +35,7 @@ from builder.executors.base import (
     run_safely,
 )
 from builder.executors.cache import JobCache
+from builder.executors.host import HostSettings, JobHost, hosting_enabled
 
 
 def visible_devices() -> list[str]:
@@ -63,18 +67,39 @@ def pick_devices(gpus: int | None, visible: Sequence[str]) -> list[str]:
     return list(visible[:gpus])
 
 
-def _worker_main(runner: JobRunner, device: str, conn: Any) -> None:
-    """A worker process: run the jobs sent over `conn` on `device` until told to stop (None)."""
+def _worker_main(runner: JobRunner, device: str, conn: Any, host: HostSettings | None) -> None:
+    """A worker process: run the jobs sent over `conn` on `device` until told to stop (None).
+
+    Each message is (job dict, attempt); each answer is (result dict, whether the worker stops
+    after it). With `host`, the worker hosts what jobs it can (builder.executors.host) and stops
+    after a job that left its GPU failing; whenever it stops, it ends what hosting kept running.
+    """
     os.environ["CUDA_VISIBLE_DEVICES"] = device
     signal.signal(signal.SIGTERM, _exit_on_term)
-    while True:
-        try:
-            job = conn.recv()
-        except EOFError:  # the driver went away
-            return
-        if job is None:
-            return
-        conn.send(run_safely(runner, job, {"CUDA_VISIBLE_DEVICES": device}))
+    env = {"CUDA_VISIBLE_DEVICES": device}
+    hosting = JobHost(host) if host is not None else None
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:  # the driver went away
+                return
+            if message is None:
+                return
+            job, attempt = message
+            if hosting is None:
+                conn.send((run_safely(runner, job, env), False))
+                continue
+            result = hosting.serve(job, env, runner, attempt)
+            if not hosting.usable:
+                hosting.close()
+                conn.send((result, True))
+                return
+            conn.send((result, False))
+            hosting.rest()
+    finally:
+        if hosting is not None:
+            hosting.close()
 
 
 def _exit_on_term(signum: int, frame: Any) -> None:
@@ -97,14 +122,16 @@ class _Slot:
     held that other workers wait on.
     """
 
-    def __init__(self, ctx: Any, runner: JobRunner, device: str, kind: str | None) -> None:
-        self.ctx, self.runner, self.device, self.kind = ctx, runner, device, kind
+    def __init__(self, ctx: Any, runner: JobRunner, device: str, kind: str | None,
+                 host: HostSettings | None = None) -> None:
+        self.ctx, self.runner, self.device, self.kind, self.host = ctx, runner, device, kind, host
         self.running: _Running | None = None
         self.start()
 
     def start(self) -> None:
         self.conn, child_end = self.ctx.Pipe()
-        self.process = self.ctx.Process(target=_worker_main, args=(self.runner, self.device, child_end), daemon=True)
+        self.process = self.ctx.Process(target=_worker_main, args=(self.runner, self.device, child_end, self.host),
+                                        daemon=True)
         self.process.start()
         child_end.close()
 
@@ -112,6 +139,11 @@ class _Slot:
         self.kill()
         self.running = None
         self.start()
+
+    def retire(self, wait_s: float = 10.0) -> None:
+        """Replace a worker that said it stops after its last result: let it exit, then start anew."""
+        self.process.join(wait_s)
+        self.restart()
 
     def kill(self, term_wait_s: float = 5.0) -> None:
         """Stop the worker: SIGTERM first, so the runner can end its child, then SIGKILL."""
@@ -129,12 +161,13 @@ class _Slot:
     def send(self, running: _Running) -> None:
         self.running = running
         try:
-            self.conn.send(running.job.to_dict())
+            self.conn.send((running.job.to_dict(), running.attempt))
         except OSError:  # the worker is gone; the next check sees it dead and retries the job
             pass
 
-    def receive(self) -> dict[str, Any] | None:
-        """The running job's result if it has arrived; None while it runs or once the worker died."""
+    def receive(self) -> tuple[dict[str, Any], bool] | None:
+        """The running job's result, and whether the worker stops after it, if it has arrived; None
+        while it runs or once the worker died."""
         try:
             return self.conn.recv() if self.conn.poll() else None
         except (EOFError, OSError):
@@ -169,12 +202,17 @@ class LocalExecutor(Executor):
         grace_s: float = 60.0,
         poll_s: float = 0.5,
         per_gpu: int = 1,
+        host_jobs: bool | None = None,
     ) -> None:
         """`gpus` GPUs (default: every visible one), or one per entry of `devices`, with `per_gpu`
         workers each (more than one only for jobs that time nothing).
 
         `gpu_kinds` names each GPU's kind (a registry key); a job whose `gpu` is set then goes
         only to a worker of that kind. Unset, every worker takes every job.
+
+        `host_jobs`: workers run the judge's typed jobs in their own process instead of a child
+        per job (builder.executors.host); None (the default) means on unless KP_HOST_JOBS=0. Only
+        the default runner is hosted: another runner runs every job as it is given.
         """
         super().__init__(runner, cache)
         devices = list(devices) if devices is not None else pick_devices(gpus, visible_devices())
@@ -184,10 +222,18 @@ class LocalExecutor(Executor):
         self.devices = [d for d in devices for _ in range(per_gpu)]
         self.gpu_kinds = [k for k in kinds for _ in range(per_gpu)]
         self.retries, self.grace_s, self.poll_s = retries, grace_s, poll_s
+        self.host_jobs = (hosting_enabled() if host_jobs is None else host_jobs) and runner is default_runner
+
+    def _host_settings(self, device: str) -> HostSettings | None:
+        """How the workers of `device` host jobs: a worker that shares its GPU keeps no sandbox
+        started ahead, whose start could overlap another worker's timing run there."""
+        if not self.host_jobs:
+            return None
+        return HostSettings(spares=1 if Counter(self.devices)[device] == 1 else 0)
 
     def _execute(self, todo: list[tuple[int, Job]], deliver: Deliver) -> None:
         ctx = mp.get_context("spawn")
-        slots = [_Slot(ctx, self.runner, d, k) for d, k in zip(self.devices, self.gpu_kinds)]
+        slots = [_Slot(ctx, self.runner, d, k, self._host_settings(d)) for d, k in zip(self.devices, self.gpu_kinds)]
         waiting: deque[tuple[int, Job, int]] = deque()
 
         def enqueue(entries: list[tuple[int, Job]], front: bool) -> None:
@@ -249,9 +295,12 @@ class LocalExecutor(Executor):
         """Hand back the slot's result if it came; retry or fail its job if the worker died or hangs."""
         running = slot.running
         assert running is not None
-        result = slot.receive()
-        if result is not None:
+        message = slot.receive()
+        if message is not None:
+            result, stops = message
             slot.running = None
+            if stops:
+                slot.retire()
             hand_back(running.index, Outcome(running.job, result, slot.name, running.attempt))
         elif not slot.process.is_alive():
             code = slot.process.exitcode

@@ -3,7 +3,8 @@
 It prepares the process (the Triton interpreter for CPU runs), runs the job function registered
 for KIND and writes {"status", "reason", "detail", "payload"} to RESULT_JSON. Such jobs run only
 trusted code (the referee, and measure's jobs, which start sandboxes of their own); code under
-test runs only in a sandbox (builder.judge.sandbox).
+test runs only in a sandbox (builder.judge.sandbox). A worker of the local executor that hosts
+jobs (builder.executors.host) calls `run` in its own process instead, one job after another.
 """
 
 from __future__ import annotations
@@ -84,25 +85,54 @@ def _classify(exc: BaseException) -> str:
     return "crash" if is_device_failure(exc) else "runtime_error"
 
 
-def run(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run job `kind`; its result dict, with the seconds this process spent starting up (since
-    the parent spawned it, imports included) as its "start" phase."""
+def job_device(kind: str, params: dict[str, Any]) -> str:
+    """The device kind ("cpu" or "cuda") a process must be prepared for to run job `kind`: a typed
+    job's own (builder.judge.jobs.TypedJob.device_of), else params["device"], the CPU by default."""
+    if kind in JOBS:
+        from builder.judge.jobs import JOB_TYPES
+
+        return JOB_TYPES[kind].device_of(params)
+    return str(params.get("device", "cpu"))
+
+
+#: The device kind this process was prepared for by `prepare`; None until then.
+_prepared_for: str | None = None
+
+
+def prepare(device: str) -> None:
+    """Prepare this process for jobs on `device`, once: the interpreter for the CPU (before triton
+    is first imported), the memory cap for a GPU. A process prepared for one kind cannot run jobs
+    of the other: the interpreter cannot be turned off once triton is imported."""
+    global _prepared_for
+    if _prepared_for == device:
+        return
+    if _prepared_for is not None:
+        raise RuntimeError(f"this process runs {_prepared_for} jobs; a {device} job needs a process of its own")
+    if device == "cpu":
+        prepare_cpu()
+    else:
+        apply_memory_cap()
+    _prepared_for = device
+
+
+def run(kind: str, params: dict[str, Any], *, started: float | None = None) -> dict[str, Any]:
+    """Run job `kind`; its result dict, with the seconds spent before the job itself began as its
+    "start" phase: since `started` (a time.time()), by default since the parent spawned this
+    process (imports included). The process is prepared for the job's device first (`prepare`)."""
     from builder.judge.runner import SPAWNED_AT_ENV, JobFailure
 
     target = JOBS.get(kind, kind)
     if ":" not in target:
         return {"status": "failed", "reason": "runtime_error", "detail": f"unknown job kind '{kind}'"}
-    if params.get("device", "cpu") == "cpu":
-        prepare_cpu()
-    else:
-        apply_memory_cap()
+    if started is None and os.environ.get(SPAWNED_AT_ENV):
+        started = float(os.environ[SPAWNED_AT_ENV])
+    prepare(job_device(kind, params))
     module_name, func_name = target.split(":")
     try:
         func: Any = importlib.import_module(module_name)
         for name in func_name.split("."):
             func = getattr(func, name)
-        spawned = os.environ.get(SPAWNED_AT_ENV)
-        phases = {"start": max(0.0, time.time() - float(spawned))} if spawned else {}
+        phases = {"start": max(0.0, time.time() - started)} if started is not None else {}
         return {"status": "ok", "payload": func(params), "phases": phases}
     except JobFailure as exc:
         return {"status": "failed", "reason": exc.reason, "detail": exc.detail}

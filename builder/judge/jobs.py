@@ -51,6 +51,12 @@ class TypedJob:
             raise ValueError(f"{cls.kind} job: unknown parameters {unknown}")
         return cls(**{k: v for k, v in params.items() if k in names})
 
+    @classmethod
+    def device_of(cls, params: dict[str, Any]) -> str:
+        """The device kind the job's own process works with: the GPU (timing and profiling run
+        nowhere else); a verify job says its own."""
+        return "cuda"
+
     @property
     def timeout_s(self) -> float:
         return TIMEOUTS_S[self.kind] * max(1, len(getattr(self, "codes", {}) or {}))
@@ -90,6 +96,10 @@ class VerifyJob(TypedJob):
     trials: int = 0  # benchmark-shape trials per code (GPU only)
     warm: bool = False  # share the problem's compiler caches on this machine
     warm_compile: bool = False  # also compile the reference at the benchmark shape (needs warm)
+
+    @classmethod
+    def device_of(cls, params: dict[str, Any]) -> str:
+        return str(params.get("device", "cuda"))
 
     def run(self) -> Any:
         from builder.judge.correctness import VerifyBatch, verify_codes

@@ -105,6 +105,11 @@ _service = _Service()
 atexit.register(_service.stop)
 
 
+def stop_referee() -> None:
+    """End this judge process's referee, if it runs; the next request starts a new one."""
+    _service.stop()
+
+
 def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: list[dict[str, Any]] | None = None,
                 timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S,
                 device: str = "cuda") -> dict[str, Any]:

@@ -64,6 +64,20 @@ class JobResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @classmethod
+    def from_child(cls, data: dict[str, Any], wall_s: float, output: str | None) -> JobResult:
+        """The result of a job that ran to its end: `data` as builder.judge.child.run returned it
+        (through JSON), the seconds it ran and what it printed."""
+        return cls(
+            status=data["status"],
+            reason=data.get("reason"),
+            detail=data.get("detail", ""),
+            payload=data.get("payload", {}),
+            wall_s=wall_s,
+            log=_tail(output),
+            phases=data.get("phases", {}),
+        )
+
 
 #: Environment variable: the wall-clock time (time.time()) at which a child was started, so that
 #: the child can count its own start-up as the "start" phase.
@@ -128,15 +142,7 @@ def run_job(
             how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
             return JobResult("crash", "crash", f"child died with {how} before writing a result", {}, wall, _tail(out))
         data = json.loads(result_file.read_text())
-    return JobResult(
-        status=data["status"],
-        reason=data.get("reason"),
-        detail=data.get("detail", ""),
-        payload=data.get("payload", {}),
-        wall_s=wall,
-        log=_tail(out),
-        phases=data.get("phases", {}),
-    )
+    return JobResult.from_child(data, wall, out)
 
 
 def _tail(text: str | None) -> str:
@@ -249,6 +255,12 @@ def _strays(uid: int | None, session: int) -> list[int]:
     return [pid for pid, ppid, sid, owner in _processes()
             if pid != me and ((uid is not None and owner == uid) or sid == session
                               or (ppid == me and sid != my_session and pid not in _live_children))]
+
+
+def kill_orphans() -> int:
+    """Kill the processes this judge process adopted that none of its live sessions or helpers
+    own (what a job child left when it died: its sandboxes, whose parent it was); return how many."""
+    return _kill_strays(None, -1)
 
 
 def _kill_strays(uid: int | None, session: int) -> int:
@@ -396,7 +408,7 @@ class _Spares:
             self.ready.clear()
             self.wanted.clear()
         for spare in spares:
-            spare.close()
+            spare.discard()
 
 
 class SandboxSession:
@@ -574,6 +586,12 @@ class SandboxSession:
         except OSError:
             return ""
 
+    def discard(self) -> None:
+        """End a sandbox that ran nothing (a spare no session took) at once, as its watchdog would:
+        a goodbye would wait until it has finished starting. Then clean up as `close` does."""
+        self._expire()
+        self.close()
+
     def close(self) -> None:
         """Say bye, then kill the session and anything it left; count what was left."""
         if self.proc is None:
@@ -620,3 +638,10 @@ _spares = _Spares()
 atexit.register(_spares.stop)
 #: Keep sandboxes started ahead for a device (see _Spares): `keep_spares("cuda", 2)`.
 keep_spares = _spares.keep
+
+
+def stop_helpers() -> None:
+    """End the processes this judge process keeps between sessions: the sandboxes started ahead,
+    then the CPU sandboxes' zygote. The next session starts them again when it needs them."""
+    _spares.stop()
+    _zygotes.stop()
