@@ -40,10 +40,11 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir:
     """Re-check every reference solution on the manifest's cases in the CPU interpreter.
 
     A verdict is cached under the sha256 of the code, the manifest's checks and the reference and
-    the judge's version, so a rebuild with nothing changed runs nothing. The solutions of a
-    problem left to check go to one sandbox session; problems are checked in parallel, `workers`
-    at a time (default: one per CPU). Returns one line per solution that failed, empty when all
-    pass.
+    the judge's version, so a rebuild with nothing changed runs nothing; the cache keeps the
+    verdicts of these solutions only (a verdict of an older judge or code is removed). The
+    solutions of a problem left to check go to one sandbox session; problems are checked in
+    parallel, `workers` at a time (default: one per CPU). Returns one line per solution that
+    failed, empty when all pass.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,7 @@ def verify_on_cpu(problems: list[Problem], bar: ProgressBar = no_bar, cache_dir:
         done = pool.map(check, keys)
         for _ in bar(keys, "verify solutions (CPU interpreter)"):
             next(done)
+    cache.keep_only("verify", list(entries.values()))
     failures = []
     for (key, label), job in entries.items():
         result = VerifyResult.from_payload(cache.get(job)["payload"])  # type: ignore[index]

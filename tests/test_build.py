@@ -7,7 +7,9 @@ from builder import records
 from builder.cli import cli
 from builder.dataset import integrity_check, load_rows
 from builder.errors import RecordError
+from builder.judge import judge_version
 from builder.judge.correctness import VerifyBatch, VerifyResult
+from builder.records import sha256_file
 from builder.seeds import load_problem
 from builder.stages import catalog
 from tests.recordfactory import write_chain
@@ -72,11 +74,16 @@ def test_cpu_verification_failure_stops_the_build_and_verdicts_are_cached(proble
                                 for label, code in self.codes.items()})
 
     monkeypatch.setattr(B, "VerifyJob", FakeCheck)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "verify-0123456789abcdef01234567.json").write_text("{}")  # an older judge's verdict
     for _ in range(2):
         with pytest.raises(RecordError, match="avgpool2d/block_tiling: mismatch"):
             B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root,
                     verify_cache=tmp_path / "cache")
     assert seen == [("cpu", sorted(problem.solutions))]  # one check of all solutions; the second build found them cached
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(  # only the verdicts in use are kept
+        f"verify-{B.JobCache.key(sha256_file(path), problem.checks_sha256, sha256_file(problem.reference_path), judge_version())}.json"
+        for path in problem.solutions.values())
     (problem.solutions["grid_and_parallel"]).write_text(problem.solutions["grid_and_parallel"].read_text() + "\n")
     with pytest.raises(RecordError):
         B.build([problem], tmp_path / "ds", measure_missing=False, records_root=root, verify_cache=tmp_path / "cache")

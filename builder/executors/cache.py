@@ -49,3 +49,11 @@ class JobCache:
         """Store `result` for `job`; a later get sees the whole entry or none of it."""
         entry = {"kind": job.kind, "key": job.key, "result": result}
         write_atomically(self.path(job), json.dumps(entry, sort_keys=True))
+
+    def keep_only(self, kind: str, jobs: list[Job]) -> int:
+        """Remove the stored results of `kind` other than those of `jobs`; return how many."""
+        wanted = {self.path(job).name for job in jobs}
+        stale = [path for path in self.folder.glob(f"{kind}-*.json") if path.name not in wanted]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
