@@ -5,7 +5,8 @@
   drawn from the judge's seed instead of one after another: the first launch of a session runs
   them backwards, later ones shuffled, so a kernel whose programs depend on each other's writes
   (a race on a GPU) shows. A grid past CUDA's limits on an axis (65,535 programs on axes 1
-  and 2) raises, as the launch fails on a GPU.
+  and 2) raises, as the launch fails on a GPU. It also leaves out work of the interpreter whose
+  result nothing reads (`_skip_dead_work`).
 - `Deadline` ends a call whose programs run past the seconds the judge gave it (PastDeadline):
   the interpreter runs a GPU's thousands of programs one after another, so a drawn check that a
   GPU runs in microseconds can take minutes here (a long plane, one program per output row, a
