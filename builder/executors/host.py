@@ -123,7 +123,7 @@ class JobHost:
         gc.collect()
         if self.device == "cpu":
             return
-        if result.get("reason") == "crash" and child.is_device_failure(RuntimeError(result.get("detail", ""))):
+        if result.get("reason") == "crash" and child.says_device_failed(result.get("detail", "")):
             self.usable = False
             return
         torch = sys.modules.get("torch")

@@ -76,8 +76,12 @@ def apply_memory_cap() -> float | None:
 def is_device_failure(exc: BaseException) -> bool:
     """Whether `exc` says the device failed (bad access, launch failure, out of memory): after
     such an error the process's CUDA context is unusable, so the run counts as a crash."""
-    text = f"{type(exc).__name__}: {exc}".lower()
-    return any(sign in text for sign in DEVICE_FAILURES)
+    return says_device_failed(f"{type(exc).__name__}: {exc}")
+
+
+def says_device_failed(text: str) -> bool:
+    """Whether an error's text names a device failure (DEVICE_FAILURES)."""
+    return any(sign in text.lower() for sign in DEVICE_FAILURES)
 
 
 def _classify(exc: BaseException) -> str:

@@ -777,7 +777,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                 times = (reply.get("subjects") or {}).get(subject.label, {}).get("times") or []
                 counts[subject.label] = runs_within_budget(times, runs)
         checks = plan.get(subject.label, {})
-        subject_runs = counts.get(subject.label, runs) if subject.kind != "ceiling" else runs
+        subject_runs = counts.get(subject.label, runs)
         start = time.perf_counter()
         reply = ask(subject, {**base, "runs": subject_runs, "warmup": 0, "keep": sorted(checks)})
         wall_ms = (time.perf_counter() - start) * 1e3
