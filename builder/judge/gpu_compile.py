@@ -9,6 +9,15 @@ launch options; the general kernel, not specialised on an argument's value or al
 signature, constexprs, attrs), target=GPUTarget("cuda", 90, 32))`, as a GPU would at its first
 launch.
 
+Each new specialisation goes through Triton's frontend (the code generator from the kernel's
+AST and the TTIR passes): that is where a GPU compile refuses a kernel's Python (a `break`, a
+plain global, a loop-carried value that changes type), and constexpr values decide which of
+its branches the code generator sees. NVIDIA's backend (TTGIR, LLVM IR, PTX, ptxas) runs once
+per kernel, argument types and launch options: it lowers what the frontend accepted, and its
+passes cost four times the frontend's, a second a specialisation, while a verification's
+drawn checks launch a kernel with a dozen or more sets of constexprs (a max-pool's window,
+stride and dilation).
+
 Under TRITON_INTERPRET, `@triton.jit` makes interpreter objects, Triton's own library functions
 included, and the interpreter leaves part of `triton.language` patched after a kernel ran. A
 compile therefore runs with the language namespaces as they were before any kernel ran and
@@ -17,6 +26,7 @@ with a JITFunction twin of every interpreted function, in the answer's globals a
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 from collections.abc import Iterator
@@ -40,6 +50,7 @@ class Specialisation:
 
     name: str  # the kernel's name
     key: str  # tells specialisations apart
+    backend: str  # tells apart what the backend compiles differently: the kernel, its argument types, its options
     twin: Any  # the JITFunction twin of the interpreted kernel
     signature: dict[str, str]
     constexprs: dict[Any, Any]
@@ -61,6 +72,7 @@ class GpuCompiler:
         self.twins: dict[int, tuple[Any, Any]] = {}  # id(interpreted) -> (interpreted, twin)
         self.binders: dict[int, Any] = {}
         self.seen: set[str] = set()
+        self.lowered: set[str] = set()  # Specialisation.backend of those the backend compiled
         self.pending: list[Specialisation] = []
         self.refused: list[Finding] = []  # launches the GPU launcher itself would refuse
 
@@ -100,9 +112,9 @@ class GpuCompiler:
         bound, specialization, options = binder(*args, **kwargs)
         options, signature, constexprs, attrs = twin._pack_args(self.backend, kwargs, bound, specialization, options)
         opts = dict(options.__dict__)
-        key = repr((id(kernel), sorted(signature.items()), sorted(constexprs.items(), key=repr),
-                    sorted(attrs.items(), key=repr), sorted(opts.items(), key=repr)))
-        return Specialisation(kernel.fn.__name__, key, twin, signature, constexprs, attrs, opts)
+        backend = repr((id(kernel), sorted(signature.items()), sorted(opts.items(), key=repr)))
+        key = repr((backend, sorted(constexprs.items(), key=repr), sorted(attrs.items(), key=repr)))
+        return Specialisation(kernel.fn.__name__, key, backend, twin, signature, constexprs, attrs, opts)
 
     def twin(self, interpreted: Any) -> Any:
         """The JITFunction twin of an interpreted function: the same code, reading its globals
@@ -138,9 +150,14 @@ class GpuCompiler:
         pending, self.pending = self.pending, []
         with self._compiling():
             for spec in pending:
+                whole = spec.backend not in self.lowered
                 try:
-                    triton.compile(ASTSource(spec.twin, spec.signature, spec.constexprs, spec.attrs),
-                                   target=self.target, options=spec.options)
+                    with contextlib.nullcontext() if whole else _frontend_only():
+                        triton.compile(ASTSource(spec.twin, spec.signature, spec.constexprs, spec.attrs),
+                                       target=self.target, options=spec.options)
+                    self.lowered.add(spec.backend)
+                except FrontendDone:
+                    continue
                 except OSError:
                     continue  # the judge's environment (a cache folder, the assembler), not the code
                 except Exception as exc:
@@ -178,6 +195,40 @@ class GpuCompiler:
                         delattr(space, name)
                 else:
                     setattr(space, name, value)
+
+
+class FrontendDone(Exception):
+    """Raised where the backend's first stage would start: the frontend accepted the kernel."""
+
+
+def _stop(src: Any, metadata: Any) -> Any:
+    raise FrontendDone
+
+
+@contextmanager
+def _frontend_only() -> Iterator[None]:
+    """Compiles that stop after the frontend, through Triton's hook on a backend's stages (a
+    Triton without it compiles whole)."""
+    from triton import knobs
+
+    before = getattr(knobs.runtime, "add_stages_inspection_hook", _ABSENT)
+    if before is _ABSENT:
+        yield
+        return
+
+    def hook(*args: Any) -> Any:
+        if not args:  # asked for its part of the compile's cache key
+            return "frontend-only", "frontend-only"
+        stages = args[1]
+        names = list(stages)
+        for name in names[names.index("ttir") + 1:]:
+            stages[name] = _stop
+
+    knobs.runtime.add_stages_inspection_hook = hook
+    try:
+        yield
+    finally:
+        knobs.runtime.add_stages_inspection_hook = before
 
 
 def warm_up() -> None:

@@ -6,7 +6,8 @@
   them backwards, later ones shuffled, so a kernel whose programs depend on each other's writes
   (a race on a GPU) shows. A grid past CUDA's limits on an axis (65,535 programs on axes 1
   and 2) raises, as the launch fails on a GPU. It also leaves out work of the interpreter whose
-  result nothing reads (`_skip_dead_work`).
+  result nothing reads (`_skip_dead_work`), and looks up a dtype's NumPy twin in a table made
+  once (`_dtype_table`).
 - `Deadline` ends a call whose programs run past the seconds the judge gave it (PastDeadline):
   the interpreter runs a GPU's thousands of programs one after another, so a drawn check that a
   GPU runs in microseconds can take minutes here (a long plane, one program per output row, a
@@ -45,6 +46,7 @@ def prepare_cpu() -> None:
     torch.cuda.device = _device_context(torch.cuda.device)  # type: ignore[assignment]
     ProgramOrder.install()
     _skip_dead_work()
+    _dtype_table()
 
 
 def _skip_dead_work() -> None:
@@ -80,6 +82,31 @@ def _skip_dead_work() -> None:
             raise interpreter.InterpreterError(repr(exc)) from exc
 
     interpreter.InterpretedFunction.__call__ = call  # type: ignore[method-assign]
+
+
+def _dtype_table() -> None:
+    """The interpreter's `_get_np_dtype`, whose answer for a dtype never changes, from a table
+    filled by the interpreter's own function: that function builds a dict of nineteen NumPy
+    dtypes at every call, and it is called for nearly every op of every program (12% of the
+    checks of a kernel whose programs each do a little work). Dtypes are equal by name."""
+    import numpy as np
+    import triton.language as tl
+    from triton.runtime import interpreter
+
+    compute = interpreter._get_np_dtype
+    pointer = np.dtype(np.uint64)
+    table: dict[str, Any] = {}
+
+    def get(tt_dtype: Any) -> Any:
+        scalar = tt_dtype.element_ty if isinstance(tt_dtype, tl.block_type) else tt_dtype
+        if isinstance(scalar, tl.pointer_type):
+            return pointer
+        found = table.get(scalar.name)
+        if found is None:
+            found = table[scalar.name] = compute(scalar)
+        return found
+
+    interpreter._get_np_dtype = get
 
 
 def _device_context(real: Any) -> Any:

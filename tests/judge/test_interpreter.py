@@ -185,3 +185,103 @@ def test_the_interpreter_skips_the_overflow_check_and_the_helpers_second_patch_a
     done = subprocess.run([sys.executable, "-c", HELPER_SCRIPT, str(tmp_path)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+COMPILE_SCRIPT = """
+from builder.judge.interpreter import prepare_cpu
+prepare_cpu()
+import torch, triton, triton.language as tl
+from triton import knobs
+from triton.backends.nvidia.compiler import CUDABackend
+from builder.judge.gpu_compile import GpuCompiler
+
+lowered = []
+make_ttgir = CUDABackend.make_ttgir
+CUDABackend.make_ttgir = staticmethod(lambda src, metadata, options, capability: (
+    lowered.append(options.num_warps) or make_ttgir(src, metadata, options, capability)))
+
+import sys
+sys.path.insert(0, sys.argv[1])
+from fill import fill
+
+compiler = GpuCompiler()
+x = torch.zeros(64)
+def launch(**kwargs):
+    compiler.record(fill, (x,), kwargs)
+    finding = compiler.compile_pending()
+    return None if finding is None else finding.detail
+
+assert launch(BLOCK=16) is None and lowered == [4], lowered  # the first: frontend and backend
+assert launch(BLOCK=32) is None and lowered == [4], lowered  # other constexprs: the frontend alone
+assert launch(BLOCK=16, num_warps=8) is None and lowered == [4, 8], lowered  # other options: the backend again
+assert knobs.runtime.add_stages_inspection_hook is None
+detail = launch(BLOCK=64)
+assert detail is not None and "does not compile for sm_90" in detail, detail  # the frontend refuses the break
+print(detail)
+"""
+
+FILL = """
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def fill(x_ptr, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    if BLOCK > 32:  # a branch the code generator sees only for these constexprs
+        for i in range(4):
+            if i == 2:
+                break
+    tl.store(x_ptr + offs, tl.zeros([BLOCK], tl.float32))
+"""
+
+
+def test_every_specialisation_goes_through_the_frontend_and_the_backend_once_per_kernel_and_options(tmp_path):
+    """A GPU compile's refusal of a kernel's Python shows for whichever constexprs reach it, while
+    NVIDIA's backend lowers a kernel once per argument types and launch options."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "fill.py").write_text(FILL)
+    env = dict(os.environ, TRITON_CACHE_DIR=str(tmp_path / "cache"))  # a fresh cache, as each sandbox has
+    done = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "does not compile for sm_90" in done.stdout
+
+
+DTYPE_SCRIPT = """
+import os
+os.environ["TRITON_INTERPRET"] = "1"
+import triton.language as tl
+from triton.runtime import interpreter
+original = interpreter._get_np_dtype
+from builder.judge.interpreter import prepare_cpu
+prepare_cpu()
+assert interpreter._get_np_dtype is not original
+names = ["int1", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float16", "bfloat16",
+         "float32", "float64", "float8e5", "float8e4nv"]
+scalars = [getattr(tl, name) for name in names]
+types = scalars + [tl.pointer_type(t) for t in scalars] + [tl.block_type(t, [4, 2]) for t in scalars]
+types += [tl.block_type(tl.pointer_type(tl.float32), [8])]
+for _ in range(2):  # the second time from the table
+    for t in types:
+        assert interpreter._get_np_dtype(t) == original(t), t
+for f in (original, interpreter._get_np_dtype):
+    try:
+        f(tl.void)
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a dtype with no NumPy twin must raise as before")
+print(len(types))
+"""
+
+
+def test_the_dtype_table_answers_as_the_interpreters_own_function():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", DTYPE_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["46"]
