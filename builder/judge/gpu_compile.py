@@ -208,10 +208,12 @@ def _stop(src: Any, metadata: Any) -> Any:
 @contextmanager
 def _frontend_only() -> Iterator[None]:
     """Compiles that stop after the frontend, through Triton's hook on a backend's stages (a
-    Triton without it compiles whole)."""
-    from triton import knobs
-
-    before = getattr(knobs.runtime, "add_stages_inspection_hook", _ABSENT)
+    Triton without that hook compiles whole)."""
+    try:
+        from triton import knobs
+    except ImportError:
+        knobs = None
+    before = getattr(getattr(knobs, "runtime", None), "add_stages_inspection_hook", _ABSENT)
     if before is _ABSENT:
         yield
         return
@@ -219,10 +221,12 @@ def _frontend_only() -> Iterator[None]:
     def hook(*args: Any) -> Any:
         if not args:  # asked for its part of the compile's cache key
             return "frontend-only", "frontend-only"
-        stages = args[1]
-        names = list(stages)
-        for name in names[names.index("ttir") + 1:]:
-            stages[name] = _stop
+        for stages in args:  # (backend, stages, options, language, capability) in Triton 3.8
+            if isinstance(stages, dict) and "ttir" in stages:
+                names = list(stages)
+                for name in names[names.index("ttir") + 1:]:
+                    stages[name] = _stop
+                return
 
     knobs.runtime.add_stages_inspection_hook = hook
     try:
