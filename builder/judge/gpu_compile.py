@@ -14,9 +14,9 @@ AST and the TTIR passes): that is where a GPU compile refuses a kernel's Python 
 plain global, a loop-carried value that changes type), and constexpr values decide which of
 its branches the code generator sees. NVIDIA's backend (TTGIR, LLVM IR, PTX, ptxas) runs once
 per kernel, argument types and launch options: it lowers what the frontend accepted, and its
-passes cost four times the frontend's, a second a specialisation, while a verification's
-drawn checks launch a kernel with a dozen or more sets of constexprs (a max-pool's window,
-stride and dilation).
+passes took five times the frontend's time in a profile of a max-pool verification, whose
+drawn checks launch the kernel with a dozen or more sets of constexprs (window, stride and
+dilation).
 
 Under TRITON_INTERPRET, `@triton.jit` makes interpreter objects, Triton's own library functions
 included, and the interpreter leaves part of `triton.language` patched after a kernel ran. A
