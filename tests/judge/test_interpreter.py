@@ -1,9 +1,22 @@
 """The CPU judge's faithfulness to a GPU: program order and every autotune config (the compile
 check runs through the sandbox: the wrong fixtures compile_* and the accepted ones)."""
 
+import os
+import subprocess
+import sys
+
 import torch
 
 from builder.judge.interpreter import ConfigCheck, ProgramOrder, needs_gpu
+
+
+def run_script(script: str, *args: str, timeout: int = 120, **env: str) -> str:
+    """A script's stdout, run in a Python of its own (the interpreter is turned on before triton is
+    first imported, and a patch of Triton's stays in that process)."""
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def planned(dims, launches):
@@ -93,12 +106,7 @@ except ValueError as exc:
 
 def test_a_grid_past_cudas_limits_fails_as_on_a_gpu():
     """The interpreter has no grid limits of its own: 65,536 programs on axis 1 would run there."""
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", GRID_SCRIPT], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "axis 1 holds 65536 programs, past CUDA's limit of 65535" in done.stdout
+    assert "axis 1 holds 65536 programs, past CUDA's limit of 65535" in run_script(GRID_SCRIPT)
 
 
 def test_torch_cuda_device_of_a_cpu_tensor_changes_nothing_in_the_interpreter():
@@ -177,14 +185,9 @@ def core_twice(v):  # reads triton.language.core, which the launch of a kernel t
 def test_the_interpreter_skips_the_overflow_check_and_the_helpers_second_patch_and_computes_the_same(tmp_path):
     """Integer arithmetic wraps as on a GPU without the int64 re-check whose result nothing read,
     and a `@triton.jit` helper called from a kernel runs in the language its launch patched."""
-    import subprocess
-    import sys
-
     (tmp_path / "kernels.py").write_text(KERNELS)
     (tmp_path / "helpers.py").write_text(HELPERS)
-    done = subprocess.run([sys.executable, "-c", HELPER_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_script(HELPER_SCRIPT, str(tmp_path))  # the script asserts
 
 
 COMPILE_SCRIPT = """
@@ -239,15 +242,10 @@ def fill(x_ptr, BLOCK: tl.constexpr):
 def test_every_specialisation_goes_through_the_frontend_and_the_backend_once_per_kernel_and_options(tmp_path):
     """A GPU compile's refusal of a kernel's Python shows for whichever constexprs reach it, while
     NVIDIA's backend lowers a kernel once per argument types and launch options."""
-    import os
-    import subprocess
-    import sys
-
     (tmp_path / "fill.py").write_text(FILL)
-    env = dict(os.environ, TRITON_CACHE_DIR=str(tmp_path / "cache"))  # a fresh cache, as each sandbox has
-    done = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "does not compile for sm_90" in done.stdout
+    # A fresh compile cache, as each sandbox has: a cached kernel would skip the backend's stages.
+    out = run_script(COMPILE_SCRIPT, str(tmp_path), timeout=300, TRITON_CACHE_DIR=str(tmp_path / "cache"))
+    assert "does not compile for sm_90" in out
 
 
 DTYPE_SCRIPT = """
@@ -279,9 +277,4 @@ print(len(types))
 
 
 def test_the_dtype_table_answers_as_the_interpreters_own_function():
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", DTYPE_SCRIPT], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["46"]
+    assert run_script(DTYPE_SCRIPT).split() == ["46"]
