@@ -1,5 +1,6 @@
-"""The CPU judge's faithfulness to a GPU: program order and every autotune config (the compile
-check runs through the sandbox: the wrong fixtures compile_* and the accepted ones)."""
+"""The CPU judge's faithfulness to a GPU: program order, every autotune config, which stages of
+a GPU compile each specialisation gets (the whole compile check runs through the sandbox: the
+wrong fixtures compile_* and the accepted ones), and the interpreter's work left out or looked up."""
 
 import os
 import subprocess
