@@ -5,9 +5,9 @@ A worker of the local executor is a long-lived process per GPU slot, started fre
 A worker that hosts jobs runs each of the judge's typed jobs (builder.judge.jobs) in its own
 process through builder.judge.child.run, as a job child would, instead of starting a child per
 job: torch and the judge are imported once, and the judge's referee (builder.judge.referee) and
-the CPU sandboxes' zygote serve job after job. Between jobs the worker keeps one sandbox
-started ahead where a start is slow (on a GPU, or on the CPU without the zygote), so that the
-next job's session takes it ready. Code under test still runs only in sandboxes, each of them
+the sandboxes' zygote serve job after job. Between jobs the worker keeps one sandbox started
+ahead where a start is slow (on a GPU, where even a fork of the zygote sets up its own CUDA
+context, or without the zygote), so that the next job's session takes it ready. Code under test still runs only in sandboxes, each of them
 fresh: a spare has run no code but the sandbox's own, and ncu still wraps a sandbox process of
 its own (a wrapped session takes no spare).
 
@@ -54,8 +54,9 @@ def hosting_enabled() -> bool:
 
 
 def slow_start(device: str) -> bool:
-    """Whether a new sandbox on `device` is a new process that imports torch (and sets up its GPU),
-    seconds that a sandbox started ahead hides; on the CPU it is a fork of the zygote, about 0.1 s."""
+    """Whether a new sandbox on `device` takes seconds that a sandbox started ahead hides: on a GPU
+    it sets up its CUDA context (and, without the zygote, imports torch); on the CPU it is a fork
+    of the zygote, about 0.1 s."""
     return device != "cpu" or os.environ.get(ZYGOTE_ENV, "1") == "0"
 
 
@@ -143,7 +144,7 @@ class JobHost:
                 keep_spares(self.device, 0)
 
     def close(self) -> None:
-        """End what the hosted jobs keep running: the spares, the CPU zygote and the referee."""
+        """End what the hosted jobs keep running: the spares, the zygotes and the referee."""
         stop_helpers()
         stop_referee()
 

@@ -3,8 +3,8 @@
 `run_job` runs trusted code (the referee, measure's jobs) in a fresh child with a time limit: a
 hang, a crash, an illegal memory access or running out of memory comes back as a JobResult with
 a status and a reason, and the next job runs in a new process. Code under test runs only in a
-sandbox session: its own process (its own user where the judge is root; on the CPU a fork of
-the zygote, builder.judge.zygote), spoken to over pipes, killed whole at the end together with
+sandbox session: its own process (its own user where the judge is root; a fork of the zygote,
+builder.judge.zygote, unless that is off or could not start), spoken to over pipes, killed whole at the end together with
 anything it started (see the README's judge section).
 """
 
@@ -324,47 +324,47 @@ def sandbox_env(box: Path) -> dict[str, str]:
 
 
 class _Zygotes:
-    """One zygote per judge process for the CPU (builder.judge.zygote), started on first use and
-    again if it died; none where ZYGOTE_ENV is "0" or it could not start (sandboxes are then new
-    processes, as on a GPU, where sandboxes started ahead hide the start instead)."""
+    """One zygote per device kind and judge process (builder.judge.zygote), started on first use
+    and again if it died; none where ZYGOTE_ENV is "0" or it could not start, for instance where
+    its forks cannot use the GPU (sandboxes are then new processes)."""
 
     def __init__(self) -> None:
-        self.running: Zygote | None = None
-        self.folder: Path | None = None
-        self.failed = False
+        self.running: dict[str, Zygote] = {}
+        self.folders: dict[str, Path] = {}
+        self.failed: set[str] = set()
         self.lock = threading.Lock()
 
     def get(self, device: str) -> Zygote | None:
-        if device != "cpu" or os.environ.get(ZYGOTE_ENV, "1") == "0":
+        if os.environ.get(ZYGOTE_ENV, "1") == "0":
             return None
         with self.lock:
-            if self.running is not None and self.running.alive():
-                return self.running
-            if self.failed:
+            running = self.running.get(device)
+            if running is not None and running.alive():
+                return running
+            if device in self.failed:
                 return None
-            if self.folder is None:
-                self.folder = Path(tempfile.mkdtemp(prefix="kp-zygote-"))
+            folder = self.folders.setdefault(device, Path(tempfile.mkdtemp(prefix=f"kp-zygote-{device}-")))
             try:
-                self.running = Zygote(sandbox_env(self.folder), self.folder / "zygote.log")
+                running = self.running[device] = Zygote(sandbox_env(folder), folder / "zygote.log", device)
             except OSError as exc:
-                self.failed = True
-                print(f"kernel-prompts: sandboxes start as new processes ({exc})", file=sys.stderr)
+                self.failed.add(device)
+                print(f"kernel-prompts: {device} sandboxes start as new processes ({exc})", file=sys.stderr)
                 return None
             with _children_lock:
-                _live_children.add(self.running.proc.pid)
-            return self.running
+                _live_children.add(running.proc.pid)
+            return running
 
     def stop(self) -> None:
         import shutil
 
         with self.lock:
-            if self.running is not None:
-                self.running.close()
-                _live_children.discard(self.running.proc.pid)
-                self.running = None
-            if self.folder is not None:
-                shutil.rmtree(self.folder, ignore_errors=True)
-                self.folder = None
+            for zygote in self.running.values():
+                zygote.close()
+                _live_children.discard(zygote.proc.pid)
+            self.running.clear()
+            for folder in self.folders.values():
+                shutil.rmtree(folder, ignore_errors=True)
+            self.folders.clear()
 
 
 class _Spares:
@@ -642,6 +642,6 @@ keep_spares = _spares.keep
 
 def stop_helpers() -> None:
     """End the processes this judge process keeps between sessions: the sandboxes started ahead,
-    then the CPU sandboxes' zygote. The next session starts them again when it needs them."""
+    then the sandboxes' zygotes. The next session starts them again when it needs them."""
     _spares.stop()
     _zygotes.stop()

@@ -445,10 +445,12 @@ def _last_lines(text: str, count: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-count:])
 
 
-def prepare(device: str) -> None:
+def prepare(device: str, *, context: bool = True) -> None:
     """What every sandbox of `device` does before its first command, the same for all of them:
-    the interpreter for the CPU and its compiler's set-up, the imports, and the GPU's context (so
-    a sandbox started ahead, or forked from the zygote, has them ready)."""
+    the interpreter for the CPU and its compiler's set-up, the imports, and, unless `context` is
+    False, the GPU's context (set_up_device), so that a sandbox started ahead has them ready. The
+    zygote prepares without the context: a fork of a process that set one up cannot use the GPU,
+    so each of its forks sets up its own."""
     if device == "cpu":
         from builder.judge.child import prepare_cpu
 
@@ -464,7 +466,15 @@ def prepare(device: str) -> None:
         from builder.judge.gpu_compile import warm_up
 
         warm_up()
+    if context:
+        set_up_device(device)
+
+
+def set_up_device(device: str) -> None:
+    """The device's context: CUDA's for "cuda", nothing for the CPU."""
     if device == "cuda":
+        import torch
+
         torch.cuda.init()
 
 

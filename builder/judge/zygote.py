@@ -1,13 +1,19 @@
-"""CPU sandboxes forked from a process that has already imported what every one of them imports.
+"""Sandboxes forked from a process that has already imported what every one of them imports.
 
-Most of a CPU sandbox's start was the import of torch and triton: 2-4 s of CPU per session,
-a share of every CPU verdict and of the test suite. The zygote is a process of the judge's own:
-it runs `builder.judge.sandbox.prepare("cpu")` once and then only forks. Each fork becomes one
-sandbox, as fresh as a new process: the zygote never loads code under test, and it was started
-from the sandboxes' own environment, not forked from the judge, so it holds none of the judge's
-secrets. The child takes its own session, its box as working folder, the box's environment,
-its own user where the judge is root, and the pipes the judge sent with the request; it then
-serves the channel as `python -m builder.judge.sandbox cpu` would.
+Most of a sandbox's start is the import of torch and triton: 2-4 s of CPU on a quiet machine,
+7-9 s on the H100 host, in every session. The zygote is a process of the judge's own, one per
+device kind: it runs `builder.judge.sandbox.prepare(device, context=False)` once and then only
+forks. Each fork becomes one sandbox, as fresh as a new process: the zygote never loads code
+under test, and it was started from the sandboxes' own environment, not forked from the judge,
+so it holds none of the judge's secrets. The child takes its own session, its box as working
+folder, the box's environment, its own user where the judge is root, and the pipes the judge
+sent with the request; it sets up its device (a GPU's context cannot cross a fork, so the
+zygote never makes one) and then serves the channel as `python -m builder.judge.sandbox DEVICE`
+would.
+
+Before it says it is ready, a GPU's zygote forks one probe that sets up the GPU and runs an op
+on it: where a fork of it could not use the GPU, the zygote says so and the judge starts its
+sandboxes as new processes instead.
 
 The judge speaks to the zygote over a socket pair (one JSON message a request, the sandbox's
 stdin, stdout and stderr passed with a fork request) under a lock; the zygote reaps its
@@ -36,10 +42,10 @@ ZYGOTE_ENV = "KP_SANDBOX_ZYGOTE"
 class Zygote:
     """The judge's side: start the zygote, ask it for forks and for their exit codes."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, device: str = "cpu") -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with open(log, "wb") as stderr:
-            self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.zygote", str(theirs.fileno())],
+            self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.zygote", str(theirs.fileno()), device],
                                          cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
                                          pass_fds=[theirs.fileno()], start_new_session=True)
         theirs.close()
@@ -52,7 +58,7 @@ class Zygote:
             raise OSError(f"the zygote did not start: {exc}; {self.log_tail()}") from None
         if not ready.get("ready"):
             self.close()
-            raise OSError(f"the zygote did not start: {self.log_tail()}")
+            raise OSError(f"the zygote did not start: {ready.get('detail') or self.log_tail()}")
         self.sock.settimeout(60.0)
 
     def alive(self) -> bool:
@@ -128,15 +134,16 @@ class Forked:
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     _dumpable(False)  # as the judge: a sandbox of the same user cannot read or trace it
+    device = argv[1] if len(argv) > 1 else "cpu"
     before = dict(os.environ)
     from builder.judge.sandbox import prepare
 
-    prepare("cpu")
+    prepare(device, context=False)
     prepared = {k: v for k, v in os.environ.items() if before.get(k) != v}  # what prepare set: every child keeps it
-    if threading.active_count() != 1:
-        sock.send(json.dumps({"ready": False}).encode())
+    trouble = "threads started" if threading.active_count() != 1 else _probe(device)
+    sock.send(json.dumps({"ready": not trouble, "detail": trouble}).encode())
+    if trouble:
         return 1
-    sock.send(json.dumps({"ready": True}).encode())
     codes: dict[int, int] = {}
     while True:
         _reap(codes)
@@ -154,10 +161,34 @@ def main(argv: list[str]) -> int:
         pid = os.fork()
         if pid == 0:
             sock.close()
-            _become_sandbox(request, fds, prepared)
+            _become_sandbox(request, fds, prepared, device)
         for fd in fds:
             os.close(fd)
         sock.send(json.dumps({"pid": pid}).encode())
+
+
+def _probe(device: str) -> str:
+    """"" when a fork of this process can set up `device` and run an op there, else what went wrong."""
+    if device == "cpu":
+        return ""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import torch
+
+            from builder.judge.sandbox import set_up_device
+
+            set_up_device(device)
+            code = 0 if float(torch.ones(2, device=device).sum()) == 2.0 else 1
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return "" if code == 0 else f"a fork could not use the {device} device (exit code {code})"
 
 
 def _reap(codes: dict[int, int]) -> None:
@@ -178,7 +209,7 @@ def _dumpable(flag: bool) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(4, int(flag), 0, 0, 0)  # PR_SET_DUMPABLE
 
 
-def _become_sandbox(request: dict[str, Any], fds: list[int], prepared: dict[str, str]) -> None:
+def _become_sandbox(request: dict[str, Any], fds: list[int], prepared: dict[str, str], device: str) -> None:
     """In the forked child: become the sandbox the request describes, serve, and exit."""
     code = 1
     try:
@@ -198,8 +229,9 @@ def _become_sandbox(request: dict[str, Any], fds: list[int], prepared: dict[str,
         import tempfile
 
         tempfile.tempdir = None  # TMPDIR is the box's now
-        from builder.judge.sandbox import serve_stdio
+        from builder.judge.sandbox import serve_stdio, set_up_device
 
+        set_up_device(device)  # after the environment: CUDA reads CUDA_VISIBLE_DEVICES as it starts
         code = serve_stdio()
     except BaseException:
         traceback.print_exc()

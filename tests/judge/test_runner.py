@@ -1,6 +1,7 @@
 import time
 
 import pytest
+import torch
 
 from builder.judge.runner import run_job
 
@@ -174,6 +175,52 @@ def test_a_cpu_sandbox_forked_from_the_zygote_is_a_process_of_its_own(tmp_path):
         assert not [link for link in links if link.startswith("socket:")]  # the zygote's socket stays behind
         assert uid == (session.uid if _drop_privileges() else os.getuid())
         assert session.request({"op": "bye"}) == {"ok": True}
+    finally:
+        session.close()
+    assert session.strays == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the probe of a GPU's zygote succeeds here")
+def test_a_zygote_whose_forks_cannot_use_the_gpu_is_not_used(tmp_path, capsys):
+    from builder.judge.runner import _Zygotes, sandbox_env
+    from builder.judge.zygote import Zygote
+
+    with pytest.raises(OSError, match="a fork could not use the cuda device"):
+        Zygote(sandbox_env(tmp_path), tmp_path / "zygote.log", "cuda")
+    zygotes = _Zygotes()
+    try:
+        assert zygotes.get("cuda") is None
+        assert "cuda sandboxes start as new processes" in capsys.readouterr().err
+        assert zygotes.get("cuda") is None and zygotes.get("cpu") is not None  # tried once; the CPU's is apart
+    finally:
+        zygotes.stop()
+
+
+@pytest.mark.gpu
+def test_a_gpu_sandbox_forked_from_the_zygote_runs_a_kernel():
+    import time
+
+    from builder.judge.runner import SandboxSession, _processes, _spares, _zygotes
+    from builder.judge.zygote import Forked
+    from builder.seeds import get_problem
+
+    _spares.stop()  # a sandbox started ahead would be taken instead of a fork
+    _zygotes.get("cuda")
+    problem = get_problem("avgpool1d")
+    clock = time.monotonic()
+    session = SandboxSession("cuda", problem.dir, timeout_s=300)
+    session.start()
+    started = time.monotonic() - clock
+    try:
+        assert isinstance(session.proc, Forked)
+        parent = next(ppid for pid, ppid, _, _ in _processes() if pid == session.proc.pid)
+        assert parent == _zygotes.get("cuda").proc.pid
+        code = ("import torch\nx = torch.arange(4.0, device='cuda')\n"
+                "open('seen.txt', 'w').write(str(float((x * 2).sum())))\n")
+        session.request({"op": "load", "label": "probe", "path": str(session.write_code("probe", code))})
+        assert (session.box / "seen.txt").read_text() == "12.0"
+        session.request({"op": "load", "label": "seed", "path": str(session.write_code("seed", problem.kernel_path.read_text()))})
+        print(f"a forked GPU sandbox started in {started:.2f} s")
     finally:
         session.close()
     assert session.strays == 0
