@@ -19,13 +19,16 @@ What a verification runs, in order:
    (state an answer shares between modules shows);
 3. on a GPU, `trials` benchmark-size trials drawn inside the sandbox from seeds it learns only when
    it uses them; their references and keyed input hashes come from the referee
-   (builder.judge.referee), which ran before the sandbox.
+   (builder.judge.referee), asked as the verification starts: it computes them while the sandbox
+   runs the small checks above, in a process the sandbox cannot read (another user where the
+   judge is root, and not dumpable).
 
 A session that leaves a process behind is a violation, whatever its outputs were.
 
 `verify_codes` checks several codes of the project (trusted: the seed kernel and the stage
 solutions) in one session, one after another, with one referee run whose references serve every
-code; a code whose failure ends the session is followed by a fresh session for the rest. Code
+code; a code whose failure ends the session is followed by a fresh session for the rest (when
+the referee failed, the rest get its failure without a session). Code
 under test always gets a session of its own (`verify`).
 """
 
@@ -33,10 +36,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 import random
 import secrets
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -166,14 +169,8 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     drawn = problem.space is not None and cases is None
     verdicts: dict[str, tuple[str, str] | None] = {}
     records: dict[str, list[CaseResult]] = {label: [] for label in codes}
-    planned = None
-    if trials:  # callers ask for them on a GPU (the CPU interpreter cannot run the benchmark's size)
-        try:
-            with phases.span("reference"):
-                planned = _referee(problem, trials, rng, device)
-        except SandboxDied as exc:
-            return VerifyBatch({label: VerifyResult(False, exc.reason, exc.detail, problem.atol, problem.rtol)
-                                for label in codes}, phases.to_dict())
+    # Callers ask for trials on a GPU (the CPU interpreter cannot run the benchmark's size).
+    referral = _Referral(problem, trials, rng, device) if trials else None
     pending = list(codes.items())
     while pending:
         session = SandboxSession(device, problem.dir, timeout_s=timeout_s * len(pending), phases=phases, warm=warm)
@@ -184,12 +181,15 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
                 label, code = pending.pop(0)
                 ran.append(label)
                 caller = Caller(problem, session, reference, records[label], label, rng)
-                verdicts[label] = _check_one(caller, code, chosen, drawn, planned, trusted, phases, device)
+                verdicts[label] = _check_one(caller, code, chosen, drawn, referral, trusted, phases, device)
                 if verdicts[label] is not None:
                     break  # a failure may have left the session unusable: the rest get a fresh one
         except SandboxDied as exc:
             label = ran[-1] if ran else pending.pop(0)[0]
             verdicts[label] = (exc.reason, exc.detail)
+            if referral is not None and referral.failure() is exc:
+                verdicts.update({label: (exc.reason, exc.detail) for label, _ in pending})
+                pending.clear()
         finally:
             with phases.span("other"):
                 session.close()
@@ -204,8 +204,8 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     return VerifyBatch(results, phases.to_dict())
 
 
-def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, planned: _Trials | None, trusted: bool,
-               phases: Phases, device: str) -> tuple[str, str] | None:
+def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, referral: _Referral | None,
+               trusted: bool, phases: Phases, device: str) -> tuple[str, str] | None:
     """One code's checks in a running session: None when it passed, else (reason, detail).
     SandboxDied (the session broke) propagates."""
     try:
@@ -218,8 +218,9 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, plann
         if drawn:
             with phases.span("checks"):
                 _space_checks(caller, device)
-        if planned is not None:
-            with phases.span("checks"):
+        if referral is not None:
+            planned = referral.answer(caller.session, phases)
+            with phases.span("trials"):
                 model = caller.build(planned.build)
                 for index, spec in enumerate(planned.specs):
                     caller.trial(index, model, spec, planned.refs[index], planned.sequences[index],
@@ -302,16 +303,36 @@ def _twins(caller: Caller, drawn: list[tuple[Case, Conditions]], call_s: float |
                                 f"({over} tried)")
 
 
-def _referee(problem: Problem, trials: int, rng: random.Random, device: str) -> _Trials:
-    conditions = trial_conditions(trials, rng)
-    build = Build(problem.init, rng.getrandbits(62), rng.getrandbits(62))
-    specs = [{"inputs": seeded_specs(problem.inputs, rng.getrandbits(62)), "layout": c.layout, "mode": c.mode,
-              "grad": c.grad} for c in conditions]
-    key = rng.getrandbits(62)
-    payload = ask_referee(problem, key, build=build.to_spec(), trials=specs, device=device)
-    groups = payload["groups"]
-    return _Trials(build, specs, [c.poison for c in conditions], payload["outputs"],
-                   [bool(g["sequence"]) for g in groups], [t["input_hashes"] for t in payload["trials"]], key)
+class _Referral:
+    """A verification's trials: planned here, from `rng`, and sent to the referee at once, whose
+    answer is read when the first trial needs it (the wait counts as the "reference" phase)."""
+
+    def __init__(self, problem: Problem, trials: int, rng: random.Random, device: str) -> None:
+        conditions = trial_conditions(trials, rng)
+        self.build = Build(problem.init, rng.getrandbits(62), rng.getrandbits(62))
+        self.specs = [{"inputs": seeded_specs(problem.inputs, rng.getrandbits(62)), "layout": c.layout,
+                       "mode": c.mode, "grad": c.grad} for c in conditions]
+        self.poisons = [c.poison for c in conditions]
+        self.key = rng.getrandbits(62)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kp-referral")
+        self.future: Future[dict[str, Any]] = pool.submit(
+            ask_referee, problem, self.key, build=self.build.to_spec(), trials=self.specs, device=device)
+        pool.shutdown(wait=False)
+
+    def answer(self, session: SandboxSession, phases: Phases) -> _Trials:
+        """The planned trials with the referee's answers; raises SandboxDied when the referee failed.
+        The session's deadline moves by the time waited: the referee's time is not the answer's."""
+        start = time.monotonic()
+        with phases.span("reference"):
+            payload = self.future.result()
+        session.extend(time.monotonic() - start)
+        groups = payload["groups"]
+        return _Trials(self.build, self.specs, self.poisons, payload["outputs"], [bool(g["sequence"]) for g in groups],
+                       [t["input_hashes"] for t in payload["trials"]], self.key)
+
+    def failure(self) -> BaseException | None:
+        """What the referee raised, once it answered; None before, or when it succeeded."""
+        return self.future.exception() if self.future.done() else None
 
 
 def _load(caller: Caller, code: str, trusted: bool = False) -> None:

@@ -5,8 +5,11 @@ from seeds it is told only when it must use them. The referee, a child of the ju
 candidate code, draws the same inputs from the same seeds, computes the reference outputs and
 the keyed hashes of the inputs, and sends the outputs to the judge over a pipe, as bytes. For a
 timing session it replays the perturbations (builder.judge.timing.perturb) up to each run the
-judge will check. Each request is answered before the sandbox it serves starts, and the referee
-frees its tensors after each one, so only one copy of a benchmark input is alive at a time.
+judge will check. A verification asks as it starts and reads the answer when its first trial
+needs it, so the referee computes while the sandbox runs its small checks; the sandbox cannot
+read the referee (another user where the judge is root, and the referee is not dumpable). The
+referee frees its tensors after each request, so only one copy of a benchmark input is alive at
+a time.
 
 One referee serves every request of its judge process (`ask_referee`), so it starts, imports
 torch and sets up the GPU once, not once per answer. A referee that dies or overruns a request
@@ -217,6 +220,9 @@ def main() -> int:
     from builder.judge import channel
     from builder.judge.child import apply_memory_cap
 
+    from builder.judge.zygote import set_dumpable
+
+    set_dumpable(False)  # as the judge: a sandbox of the same user cannot read or trace it
     read_fd, write_fd = os.dup(0), os.dup(1)
     os.dup2(2, 1)  # anything printed goes to stderr, never into the channel
     import torch  # noqa: F401  (imported before the first request: the start-up is paid once)

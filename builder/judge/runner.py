@@ -523,6 +523,16 @@ class SandboxSession:
     def _env(self) -> dict[str, str]:
         return sandbox_env(self.box)
 
+    def extend(self, seconds: float) -> None:
+        """Move the session's deadline `seconds` later: time the judge spent waiting on its own work."""
+        if seconds <= 0 or self.timed_out or getattr(self, "_watchdog", None) is None:
+            return
+        self._watchdog.cancel()
+        self._deadline += seconds
+        self._watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()), self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
     def _expire(self) -> None:
         self.timed_out = True
         if self.proc is not None:

@@ -133,7 +133,7 @@ class Forked:
 
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
-    _dumpable(False)  # as the judge: a sandbox of the same user cannot read or trace it
+    set_dumpable(False)  # as the judge: a sandbox of the same user cannot read or trace it
     device = argv[1] if len(argv) > 1 else "cpu"
     before = dict(os.environ)
     from builder.judge.sandbox import prepare
@@ -202,7 +202,8 @@ def _reap(codes: dict[int, int]) -> None:
         codes[pid] = os.waitstatus_to_exitcode(status)
 
 
-def _dumpable(flag: bool) -> None:
+def set_dumpable(flag: bool) -> None:
+    """Whether other processes of this user may read or trace this one (Linux's PR_SET_DUMPABLE)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -223,7 +224,7 @@ def _become_sandbox(request: dict[str, Any], fds: list[int], prepared: dict[str,
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
-        _dumpable(True)  # as a new process is
+        set_dumpable(True)  # as a new process is
         os.environ.clear()
         os.environ.update({**request["env"], **prepared})
         import tempfile

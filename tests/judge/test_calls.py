@@ -113,3 +113,57 @@ def test_where_the_space_lists_another_dtype_the_output_takes_the_references(tmp
     assert result.reason == reason, (result.reason, result.detail)
     if reason is None:
         assert sum(c.name.startswith("space_") for c in result.cases) >= 4
+
+
+def test_the_referee_computes_while_the_sandbox_runs_the_small_checks(monkeypatch):
+    """The referee is asked as the verification starts and read when the first trial needs it: its
+    request is still open when the sandbox loads the code. Waiting for it counts as `reference`,
+    the trials as `trials`."""
+    import threading
+
+    from builder.judge import correctness
+
+    problem = PROBLEMS["relu"]
+    loaded = threading.Event()
+    real_ask, real_load = correctness.ask_referee, correctness._load
+
+    def ask(*args, **kwargs):
+        assert loaded.wait(60), "the sandbox loaded nothing while the referee's request was open"
+        return real_ask(*args, **kwargs)
+
+    def load(*args, **kwargs):
+        loaded.set()
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(correctness, "ask_referee", ask)
+    monkeypatch.setattr(correctness, "_load", load)
+    result = verify(problem, (problem.dir / "kernel.py").read_text(), device="cpu", timeout_s=300,
+                    cases=[problem.cases[0].name], trials=1)
+    assert result.ok, (result.reason, result.detail)
+    assert [c.name for c in result.cases][-1] == "benchmark_0"
+    assert result.phases["reference"] > 0 and result.phases["trials"] > 0
+
+
+def test_a_referee_failure_is_every_trusted_codes_verdict_without_more_sessions(monkeypatch):
+    from builder.judge import correctness
+    from builder.judge.runner import SandboxDied, SandboxSession
+
+    problem = PROBLEMS["relu"]
+    starts = []
+    real_start = SandboxSession.start
+
+    def start(self):
+        starts.append(self)
+        return real_start(self)
+
+    def ask(*args, **kwargs):
+        raise SandboxDied("crash", "the referee failed: out of memory")
+
+    monkeypatch.setattr(correctness, "ask_referee", ask)
+    monkeypatch.setattr(SandboxSession, "start", start)
+    code = (problem.dir / "kernel.py").read_text()
+    batch = correctness.verify_codes(problem, {"a": code, "b": code, "c": code}, device="cpu", timeout_s=300,
+                                     cases=[problem.cases[0].name], trials=1)
+    assert {label: (r.ok, r.reason, r.detail) for label, r in batch.results.items()} == {
+        label: (False, "crash", "the referee failed: out of memory") for label in "abc"}
+    assert len(starts) == 1

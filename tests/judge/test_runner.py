@@ -242,3 +242,20 @@ def test_without_the_zygote_a_sandbox_is_a_new_process(monkeypatch):
         assert session.request({"op": "bye"}) == {"ok": True}
     finally:
         session.close()
+
+
+def test_a_sessions_deadline_moves_by_what_the_judge_waited():
+    import time
+
+    from builder.judge.runner import SandboxSession
+    from builder.seeds import get_problem
+
+    session = SandboxSession("cpu", get_problem("avgpool1d").dir, timeout_s=3)
+    session.start()
+    try:
+        session.extend(4)
+        time.sleep(4)
+        assert session.request({"op": "bye"}) == {"ok": True}
+        assert not session.timed_out
+    finally:
+        session.close()
