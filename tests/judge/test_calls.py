@@ -117,8 +117,7 @@ def test_where_the_space_lists_another_dtype_the_output_takes_the_references(tmp
 
 def test_the_referee_computes_while_the_sandbox_runs_the_small_checks(monkeypatch):
     """The referee is asked as the verification starts and read when the first trial needs it: its
-    request is still open when the sandbox loads the code. Waiting for it counts as `reference`,
-    the trials as `trials`."""
+    request is still open when the sandbox loads the code. The trials count as `trials`."""
     import threading
 
     from builder.judge import correctness
@@ -141,7 +140,7 @@ def test_the_referee_computes_while_the_sandbox_runs_the_small_checks(monkeypatc
                     cases=[problem.cases[0].name], trials=1)
     assert result.ok, (result.reason, result.detail)
     assert [c.name for c in result.cases][-1] == "benchmark_0"
-    assert result.phases["reference"] > 0 and result.phases["trials"] > 0
+    assert result.phases["trials"] > 0
 
 
 def test_a_referee_failure_is_every_trusted_codes_verdict_without_more_sessions(monkeypatch):
