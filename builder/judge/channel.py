@@ -17,10 +17,26 @@ from typing import Any, BinaryIO
 MAX_HEADER_BYTES = 4 * 1024 * 1024
 #: Bytes moved per read or write call when streaming a tensor.
 CHUNK_BYTES = 64 * 1024 * 1024
+#: The buffer asked for the pipes that carry tensors: Linux's default of 64 KiB moved 0.7 GB/s
+#: between two processes of a 2-core machine, 1 MiB (an unprivileged user's default ceiling) 1.25.
+PIPE_BYTES = 1 << 20
 
 
 class ProtocolError(Exception):
     """The other side sent something that is not a well-formed message, or too much of it."""
+
+
+def widen(*streams: Any) -> None:
+    """Ask for PIPE_BYTES of buffer on each pipe (a pipe's buffer is shared by its two ends);
+    where Linux refuses (another OS, a user over its pipe quota), a pipe keeps its own."""
+    import fcntl
+
+    for stream in streams:
+        try:
+            fcntl.fcntl(stream if isinstance(stream, int) else stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031),
+                        PIPE_BYTES)
+        except (OSError, ValueError):
+            pass
 
 
 def send(stream: BinaryIO, header: dict[str, Any], payload: Any = None) -> None:

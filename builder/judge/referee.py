@@ -53,6 +53,9 @@ class _Service:
                                              env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                              stderr=subprocess.DEVNULL, start_new_session=True)
                 _live_children.add(self.proc.pid)
+            from builder.judge import channel
+
+            channel.widen(self.proc.stdin, self.proc.stdout)
         return self.proc
 
     def stop(self) -> None:

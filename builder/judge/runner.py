@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import PROJECT_ROOT
+from builder.judge import channel
 from builder.judge.phases import Phases
 from builder.judge.zygote import ZYGOTE_ENV, Forked, Zygote
 
@@ -493,11 +494,13 @@ class SandboxSession:
                                              stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
             _live_children.add(self.proc.pid)
         log.close()
+        channel.widen(self.proc.stdin, self.proc.stdout)
 
     def _fork(self, zygote: Zygote, log: int) -> Forked:
         """The sandbox as a fork of the zygote (builder.judge.zygote), on pipes of its own."""
         child_in, to_child = os.pipe()
         from_child, child_out = os.pipe()
+        channel.widen(child_in, child_out)
         try:
             pid = zygote.fork(self.box, self._env(), self.uid, child_in, child_out, log)
         except BaseException:
@@ -550,8 +553,6 @@ class SandboxSession:
         return path
 
     def send(self, header: dict[str, Any], payload: Any = None) -> None:
-        from builder.judge import channel
-
         assert self.proc is not None and self.proc.stdin is not None
         try:
             channel.send(self.proc.stdin, header, payload)  # type: ignore[arg-type]
@@ -559,8 +560,6 @@ class SandboxSession:
             raise self._died(f"could not write to the sandbox: {exc}") from None
 
     def receive(self, max_payload: int = 0) -> tuple[dict[str, Any], Any]:
-        from builder.judge import channel
-
         assert self.proc is not None and self.proc.stdout is not None
         try:
             return channel.receive(self.proc.stdout, max_payload)  # type: ignore[arg-type]

@@ -259,3 +259,31 @@ def test_a_sessions_deadline_moves_by_what_the_judge_waited():
         assert not session.timed_out
     finally:
         session.close()
+
+
+@pytest.mark.parametrize("zygote", ["1", "0"])
+def test_a_sandboxs_pipes_and_the_referees_carry_a_mebibyte_at_a_time(monkeypatch, zygote):
+    """Tensors cross these pipes: a 1 MiB buffer moved them 1.7 times as fast as Linux's 64 KiB."""
+    import fcntl
+
+    from builder.judge import channel, referee
+    from builder.judge.runner import SandboxSession, _spares
+    from builder.judge.zygote import ZYGOTE_ENV
+    from builder.seeds import get_problem
+
+    def size(stream):
+        return fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032))
+
+    monkeypatch.setenv(ZYGOTE_ENV, zygote)
+    _spares.stop()
+    session = SandboxSession("cpu", get_problem("avgpool1d").dir, timeout_s=120)
+    session.start()
+    try:
+        assert size(session.proc.stdin) == size(session.proc.stdout) == channel.PIPE_BYTES
+    finally:
+        session.close()
+    try:
+        proc = referee._service._start()
+        assert size(proc.stdin) == size(proc.stdout) == channel.PIPE_BYTES
+    finally:
+        referee.stop_referee()
