@@ -277,12 +277,15 @@ class Caller:
                                         compare(got[buffer], ref, *_tolerance(self.problem, ref))))
         return checked
 
-    def compared(self, outs: list[torch.Tensor], refs: list[torch.Tensor], sequence: bool, poison: str) -> Checked:
-        """Every output held against its reference (a half-precision one with KernelBench's tolerance)."""
+    def compared(self, outs: list[torch.Tensor], refs: list[torch.Tensor], sequence: bool, poison: str,
+                 scales: list[float] | None = None) -> Checked:
+        """Every output held against its reference (a half-precision one with KernelBench's tolerance);
+        `scales`, when known, are the references' max|ref|."""
         checked = Checked(outs, refs)
         for index, (out, ref) in enumerate(zip(outs, refs)):
             what = f"output {index}" if sequence else ""
-            comparison = compare(out, ref, *_tolerance(self.problem, ref), guard_reads=poison != "bits")
+            comparison = compare(out, ref, *_tolerance(self.problem, ref), guard_reads=poison != "bits",
+                                 scale=scales[index] if scales else None)
             checked.comparisons.append((what, comparison))
         return checked
 
@@ -352,9 +355,9 @@ class Caller:
         self.record(case, case.name, self.run(case, conditions, budget_s=budget_s), conditions=conditions)
 
     def trial(self, index: int, model: str, spec: dict[str, Any], refs: list[torch.Tensor], sequence: bool,
-              hashes: list[str], hash_key: int, poison: str) -> None:
-        """A benchmark-size trial: drawn in the sandbox from the seeds in `spec`, references and input
-        hashes from the referee."""
+              hashes: list[str], hash_key: int, poison: str, scales: list[float]) -> None:
+        """A benchmark-size trial: drawn in the sandbox from the seeds in `spec`, references, their
+        max|ref| and input hashes from the referee."""
         case = self.problem.benchmark_case
         name = f"benchmark_{index}"
         expect = _meta(refs)
@@ -368,7 +371,7 @@ class Caller:
             raise Reject(exc.reason, f"{name}: {exc.detail}") from None
         if reply.get("input_hashes") != hashes:
             raise Reject("input_mutated", f"{name}: forward changed its input")
-        self.record(case, name, self.compared(outs, refs, sequence, poison))
+        self.record(case, name, self.compared(outs, refs, sequence, poison, scales))
 
 
 def _called(name: str, case: Case, conditions: Conditions) -> str:

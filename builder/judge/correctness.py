@@ -151,6 +151,7 @@ class _Trials:
     poisons: list[str]  # per trial: the fill of fresh allocations
     refs: list[list[Any]]  # per trial: the reference's outputs
     sequences: list[bool]  # per trial: whether the reference returned a sequence
+    scales: list[list[float]]  # per trial: each output's max|ref|, as the referee found it
     hashes: list[list[str]]  # per trial: the inputs' keyed hashes
     hash_key: int
 
@@ -224,7 +225,7 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, refer
                 model = caller.build(planned.build)
                 for index, spec in enumerate(planned.specs):
                     caller.trial(index, model, spec, planned.refs[index], planned.sequences[index],
-                                 planned.hashes[index], planned.hash_key, planned.poisons[index])
+                                 planned.hashes[index], planned.hash_key, planned.poisons[index], planned.scales[index])
     except Reject as exc:
         return exc.reason, exc.detail
     return None
@@ -328,6 +329,7 @@ class _Referral:
         session.extend(time.monotonic() - start)
         groups = payload["groups"]
         return _Trials(self.build, self.specs, self.poisons, payload["outputs"], [bool(g["sequence"]) for g in groups],
+                       [[float(o["scale"]) for o in g["outputs"]] for g in groups],
                        [t["input_hashes"] for t in payload["trials"]], self.key)
 
     def failure(self) -> BaseException | None:

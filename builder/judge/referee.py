@@ -135,10 +135,11 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,
     device (the GPU, "cuda", where the judge draws benchmark-size inputs; "cpu" in tests).
     Returns the reply (per trial the inputs' keyed hashes, the final hashes of a timing input, the
-    shape and dtype of each output, the environment) and the outputs as flat CPU byte tensors,
+    shape, dtype and max|ref| (builder.judge.compare.reference_scale) of each output, the environment) and the outputs as flat CPU byte tensors,
     trial by trial then checkpoint by checkpoint."""
     import torch
 
+    from builder.judge.compare import reference_scale
     from builder.judge.inputs import PlacedInputs, as_bytes
     from builder.judge.loader import load_module
     from builder.judge.reference import Build, build, call
@@ -153,7 +154,8 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
 
     def keep(result: tuple[list[Any], bool]) -> None:
         outs, sequence = result
-        metas = [{"shape": list(o.shape), "dtype": str(o.dtype).removeprefix("torch.")} for o in outs]
+        metas = [{"shape": list(o.shape), "dtype": str(o.dtype).removeprefix("torch."), "scale": reference_scale(o)}
+                 for o in outs]
         groups.append({"sequence": sequence, "outputs": metas})
         outputs.extend(as_bytes(o) for o in outs)
 

@@ -718,6 +718,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         session.close()
         raise
     refs = dict(zip(counts, referee["outputs"]))
+    scales = {count: [float(o["scale"]) for o in group["outputs"]] for count, group in zip(counts, referee["groups"])}
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
     overheads: list[float] = []
@@ -756,7 +757,8 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             _, raw = session.receive(max_payload=ref.numel() * ref.element_size())
             if raw is None or raw.numel() != ref.numel() * ref.element_size():
                 raise SandboxDied("sandbox_violation", "the sandbox sent other bytes than the output it kept")
-            verdict = compare(raw.view(ref.dtype).reshape(ref.shape), ref, problem.atol, problem.rtol)
+            verdict = compare(raw.view(ref.dtype).reshape(ref.shape), ref, problem.atol, problem.rtol,
+                              scale=scales[count][index])
             if verdict.reason:
                 which = f"output {index}: " if len(wanted) > 1 else ""
                 errors.setdefault(subject.label, ("wrong_while_timed", f"timed run {run}: {which}{verdict.detail}"))

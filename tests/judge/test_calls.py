@@ -87,12 +87,14 @@ def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_s
               for layout, grad in (("plain", True), ("guarded", False))]
     reply, outputs = compute({"problem_dir": str(problem.dir), "hash_key": 3, "build": Build({}, 1, 2).to_spec(),
                               "trials": trials, "timing": None, "device": "cpu"})
-    assert reply["groups"] == [{"sequence": False, "outputs": [{"shape": [], "dtype": "float32"}]}] * 2
     placed = PlacedInputs(specs, "plain", "cpu")
     assert bool((placed.tensors[1] < 50).all()) and placed.tensors[1].dtype == torch.int64
     model, _ = build(load_module(problem.reference_path), Build({}, 1, 2))
     expected, _ = call(model, placed.tensors)
     assert torch.equal(outputs[0].view(torch.float32).reshape(()), expected[0])
+    scale = abs(float(expected[0]))  # what the judge's compare uses for the absolute part
+    assert scale > 0
+    assert reply["groups"] == [{"sequence": False, "outputs": [{"shape": [], "dtype": "float32", "scale": scale}]}] * 2
     assert reply["trials"][0]["input_hashes"] == placed.fingerprints(3) == reply["trials"][1]["input_hashes"]
 
 
@@ -166,3 +168,18 @@ def test_a_referee_failure_is_every_trusted_codes_verdict_without_more_sessions(
     assert {label: (r.ok, r.reason, r.detail) for label, r in batch.results.items()} == {
         label: (False, "crash", "the referee failed: out of memory") for label in "abc"}
     assert len(starts) == 1
+
+
+def test_a_trial_takes_its_references_scale_from_the_referee(monkeypatch):
+    """The referee knows max|ref| where the reference lies (on a GPU, its own): the judge does not
+    pass a benchmark-size reference over once more to find it."""
+    from builder.judge import compare
+
+    problem = PROBLEMS["relu"]
+    scaled = []
+    real = compare.reference_scale
+    monkeypatch.setattr(compare, "reference_scale", lambda ref: scaled.append(ref.numel()) or real(ref))
+    result = verify(problem, (problem.dir / "kernel.py").read_text(), device="cpu", timeout_s=300, cases=[], trials=2)
+    assert result.ok, (result.reason, result.detail)
+    assert [c.name for c in result.cases] == ["benchmark_0", "benchmark_1"]
+    assert scaled == []

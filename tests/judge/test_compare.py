@@ -45,3 +45,11 @@ def test_integer_and_zero_dim_outputs():
     assert compare(torch.tensor([3, 5]), torch.tensor([3, 4]), 1e-4, 1e-4).reason == "mismatch"
     assert compare(torch.tensor(2.5), torch.tensor(2.5), 1e-4, 1e-4).reason is None
     assert compare(torch.tensor([2.5]), torch.tensor(2.5), 1e-4, 1e-4).reason == "wrong_shape"
+
+
+def test_a_known_scale_stands_for_the_references_own():
+    ref = torch.tensor([4.0, 0.0, -2.0, NAN])
+    out = ref + torch.tensor([0.0, 0.9e-4, 0.0, 0.0])
+    assert compare(out, ref, 1e-4, 1e-4, scale=reference_scale(ref)) == compare(out, ref, 1e-4, 1e-4)
+    assert compare(out, ref, 1e-4, 1e-4).reason is None
+    assert compare(out, ref, 1e-4, 1e-4, scale=0.5).reason == "precision_loss"  # the scale given is the one used
