@@ -26,19 +26,25 @@ What a verification runs, in order:
 A session that leaves a process behind is a violation, whatever its outputs were.
 
 `verify_codes` checks several codes of the project (trusted: the seed kernel and the stage
-solutions) in one session, one after another, with one referee run whose references serve every
-code; a code whose failure ends the session is followed by a fresh session for the rest (when
-the referee failed, the rest get its failure without a session). Code
+solutions) with one referee run whose references serve every code. By default they share a
+session, one after another; a code whose failure ends the session is followed by a fresh session
+for the rest (when the referee failed, the rest get its failure without a session). With
+`sessions` above 1, up to that many codes run at once, each in a session of its own with random
+draws of its own, and the benchmark-size trials of one code at a time (so that one benchmark
+input and output is alive at a time, as in a single session). Code
 under test always gets a session of its own (`verify`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
 import secrets
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -158,20 +164,23 @@ class _Trials:
 
 def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeout_s: float,
                  cases: list[str] | None = None, trials: int = 0, trusted: bool = True,
-                 warm: Path | None = None, rng: random.Random | None = None) -> VerifyBatch:
-    """Check each of `codes` (label -> code) as `verify` does. Trusted codes share sessions and
-    the referee's trials (see the module doc); `timeout_s` is per code."""
+                 warm: Path | None = None, rng: random.Random | None = None, sessions: int = 1) -> VerifyBatch:
+    """Check each of `codes` (label -> code) as `verify` does. Trusted codes share the referee's
+    trials, and a session or, with `sessions` above 1, run several at once (see the module doc);
+    `timeout_s` is per code."""
     if not trusted and len(codes) != 1:
         raise ValueError("code under test is checked alone: pass one code with trusted=False")
     rng = rng or secrets.SystemRandom()
-    phases = Phases()
-    reference = Reference(problem)
     chosen = [problem.case(n) for n in cases] if cases is not None else list(problem.cases)
     drawn = problem.space is not None and cases is None
-    verdicts: dict[str, tuple[str, str] | None] = {}
-    records: dict[str, list[CaseResult]] = {label: [] for label in codes}
     # Callers ask for trials on a GPU (the CPU interpreter cannot run the benchmark's size).
     referral = _Referral(problem, trials, rng, device) if trials else None
+    if sessions > 1 and len(codes) > 1:
+        return _verify_apart(problem, codes, chosen, drawn, referral, device, timeout_s, warm, rng, sessions)
+    phases = Phases()
+    reference = Reference(problem)
+    verdicts: dict[str, tuple[str, str] | None] = {}
+    records: dict[str, list[CaseResult]] = {label: [] for label in codes}
     pending = list(codes.items())
     while pending:
         session = SandboxSession(device, problem.dir, timeout_s=timeout_s * len(pending), phases=phases, warm=warm)
@@ -205,10 +214,45 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     return VerifyBatch(results, phases.to_dict())
 
 
+def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], drawn: bool,
+                  referral: _Referral | None, device: str, timeout_s: float, warm: Path | None,
+                  rng: random.Random, sessions: int) -> VerifyBatch:
+    """Trusted codes checked at once, up to `sessions` of them, each in a session of its own."""
+    seeds = {label: rng.getrandbits(64) for label in codes}  # drawn in order: each code's draws are its own
+    turn = threading.Lock()  # one code's trials at a time
+
+    def one(label: str) -> tuple[tuple[str, str] | None, list[CaseResult], Phases]:
+        phases, records = Phases(), []
+        session = SandboxSession(device, problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
+        caller = Caller(problem, session, Reference(problem), records, label, random.Random(seeds[label]))
+        try:
+            session.start()
+            verdict = _check_one(caller, codes[label], chosen, drawn, referral, True, phases, device, turn)
+        except SandboxDied as exc:
+            verdict = (exc.reason, exc.detail)
+        finally:
+            with phases.span("other"):
+                session.close()
+        if session.strays and verdict is None:
+            verdict = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
+        return verdict, records, phases
+
+    with ThreadPoolExecutor(max_workers=sessions, thread_name_prefix="kp-verify") as pool:
+        done = dict(zip(codes, pool.map(one, codes)))
+    phases = Phases()
+    results = {}
+    for label, (verdict, records, spent) in done.items():
+        phases.merge(spent)
+        reason, detail = verdict or (None, "")
+        results[label] = VerifyResult(reason is None, reason, detail, problem.atol, problem.rtol, tuple(records))
+    return VerifyBatch(results, phases.to_dict())
+
+
 def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, referral: _Referral | None,
-               trusted: bool, phases: Phases, device: str) -> tuple[str, str] | None:
+               trusted: bool, phases: Phases, device: str, turn: threading.Lock | None = None) -> tuple[str, str] | None:
     """One code's checks in a running session: None when it passed, else (reason, detail).
-    SandboxDied (the session broke) propagates."""
+    SandboxDied (the session broke) propagates. With `turn`, the trials wait for it (the `wait`
+    phase, with the session's clock stopped)."""
     try:
         with phases.span("compile"):
             _load(caller, code, trusted)
@@ -221,7 +265,7 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, refer
                 _space_checks(caller, device)
         if referral is not None:
             planned = referral.answer(caller.session, phases)
-            with phases.span("trials"):
+            with _turn(turn, caller.session, phases), phases.span("trials"):
                 model = caller.build(planned.build)
                 for index, spec in enumerate(planned.specs):
                     caller.trial(index, model, spec, planned.refs[index], planned.sequences[index],
@@ -229,6 +273,21 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, refer
     except Reject as exc:
         return exc.reason, exc.detail
     return None
+
+
+@contextlib.contextmanager
+def _turn(lock: threading.Lock | None, session: SandboxSession, phases: Phases) -> Iterator[None]:
+    """Hold `lock`, when there is one, for the block; waiting for it is the `wait` phase and
+    stops the session's clock."""
+    if lock is None:
+        yield
+        return
+    with session.paused(), phases.span("wait"):
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _space_checks(caller: Caller, device: str) -> None:
@@ -323,10 +382,8 @@ class _Referral:
     def answer(self, session: SandboxSession, phases: Phases) -> _Trials:
         """The planned trials with the referee's answers; raises SandboxDied when the referee failed.
         The session's deadline moves by the time waited: the referee's time is not the answer's."""
-        start = time.monotonic()
-        with phases.span("reference"):
+        with session.paused(), phases.span("reference"):
             payload = self.future.result()
-        session.extend(time.monotonic() - start)
         groups = payload["groups"]
         return _Trials(self.build, self.specs, self.poisons, payload["outputs"], [bool(g["sequence"]) for g in groups],
                        [[float(o["scale"]) for o in g["outputs"]] for g in groups],

@@ -3,9 +3,10 @@
 A job is a frozen dataclass of plain values. It crosses a process or node boundary as its
 `kind` and `params()`; the child (builder.judge.child) rebuilds it with `from_params`, runs it
 and writes `run().to_payload()`; the driver turns the payload back into the result with
-`decode`. Each job checks, times or profiles every code it is given in one sandbox session: it
-runs only the project's own code (the seed kernels and the stage solutions). Code under test is
-judged by builder.judge.score, each answer in a sandbox of its own.
+`decode`. Each job checks, times or profiles every code it is given, in one sandbox session (a
+verify job on a GPU: up to GPU_VERIFY_SESSIONS sessions at once): it runs only the project's own
+code (the seed kernels and the stage solutions). Code under test is judged by
+builder.judge.score, each answer in a sandbox of its own.
 
 Jobs of one problem on one machine share a folder of compiler caches (`warm_folder`) when
 `warm` is set: what one trusted session compiled, the next one loads instead of compiling.
@@ -21,6 +22,10 @@ from typing import Any, ClassVar
 
 #: Seconds one code may take in each kind of job (a job of N codes gets N times as long).
 TIMEOUTS_S = {"verify": 900.0, "time": 1800.0, "profile": 600.0}
+#: Codes a verify job on a GPU checks at once, each in a session of its own (their benchmark-size
+#: trials still one at a time). On the CPU they run one after another: the interpreter's calls
+#: have a time budget that sessions sharing a core would eat.
+GPU_VERIFY_SESSIONS = 4
 
 
 def warm_folder(problem_dir: Path) -> Path:
@@ -108,7 +113,8 @@ class VerifyJob(TypedJob):
 
         problem = self.problem()
         batch = verify_codes(problem, self.codes, device=self.device, timeout_s=TIMEOUTS_S["verify"],
-                             trials=self.trials, trusted=True, warm=self.warm_dir())
+                             trials=self.trials, trusted=True, warm=self.warm_dir(),
+                             sessions=GPU_VERIFY_SESSIONS if self.device == "cuda" else 1)
         if not (self.warm_compile and self.warm and self.device == "cuda"):
             return batch
         phases = Phases(batch.phases)

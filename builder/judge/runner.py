@@ -11,6 +11,7 @@ anything it started (see the README's judge section).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -526,15 +527,23 @@ class SandboxSession:
     def _env(self) -> dict[str, str]:
         return sandbox_env(self.box)
 
-    def extend(self, seconds: float) -> None:
-        """Move the session's deadline `seconds` later: time the judge spent waiting on its own work."""
-        if seconds <= 0 or self.timed_out or getattr(self, "_watchdog", None) is None:
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The session's clock stopped for the block: its deadline moves by the time spent inside
+        (the judge waiting on its own work: the referee, another code's trials)."""
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is None or self.timed_out:
+            yield
             return
-        self._watchdog.cancel()
-        self._deadline += seconds
-        self._watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()), self._expire)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        watchdog.cancel()
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self._deadline += time.monotonic() - start
+            self._watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()), self._expire)
+            self._watchdog.daemon = True
+            self._watchdog.start()
 
     def _expire(self) -> None:
         self.timed_out = True

@@ -183,3 +183,62 @@ def test_a_trial_takes_its_references_scale_from_the_referee(monkeypatch):
     assert result.ok, (result.reason, result.detail)
     assert [c.name for c in result.cases] == ["benchmark_0", "benchmark_1"]
     assert scaled == []
+
+
+def test_trusted_codes_checked_at_once_keep_their_own_verdicts_and_take_turns_at_the_trials(monkeypatch):
+    """With sessions above 1, each code has a session of its own and they run together; one code's
+    benchmark-size trials at a time; each verdict is the one it gets alone."""
+    import threading
+    import time
+
+    from builder.judge import correctness
+    from builder.judge.calls import Caller
+    from builder.judge.runner import SandboxSession
+
+    problem = PROBLEMS["relu"]
+    lock, live, most = threading.Lock(), {"sessions": 0, "trials": 0}, {"sessions": 0, "trials": 0}
+
+    def counted(kind, real):
+        def wrapper(*args, **kwargs):
+            with lock:
+                live[kind] += 1
+                most[kind] = max(most[kind], live[kind])
+            try:
+                if kind == "trials":
+                    time.sleep(0.5)  # long enough for another code's trial to start if nothing stopped it
+                return real(*args, **kwargs)
+            finally:
+                with lock:
+                    live[kind] -= 1
+        return wrapper
+
+    real_start, real_close = SandboxSession.start, SandboxSession.close
+
+    def start(self):
+        with lock:
+            live["sessions"] += 1
+            most["sessions"] = max(most["sessions"], live["sessions"])
+        return real_start(self)
+
+    def close(self):
+        if self.proc is not None and getattr(self, "_counted_close", False) is False:
+            self._counted_close = True
+            with lock:
+                live["sessions"] -= 1
+        return real_close(self)
+
+    monkeypatch.setattr(SandboxSession, "start", start)
+    monkeypatch.setattr(SandboxSession, "close", close)
+    monkeypatch.setattr(Caller, "trial", counted("trials", Caller.trial))
+    codes = {"kernel": (problem.dir / "kernel.py").read_text(),
+             "offset_only": (problem.dir / "wrong" / "offset_only.py").read_text(),
+             "drops_nan": (problem.dir / "wrong" / "drops_nan.py").read_text()}
+    batch = correctness.verify_codes(problem, codes, device="cpu", timeout_s=300, cases=[problem.cases[0].name],
+                                     trials=2, sessions=3)
+    alone = {label: verify(problem, code, device="cpu", timeout_s=300, cases=[problem.cases[0].name], trials=2)
+             for label, code in codes.items()}
+    assert {label: r.ok for label, r in batch.results.items()} == {label: r.ok for label, r in alone.items()}
+    assert batch.results["kernel"].ok and not batch.results["offset_only"].ok
+    assert batch.results["offset_only"].reason in ("mismatch", "uninitialized_output", "nan_inf")  # by the fill drawn
+    assert [c.name for c in batch.results["kernel"].cases][-2:] == ["benchmark_0", "benchmark_1"]
+    assert most["sessions"] >= 2 and most["trials"] == 1
