@@ -37,14 +37,12 @@ under test always gets a session of its own (`verify`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -219,10 +217,10 @@ def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], d
                   rng: random.Random, sessions: int) -> VerifyBatch:
     """Trusted codes checked at once, up to `sessions` of them, each in a session of its own."""
     seeds = {label: rng.getrandbits(64) for label in codes}  # drawn in order: each code's draws are its own
-    turn = threading.Lock()  # one code's trials at a time
+    lock = threading.Lock()  # one code's trials at a time
 
     def one(label: str) -> tuple[tuple[str, str] | None, list[CaseResult], Phases]:
-        phases, records = Phases(), []
+        phases, records, turn = Phases(), [], _Turn(lock)
         session = SandboxSession(device, problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
         caller = Caller(problem, session, Reference(problem), records, label, random.Random(seeds[label]))
         try:
@@ -233,6 +231,7 @@ def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], d
         finally:
             with phases.span("other"):
                 session.close()
+            turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
         if session.strays and verdict is None:
             verdict = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
         return verdict, records, phases
@@ -249,10 +248,9 @@ def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], d
 
 
 def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, referral: _Referral | None,
-               trusted: bool, phases: Phases, device: str, turn: threading.Lock | None = None) -> tuple[str, str] | None:
+               trusted: bool, phases: Phases, device: str, turn: _Turn | None = None) -> tuple[str, str] | None:
     """One code's checks in a running session: None when it passed, else (reason, detail).
-    SandboxDied (the session broke) propagates. With `turn`, the trials wait for it (the `wait`
-    phase, with the session's clock stopped)."""
+    SandboxDied (the session broke) propagates. With `turn`, the trials take it first."""
     try:
         with phases.span("compile"):
             _load(caller, code, trusted)
@@ -265,7 +263,9 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, refer
                 _space_checks(caller, device)
         if referral is not None:
             planned = referral.answer(caller.session, phases)
-            with _turn(turn, caller.session, phases), phases.span("trials"):
+            if turn is not None:
+                turn.take(caller.session, phases)
+            with phases.span("trials"):
                 model = caller.build(planned.build)
                 for index, spec in enumerate(planned.specs):
                     caller.trial(index, model, spec, planned.refs[index], planned.sequences[index],
@@ -275,19 +275,23 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, refer
     return None
 
 
-@contextlib.contextmanager
-def _turn(lock: threading.Lock | None, session: SandboxSession, phases: Phases) -> Iterator[None]:
-    """Hold `lock`, when there is one, for the block; waiting for it is the `wait` phase and
-    stops the session's clock."""
-    if lock is None:
-        yield
-        return
-    with session.paused(), phases.span("wait"):
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+class _Turn:
+    """A code's turn at the benchmark-size trials, among codes checked at once: taken before its
+    trials (the wait is the `wait` phase, with the session's clock stopped) and given back once
+    its session closed, so that one benchmark input and output is alive at a time."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock, self.held = lock, False
+
+    def take(self, session: SandboxSession, phases: Phases) -> None:
+        with session.paused(), phases.span("wait"):
+            self.lock.acquire()
+        self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.lock.release()
 
 
 def _space_checks(caller: Caller, device: str) -> None:
@@ -374,10 +378,17 @@ class _Referral:
                        "mode": c.mode, "grad": c.grad} for c in conditions]
         self.poisons = [c.poison for c in conditions]
         self.key = rng.getrandbits(62)
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kp-referral")
-        self.future: Future[dict[str, Any]] = pool.submit(
-            ask_referee, problem, self.key, build=self.build.to_spec(), trials=self.specs, device=device)
-        pool.shutdown(wait=False)
+        self.future: Future[dict[str, Any]] = Future()
+
+        def ask() -> None:  # in a daemon thread: an answer nobody reads never holds up the process's exit
+            self.future.set_running_or_notify_cancel()
+            try:
+                self.future.set_result(ask_referee(problem, self.key, build=self.build.to_spec(), trials=self.specs,
+                                                   device=device))
+            except BaseException as exc:  # read by `answer`
+                self.future.set_exception(exc)
+
+        threading.Thread(target=ask, name="kp-referral", daemon=True).start()
 
     def answer(self, session: SandboxSession, phases: Phases) -> _Trials:
         """The planned trials with the referee's answers; raises SandboxDied when the referee failed.

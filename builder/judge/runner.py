@@ -340,29 +340,40 @@ class _Zygotes:
         if os.environ.get(ZYGOTE_ENV, "1") == "0":
             return None
         with self.lock:
-            running = self.running.get(device)
-            if running is not None and running.alive():
-                return running
+            running = self.running.pop(device, None)
+            if running is not None:
+                if running.alive():
+                    self.running[device] = running
+                    return running
+                self._end(running)
             if device in self.failed:
                 return None
-            folder = self.folders.setdefault(device, Path(tempfile.mkdtemp(prefix=f"kp-zygote-{device}-")))
+            if device not in self.folders:
+                self.folders[device] = Path(tempfile.mkdtemp(prefix=f"kp-zygote-{device}-"))
+            with _children_lock:  # the judge's own child from its start: no session takes it for a stray
+                running = Zygote(sandbox_env(self.folders[device]), self.folders[device] / "zygote.log", device)
+                _live_children.add(running.proc.pid)
             try:
-                running = self.running[device] = Zygote(sandbox_env(folder), folder / "zygote.log", device)
+                running.wait_ready()
             except OSError as exc:
+                _live_children.discard(running.proc.pid)
                 self.failed.add(device)
                 print(f"kernel-prompts: {device} sandboxes start as new processes ({exc})", file=sys.stderr)
                 return None
-            with _children_lock:
-                _live_children.add(running.proc.pid)
+            self.running[device] = running
             return running
+
+    @staticmethod
+    def _end(zygote: Zygote) -> None:
+        zygote.close()
+        _live_children.discard(zygote.proc.pid)
 
     def stop(self) -> None:
         import shutil
 
         with self.lock:
             for zygote in self.running.values():
-                zygote.close()
-                _live_children.discard(zygote.proc.pid)
+                self._end(zygote)
             self.running.clear()
             for folder in self.folders.values():
                 shutil.rmtree(folder, ignore_errors=True)
@@ -541,9 +552,10 @@ class SandboxSession:
             yield
         finally:
             self._deadline += time.monotonic() - start
-            self._watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()), self._expire)
-            self._watchdog.daemon = True
-            self._watchdog.start()
+            if not self.timed_out:  # a watchdog that fired as it was cancelled has ended the session
+                self._watchdog = threading.Timer(max(0.0, self._deadline - time.monotonic()), self._expire)
+                self._watchdog.daemon = True
+                self._watchdog.start()
 
     def _expire(self) -> None:
         self.timed_out = True

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +41,8 @@ ZYGOTE_ENV = "KP_SANDBOX_ZYGOTE"
 
 
 class Zygote:
-    """The judge's side: start the zygote, ask it for forks and for their exit codes."""
+    """The judge's side: start the zygote (`__init__`, then `wait_ready`), ask it for forks and
+    for their exit codes."""
 
     def __init__(self, env: dict[str, str], log: Path, device: str = "cpu") -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -50,6 +52,9 @@ class Zygote:
                                          pass_fds=[theirs.fileno()], start_new_session=True)
         theirs.close()
         self.sock, self.lock, self.log = ours, threading.Lock(), log
+
+    def wait_ready(self) -> None:
+        """Return once the zygote is prepared; raise OSError, the zygote ended, when it could not be."""
         self.sock.settimeout(READY_TIMEOUT_S)
         try:
             ready = self._receive()
@@ -93,11 +98,16 @@ class Zygote:
             return ""
 
     def close(self) -> None:
+        """End the zygote: it exits when its socket closes; after 10 s it is killed with anything
+        of its process group (a probe that hangs)."""
         self.sock.close()
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()
 
 

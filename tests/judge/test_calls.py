@@ -225,16 +225,26 @@ def test_trusted_codes_checked_at_once_keep_their_own_verdicts_and_take_turns_at
             self._counted_close = True
             with lock:
                 live["sessions"] -= 1
-        return real_close(self)
+        time.sleep(0.5)  # a slow close: another code's trials must not start during it
+        result = real_close(self)
+        events.append((time.monotonic(), "closed", id(self)))
+        return result
+
+    def trial(self, *args, **kwargs):
+        events.append((time.monotonic(), "trial", id(self.session)))
+        return real_trial(self, *args, **kwargs)
+
+    events, real_trial = [], Caller.trial
 
     monkeypatch.setattr(SandboxSession, "start", start)
     monkeypatch.setattr(SandboxSession, "close", close)
-    monkeypatch.setattr(Caller, "trial", counted("trials", Caller.trial))
+    monkeypatch.setattr(Caller, "trial", counted("trials", trial))
     codes = {"kernel": (problem.dir / "kernel.py").read_text(),
              "offset_only": (problem.dir / "wrong" / "offset_only.py").read_text(),
              "drops_nan": (problem.dir / "wrong" / "drops_nan.py").read_text()}
     batch = correctness.verify_codes(problem, codes, device="cpu", timeout_s=300, cases=[problem.cases[0].name],
                                      trials=2, sessions=3)
+    in_batch = sorted(events)  # the batch's: the checks alone below add their own
     alone = {label: verify(problem, code, device="cpu", timeout_s=300, cases=[problem.cases[0].name], trials=2)
              for label, code in codes.items()}
     assert {label: r.ok for label, r in batch.results.items()} == {label: r.ok for label, r in alone.items()}
@@ -242,3 +252,12 @@ def test_trusted_codes_checked_at_once_keep_their_own_verdicts_and_take_turns_at
     assert batch.results["offset_only"].reason in ("mismatch", "uninitialized_output", "nan_inf")  # by the fill drawn
     assert [c.name for c in batch.results["kernel"].cases][-2:] == ["benchmark_0", "benchmark_1"]
     assert most["sessions"] >= 2 and most["trials"] == 1
+    # A session's turn at the trials lasts from its first trial until it closed (its memory freed).
+    spans = {}
+    for when, what, session in in_batch:
+        if what == "trial":
+            spans.setdefault(session, [when, None])
+        elif session in spans:
+            spans[session][1] = when
+    spans = sorted(spans.values())
+    assert len(spans) >= 2 and all(a[1] is not None and a[1] <= b[0] for a, b in zip(spans, spans[1:]))

@@ -185,8 +185,10 @@ def test_a_zygote_whose_forks_cannot_use_the_gpu_is_not_used(tmp_path, capsys):
     from builder.judge.runner import _Zygotes, sandbox_env
     from builder.judge.zygote import Zygote
 
+    zygote = Zygote(sandbox_env(tmp_path), tmp_path / "zygote.log", "cuda")
     with pytest.raises(OSError, match="a fork could not use the cuda device"):
-        Zygote(sandbox_env(tmp_path), tmp_path / "zygote.log", "cuda")
+        zygote.wait_ready()
+    assert zygote.proc.poll() is not None
     zygotes = _Zygotes()
     try:
         assert zygotes.get("cuda") is None
