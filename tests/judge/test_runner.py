@@ -219,13 +219,17 @@ def test_a_gpu_sandbox_forked_from_the_zygote_runs_a_kernel():
         assert parent == _zygotes.get("cuda").proc.pid
         code = ("import torch\nx = torch.arange(4.0, device='cuda')\n"
                 "open('seen.txt', 'w').write(str(float((x * 2).sum())))\n")
-        session.request({"op": "load", "label": "probe", "path": str(session.write_code("probe", code))})
+        assert session.request({"op": "load", "label": "probe", "path": str(session.write_code("probe", code))})["ok"]
         assert (session.box / "seen.txt").read_text() == "12.0"
-        session.request({"op": "load", "label": "seed", "path": str(session.write_code("seed", problem.kernel_path.read_text()))})
         print(f"a forked GPU sandbox started in {started:.2f} s")
     finally:
         session.close()
     assert session.strays == 0
+    from builder.judge.correctness import verify
+
+    result = verify(problem, problem.kernel_path.read_text(), device="cuda", timeout_s=600,
+                    cases=[problem.cases[0].name], trials=1)  # a Triton kernel launched in a fork, checked
+    assert result.ok, (result.reason, result.detail)
 
 
 def test_without_the_zygote_a_sandbox_is_a_new_process(monkeypatch):
