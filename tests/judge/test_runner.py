@@ -295,3 +295,26 @@ def test_a_sandboxs_pipes_and_the_referees_carry_a_mebibyte_at_a_time(monkeypatc
         assert size(proc.stdin) == size(proc.stdout) == channel.PIPE_BYTES
     finally:
         referee.stop_referee()
+
+
+def test_a_zygote_is_the_judges_own_child_while_it_starts(monkeypatch):
+    """A GPU's zygote takes seconds to import and probe: a session that closes meanwhile must not
+    take it for a process the sandbox left behind."""
+    from builder.judge import runner
+    from builder.judge.zygote import Zygote
+
+    seen = []
+    real = Zygote.wait_ready
+
+    def wait_ready(self):
+        seen.append(self.proc.pid in runner._live_children)
+        return real(self)
+
+    monkeypatch.setattr(Zygote, "wait_ready", wait_ready)
+    zygotes = runner._Zygotes()
+    try:
+        zygote = zygotes.get("cpu")
+        assert zygote is not None and zygote.proc.pid in runner._live_children
+    finally:
+        zygotes.stop()
+    assert seen == [True] and zygote.proc.pid not in runner._live_children
