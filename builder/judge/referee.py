@@ -41,6 +41,7 @@ class _Service:
 
     def _start(self) -> subprocess.Popen[bytes]:
         from builder import PROJECT_ROOT
+        from builder.judge import channel
         from builder.judge.runner import _child_env, _children_lock, _live_children
 
         if self.proc is None or self.proc.poll() is not None:
@@ -53,8 +54,6 @@ class _Service:
                                              env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                              stderr=subprocess.DEVNULL, start_new_session=True)
                 _live_children.add(self.proc.pid)
-            from builder.judge import channel
-
             channel.widen(self.proc.stdin, self.proc.stdout)
         return self.proc
 
@@ -135,8 +134,9 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,
     device (the GPU, "cuda", where the judge draws benchmark-size inputs; "cpu" in tests).
     Returns the reply (per trial the inputs' keyed hashes, the final hashes of a timing input, the
-    shape, dtype and max|ref| (builder.judge.compare.reference_scale) of each output, the environment) and the outputs as flat CPU byte tensors,
-    trial by trial then checkpoint by checkpoint."""
+    shape, dtype and max|ref| (builder.judge.compare.reference_scale) of each output, the
+    environment) and the outputs as flat CPU byte tensors, trial by trial then checkpoint by
+    checkpoint."""
     import torch
 
     from builder.judge.compare import reference_scale
@@ -224,7 +224,6 @@ def serve(reader: BinaryIO, writer: BinaryIO) -> None:
 def main() -> int:
     from builder.judge import channel
     from builder.judge.child import apply_memory_cap
-
     from builder.judge.zygote import set_dumpable
 
     set_dumpable(False)  # as the judge: a sandbox of the same user cannot read or trace it

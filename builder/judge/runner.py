@@ -30,7 +30,7 @@ from typing import Any
 from builder import PROJECT_ROOT
 from builder.judge import channel
 from builder.judge.phases import Phases
-from builder.judge.zygote import ZYGOTE_ENV, Forked, Zygote
+from builder.judge.zygote import ZYGOTE_ENV, Forked, Zygote, set_dumpable
 
 #: Lines of child output kept on a JobResult.
 LOG_TAIL_CHARS = 4000
@@ -199,10 +199,9 @@ def _harden_parent() -> None:
         return
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_dumpable, pr_set_child_subreaper = 4, 36
-    libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0)
-    libc.prctl(pr_set_dumpable, 0, 0, 0, 0)
+    pr_set_child_subreaper = 36
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    set_dumpable(False)
     _hardened = True
 
 
