@@ -37,7 +37,6 @@ under test always gets a session of its own (`verify`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import secrets
@@ -53,7 +52,7 @@ import torch
 from builder.judge.calls import Caller, CaseResult, OverBudget, Reference, Reject
 from builder.judge.inputs import draw
 from builder.judge.phases import Phases
-from builder.judge.plan import STANDARD, Conditions, rotation, seeded_specs, trial_conditions, value_classes
+from builder.judge.plan import STANDARD, Conditions, both_user_calls, rotation, seeded_specs, trial_conditions, value_classes
 from builder.judge.reference import STYLES, Build
 from builder.judge.referee import ask_referee
 from builder.judge.runner import SandboxDied, SandboxSession
@@ -299,13 +298,11 @@ def _space_checks(caller: Caller, device: str) -> None:
     problem, rng = caller.problem, caller.rng
     plan = SPACE_CHECKS.get(device, SPACE_CHECKS["cpu"])
     assert problem.space is not None
-    conditions = rotation(plan.most, rng)
+    conditions = both_user_calls(rotation(plan.most, rng))
     classes = value_classes(problem.space.values, plan.most, plan.least, rng)
     stretched = stretch_order(problem, rng)
-    stretched.insert(1, stretched[0])  # the widest dim twice: in training and in eval mode
-    plain, other = (0, 1) if conditions[0].layout == "plain" else (1, 0)
-    conditions[other] = dataclasses.replace(conditions[other], mode="eval" if conditions[plain].mode == "train" else "train")
-    # Every dim stretched once (the widest in both modes) and every value class drawn once.
+    stretched.insert(1, stretched[0])  # the widest dim twice: as a user's inference and training calls
+    # Every dim stretched once (the widest in both calls) and every value class drawn once.
     least = min(plan.most, max(plan.least, len(stretched), 1 + len(problem.space.values)))
     start = time.monotonic()
     drawn: list[tuple[Case, Conditions]] = []

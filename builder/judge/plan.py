@@ -15,6 +15,7 @@ inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +95,18 @@ def rotation(count: int, rng: random.Random, layouts: tuple[str, ...] = LAYOUTS)
             calls.append(Conditions(others[other % len(others)], mode, grad, fill, style))
             other += 1
     return calls
+
+
+def both_user_calls(calls: list[Conditions]) -> list[Conditions]:
+    """`calls` with its first two made a user's inference and training calls: the plain one of
+    them (builder.judge.plan.rotation puts one there) keeps its mode and autograd, the other takes
+    the other call's. The largest drawn checks come first, so both calls see one size: an answer
+    that branches on the module's mode or on autograd is checked at that size either way."""
+    plain = 0 if calls[0].layout == "plain" else 1
+    mine = (calls[plain].mode, calls[plain].grad)
+    mode, grad = next(c for c in USER_CALLS[:2] if c != mine)
+    other = 1 - plain
+    return [*calls[:other], dataclasses.replace(calls[other], mode=mode, grad=grad), *calls[other + 1:]]
 
 
 def trial_conditions(count: int, rng: random.Random) -> list[Conditions]:

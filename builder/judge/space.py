@@ -4,11 +4,12 @@ Each draw picks every dim of the space (its low end, its high end, uniformly, or
 between them), every init argument the space lists (a string naming a dim becomes its size;
 arguments it does not list keep the benchmark's values), each input's dtype and bounds, and the
 value class of the floating inputs. The first draws stretch one dim each, the widest range
-first (twice, in training and in eval mode), to its size in the benchmark (or its top in the space, if higher), with the others at
-their bottom: a row, a batch or a plane larger than any cap an answer may have put on it, cut
-back to STRETCH_ELEMENTS input elements so the CPU interpreter affords it (and halved again for a
-call the interpreter could not finish in time, builder.judge.correctness.SpaceChecks). A draw the reference
-itself raises on is discarded and drawn again.
+first (twice, as a user's inference and training calls), to its size in the benchmark (or its
+top in the space, if higher), with the others at their bottom: a row, a batch or a plane larger
+than any cap an answer may have put on it, cut back to STRETCH_ELEMENTS input elements so the
+CPU interpreter affords it (and halved again for a call the interpreter could not finish in
+time, builder.judge.correctness.SpaceChecks). A draw the reference itself raises on is discarded
+and drawn again.
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def test_side_stream_is_caught_on_gpu():
     assert result.reason == "side_stream", result.detail
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(8))
 def test_every_verification_draws_every_layout_value_class_and_construction_style(seed, monkeypatch):
     import random
     from pathlib import Path
@@ -143,6 +143,9 @@ def test_every_verification_draws_every_layout_value_class_and_construction_styl
     assert {case.inputs[0].values for case, _ in seen} == {"uniform", *problem.space.values}
     assert {c.build for _, c in seen} == set(STYLES)
     assert {(c.mode, c.grad) for _, c in seen if c.layout == "plain"} >= {("eval", False), ("train", True)}
+    widest = [case.inputs[0].shape[-1] for case, _ in seen[:2]]
+    assert min(widest) >= 3000, widest  # the row stretched to its benchmark length, twice
+    assert {(c.mode, c.grad) for _, c in seen[:2]} == {("eval", False), ("train", True)}  # as a user calls
 
 
 def _slow_relu(rule: str) -> str:
