@@ -287,14 +287,24 @@ def bench(keys: tuple[str, ...], gpu: str | None) -> None:
               help="Seconds one answer's checks may take in the child process.")
 @click.option("--strict", is_flag=True, help="Reject on any finding, output-rule breaches (rule_order, "
                                                "import_shim, forbidden_section) included.")
-@click.argument("answer_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--reward", "as_reward", is_flag=True,
+              help="On a GPU, judge as the RL reward does: one benchmark-size trial, 30 timed runs, eager as the "
+                   "only baseline (default: five trials, 100 runs, eager and torch.compile).")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Judge the file this many times in one process: the first round pays the process's starts and "
+                   "compiles, the later ones cost what a trainer's later steps do. Each round's wall time and "
+                   "seconds per phase go to stderr.")
+@click.argument("answer_files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @friendly_errors
-def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bool, answer_file: Path) -> None:
+def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bool, as_reward: bool, rounds: int,
+          answer_files: tuple[Path, ...]) -> None:
     """Judge model answers; print one JSON verdict per answer.
 
-    ANSWER_FILE is one answer (text with a python code block; a .py file is taken as the code)
-    or a .jsonl file of answers: per line a string or an object with "completion", "messages"
-    or "content". Each verdict has ok, reason, detail, correct (correct and safe),
+    Each ANSWER_FILE is one answer (text with a python code block; a .py file is taken as the
+    code) or a .jsonl file of answers: per line a string or an object with "completion",
+    "messages" or "content". The answers of all the files are judged as one batch, in order. Each
+    verdict names its file and has ok, reason, detail, correct (correct and safe),
     follows_rules (the prompt's output rules), findings, errors, speedups, a scalar reward and
     the seconds its judging spent per phase. A correct answer that breaks an output rule is ok
     with follows_rules false and a reduced reward, unless --strict. Untrusted code runs only in an
@@ -302,35 +312,45 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bo
     and on a GPU timed one at a time. Exit code 0 when all are ok, 1 when any is rejected, 2 on a
     usage error.
 
-    Example: kernel-prompts score --problem avgpool1d --stage block_tiling answer.md
+    \b
+    Examples:
+      kernel-prompts score --problem avgpool1d --stage block_tiling answer.md
+      kernel-prompts score -p avgpool1d --reward --rounds 2 seeds/avgpool1d/accepted/*.py
     """
     import json
+    import time
 
     import torch
 
     from builder.errors import ManifestError, RegistryError
-    from builder.judge.runner import keep_spares
-    from builder.judge.score import current_code, gpu_timer, read_answers, score_batch, verify_parallelism
+    from builder.judge.phases import Phases
+    from builder.judge.score import REWARD_SETTINGS, SCORE_SETTINGS, current_code, judge_batch, read_answers
     from builder.seeds import get_problem
 
     try:
         problem = get_problem(key)
         current = current_code(problem, stage)
-        answers = read_answers(answer_file)
+        read = [(path, answer) for path in answer_files for answer in read_answers(path)]
     except (ManifestError, RegistryError, ValueError, UnicodeDecodeError) as exc:
         raise BadInput(str(exc)) from exc
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    import os
-
-    parallel = verify_parallelism([problem], 4) if device == "cuda" else os.cpu_count() or 1
-    if len(answers) > 1:
-        keep_spares(device, min(parallel, len(answers)))
-    timers = [gpu_timer(current, timeout_s=max(timeout_s, 900.0)) for _ in answers]
-    verdicts = score_batch(answers, [problem] * len(answers), device=device, timers=timers, parallel=parallel,
-                           timeout_s=timeout_s, strict=strict)
-    for verdict in verdicts:
-        click.echo(json.dumps({"problem": key, "stage": stage, **verdict.to_dict()}))
+    answers = [answer for _, answer in read]
+    verdicts = []
+    for round_ in range(1, rounds + 1):
+        start = time.monotonic()
+        judged = judge_batch(answers, [problem] * len(answers), [current] * len(answers), device=device,
+                             settings=REWARD_SETTINGS if as_reward else SCORE_SETTINGS, timeout_s=timeout_s,
+                             timer_timeout_s=max(timeout_s, 900.0), strict=strict)
+        for (path, _), verdict in zip(read, judged):
+            click.echo(json.dumps({"problem": key, "stage": stage, "file": str(path),
+                                   **({"round": round_} if rounds > 1 else {}), **verdict.to_dict()}))
+        phases = Phases()
+        for verdict in judged:
+            phases.merge(verdict.phases)
+        click.echo(f"round {round_} of {rounds}: {len(judged)} answer(s), {sum(v.ok for v in judged)} ok, on {device}\n"
+                   f"{phases.table(time.monotonic() - start)}", err=True)
+        verdicts += judged
     sys.exit(0 if all(v.ok for v in verdicts) else 1)
 
 
@@ -372,9 +392,9 @@ def eval_answers(answers_file: Path, dataset_dir: Path, json_out: Path | None, d
         device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def timer_for(row: dict[str, Any]) -> Any:
-        from builder.judge.score import gpu_timer
+        from builder.judge.score import GpuTimer
 
-        return gpu_timer(row["code"]["current"], timeout_s=timeout_s)
+        return GpuTimer(row["code"]["current"], timeout_s=timeout_s)
 
     judged = judge_answers(pairs, device=device, timer_for=timer_for, timeout_s=timeout_s,
                            progress=lambda msg: click.echo(msg, err=True))

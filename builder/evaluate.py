@@ -2,7 +2,7 @@
 
 Each answer names the row it answers by id. It is judged with builder.judge.score.score_answer
 for the row's problem; on a GPU, correct code is timed side by side with the row's current code
-(a timer from `timer_for(row)`, builder.judge.score.gpu_timer in the command).
+(a timer from `timer_for(row)`, builder.judge.score.GpuTimer in the command).
 fast_p is the share of all answers that are correct and faster than the current code by more
 than p. Without timing only fast_0 (the correctness rate) is known; the others are None.
 """

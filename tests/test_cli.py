@@ -55,3 +55,27 @@ def test_render_rejects_an_incomplete_spec():
 def test_problems_lists_both():
     result = CliRunner().invoke(cli, ["problems"], catch_exceptions=False)
     assert "avgpool1d: level 1 #44" in result.output and "avgpool2d: level 1 #45" in result.output
+
+
+def test_score_judges_the_file_once_per_round_and_reports_each_rounds_time(tmp_path):
+    problem = next(p for p in load_problems() if p.key == "avgpool1d")
+    answers = tmp_path / "answers.jsonl"
+    texts = [(problem.wrong_dir / "no_code_block.md").read_text(),
+             f"```python\n{(problem.wrong_dir / 'os_system.py').read_text()}```\n"]
+    answers.write_text("\n".join(json.dumps({"completion": text}) for text in texts) + "\n")
+    alone = problem.wrong_dir / "no_model_new.py"
+    result = CliRunner().invoke(cli, ["score", "-p", "avgpool1d", "--device", "cpu", "--rounds", "2", str(answers),
+                                      str(alone)])
+    assert result.exit_code == 1, result.output  # every one rejected
+    verdicts = [json.loads(line) for line in result.stdout.splitlines()]
+    once = [(str(answers), "no_code_block"), (str(answers), "system_access"), (str(alone), "no_model_new")]
+    assert [(v["round"], v["file"], v["reason"]) for v in verdicts] == [(1, *v) for v in once] + [(2, *v) for v in once]
+    assert "round 1 of 2: 3 answer(s), 0 ok, on cpu" in result.stderr and "round 2 of 2" in result.stderr
+    assert "wall" in result.stderr
+
+
+def test_score_names_the_answer_file_it_cannot_read(tmp_path):
+    broken = tmp_path / "answers.jsonl"
+    broken.write_text("{not json\n")
+    result = CliRunner().invoke(cli, ["score", "-p", "avgpool1d", "--device", "cpu", str(broken)])
+    assert result.exit_code == 2 and "answers.jsonl:1" in result.output

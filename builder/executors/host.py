@@ -9,7 +9,8 @@ the sandboxes' zygote serve job after job. Between jobs the worker keeps one san
 ahead where a start is slow (on a GPU, where even a fork of the zygote sets up its own CUDA
 context, or without the zygote), so that the next job's session takes it ready. Code under test
 still runs only in sandboxes, each of them fresh: a spare has run no code but the sandbox's
-own, and ncu still wraps a sandbox process of its own (a wrapped session takes no spare).
+own, and ncu still wraps a sandbox process of its own (the worker's spares are unwrapped, and a
+session under ncu takes only a spare started under the same ncu and metrics).
 
 A process is prepared for one device kind (the CPU's interpreter must be on before triton is
 first imported; a GPU's process must not have it), so a worker hosts the jobs of the first kind

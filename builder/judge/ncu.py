@@ -16,7 +16,6 @@ import io
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +104,23 @@ def _number(raw: str) -> float | int | None:
 DURATION = "gpu__time_duration.sum"
 #: Kernels forward may launch besides the answer's own: PyTorch's fills and copies.
 ALLOWED_KERNEL_SIGNS = ("FillFunctor", "fill_kernel", "copy_kernel", "direct_copy_kernel", "CatArrayBatchedCopy")
+
+
+@dataclass(frozen=True)
+class Profiler:
+    """ncu around a sandbox process (a builder.judge.runner.Wrap): the binary and every metric it
+    collects. Sessions under equal profilers can take the same sandboxes started ahead."""
+
+    ncu: str
+    metrics: tuple[str, ...]
+
+    def prefix(self, log: Path) -> list[str]:
+        return wrap_command(self.ncu, list(self.metrics), log)
+
+
+def profiler(ncu: str, metrics: Iterable[str]) -> Profiler:
+    """The profiler that collects `metrics` and the forward's kernel time, as `profile_codes` asks."""
+    return Profiler(ncu, tuple(dict.fromkeys([*metrics, DURATION])))
 
 
 @dataclass(frozen=True)
@@ -220,10 +236,9 @@ def profile_codes(problem: Any, codes: dict[str, str], metrics: list[str], ncu: 
         raise ValueError("code under test is profiled alone: pass one code with trusted=False")
     marked = len(codes) > 1
     phases = Phases()
-    asked = list(dict.fromkeys([*metrics, DURATION]))
-    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s * len(codes), phases=phases, warm=warm)
-    log = session.box / f"ncu-{uuid.uuid4().hex}.csv"  # ncu runs as the sandbox's user: it writes there
-    session.wrap = tuple(wrap_command(ncu, asked, log))
+    wrap = profiler(ncu, metrics)
+    asked = list(wrap.metrics)
+    session = SandboxSession("cuda", problem.dir, timeout_s=timeout_s * len(codes), phases=phases, warm=warm, wrap=wrap)
     text = ""
     failed: dict[str, Profile] = {}
     seen: dict[str, tuple[int, tuple[str, str] | None]] = {}
@@ -250,6 +265,7 @@ def profile_codes(problem: Any, codes: dict[str, str], metrics: list[str], ncu: 
         with phases.span("ncu"):
             session.request({"op": "bye"})
             session.proc.wait(timeout=120)  # ncu writes its log as the profiled process ends
+            log = session.wrap_log  # in the box: ncu runs as the sandbox's user
             text = log.read_text(errors="replace") if log.exists() else ""
     except SandboxDied as exc:
         why = Profile(False, exc.reason, f"{exc.detail} {session.log_tail()[-600:]}")

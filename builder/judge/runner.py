@@ -22,10 +22,11 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from builder import PROJECT_ROOT
 from builder.judge import channel
@@ -379,26 +380,39 @@ class _Zygotes:
             self.folders.clear()
 
 
+class Wrap(Protocol):
+    """A command the sandbox process runs under (ncu's, builder.judge.ncu.Profiler). It is hashable:
+    sandboxes started ahead under it are kept apart from the others."""
+
+    def prefix(self, log: Path) -> list[str]:
+        """The command's words before the sandbox's own, writing what it has to say to `log`."""
+        ...
+
+
+#: Sandboxes started ahead are kept per device and wrap (None: a sandbox of its own).
+SpareKind = tuple[str, "Wrap | None"]
+
+
 class _Spares:
-    """Sandboxes started ahead, per device, for a judge that opens many sessions (the reward): a
-    session takes one that has already imported torch and set up its device, instead of waiting
-    for a new process, and another starts behind it. Each is fresh: it has run no code but the
-    sandbox's own, exactly as a new one would be."""
+    """Sandboxes started ahead, per device and wrap, for a judge that opens many sessions (the
+    reward): a session takes one that has already imported torch (and, unwrapped, set up its
+    device), instead of waiting for a new process, and another starts behind it. Each is fresh: it
+    has run no code but the sandbox's own, exactly as a new one would be."""
 
     def __init__(self) -> None:
-        self.wanted: dict[str, int] = {}
-        self.ready: dict[str, list[SandboxSession]] = {}
+        self.wanted: dict[SpareKind, int] = {}
+        self.ready: dict[SpareKind, list[SandboxSession]] = {}
         self.lock = threading.Lock()
 
-    def keep(self, device: str, count: int = 1) -> None:
-        """From now on keep `count` sandboxes for `device` started ahead (0 stops)."""
+    def keep(self, device: str, count: int = 1, wrap: Wrap | None = None) -> None:
+        """From now on keep `count` sandboxes for `device` under `wrap` started ahead (0 stops)."""
         with self.lock:
-            self.wanted[device] = count
-        self.refill(device)
+            self.wanted[(device, wrap)] = count
+        self.refill((device, wrap))
 
-    def take(self, device: str) -> SandboxSession | None:
+    def take(self, kind: SpareKind) -> SandboxSession | None:
         with self.lock:
-            ready = self.ready.get(device) or []
+            ready = self.ready.get(kind) or []
             while ready:
                 spare = ready.pop(0)
                 if spare.proc is not None and spare.proc.poll() is None:
@@ -406,11 +420,11 @@ class _Spares:
                 spare.close()
         return None
 
-    def refill(self, device: str) -> None:
+    def refill(self, kind: SpareKind) -> None:
         with self.lock:
-            ready = self.ready.setdefault(device, [])
-            while len(ready) < self.wanted.get(device, 0):
-                spare = SandboxSession(device, Path("."), timeout_s=0.0)
+            ready = self.ready.setdefault(kind, [])
+            while len(ready) < self.wanted.get(kind, 0):
+                spare = SandboxSession(kind[0], Path("."), timeout_s=0.0, wrap=kind[1])
                 spare._launch()
                 ready.append(spare)
 
@@ -431,16 +445,18 @@ class SandboxSession:
     A session past its deadline is killed whole, and every later call raises SandboxDied.
     """
 
-    def __init__(self, device: str, problem_dir: Path, *, timeout_s: float, wrap: Sequence[str] = (),
+    def __init__(self, device: str, problem_dir: Path, *, timeout_s: float, wrap: Wrap | None = None,
                  scratch: Path | None = None, phases: Phases | None = None, warm: Path | None = None) -> None:
-        """`warm` is a folder of compiler caches (Triton's, Inductor's) that earlier sessions of
+        """`wrap` is the command the sandbox runs under (ncu's), which writes to `wrap_log` in the
+        box. `warm` is a folder of compiler caches (Triton's, Inductor's) that earlier sessions of
         trusted code left: they are copied into the box before the sandbox starts, and a session
         that loaded only trusted code copies its caches back when it ends. Code under test never
         writes there: its session gets a copy."""
-        self.device, self.problem_dir, self.timeout_s, self.wrap = device, Path(problem_dir), timeout_s, tuple(wrap)
+        self.device, self.problem_dir, self.timeout_s, self.wrap = device, Path(problem_dir), timeout_s, wrap
         self._own_scratch = scratch is None
         self.scratch = Path(tempfile.mkdtemp(prefix="kp-judge-")) if scratch is None else Path(scratch)
         self.box = self.scratch / "box"
+        self.wrap_log = self.box / f"wrap-{uuid.uuid4().hex}.log"  # not guessed by the code the box runs
         self.proc: subprocess.Popen[bytes] | Forked | None = None
         self.uid: int | None = None
         self.slot: int | None = None
@@ -459,7 +475,7 @@ class SandboxSession:
 
     def start(self) -> None:
         with self.phases.span("start"):
-            spare = _spares.take(self.device) if not self.wrap and self._own_scratch else None
+            spare = _spares.take((self.device, self.wrap)) if self._own_scratch else None
             if spare is None:
                 self._launch()
             else:
@@ -477,7 +493,7 @@ class SandboxSession:
             if not hello.get("ok"):  # no code under test ran yet: the judge's own set-up failed
                 raise SandboxDied("runtime_error", f"the sandbox could not set up: {hello.get('detail', '')[-500:]}")
         if spare is not None:
-            _spares.refill(self.device)
+            _spares.refill((self.device, self.wrap))
 
     def _launch(self) -> None:
         """Start the sandbox process in a fresh box, as its own user where the judge is root."""
@@ -493,14 +509,15 @@ class SandboxSession:
         os.chmod(self.box, 0o700)
         self.log_path = self.scratch / "sandbox.log"
         log = open(self.log_path, "wb")
-        zygote = None if self.wrap else _zygotes.get(self.device)
+        zygote = None if self.wrap is not None else _zygotes.get(self.device)
         with _children_lock:
             try:
                 self.proc = self._fork(zygote, log.fileno()) if zygote is not None else None
             except OSError:  # the zygote died under the request: a new process instead
                 self.proc = None
             if self.proc is None:
-                cmd = [*self.wrap, sys.executable, "-m", "builder.judge.sandbox", self.device]
+                prefix = self.wrap.prefix(self.wrap_log) if self.wrap is not None else []
+                cmd = [*prefix, sys.executable, "-m", "builder.judge.sandbox", self.device]
                 self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
             _live_children.add(self.proc.pid)
@@ -528,7 +545,7 @@ class SandboxSession:
         import shutil
 
         shutil.rmtree(self.scratch, ignore_errors=True)  # the spare's scratch replaces this session's own
-        for name in ("scratch", "box", "proc", "uid", "slot", "log_path"):
+        for name in ("scratch", "box", "wrap_log", "proc", "uid", "slot", "log_path"):
             setattr(self, name, getattr(spare, name))
         if spare.slot is not None:
             self._slot_lock = spare._slot_lock
@@ -665,7 +682,8 @@ _zygotes = _Zygotes()
 atexit.register(_zygotes.stop)  # after the spares' stop (atexit runs the last registered first)
 _spares = _Spares()
 atexit.register(_spares.stop)
-#: Keep sandboxes started ahead for a device (see _Spares): `keep_spares("cuda", 2)`.
+#: Keep sandboxes started ahead for a device (see _Spares): `keep_spares("cuda", 2)`, or under a
+#: wrap: `keep_spares("cuda", 1, wrap=ncu.profiler(...))`.
 keep_spares = _spares.keep
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -35,13 +37,16 @@ UNVERIFIABLE_REWARD = 0.0
 
 #: Checks code for correctness: (problem, code, device=, timeout_s=, cases=, trials=) -> VerifyResult.
 Verifier = Callable[..., correctness.VerifyResult]
-#: Times correct code on a GPU: (code, problem) -> Timed.
+#: Times correct code on a GPU: (code, problem) -> Timed. A timer with a `prepare(problem)` method
+#: (GpuTimer) gets it called while the answers are checked.
 Timer = Callable[[str, Problem], "Timed"]
 #: The events' median may be this fraction of the profiler's kernel time and no less.
 PROFILE_AGREEMENT = 0.7
 #: (problem folder, current code, compile baseline) whose trusted codes this process has compiled
-#: into the problem's cache folder (see gpu_timer).
+#: into the problem's cache folder (see GpuTimer.prepare), and a lock per key while one does.
 _WARMED: set[tuple[str, str, bool]] = set()
+_WARMING: dict[tuple[str, str, bool], threading.Lock] = {}
+_WARMING_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -161,31 +166,41 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
                 strict: bool = False) -> list[Verdict]:
     """Judge many answers: the static rules and the checks of up to `parallel` answers at once (each
     in a sandbox of its own), then, on a GPU, the timing runs of the correct ones, one at a time
-    (a timing run has its GPU to itself). Each verdict is the one `score_answer` gives alone."""
-    from concurrent.futures import ThreadPoolExecutor
+    (a timing run has its GPU to itself). Each verdict is the one `score_answer` gives alone.
+    While the answers are checked, the timers prepare (GpuTimer.prepare: the trusted codes
+    compiled) and an ncu sandbox starts for the first profile."""
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     def check(i: int) -> Verdict:
         return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials, strict=strict)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        verdicts = list(pool.map(check, range(len(answers))))
-    for i, verdict in enumerate(verdicts):
-        if verdict.ok and timers[i] is not None and device == "cuda":
-            code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
-            verdicts[i] = with_timing(verdict, code, problems[i], timers[i])  # type: ignore[arg-type]
+    with ThreadPoolExecutor(max_workers=1) as beside:
+        preparing = []
+        for timer, problem in zip(timers, problems):
+            if device == "cuda" and isinstance(timer, GpuTimer):  # once per problem and code: the rest find it done
+                timer.keep_ahead()
+                preparing.append(beside.submit(timer.prepare, problem))
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            verdicts = list(pool.map(check, range(len(answers))))
+        wait(preparing)  # no timing run while a warm-up uses the GPU (a failed one is tried again by its timer)
+        for i, verdict in enumerate(verdicts):
+            if verdict.ok and timers[i] is not None and device == "cuda":
+                code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
+                verdicts[i] = with_timing(verdict, code, problems[i], timers[i])  # type: ignore[arg-type]
     return verdicts
 
 
-def verify_parallelism(problems: Sequence[Problem], limit: int) -> int:
+def verify_parallelism(problems: Sequence[Problem], limit: int, kept: int = 1) -> int:
     """How many checks of these problems fit the GPU at once: each holds one benchmark input and its
-    output (and a GPU context), and one more such set is kept free for the referee."""
+    output (and a GPU context), and `kept` more such sets are kept free: the referee's, and a
+    timer's warm-up beside the checks (score_batch) when they are timed."""
     import torch
 
     from builder.measure import bytes_moved
 
     free, _ = torch.cuda.mem_get_info()
     need = max(bytes_moved(p) for p in {p.key: p for p in problems}.values()) * 1.25 + 2 * 1024**3
-    return max(1, min(limit, int(free // need) - 1))
+    return max(1, min(limit, int(free // need) - kept))
 
 
 @dataclass(frozen=True)
@@ -198,30 +213,51 @@ class Timed:
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
 
 
-def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[str] = ("eager", "compile"),
-              runs: int = 100, timeout_s: float = DEFAULT_TIMEOUT_S) -> Timer:
-    """A Timer for one stage: side by side with `current_code` (timed before and after the answer)
-    and the `baselines` ("eager", "compile"); then, if `profile`, ncu's list of the kernels one
-    forward ran. Without "eager" the suspect-speedup check has nothing to hold the answer against."""
+class GpuTimer:
+    """Times answers for one stage: side by side with `current_code` (timed before and after the
+    answer) and the `baselines` ("eager", "compile"); then, if `profile`, ncu's list of the
+    kernels one forward ran. Without "eager" the suspect-speedup check has nothing to hold the
+    answer against. `prepare` compiles the trusted codes once per process and problem, for every
+    answer's session to load; score_batch runs it while the answers are checked."""
 
-    def time_code(code: str, problem: Problem) -> Timed:
+    def __init__(self, current_code: str, *, profile: bool = True, baselines: Sequence[str] = ("eager", "compile"),
+                 runs: int = 100, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.current_code, self.profile, self.baselines = current_code, profile, tuple(baselines)
+        self.runs, self.timeout_s = runs, timeout_s
+
+    def prepare(self, problem: Problem) -> dict[str, float]:
+        """Compile the trusted codes of `problem` into its cache folder unless this process has;
+        the phases of that work, or the seconds spent waiting for another thread's as "compile"."""
+        from builder.judge.jobs import warm_folder
+        from builder.judge.phases import Phases
+        from builder.judge.timing import warm_up
+
+        once = (str(problem.dir), self.current_code, "compile" in self.baselines)
+        start = time.monotonic()
+        with _WARMING_LOCK:
+            lock = _WARMING.setdefault(once, threading.Lock())
+        with lock:
+            if once in _WARMED:
+                return Phases({"compile": time.monotonic() - start}).to_dict()
+            phases = Phases()
+            warm_up(problem, warm_folder(problem.dir), phases, codes={"current": self.current_code},
+                    compile_baseline=once[2], timeout_s=self.timeout_s)
+            _WARMED.add(once)
+            return phases.to_dict()
+
+    def __call__(self, code: str, problem: Problem) -> Timed:
         from builder.judge import ncu
         from builder.judge.jobs import warm_folder
         from builder.judge.phases import Phases
         from builder.judge.runner import SandboxDied
-        from builder.judge.timing import Subject, run_side_by_side, warm_up
+        from builder.judge.timing import Subject, run_side_by_side
 
-        phases = Phases()
-        warm = warm_folder(problem.dir)
-        once = (str(problem.dir), current_code, "compile" in baselines)
-        if once not in _WARMED:  # the trusted codes compiled once, for every answer's session to load
-            warm_up(problem, warm, phases, codes={"current": current_code}, compile_baseline=once[2],
-                    timeout_s=timeout_s)
-            _WARMED.add(once)
-        subjects = [Subject("current", "code", current_code)] + [Subject(name, name) for name in baselines]
+        phases = Phases(self.prepare(problem))
+        subjects = [Subject("current", "code", self.current_code)] + [Subject(name, name) for name in self.baselines]
         subjects.append(Subject("candidate", "code", code, trusted=False))
         try:
-            run = run_side_by_side(problem, subjects, runs=runs, timeout_s=timeout_s, warm=warm)
+            run = run_side_by_side(problem, subjects, runs=self.runs, timeout_s=self.timeout_s,
+                                   warm=warm_folder(problem.dir))
         except SandboxDied as exc:
             return Timed({}, exc.reason, exc.detail, phases.to_dict())
         phases.merge(run.phases)
@@ -237,8 +273,8 @@ def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[st
             return Timed(speedups, "suspect_speedup", f"{speedups['eager']:.1f}x eager is over this problem's "
                                                       f"limit of {problem.max_speedup_vs_eager:g}x", phases.to_dict())
         ncu_bin = ncu.ncu_path()
-        if profile and ncu_bin:
-            batch = ncu.profile_codes(problem, {"candidate": code}, [], ncu_bin, timeout_s=timeout_s, trusted=False)
+        if self.profile and ncu_bin:
+            batch = ncu.profile_codes(problem, {"candidate": code}, [], ncu_bin, timeout_s=self.timeout_s, trusted=False)
             phases.merge(batch.phases)
             seen = batch.profiles["candidate"]
             if not seen.ok:
@@ -254,7 +290,15 @@ def gpu_timer(current_code: str, *, profile: bool = True, baselines: Sequence[st
                                                           f"{gpu_ms:.3f} ms of kernels in one forward", phases.to_dict())
         return Timed(speedups, phases=phases.to_dict())
 
-    return time_code
+    def keep_ahead(self) -> None:
+        """Keep one ncu sandbox started ahead for this timer's profiles (the reward's and score's:
+        ncu and the sandbox's imports take seconds that the checks and earlier timing runs hide)."""
+        from builder.judge import ncu
+        from builder.judge.runner import keep_spares
+
+        ncu_bin = ncu.ncu_path()
+        if self.profile and ncu_bin:
+            keep_spares("cuda", 1, wrap=ncu.profiler(ncu_bin, []))
 
 
 def read_answer(path: Path) -> str:
@@ -318,10 +362,49 @@ def _column(value: Any, count: int) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value] * count
 
 
-#: Settings of the reward's GPU path: fewer trials and runs than `score`, and eager as the only
-#: baseline (it is what the suspect-speedup limit is measured against).
-REWARD_TRIALS = 1
-REWARD_RUNS = 30
+@dataclass(frozen=True)
+class GpuSettings:
+    """How a GPU judges a batch: benchmark-size trials per answer, timed runs, and the baselines
+    each answer is timed against besides its current code."""
+
+    trials: int
+    runs: int
+    baselines: tuple[str, ...]
+
+
+#: `score`'s settings, and the reward's: fewer trials and runs, and eager as the only baseline (it
+#: is what the suspect-speedup limit is measured against).
+SCORE_SETTINGS = GpuSettings(GPU_BENCHMARK_TRIALS, 100, ("eager", "compile"))
+REWARD_SETTINGS = GpuSettings(1, 30, ("eager",))
+
+
+def judge_batch(answers: Sequence[str], problems: Sequence[Problem], currents: Sequence[str | None], *, device: str,
+                settings: GpuSettings = SCORE_SETTINGS, timed: bool = True, profile: bool = True,
+                workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, timer_timeout_s: float | None = None,
+                strict: bool = False) -> list[Verdict]:
+    """Judge answers to `problems`, each against its current code (`currents`: needed only where a
+    GPU times them), as `score` and the reward do:
+    score_batch with sandboxes started ahead, the checks of as many answers at once as fit (on a
+    GPU as many as its free memory holds, at most `workers`, default 4; on the CPU `workers`,
+    default one per CPU), then on a GPU, when `timed`, the timing runs of `settings`."""
+    import os
+
+    from builder.judge.runner import keep_spares
+
+    count = len(answers)
+    timers: list[Timer | None] = [None] * count
+    if device == "cuda":
+        parallel = verify_parallelism(problems, workers or 4, kept=2 if timed else 1)
+        if timed:
+            if any(current is None for current in currents):
+                raise ValueError("a GPU times each answer against its current code: pass one for each answer")
+            timers = [GpuTimer(current, profile=profile, baselines=settings.baselines, runs=settings.runs,  # type: ignore[arg-type]
+                               timeout_s=timer_timeout_s or timeout_s) for current in currents]
+    else:
+        parallel = workers or os.cpu_count() or 1
+    keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
+    return score_batch(answers, problems, device=device, timers=timers, parallel=parallel, timeout_s=timeout_s,
+                       trials=settings.trials if device == "cuda" else 0, strict=strict)
 
 
 def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,
@@ -334,19 +417,13 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
 
     The problem comes from the `problem` column (a key or a {key, ...} struct), else `problem_key`
     or the row `id`; the current code from `current_code`, else the `stage` column (the stage's
-    current code in seeds/). A batch is judged as `score_batch` does: the checks of several
-    answers at once, each in a sandbox of its own (without a GPU `workers` at a time, one per CPU
-    by default; on a GPU as many as its memory holds, at most `workers`, default 4), with
-    sandboxes started ahead; then on a GPU the timing runs, one at a time. Each reward is the one
-    the answer would get alone.
+    current code in seeds/). A batch is judged by `judge_batch` with REWARD_SETTINGS: the checks
+    of several answers at once, each in a sandbox of its own, then on a GPU the timing runs, one
+    at a time. Each reward is the one the answer would get alone.
     """
 
     def reward_fn(completions: list[Any], problem: Any = None, **kwargs: Any) -> list[float | None]:
-        import os
-
         import torch
-
-        from builder.judge.runner import keep_spares
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         column = problem if problem is not None else kwargs.get("problem_key", kwargs.get("id"))
@@ -354,20 +431,12 @@ def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: b
             raise ValueError("reward_fn needs a `problem`, `problem_key` or `id` column")
         count = len(completions)
         targets = [get_problem(_problem_key(key)) for key in _column(column, count)]
-        codes = _column(kwargs.get("current_code"), count)
-        stages = _column(kwargs.get("stage"), count)
-        timers: list[Timer | None] = [None] * count
-        if device == "cuda":
-            parallel = verify_parallelism(targets, workers or 4)
-            if timed:
-                timers = [gpu_timer(codes[i] or current_code(targets[i], stages[i]), profile=profile,
-                                    baselines=("eager",), runs=REWARD_RUNS, timeout_s=timeout_s) for i in range(count)]
-        else:
-            parallel = workers or os.cpu_count() or 1
-        keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
-        verdicts = score_batch([completion_text(c) for c in completions], targets, device=device, timers=timers,
-                               parallel=parallel, timeout_s=timeout_s, trials=REWARD_TRIALS if device == "cuda" else 0,
-                               strict=strict)
+        codes, stages = _column(kwargs.get("current_code"), count), _column(kwargs.get("stage"), count)
+        currents = [codes[i] or current_code(targets[i], stages[i]) if device == "cuda" and timed else None
+                    for i in range(count)]
+        verdicts = judge_batch([completion_text(c) for c in completions], targets, currents, device=device,
+                               settings=REWARD_SETTINGS, timed=timed, profile=profile, workers=workers,
+                               timeout_s=timeout_s, strict=strict)
         return [unverifiable if v.reason == "cpu_unverifiable" else v.reward for v in verdicts]
 
     reward_fn.__name__ = "kernel_reward"

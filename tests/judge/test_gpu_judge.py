@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from builder.judge.ncu import foreign_kernels, ncu_path, profile
-from builder.judge.score import gpu_timer, jit_function_names, make_reward_fn, read_answer, score_answer
+from builder.judge.score import GpuTimer, jit_function_names, make_reward_fn, read_answer, score_answer
 from builder.judge.timing import Subject, run_side_by_side
 from builder.seeds import get_problem
 from tests.judge.test_score import accepted_answers
@@ -91,8 +91,33 @@ def test_reward_gives_a_bonus_to_a_solution_and_none_to_its_current_code():
     assert got[0] > 1.05 and 0.99 <= got[1] < 1.02, got
 
 
+@pytest.mark.skipif(ncu_path() is None, reason="needs ncu")
+def test_a_profile_takes_the_ncu_sandbox_started_ahead_and_sees_the_kernels():
+    """The reward's and score's profiles start under ncu ahead of time; the one taken profiles as a
+    new one does (its CUDA context, which ncu watches, comes at its first request)."""
+    import time
+
+    from builder.judge import ncu
+    from builder.judge.runner import _spares, keep_spares
+
+    kind = ("cuda", ncu.profiler(ncu_path(), []))
+    GpuTimer(P1.kernel_path.read_text()).keep_ahead()
+    try:
+        waiting = _spares.ready[kind][0]
+        time.sleep(10)  # it starts while nobody waits for it
+        code = P1.solutions["memory_access"].read_text()
+        batch = ncu.profile_codes(P1, {"candidate": code}, [], ncu_path(), timeout_s=600, trusted=False)
+        seen = batch.profiles["candidate"]
+        assert seen.ok and seen.gpu_ms() and not foreign_kernels(seen.launches, jit_function_names(code)), seen.detail
+        assert waiting.proc.poll() is not None and waiting not in _spares.ready[kind]  # taken, ended with its session
+        print("phases with the sandbox started ahead:", batch.phases)
+    finally:
+        keep_spares("cuda", 0, wrap=kind[1])
+        _spares.stop()
+
+
 def test_score_times_against_the_current_code():
-    timer = gpu_timer(P2.kernel_path.read_text())
+    timer = GpuTimer(P2.kernel_path.read_text())
     verdict = score_answer(read_answer(P2.solutions["grid_and_parallel"]), P2, device="cuda", timer=timer)
     assert verdict.ok, (verdict.reason, verdict.detail)
     assert verdict.speedups["current"] > 1.0 and verdict.speedups["eager"] > 1.0
@@ -133,7 +158,7 @@ def test_a_candidate_that_crashes_the_device_while_timed_gets_crash():
     code = (P2.dir / "wrong" / "timed_pointer_cache.py").read_text().replace(
         "plane = (row // OH).to(tl.int64)", "plane = row // OH")
     assert "plane = row // OH" in code
-    timed = gpu_timer(P2.kernel_path.read_text(), baselines=(), runs=5, profile=False)(code, P2)
+    timed = GpuTimer(P2.kernel_path.read_text(), baselines=(), runs=5, profile=False)(code, P2)
     assert timed.reason == "crash" and timed.detail.startswith("candidate:"), (timed.reason, timed.detail)
 
 
@@ -194,7 +219,7 @@ def test_multi_config_autotune_passes_the_whole_judge_on_a_gpu():
     """seeds/avgpool1d/accepted/autotune_two_configs.py: checks with a benchmark-shape trial, then a
     checked timing run (the autotuner benchmarks again in the timing sandbox's warm-up)."""
     path = P1.dir / "accepted" / "autotune_two_configs.py"
-    timer = gpu_timer(P1.kernel_path.read_text(), baselines=("eager",), runs=20, profile=False)
+    timer = GpuTimer(P1.kernel_path.read_text(), baselines=("eager",), runs=20, profile=False)
     verdict = score_answer(read_answer(path), P1, device="cuda", timer=timer, trials=1)
     assert verdict.ok and verdict.correct and verdict.follows_rules, (verdict.reason, verdict.detail)
     assert verdict.speedups["current"] > 0

@@ -51,6 +51,39 @@ def test_wrap_command_scopes_to_the_nvtx_range_and_leaves_clocks_alone(tmp_path)
     assert cmd[cmd.index("--metrics") + 1] == "a.b,c.d"
 
 
+def test_the_rewards_ncu_sandbox_started_ahead_is_the_one_its_profile_takes(monkeypatch):
+    """GpuTimer.keep_ahead keeps a sandbox under the profiler that profile_codes then asks for: equal
+    wraps, so the session takes it."""
+    from builder.judge import runner
+    from builder.judge.score import GpuTimer
+    from builder.seeds import get_problem
+
+    kept, asked = [], []
+
+    class Session:
+        def __init__(self, device, problem_dir, *, wrap=None, **kwargs):
+            asked.append(wrap)
+            self.box = Path("/nonexistent")
+
+        def start(self):
+            raise runner.SandboxDied("crash", "not started in this test")
+
+        def log_tail(self):
+            return ""
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(ncu, "ncu_path", lambda: "/usr/bin/ncu")
+    monkeypatch.setattr(runner, "keep_spares", lambda device, count, wrap=None: kept.append((device, wrap)))
+    monkeypatch.setattr(runner, "SandboxSession", Session)
+    GpuTimer("current").keep_ahead()
+    ncu.profile_codes(get_problem("avgpool1d"), {"candidate": "code"}, [], "/usr/bin/ncu", timeout_s=60, trusted=False)
+    assert kept == [("cuda", asked[0])] and hash(kept[0][1]) == hash(asked[0])
+    assert ncu.profiler("/usr/bin/ncu", ["a.b"]) != asked[0]  # other metrics: another kind of sandbox
+    assert asked[0].prefix(Path("/box/log.csv"))[-1] == "/box/log.csv"
+
+
 def test_launch_attributes_count_as_available():
     assert ncu.is_launch_attribute("launch__grid_size")
     assert not ncu.is_launch_attribute("sm__throughput.avg.pct_of_peak_sustained_elapsed")

@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import pytest
@@ -109,7 +110,7 @@ def test_a_session_takes_a_sandbox_started_ahead_and_another_starts_behind_it(tm
     problem = get_problem("avgpool1d")
     keep_spares("cpu", 1)
     try:
-        waiting = _spares.ready["cpu"][0]
+        waiting = _spares.ready[("cpu", None)][0]
         time.sleep(1.0)  # it imports while nobody waits for it
         session = SandboxSession("cpu", problem.dir, timeout_s=120)
         session.start()
@@ -118,9 +119,51 @@ def test_a_session_takes_a_sandbox_started_ahead_and_another_starts_behind_it(tm
             assert session.request({"op": "bye"}) == {"ok": True}
         finally:
             session.close()
-        assert len(_spares.ready["cpu"]) == 1 and _spares.ready["cpu"][0].proc is not waiting.proc
+        assert len(_spares.ready[("cpu", None)]) == 1 and _spares.ready[("cpu", None)][0].proc is not waiting.proc
     finally:
         keep_spares("cpu", 0)
+        _spares.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Marking:
+    """A wrap that writes its name to the session's wrap log, then runs the sandbox."""
+
+    name: str
+
+    def prefix(self, log):
+        return ["sh", "-c", 'echo "$0" > "$1"; shift; exec "$@"', self.name, str(log)]
+
+
+def test_a_wrapped_session_takes_a_sandbox_started_ahead_under_the_same_wrap_only():
+    """ncu's sandboxes start ahead too (their imports take seconds); a session under another wrap,
+    or none, never takes one."""
+    from builder.judge.runner import SandboxSession, _spares, keep_spares
+    from builder.seeds import get_problem
+
+    problem = get_problem("avgpool1d")
+    one, other = _Marking("one"), _Marking("other")
+    keep_spares("cpu", 1, wrap=one)
+    try:
+        waiting = _spares.ready[("cpu", one)][0]
+        for wrap in (None, other):
+            session = SandboxSession("cpu", problem.dir, timeout_s=120, wrap=wrap)
+            session.start()
+            try:
+                assert session.proc is not waiting.proc
+            finally:
+                session.close()
+        session = SandboxSession("cpu", problem.dir, timeout_s=120, wrap=_Marking("one"))
+        session.start()
+        try:
+            assert session.proc is waiting.proc
+            assert session.wrap_log.read_text().strip() == "one"  # the log its wrap wrote, in its box
+            assert session.request({"op": "bye"}) == {"ok": True}
+        finally:
+            session.close()
+        assert _spares.ready[("cpu", one)][0].proc is not waiting.proc  # another started behind it
+    finally:
+        keep_spares("cpu", 0, wrap=one)
         _spares.stop()
 
 

@@ -8,9 +8,9 @@ from builder.judge.rules import FORMAT_REASONS, PRECEDENCE
 from builder.judge.correctness import CaseResult, VerifyResult
 from builder.judge.score import (
     FORMAT_SHARE,
+    GpuTimer,
     Timed,
     Verdict,
-    gpu_timer,
     read_answer,
     reward,
     reward_fn,
@@ -84,7 +84,7 @@ def test_fixture_gets_its_verdict(problem, name, spec):
     answer = read_answer(problem.wrong_dir / name)
     static = spec["reason"] in PRECEDENCE
     device = _device() if spec.get("gpu") else "cpu"
-    timer = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30) if device == "cuda" else None
+    timer = GpuTimer(problem.kernel_path.read_text(), baselines=(), runs=30) if device == "cuda" else None
     kwargs = {"verifier": no_run} if static else {"timer": timer}
     # A format finding rejects in strict mode; without it the answer runs (test_format_apart_from_correctness).
     verdict = score_answer(answer, problem, device=device, timeout_s=spec.get("timeout_s", 120),
@@ -107,7 +107,7 @@ def test_runtime_alone_catches_the_fixture(problem, name, spec):
     result = verify(problem, code, device=device, timeout_s=spec.get("timeout_s", 120), cases=spec.get("cases"))
     reason = result.reason
     if result.ok and device == "cuda":
-        timed = gpu_timer(problem.kernel_path.read_text(), baselines=(), runs=30, profile=False)(code, problem)
+        timed = GpuTimer(problem.kernel_path.read_text(), baselines=(), runs=30, profile=False)(code, problem)
         reason = timed.reason
     assert reason in runtime_reasons(spec), (reason, result.detail if reason == result.reason else timed.detail)
 
@@ -310,3 +310,64 @@ def test_a_batch_gets_the_verdicts_each_answer_gets_alone():
     expect = [(True, None), (False, "mismatch"), (False, "system_access")]
     assert [(v.ok, v.reason) for v in alone] == [(v.ok, v.reason) for v in together] == expect
     assert together[0].phases["start"] > 0 and together[0].phases["checks"] > 0
+
+
+def test_a_batchs_timers_prepare_while_the_answers_are_checked_and_before_any_timing_run(monkeypatch):
+    """The trusted codes' warm-up and an ncu sandbox started ahead overlap the checks; no timing
+    run starts while a warm-up may use the GPU."""
+    import threading
+    import time
+
+    from builder.judge import score
+
+    events = []
+    lock = threading.Lock()
+
+    def note(what):
+        with lock:
+            events.append((what, time.monotonic()))
+
+    def checked(answer, problem, **kwargs):
+        note("check")
+        time.sleep(0.3)
+        note("checked")
+        return Verdict(True, None, "")
+
+    def prepare(self, problem):
+        note("prepare")
+        time.sleep(0.6 if problem.key == P1.key else 0.1)
+        note(f"prepared {problem.key}")
+        return {}
+
+    monkeypatch.setattr(score, "score_answer", checked)
+    monkeypatch.setattr(score, "check_answer", lambda answer, sizes: (answer, []))
+    monkeypatch.setattr(GpuTimer, "prepare", prepare)
+    monkeypatch.setattr(GpuTimer, "keep_ahead", lambda self: note("ahead"))
+    monkeypatch.setattr(GpuTimer, "__call__", lambda self, code, problem: (note("timed"), Timed({"current": 2.0}))[1])
+    p2 = get_problem("avgpool2d")
+    verdicts = score.score_batch(["a", "b", "c"], [P1, p2, P1], device="cuda", parallel=3,
+                                 timers=[GpuTimer("current"), GpuTimer("current"), None])
+    assert [v.speedups for v in verdicts] == [{"current": 2.0}, {"current": 2.0}, {}]
+    when = {}
+    for what, at in events:
+        when.setdefault(what, []).append(at)
+    assert len(when["ahead"]) == 2 and len(when["prepare"]) == 2 and len(when["timed"]) == 2
+    assert min(when["prepare"]) < max(when["checked"])  # beside the checks, not after them
+    assert min(when["timed"]) >= max(when[f"prepared {P1.key}"] + when[f"prepared {p2.key}"])
+
+
+def test_a_timers_warm_up_runs_once_per_problem_and_code_however_many_threads_ask(monkeypatch):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from builder.judge import score, timing
+
+    calls = []
+    monkeypatch.setattr(score, "_WARMED", set())
+    monkeypatch.setattr(timing, "warm_up", lambda problem, warm, phases, **kw: (calls.append(problem.key), time.sleep(0.3)))
+    timer = GpuTimer("current code", baselines=("eager",))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(timer.prepare, [P1] * 4))
+    assert calls == [P1.key]
+    GpuTimer("another current code").prepare(P1)
+    assert calls == [P1.key, P1.key]
