@@ -45,7 +45,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -61,6 +61,16 @@ from builder.manifest import Case
 from builder.seeds import Problem
 
 __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"]
+
+
+
+class Gate(Protocol):
+    """What bounds the benchmark-size trials alive at once: a lock, or a semaphore of several."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class SpaceChecks:
@@ -119,13 +129,17 @@ class VerifyResult:
 
 
 def verify(problem: Problem, code: str, *, device: str, timeout_s: float, cases: list[str] | None = None,
-           trials: int = 0, label: str = "candidate", rng: random.Random | None = None) -> VerifyResult:
+           trials: int = 0, label: str = "candidate", rng: random.Random | None = None,
+           gate: Gate | None = None) -> VerifyResult:
     """Check code under test on the problem's cases (all, or those named: [] names none), on checks
     drawn from its input space (when `cases` is None) and, on a GPU, on `trials` trials at the benchmark size,
     in a session of its own. Failures of every kind come back as a VerifyResult, never raised.
-    `rng` (default: the system's secret randomness) draws everything; tests pass a seeded one."""
+    `rng` (default: the system's secret randomness) draws everything; tests pass a seeded one.
+    `gate`, shared by verifications that run at once, bounds how many of them hold a
+    benchmark-size input and output: each takes it before its trials and gives it back once its
+    session closed."""
     batch = verify_codes(problem, {label: code}, device=device, timeout_s=timeout_s, cases=cases, trials=trials,
-                         trusted=False, rng=rng)
+                         trusted=False, rng=rng, gate=gate)
     return replace(batch.results[label], phases=batch.phases)
 
 
@@ -161,10 +175,12 @@ class _Trials:
 
 def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeout_s: float,
                  cases: list[str] | None = None, trials: int = 0, trusted: bool = True,
-                 warm: Path | None = None, rng: random.Random | None = None, sessions: int = 1) -> VerifyBatch:
+                 warm: Path | None = None, rng: random.Random | None = None, sessions: int = 1,
+                 gate: Gate | None = None) -> VerifyBatch:
     """Check each of `codes` (label -> code) as `verify` does. Trusted codes share the referee's
     trials, and a session or, with `sessions` above 1, run several at once (see the module doc);
-    `timeout_s` is per code."""
+    `timeout_s` is per code. A session's trials wait for `gate` (see `verify`); codes checked at
+    once here take turns at theirs in any case."""
     if not trusted and len(codes) != 1:
         raise ValueError("code under test is checked alone: pass one code with trusted=False")
     rng = rng or secrets.SystemRandom()
@@ -173,7 +189,8 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     # Callers ask for trials on a GPU (the CPU interpreter cannot run the benchmark's size).
     referral = _Referral(problem, trials, rng, device) if trials else None
     if sessions > 1 and len(codes) > 1:
-        return _verify_apart(problem, codes, chosen, drawn, referral, device, timeout_s, warm, rng, sessions)
+        return _verify_apart(problem, codes, chosen, drawn, referral, device, timeout_s, warm, rng, sessions,
+                             gate or threading.Lock())
     phases = Phases()
     reference = Reference(problem)
     verdicts: dict[str, tuple[str, str] | None] = {}
@@ -181,6 +198,7 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     pending = list(codes.items())
     while pending:
         session = SandboxSession(device, problem.dir, timeout_s=timeout_s * len(pending), phases=phases, warm=warm)
+        turn = _Turn(gate) if gate is not None else None
         ran: list[str] = []
         try:
             session.start()
@@ -188,7 +206,7 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
                 label, code = pending.pop(0)
                 ran.append(label)
                 caller = Caller(problem, session, reference, records[label], label, rng)
-                verdicts[label] = _check_one(caller, code, chosen, drawn, referral, trusted, phases, device)
+                verdicts[label] = _check_one(caller, code, chosen, drawn, referral, trusted, phases, device, turn)
                 if verdicts[label] is not None:
                     break  # a failure may have left the session unusable: the rest get a fresh one
         except SandboxDied as exc:
@@ -200,6 +218,8 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
         finally:
             with phases.span("other"):
                 session.close()
+            if turn is not None:
+                turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
         if session.strays:
             for label in ran:
                 if verdicts.get(label) is None:
@@ -213,13 +233,13 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
 
 def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], drawn: bool,
                   referral: _Referral | None, device: str, timeout_s: float, warm: Path | None,
-                  rng: random.Random, sessions: int) -> VerifyBatch:
-    """Trusted codes checked at once, up to `sessions` of them, each in a session of its own."""
+                  rng: random.Random, sessions: int, gate: Gate) -> VerifyBatch:
+    """Trusted codes checked at once, up to `sessions` of them, each in a session of its own, their
+    trials as `gate` lets them."""
     seeds = {label: rng.getrandbits(64) for label in codes}  # drawn in order: each code's draws are its own
-    lock = threading.Lock()  # one code's trials at a time
 
     def one(label: str) -> tuple[tuple[str, str] | None, list[CaseResult], Phases]:
-        phases, records, turn = Phases(), [], _Turn(lock)
+        phases, records, turn = Phases(), [], _Turn(gate)
         session = SandboxSession(device, problem.dir, timeout_s=timeout_s, phases=phases, warm=warm)
         caller = Caller(problem, session, Reference(problem), records, label, random.Random(seeds[label]))
         try:
@@ -275,22 +295,25 @@ def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, refer
 
 
 class _Turn:
-    """A code's turn at the benchmark-size trials, among codes checked at once: taken before its
-    trials (the wait is the `wait` phase, with the session's clock stopped) and given back once
-    its session closed, so that one benchmark input and output is alive at a time."""
+    """A session's turn at the benchmark-size trials, among sessions checked at once: taken from
+    the gate before its first trial (the wait is the `wait` phase, with the session's clock
+    stopped) and given back once the session closed, so that no more benchmark inputs and
+    outputs are alive at a time than the gate lets through."""
 
-    def __init__(self, lock: threading.Lock) -> None:
-        self.lock, self.held = lock, False
+    def __init__(self, gate: Gate) -> None:
+        self.gate, self.held = gate, False
 
     def take(self, session: SandboxSession, phases: Phases) -> None:
+        if self.held:  # a later code of the same session
+            return
         with session.paused(), phases.span("wait"):
-            self.lock.acquire()
+            self.gate.acquire()
         self.held = True
 
     def give_back(self) -> None:
         if self.held:
             self.held = False
-            self.lock.release()
+            self.gate.release()
 
 
 def _space_checks(caller: Caller, device: str) -> None:

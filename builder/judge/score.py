@@ -114,11 +114,13 @@ def score_answer(
     timer: Timer | None = None,
     trials: int | None = None,
     strict: bool = False,
+    gate: correctness.Gate | None = None,
 ) -> Verdict:
     """Judge `answer` (a model's full reply) for `problem`; `timer` adds speedups on a GPU.
 
-    Static rules first, then correctness in a sandbox (builder.judge.correctness), then, when a
-    timer is given and the device is a GPU, the checked timing run and the profiler's kernel list.
+    Static rules first, then correctness in a sandbox (builder.judge.correctness; its
+    benchmark-size trials wait for `gate`, when given), then, when a timer is given and the
+    device is a GPU, the checked timing run and the profiler's kernel list.
     A finding that only breaks the output rules (rules.FORMAT_REASONS) does not stop the checks:
     the verdict says apart whether the code is correct and whether it follows the rules, and the
     reward is FORMAT_SHARE of a compliant answer's. With `strict`, any finding rejects.
@@ -133,7 +135,7 @@ def score_answer(
     if trials is None:
         trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
     result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
-                      trials=trials)
+                      trials=trials, **({"gate": gate} if gate is not None else {}))
     errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}
     phases = dict(getattr(result, "phases", {}))
     if not result.ok:
@@ -162,17 +164,22 @@ def with_timing(verdict: Verdict, code: str, problem: Problem, timer: Timer) -> 
 
 
 def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: str, timers: Sequence[Timer | None],
-                parallel: int = 1, timeout_s: float = DEFAULT_TIMEOUT_S, trials: int | None = None,
-                strict: bool = False) -> list[Verdict]:
+                parallel: int = 1, trial_sets: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                trials: int | None = None, strict: bool = False) -> list[Verdict]:
     """Judge many answers: the static rules and the checks of up to `parallel` answers at once (each
-    in a sandbox of its own), then, on a GPU, the timing runs of the correct ones, one at a time
-    (a timing run has its GPU to itself). Each verdict is the one `score_answer` gives alone.
-    While the answers are checked, the timers prepare (GpuTimer.prepare: the trusted codes
-    compiled) and an ncu sandbox starts for the first profile."""
+    in a sandbox of its own; on a GPU, their benchmark-size trials `trial_sets` at a time when
+    that is fewer), then, on a GPU, the timing runs of the correct ones, one at a time (a timing
+    run has its GPU to itself). Each verdict is the one `score_answer` gives alone. While the
+    answers are checked, the timers prepare (GpuTimer.prepare: the trusted codes compiled) and an
+    ncu sandbox starts for the first profile."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
+    gate = (threading.BoundedSemaphore(max(1, trial_sets))
+            if device == "cuda" and trial_sets is not None and trial_sets < parallel else None)
+
     def check(i: int) -> Verdict:
-        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials, strict=strict)
+        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials, strict=strict,
+                            gate=gate)
 
     with ThreadPoolExecutor(max_workers=1) as beside:
         preparing = []
@@ -190,17 +197,35 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
     return verdicts
 
 
-def verify_parallelism(problems: Sequence[Problem], limit: int, kept: int = 1) -> int:
-    """How many checks of these problems fit the GPU at once: each holds one benchmark input and its
-    output (and a GPU context), and `kept` more such sets are kept free: the referee's, and a
-    timer's warm-up beside the checks (score_batch) when they are timed."""
+#: GPU memory a checking sandbox holds besides its tensors (its CUDA context, Triton's modules).
+SANDBOX_GIB = 1.0
+
+
+def gpu_checks(workers: int | None) -> int:
+    """How many answers a GPU judge checks at once: `workers`, else one per two CPUs, at most 8 (the
+    judge and each answer's sandbox both work on the CPU)."""
+    import os
+
+    return workers or max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+def trial_sets(problems: Sequence[Problem], checks: int, kept: int = 1) -> int:
+    """How many benchmark inputs and outputs of these problems (with slack) fit the GPU at once,
+    beside `checks` sandboxes and `kept` sets kept free: the referee's, and a timer's warm-up
+    beside the checks (score_batch) when they are timed; at least one. A GPU capped with
+    KP_GPU_MEMORY_GIB counts as one of that size."""
+    import os
+
     import torch
 
+    from builder.judge.child import MEMORY_CAP_ENV
     from builder.measure import bytes_moved
 
     free, _ = torch.cuda.mem_get_info()
-    need = max(bytes_moved(p) for p in {p.key: p for p in problems}.values()) * 1.25 + 2 * 1024**3
-    return max(1, min(limit, int(free // need) - kept))
+    if os.environ.get(MEMORY_CAP_ENV):
+        free = min(free, int(float(os.environ[MEMORY_CAP_ENV]) * 1024**3))
+    need = max(bytes_moved(p) for p in {p.key: p for p in problems}.values()) * 1.25
+    return max(1, int((free - (checks + kept) * SANDBOX_GIB * 1024**3) // need) - kept)
 
 
 @dataclass(frozen=True)
@@ -383,18 +408,20 @@ def judge_batch(answers: Sequence[str], problems: Sequence[Problem], currents: S
                 workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, timer_timeout_s: float | None = None,
                 strict: bool = False) -> list[Verdict]:
     """Judge answers to `problems`, each against its current code (`currents`: needed only where a
-    GPU times them), as `score` and the reward do:
-    score_batch with sandboxes started ahead, the checks of as many answers at once as fit (on a
-    GPU as many as its free memory holds, at most `workers`, default 4; on the CPU `workers`,
-    default one per CPU), then on a GPU, when `timed`, the timing runs of `settings`."""
+    GPU times them), as `score` and the reward do: score_batch with sandboxes started ahead, the
+    checks of `workers` answers at once (on a GPU by default one per two CPUs, at most 8, their
+    benchmark-size trials as many at once as the GPU's free memory holds; on the CPU by default
+    one per CPU), then on a GPU, when `timed`, the timing runs of `settings`."""
     import os
 
     from builder.judge.runner import keep_spares
 
     count = len(answers)
     timers: list[Timer | None] = [None] * count
+    sets = None
     if device == "cuda":
-        parallel = verify_parallelism(problems, workers or 4, kept=2 if timed else 1)
+        parallel = gpu_checks(workers)
+        sets = trial_sets(problems, min(parallel, count), kept=2 if timed else 1)
         if timed:
             if any(current is None for current in currents):
                 raise ValueError("a GPU times each answer against its current code: pass one for each answer")
@@ -403,8 +430,8 @@ def judge_batch(answers: Sequence[str], problems: Sequence[Problem], currents: S
     else:
         parallel = workers or os.cpu_count() or 1
     keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
-    return score_batch(answers, problems, device=device, timers=timers, parallel=parallel, timeout_s=timeout_s,
-                       trials=settings.trials if device == "cuda" else 0, strict=strict)
+    return score_batch(answers, problems, device=device, timers=timers, parallel=parallel, trial_sets=sets,
+                       timeout_s=timeout_s, trials=settings.trials if device == "cuda" else 0, strict=strict)
 
 
 def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,

@@ -4,6 +4,7 @@ laid out as a user's, fills that vary, both modes, autograd on and off, long row
 known-bad answer must get its reason; each correct one must pass."""
 
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,46 @@ def test_benchmark_trials_draw_in_the_sandbox_and_the_referee_alike(name, reason
         assert [c.name for c in result.cases] == ["benchmark_0", "benchmark_1"]
     else:
         assert result.reason in (reason, "uninitialized_output", "nan_inf"), (result.reason, result.detail)
+
+
+@pytest.mark.slow
+def test_verifications_at_once_take_turns_at_their_trials_each_until_its_session_closed(monkeypatch):
+    """A gate of one (a GPU with room for one benchmark input and output besides the checks):
+    three verifications check at once, their trials one at a time."""
+    import threading
+    import time
+
+    from builder.judge.calls import Caller
+    from builder.judge.runner import SandboxSession
+
+    problem = PROBLEMS["relu"]
+    spans, lock = [], threading.Lock()
+    real_trial, real_close = Caller.trial, SandboxSession.close
+
+    def trial(self, index, *args):
+        with lock:
+            spans.append((threading.get_ident(), "trial", time.monotonic()))
+        return real_trial(self, index, *args)
+
+    def close(self):
+        real_close(self)
+        with lock:
+            spans.append((threading.get_ident(), "closed", time.monotonic()))
+
+    monkeypatch.setattr(Caller, "trial", trial)
+    monkeypatch.setattr(SandboxSession, "close", close)
+    gate = threading.Semaphore(1)
+    code = problem.kernel_path.read_text()
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: verify(problem, code, device="cpu", timeout_s=300, cases=[problem.cases[0].name],
+                                                 trials=2, gate=gate), range(3)))
+    assert all(r.ok for r in results), [(r.reason, r.detail) for r in results]
+    turns = {}
+    for thread, what, at in spans:
+        turns.setdefault(thread, {}).setdefault(what, []).append(at)
+    held = sorted((min(t["trial"]), max(t["closed"])) for t in turns.values())
+    assert len(held) == 3 and all(end <= start for (_, end), (start, _) in zip(held, held[1:]))  # one at a time
+    assert gate.acquire(blocking=False)  # every turn given back
 
 
 def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_seeds():

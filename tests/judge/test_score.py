@@ -371,3 +371,36 @@ def test_a_timers_warm_up_runs_once_per_problem_and_code_however_many_threads_as
     assert calls == [P1.key]
     GpuTimer("another current code").prepare(P1)
     assert calls == [P1.key, P1.key]
+
+
+def test_a_gpu_judge_checks_by_its_cpus_and_lets_through_as_many_trials_as_its_memory_holds(monkeypatch):
+    import torch
+
+    from builder.judge import score
+    from builder.measure import bytes_moved
+
+    def sets(free_gib, checks, kept):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (free_gib * 1024**3, 80 * 1024**3))
+        return score.trial_sets([P1], checks, kept=kept)
+
+    assert bytes_moved(P1) > 4 * 1024**3  # avg-pool 1D's benchmark input and output: 4.3 GB
+    assert sets(80, 8, 2) >= 8  # an H100: every answer checked at once may hold its trials' tensors
+    assert sets(22, 8, 2) == 1  # a 24 GB card: one at a time, beside eight checking sandboxes
+    assert sets(4, 8, 2) == 1  # never none
+    monkeypatch.setenv("KP_GPU_MEMORY_GIB", "22")
+    assert sets(80, 8, 2) == 1  # an H100 acting as the 24 GB card
+    monkeypatch.delenv("KP_GPU_MEMORY_GIB")
+    assert sets(80, 8, 1) > sets(80, 8, 2) and sets(80, 1, 2) > sets(80, 16, 2)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert score.gpu_checks(None) == 8 and score.gpu_checks(3) == 3
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert score.gpu_checks(None) == 1
+
+    gates = []
+    monkeypatch.setattr(score, "score_answer", lambda answer, problem, gate=None, **kw: (gates.append(gate),
+                                                                                           Verdict(False, "x", ""))[1])
+    score.score_batch(["a", "b"], [P1, P1], device="cuda", timers=[None, None], parallel=2, trial_sets=1)
+    assert gates[0] is gates[1] is not None  # one gate for the batch
+    gates.clear()
+    score.score_batch(["a", "b"], [P1, P1], device="cuda", timers=[None, None], parallel=2, trial_sets=2)
+    assert gates == [None, None]  # room for every answer's trials: no gate
