@@ -291,7 +291,7 @@ def bench(keys: tuple[str, ...], gpu: str | None) -> None:
               help="On a GPU, judge as the RL reward does: one benchmark-size trial, 30 timed runs, eager as the "
                    "only baseline (default: five trials, 100 runs, eager and torch.compile).")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Judge the file this many times in one process: the first round pays the process's starts and "
+              help="Judge the answers this many times in one process: the first round pays the process's starts and "
                    "compiles, the later ones cost what a trainer's later steps do. Each round's wall time and "
                    "seconds per phase go to stderr.")
 @click.argument("answer_files", nargs=-1, required=True,

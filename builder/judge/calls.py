@@ -61,6 +61,7 @@ class CaseResult:
     detail: str  # sentence about a failure
     max_abs_err: float | None  # largest absolute error over the outputs, when compared
     max_rel_err: float | None  # largest relative error over the outputs, when compared
+    seconds: float | None = None  # the call's wall time in the judge: drawing, reference, the sandbox's work, comparing
 
 
 class Reference:
@@ -145,6 +146,7 @@ class Caller:
         self.label, self.rng = label, rng
         self.models: dict[str, tuple[str, Build]] = {}  # init (as JSON) -> (model name, build)
         self.count = 0
+        self.began = time.monotonic()  # when the call under way began
 
     # -- models ---------------------------------------------------------------------------
 
@@ -245,6 +247,7 @@ class Caller:
 
     def _run(self, case: Case, conditions: Conditions, keep: str | None, tensors: list[torch.Tensor] | None,
              inputs: str | None, budget_s: float | None) -> Checked:
+        self.began = time.monotonic()
         name, spec = self.model(case.init, conditions.build)
         ref_model, values = self.reference.model(spec)
         if tensors is None:
@@ -297,7 +300,8 @@ class Caller:
             what, comparison = failure
             reason, detail = comparison.reason, f"{what}: {comparison.detail}" if what else comparison.detail
         max_abs, max_rel = checked.errors() if checked else (None, None)
-        self.results.append(CaseResult(name, tuple(case.shape), reason is None, reason, detail, max_abs, max_rel))
+        self.results.append(CaseResult(name, tuple(case.shape), reason is None, reason, detail, max_abs, max_rel,
+                                       round(time.monotonic() - self.began, 3)))
         if reason is not None:
             raise Reject(reason, f"{_called(name, case, conditions)}: {detail}")
 
@@ -358,6 +362,7 @@ class Caller:
               hashes: list[str], hash_key: int, poison: str, scales: list[float]) -> None:
         """A benchmark-size trial: drawn in the sandbox from the seeds in `spec`, references, their
         max|ref| and input hashes from the referee."""
+        self.began = time.monotonic()
         case = self.problem.benchmark_case
         name = f"benchmark_{index}"
         expect = _meta(refs)

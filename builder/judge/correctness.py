@@ -42,7 +42,7 @@ import random
 import secrets
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -188,9 +188,21 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
     drawn = problem.space is not None and cases is None
     # Callers ask for trials on a GPU (the CPU interpreter cannot run the benchmark's size).
     referral = _Referral(problem, trials, rng, device) if trials else None
-    if sessions > 1 and len(codes) > 1:
-        return _verify_apart(problem, codes, chosen, drawn, referral, device, timeout_s, warm, rng, sessions,
-                             gate or threading.Lock())
+    try:
+        if sessions > 1 and len(codes) > 1:
+            return _verify_apart(problem, codes, chosen, drawn, referral, device, timeout_s, warm, rng, sessions,
+                                 gate or threading.Lock())
+        return _verify_together(problem, codes, chosen, drawn, referral, device, timeout_s, warm, rng, trusted, gate)
+    finally:
+        if referral is not None:
+            referral.end()
+
+
+def _verify_together(problem: Problem, codes: dict[str, str], chosen: list[Case], drawn: bool,
+                     referral: _Referral | None, device: str, timeout_s: float, warm: Path | None,
+                     rng: random.Random, trusted: bool, gate: Gate | None) -> VerifyBatch:
+    """Codes checked one after another in a session (a fresh one after a code whose failure may
+    have left it unusable), its trials as `gate` lets them."""
     phases = Phases()
     reference = Reference(problem)
     verdicts: dict[str, tuple[str, str] | None] = {}
@@ -216,10 +228,12 @@ def verify_codes(problem: Problem, codes: dict[str, str], *, device: str, timeou
                 verdicts.update({label: (exc.reason, exc.detail) for label, _ in pending})
                 pending.clear()
         finally:
-            with phases.span("other"):
-                session.close()
-            if turn is not None:
-                turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
+            try:
+                with phases.span("other"):
+                    session.close()
+            finally:
+                if turn is not None:
+                    turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
         if session.strays:
             for label in ran:
                 if verdicts.get(label) is None:
@@ -248,9 +262,11 @@ def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], d
         except SandboxDied as exc:
             verdict = (exc.reason, exc.detail)
         finally:
-            with phases.span("other"):
-                session.close()
-            turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
+            try:
+                with phases.span("other"):
+                    session.close()
+            finally:
+                turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
         if session.strays and verdict is None:
             verdict = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
         return verdict, records, phases
@@ -399,12 +415,13 @@ class _Referral:
         self.poisons = [c.poison for c in conditions]
         self.key = rng.getrandbits(62)
         self.future: Future[dict[str, Any]] = Future()
+        self.ended = threading.Event()
 
         def ask() -> None:  # in a daemon thread: an answer nobody reads never holds up the process's exit
             self.future.set_running_or_notify_cancel()
             try:
                 self.future.set_result(ask_referee(problem, self.key, build=self.build.to_spec(), trials=self.specs,
-                                                   device=device))
+                                                   device=device, wanted=lambda: not self.ended.is_set()))
             except BaseException as exc:  # read by `answer`
                 self.future.set_exception(exc)
 
@@ -423,6 +440,13 @@ class _Referral:
     def failure(self) -> BaseException | None:
         """What the referee raised, once it answered; None before, or when it succeeded."""
         return self.future.exception() if self.future.done() else None
+
+    def end(self) -> None:
+        """The verification is over: a request still waiting for the referee is withdrawn, and one
+        it has taken up is waited for, so that no referee work for it runs on after it (into a
+        timing run, say)."""
+        self.ended.set()
+        wait([self.future])
 
 
 def _load(caller: Caller, code: str, trusted: bool = False) -> None:

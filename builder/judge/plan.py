@@ -97,16 +97,31 @@ def rotation(count: int, rng: random.Random, layouts: tuple[str, ...] = LAYOUTS)
     return calls
 
 
+#: Layouts that show at any size with one axis longer than 1 (builder.judge.inputs.shows): a
+#: stretched check in one of them keeps its size (a transposed or sliced one halves it).
+ANY_SIZE_LAYOUTS = ("guarded", "strided")
+
+
 def both_user_calls(calls: list[Conditions]) -> list[Conditions]:
-    """`calls` with its first two made a user's inference and training calls: the plain one of
-    them (builder.judge.plan.rotation puts one there) keeps its mode and autograd, the other takes
-    the other call's. The largest drawn checks come first, so both calls see one size: an answer
-    that branches on the module's mode or on autograd is checked at that size either way."""
+    """`calls` with its first two made a user's inference and training calls at one size: the
+    plain one of them (builder.judge.plan.rotation puts one there) keeps its mode and autograd,
+    the other takes the other call's, and a layout of ANY_SIZE_LAYOUTS, swapped with the first
+    later call's where it had another. The largest drawn checks come first: an answer that
+    branches on the module's mode or on autograd is checked at that size either way. (The
+    mixed calls' alternation of modes, `rotation`'s, may then see one repeat.)"""
+    calls = list(calls)
     plain = 0 if calls[0].layout == "plain" else 1
+    other = 1 - plain
     mine = (calls[plain].mode, calls[plain].grad)
     mode, grad = next(c for c in USER_CALLS[:2] if c != mine)
-    other = 1 - plain
-    return [*calls[:other], dataclasses.replace(calls[other], mode=mode, grad=grad), *calls[other + 1:]]
+    layout = calls[other].layout
+    if layout not in ANY_SIZE_LAYOUTS:
+        later = next((k for k in range(2, len(calls)) if calls[k].layout in ANY_SIZE_LAYOUTS), None)
+        if later is not None:
+            layout = calls[later].layout
+            calls[later] = dataclasses.replace(calls[later], layout=calls[other].layout)
+    calls[other] = dataclasses.replace(calls[other], layout=layout, mode=mode, grad=grad)
+    return calls
 
 
 def trial_conditions(count: int, rng: random.Random) -> list[Conditions]:

@@ -6,7 +6,9 @@ candidate code, draws the same inputs from the same seeds, computes the referenc
 the keyed hashes of the inputs, and sends the outputs to the judge over a pipe, as bytes. For a
 timing session it replays the perturbations (builder.judge.timing.perturb) up to each run the
 judge will check. A verification asks as it starts and reads the answer when its first trial
-needs it, so the referee computes while the sandbox runs its small checks; the sandbox cannot
+needs it, so the referee computes while the sandbox runs its small checks; one that ends before
+withdraws its request if the referee has not taken it up, and waits for it if it has, so that no
+referee work outlives its verification (into a timing run, say). The sandbox cannot
 read the referee (another user where the judge is root, and the referee is not dumpable). The
 referee frees its tensors after each request, so only one copy of a benchmark input is alive at
 a time.
@@ -24,11 +26,18 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 #: Seconds a referee may take for one request.
 REFEREE_TIMEOUT_S = 900.0
+#: Seconds between two looks, while a request waits for the referee, at whether it is still wanted.
+WANTED_POLL_S = 0.05
+
+
+class Withdrawn(Exception):
+    """A request no longer wanted (its verification ended) before the referee took it up."""
 
 
 class _Service:
@@ -70,16 +79,23 @@ class _Service:
             _live_children.discard(self.proc.pid)
         self.proc = None
 
-    def request(self, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def request(self, params: dict[str, Any], timeout_s: float,
+                wanted: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Send one request; its reply with the outputs read into this process (`"outputs"`: one
         list of tensors per trial or checkpoint, as the reply's `groups` describe them). Raises
-        SandboxDied when the referee fails, dies or overruns."""
+        SandboxDied when the referee fails, dies or overruns, and Withdrawn when `wanted` says no
+        before the referee took the request up."""
         import torch
 
         from builder.judge import channel
         from builder.judge.runner import SandboxDied
 
-        with self.lock:
+        while not self.lock.acquire(timeout=WANTED_POLL_S):
+            if wanted is not None and not wanted():
+                raise Withdrawn()
+        try:
+            if wanted is not None and not wanted():
+                raise Withdrawn()
             proc = self._start()
             timer = threading.Timer(timeout_s, self.stop)
             timer.start()
@@ -103,6 +119,8 @@ class _Service:
                 raise SandboxDied("timeout" if timed_out else "crash", why) from None
             finally:
                 timer.cancel()
+        finally:
+            self.lock.release()
         return {**reply, "outputs": outputs}
 
 
@@ -117,16 +135,16 @@ def stop_referee() -> None:
 
 def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: list[dict[str, Any]] | None = None,
                 timing: dict[str, Any] | None = None, timeout_s: float = REFEREE_TIMEOUT_S,
-                device: str = "cuda") -> dict[str, Any]:
+                device: str = "cuda", wanted: Callable[[], bool] | None = None) -> dict[str, Any]:
     """References for `trials` ([{inputs, layout, mode, grad}], inputs with their seeds) and the
     checkpoints of `timing`, from the reference built as `build` says (builder.judge.reference);
     the referee's reply with each output read into this process's memory (`"outputs"`: one list
     of tensors per trial, then per checkpoint, as `"groups"` describes them: whether the reference
     returned a sequence, and each output's shape and dtype). Raises SandboxDied when the referee
-    fails."""
+    fails, and Withdrawn when `wanted` says no while the request waits for the referee."""
     params = {"problem_dir": str(problem.dir), "hash_key": hash_key, "build": build, "trials": trials or [],
               "timing": timing, "device": device}
-    return _service.request(params, timeout_s)
+    return _service.request(params, timeout_s, wanted)
 
 
 def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:

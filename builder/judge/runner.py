@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from builder import PROJECT_ROOT
 from builder.judge import channel
 from builder.judge.phases import Phases
+from builder.judge.sandbox import LATE_CONTEXT
 from builder.judge.zygote import ZYGOTE_ENV, Forked, Zygote, set_dumpable
 
 #: Lines of child output kept on a JobResult.
@@ -396,13 +397,28 @@ SpareKind = tuple[str, "Wrap | None"]
 class _Spares:
     """Sandboxes started ahead, per device and wrap, for a judge that opens many sessions (the
     reward): a session takes one that has already imported torch (and, unwrapped, set up its
-    device), instead of waiting for a new process, and another starts behind it. Each is fresh: it
-    has run no code but the sandbox's own, exactly as a new one would be."""
+    device; a wrapped one sets it up at its first command), instead of waiting for a new process,
+    and another starts behind it. Each is fresh: it has run no code but the sandbox's own, exactly
+    as a new one would be. While `held` (a timing run), none starts."""
 
     def __init__(self) -> None:
         self.wanted: dict[SpareKind, int] = {}
         self.ready: dict[SpareKind, list[SandboxSession]] = {}
         self.lock = threading.Lock()
+        self.holds = 0
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """No sandbox starts ahead inside the block; the ones wanted start after it."""
+        with self.lock:
+            self.holds += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.holds -= 1
+            for kind in list(self.wanted):
+                self.refill(kind)
 
     def keep(self, device: str, count: int = 1, wrap: Wrap | None = None) -> None:
         """From now on keep `count` sandboxes for `device` under `wrap` started ahead (0 stops)."""
@@ -422,6 +438,8 @@ class _Spares:
 
     def refill(self, kind: SpareKind) -> None:
         with self.lock:
+            if self.holds:
+                return
             ready = self.ready.setdefault(kind, [])
             while len(ready) < self.wanted.get(kind, 0):
                 spare = SandboxSession(kind[0], Path("."), timeout_s=0.0, wrap=kind[1])
@@ -456,7 +474,7 @@ class SandboxSession:
         self._own_scratch = scratch is None
         self.scratch = Path(tempfile.mkdtemp(prefix="kp-judge-")) if scratch is None else Path(scratch)
         self.box = self.scratch / "box"
-        self.wrap_log = self.box / f"wrap-{uuid.uuid4().hex}.log"  # not guessed by the code the box runs
+        self.wrap_log = self.box / f"wrap-{uuid.uuid4().hex}.log"  # the wrap's (ncu's) log: it runs as the sandbox's user
         self.proc: subprocess.Popen[bytes] | Forked | None = None
         self.uid: int | None = None
         self.slot: int | None = None
@@ -516,8 +534,9 @@ class SandboxSession:
             except OSError:  # the zygote died under the request: a new process instead
                 self.proc = None
             if self.proc is None:
-                prefix = self.wrap.prefix(self.wrap_log) if self.wrap is not None else []
-                cmd = [*prefix, sys.executable, "-m", "builder.judge.sandbox", self.device]
+                cmd = [sys.executable, "-m", "builder.judge.sandbox", self.device]
+                if self.wrap is not None:
+                    cmd = [*self.wrap.prefix(self.wrap_log), *cmd, LATE_CONTEXT]
                 self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
             _live_children.add(self.proc.pid)
@@ -685,6 +704,8 @@ atexit.register(_spares.stop)
 #: Keep sandboxes started ahead for a device (see _Spares): `keep_spares("cuda", 2)`, or under a
 #: wrap: `keep_spares("cuda", 1, wrap=ncu.profiler(...))`.
 keep_spares = _spares.keep
+#: `with spares_held():` no sandbox starts ahead inside the block (a timing run's GPU is its own).
+spares_held = _spares.held
 
 
 def stop_helpers() -> None:

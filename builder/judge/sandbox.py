@@ -72,6 +72,7 @@ class Sandbox:
     def do_hello(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Set the device up, load the problem and install the guards."""
         self.device = header["device"]
+        set_up_device(self.device)  # done already, unless this sandbox was started with LATE_CONTEXT
         from builder.judge.child import apply_memory_cap, prepare_cpu
 
         if self.device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
@@ -478,8 +479,14 @@ def set_up_device(device: str) -> None:
         torch.cuda.init()
 
 
+#: The flag that starts a sandbox without its GPU context, set up at its first command instead: a
+#: sandbox started ahead under ncu (whose start may overlap another answer's timing run) touches
+#: no GPU before it is used.
+LATE_CONTEXT = "--late-context"
+
+
 def main(argv: list[str]) -> int:
-    prepare(argv[0] if argv else "cpu")
+    prepare(argv[0] if argv else "cpu", context=LATE_CONTEXT not in argv)
     return serve_stdio()
 
 

@@ -37,16 +37,20 @@ UNVERIFIABLE_REWARD = 0.0
 
 #: Checks code for correctness: (problem, code, device=, timeout_s=, cases=, trials=) -> VerifyResult.
 Verifier = Callable[..., correctness.VerifyResult]
-#: Times correct code on a GPU: (code, problem) -> Timed. A timer with a `prepare(problem)` method
-#: (GpuTimer) gets it called while the answers are checked.
+#: Times correct code on a GPU: (code, problem) -> Timed. A GpuTimer also prepares while a batch's
+#: answers are checked (score_batch).
 Timer = Callable[[str, Problem], "Timed"]
 #: The events' median may be this fraction of the profiler's kernel time and no less.
 PROFILE_AGREEMENT = 0.7
 #: (problem folder, current code, compile baseline) whose trusted codes this process has compiled
-#: into the problem's cache folder (see GpuTimer.prepare), and a lock per key while one does.
+#: into the problem's cache folder (see GpuTimer.prepare), the warm-ups tried per key, and a lock
+#: per key while one runs.
 _WARMED: set[tuple[str, str, bool]] = set()
+_TRIED: dict[tuple[str, str, bool], int] = {}
 _WARMING: dict[tuple[str, str, bool], threading.Lock] = {}
 _WARMING_LOCK = threading.Lock()
+#: Warm-ups a process tries per key before its timing sessions compile for themselves.
+WARM_UP_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Verdict:
     reason: str | None  # reason code of the first failed check (builder.judge.reasons)
     detail: str  # a sentence about the failure; "" when ok
     findings: tuple[Finding, ...] = ()  # every static finding, not only the first
-    errors: dict[str, dict[str, float | None]] = field(default_factory=dict)  # case -> max errors
+    errors: dict[str, dict[str, float | None]] = field(default_factory=dict)  # case -> max errors and seconds
     speedups: dict[str, float] = field(default_factory=dict)  # baseline -> speedup; empty on CPU
     reward: float = 0.0  # see `reward`
     phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (builder.judge.phases)
@@ -136,7 +140,8 @@ def score_answer(
         trials = GPU_BENCHMARK_TRIALS if device == "cuda" else 0
     result = verifier(problem, code, device=device, timeout_s=timeout_s, cases=list(cases) if cases else None,
                       trials=trials, **({"gate": gate} if gate is not None else {}))
-    errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err} for c in result.cases}
+    errors = {c.name: {"max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err, "seconds": c.seconds}
+              for c in result.cases}
     phases = dict(getattr(result, "phases", {}))
     if not result.ok:
         unknown = result.reason == "cpu_unverifiable"
@@ -174,6 +179,8 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
     ncu sandbox starts for the first profile."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
+    from builder.judge.runner import keep_spares
+
     gate = (threading.BoundedSemaphore(max(1, trial_sets))
             if device == "cuda" and trial_sets is not None and trial_sets < parallel else None)
 
@@ -189,7 +196,9 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
                 preparing.append(beside.submit(timer.prepare, problem))
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             verdicts = list(pool.map(check, range(len(answers))))
-        wait(preparing)  # no timing run while a warm-up uses the GPU (a failed one is tried again by its timer)
+        wait(preparing)  # no timing run while a warm-up uses the GPU
+        if preparing:  # from now on only the next timing run's sandbox starts ahead (between runs)
+            keep_spares(device, 1)
         for i, verdict in enumerate(verdicts):
             if verdict.ok and timers[i] is not None and device == "cuda":
                 code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
@@ -251,8 +260,9 @@ class GpuTimer:
         self.runs, self.timeout_s = runs, timeout_s
 
     def prepare(self, problem: Problem) -> dict[str, float]:
-        """Compile the trusted codes of `problem` into its cache folder unless this process has;
-        the phases of that work, or the seconds spent waiting for another thread's as "compile"."""
+        """Compile the trusted codes of `problem` into its cache folder unless this process has (or
+        has failed to WARM_UP_TRIES times); the phases of that work, or the seconds spent waiting
+        for another thread's as "compile"."""
         from builder.judge.jobs import warm_folder
         from builder.judge.phases import Phases
         from builder.judge.timing import warm_up
@@ -262,27 +272,29 @@ class GpuTimer:
         with _WARMING_LOCK:
             lock = _WARMING.setdefault(once, threading.Lock())
         with lock:
-            if once in _WARMED:
+            if once in _WARMED or _TRIED.get(once, 0) >= WARM_UP_TRIES:
                 return Phases({"compile": time.monotonic() - start}).to_dict()
+            _TRIED[once] = _TRIED.get(once, 0) + 1
             phases = Phases()
-            warm_up(problem, warm_folder(problem.dir), phases, codes={"current": self.current_code},
-                    compile_baseline=once[2], timeout_s=self.timeout_s)
-            _WARMED.add(once)
+            if warm_up(problem, warm_folder(problem.dir), phases, codes={"current": self.current_code},
+                       compile_baseline=once[2], timeout_s=self.timeout_s):
+                _WARMED.add(once)
             return phases.to_dict()
 
     def __call__(self, code: str, problem: Problem) -> Timed:
         from builder.judge import ncu
         from builder.judge.jobs import warm_folder
         from builder.judge.phases import Phases
-        from builder.judge.runner import SandboxDied
+        from builder.judge.runner import SandboxDied, spares_held
         from builder.judge.timing import Subject, run_side_by_side
 
         phases = Phases(self.prepare(problem))
         subjects = [Subject("current", "code", self.current_code)] + [Subject(name, name) for name in self.baselines]
         subjects.append(Subject("candidate", "code", code, trusted=False))
         try:
-            run = run_side_by_side(problem, subjects, runs=self.runs, timeout_s=self.timeout_s,
-                                   warm=warm_folder(problem.dir))
+            with spares_held():  # no sandbox starts ahead during the run: its GPU is its own
+                run = run_side_by_side(problem, subjects, runs=self.runs, timeout_s=self.timeout_s,
+                                       warm=warm_folder(problem.dir))
         except SandboxDied as exc:
             return Timed({}, exc.reason, exc.detail, phases.to_dict())
         phases.merge(run.phases)
@@ -317,7 +329,8 @@ class GpuTimer:
 
     def keep_ahead(self) -> None:
         """Keep one ncu sandbox started ahead for this timer's profiles (the reward's and score's:
-        ncu and the sandbox's imports take seconds that the checks and earlier timing runs hide)."""
+        ncu's start and the sandbox's imports take seconds, which the checks, an earlier profile
+        or an earlier timing run hide; it sets up its GPU context only when a profile takes it)."""
         from builder.judge import ncu
         from builder.judge.runner import keep_spares
 
@@ -417,19 +430,22 @@ def judge_batch(answers: Sequence[str], problems: Sequence[Problem], currents: S
     from builder.judge.runner import keep_spares
 
     count = len(answers)
+    if not count:
+        return []
     timers: list[Timer | None] = [None] * count
     sets = None
+    parallel = gpu_checks(workers) if device == "cuda" else workers or os.cpu_count() or 1
+    ahead = min(parallel, count) + (1 if timed and device == "cuda" else 0)  # sandboxes started ahead
     if device == "cuda":
-        parallel = gpu_checks(workers)
-        sets = trial_sets(problems, min(parallel, count), kept=2 if timed else 1)
+        # Sandboxes with a GPU context: the checks under way and those started ahead.
+        sets = trial_sets(problems, min(parallel, count) + ahead, kept=2 if timed else 1)
         if timed:
             if any(current is None for current in currents):
                 raise ValueError("a GPU times each answer against its current code: pass one for each answer")
             timers = [GpuTimer(current, profile=profile, baselines=settings.baselines, runs=settings.runs,  # type: ignore[arg-type]
                                timeout_s=timer_timeout_s or timeout_s) for current in currents]
-    else:
-        parallel = workers or os.cpu_count() or 1
-    keep_spares(device, min(parallel, count) + (1 if timed and device == "cuda" else 0))
+    if count > 1:  # one answer's sessions follow one another: a sandbox started ahead would not be ready
+        keep_spares(device, ahead)
     return score_batch(answers, problems, device=device, timers=timers, parallel=parallel, trial_sets=sets,
                        timeout_s=timeout_s, trials=settings.trials if device == "cuda" else 0, strict=strict)
 

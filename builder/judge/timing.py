@@ -533,10 +533,11 @@ def bench_request(problem: Any, rng: Any) -> tuple[dict[str, Any], tuple[dict[st
 
 
 def warm_up(problem: Any, warm: Any, phases: Any, *, codes: dict[str, str] | None = None,
-            compile_baseline: bool = False, timeout_s: float) -> None:
+            compile_baseline: bool = False, timeout_s: float) -> bool:
     """Run trusted `codes` (and, with `compile_baseline`, torch.compile of the reference) once at
     the benchmark shape in a session that shares the compiler caches in `warm`, so that later
-    sessions find them compiled. A failure here only means those sessions compile for themselves."""
+    sessions find them compiled. Whether every one of them ran: a failure here only means those
+    sessions compile for themselves."""
     import random
 
     from builder.judge.runner import SandboxDied, SandboxSession
@@ -554,9 +555,11 @@ def warm_up(problem: Any, warm: Any, phases: Any, *, codes: dict[str, str] | Non
                         ({"op": "load", "label": name, "path": str(path), "trusted": True}, None),
                         ({"op": "build", "label": name, "name": name, **state[0]}, state[1]))):
                     subjects.append({"label": name, "kind": "code", "name": name})
-            session.request({"op": "time", **spec, "subjects": subjects, "runs": 0, "warmup": 1, "perturb": False})
+            reply = session.request({"op": "time", **spec, "subjects": subjects, "runs": 0, "warmup": 1,
+                                     "perturb": False})
+        return bool(reply.get("ok")) and len(subjects) == len(codes or {}) + compile_baseline
     except SandboxDied:
-        pass
+        return False
     finally:
         with phases.span("other"):
             session.close()

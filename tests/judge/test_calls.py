@@ -97,7 +97,7 @@ def test_verifications_at_once_take_turns_at_their_trials_each_until_its_session
 
     monkeypatch.setattr(Caller, "trial", trial)
     monkeypatch.setattr(SandboxSession, "close", close)
-    gate = threading.Semaphore(1)
+    gate = threading.BoundedSemaphore(1)
     code = problem.kernel_path.read_text()
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda _: verify(problem, code, device="cpu", timeout_s=300, cases=[problem.cases[0].name],
@@ -108,7 +108,26 @@ def test_verifications_at_once_take_turns_at_their_trials_each_until_its_session
         turns.setdefault(thread, {}).setdefault(what, []).append(at)
     held = sorted((min(t["trial"]), max(t["closed"])) for t in turns.values())
     assert len(held) == 3 and all(end <= start for (_, end), (start, _) in zip(held, held[1:]))  # one at a time
-    assert gate.acquire(blocking=False)  # every turn given back
+    assert gate.acquire(blocking=False) and not gate.acquire(blocking=False)  # every turn given back, once
+    gate.release()
+
+
+def test_a_verification_that_ends_withdraws_its_request_still_waiting_for_the_referee():
+    """Referee work for a verification that is over would run on into whatever follows it (a timing
+    run): a request the referee has not taken up is dropped, and `end` returns once it is."""
+    import random
+    import time
+
+    from builder.judge import referee
+    from builder.judge.correctness import _Referral
+
+    with referee._service.lock:  # the referee busy with another request
+        referral = _Referral(PROBLEMS["relu"], 1, random.Random(0), "cpu")
+        time.sleep(0.2)
+        started = time.monotonic()
+        referral.end()
+        assert time.monotonic() - started < 2.0
+    assert isinstance(referral.failure(), referee.Withdrawn)
 
 
 def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_seeds():

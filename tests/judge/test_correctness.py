@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.judge.correctness import verify
+from builder.judge.correctness import VerifyResult, verify
 from builder.seeds import get_problem
 
 P1 = get_problem("avgpool1d")
@@ -26,6 +26,9 @@ def test_seed_kernel_passes_with_per_case_records():
     assert all(c.ok and c.max_abs_err <= P1.atol for c in result.cases)
     assert result.cases[0].shape == (2, 3, 37)
     assert result.to_payload()["cases"][0]["shape"] == [2, 3, 37]
+    assert all(c.seconds is not None and 0 < c.seconds < 120 for c in result.cases)  # each call's own time
+    assert sum(c.seconds for c in result.cases) <= sum(result.phases.values())
+    assert VerifyResult.from_payload(result.to_payload()) == result
 
 
 def test_failing_case_stops_the_run_and_names_the_case():
@@ -143,8 +146,8 @@ def test_every_verification_draws_every_layout_value_class_and_construction_styl
     assert {case.inputs[0].values for case, _ in seen} == {"uniform", *problem.space.values}
     assert {c.build for _, c in seen} == set(STYLES)
     assert {(c.mode, c.grad) for _, c in seen if c.layout == "plain"} >= {("eval", False), ("train", True)}
-    widest = [case.inputs[0].shape[-1] for case, _ in seen[:2]]
-    assert min(widest) >= 3000, widest  # the row stretched to its benchmark length, twice
+    widest = [case.inputs[0].shape for case, _ in seen[:2]]
+    assert widest[0] == widest[1] and widest[0][-1] >= 3000, widest  # the row stretched to its benchmark length, twice
     assert {(c.mode, c.grad) for _, c in seen[:2]} == {("eval", False), ("train", True)}  # as a user calls
 
 

@@ -139,6 +139,7 @@ def test_a_wrapped_session_takes_a_sandbox_started_ahead_under_the_same_wrap_onl
     """ncu's sandboxes start ahead too (their imports take seconds); a session under another wrap,
     or none, never takes one."""
     from builder.judge.runner import SandboxSession, _spares, keep_spares
+    from builder.judge.sandbox import LATE_CONTEXT
     from builder.seeds import get_problem
 
     problem = get_problem("avgpool1d")
@@ -158,12 +159,32 @@ def test_a_wrapped_session_takes_a_sandbox_started_ahead_under_the_same_wrap_onl
         try:
             assert session.proc is waiting.proc
             assert session.wrap_log.read_text().strip() == "one"  # the log its wrap wrote, in its box
+            assert session.proc.args[-1] == LATE_CONTEXT  # its GPU context comes with its first command
             assert session.request({"op": "bye"}) == {"ok": True}
         finally:
             session.close()
         assert _spares.ready[("cpu", one)][0].proc is not waiting.proc  # another started behind it
     finally:
         keep_spares("cpu", 0, wrap=one)
+        _spares.stop()
+
+
+def test_no_sandbox_starts_ahead_while_spares_are_held_and_the_wanted_ones_start_after():
+    """A timing run holds them: its GPU is its own."""
+    from builder.judge.runner import SandboxSession, _spares, keep_spares, spares_held
+    from builder.seeds import get_problem
+
+    keep_spares("cpu", 1)
+    try:
+        with spares_held():
+            session = SandboxSession("cpu", get_problem("avgpool1d").dir, timeout_s=120)
+            session.start()  # takes the spare
+            session.close()
+            keep_spares("cpu", 2)
+            assert _spares.ready[("cpu", None)] == []
+        assert len(_spares.ready[("cpu", None)]) == 2
+    finally:
+        keep_spares("cpu", 0)
         _spares.stop()
 
 

@@ -194,14 +194,14 @@ def test_run_failures_become_verdicts():
 
 
 def test_cuda_runs_benchmark_trials_and_timer_adds_a_bonus():
-    case = CaseResult("padded_stride1", (2, 3, 37), True, None, "", 1e-7, 1e-6)
+    case = CaseResult("padded_stride1", (2, 3, 37), True, None, "", 1e-7, 1e-6, 0.25)
     check, calls = fake(VerifyResult(True, None, "", 1e-4, 1e-4, (case,)))
     verdict = score_answer(read_answer(P1.kernel_path), P1, device="cuda", verifier=check,
                            timer=lambda code, problem: Timed({"current": 2.0, "eager": 3.0}))
     assert calls[0][2]["trials"] == 5
     assert verdict.ok and verdict.speedups == {"current": 2.0, "eager": 3.0}
     assert verdict.reward == pytest.approx(1.0 + math.log10(2.0))
-    assert verdict.errors == {"padded_stride1": {"max_abs_err": 1e-7, "max_rel_err": 1e-6}}
+    assert verdict.errors == {"padded_stride1": {"max_abs_err": 1e-7, "max_rel_err": 1e-6, "seconds": 0.25}}
 
 
 def test_a_timing_reject_is_a_reject():
@@ -318,7 +318,7 @@ def test_a_batchs_timers_prepare_while_the_answers_are_checked_and_before_any_ti
     import threading
     import time
 
-    from builder.judge import score
+    from builder.judge import runner, score
 
     events = []
     lock = threading.Lock()
@@ -343,6 +343,7 @@ def test_a_batchs_timers_prepare_while_the_answers_are_checked_and_before_any_ti
     monkeypatch.setattr(score, "check_answer", lambda answer, sizes: (answer, []))
     monkeypatch.setattr(GpuTimer, "prepare", prepare)
     monkeypatch.setattr(GpuTimer, "keep_ahead", lambda self: note("ahead"))
+    monkeypatch.setattr(runner, "keep_spares", lambda device, count, wrap=None: note(f"keep {device} {count}"))
     monkeypatch.setattr(GpuTimer, "__call__", lambda self, code, problem: (note("timed"), Timed({"current": 2.0}))[1])
     p2 = get_problem("avgpool2d")
     verdicts = score.score_batch(["a", "b", "c"], [P1, p2, P1], device="cuda", parallel=3,
@@ -354,6 +355,7 @@ def test_a_batchs_timers_prepare_while_the_answers_are_checked_and_before_any_ti
     assert len(when["ahead"]) == 2 and len(when["prepare"]) == 2 and len(when["timed"]) == 2
     assert min(when["prepare"]) < max(when["checked"])  # beside the checks, not after them
     assert min(when["timed"]) >= max(when[f"prepared {P1.key}"] + when[f"prepared {p2.key}"])
+    assert max(when["checked"]) <= min(when["keep cuda 1"]) <= min(when["timed"])  # one spare between timing runs
 
 
 def test_a_timers_warm_up_runs_once_per_problem_and_code_however_many_threads_ask(monkeypatch):
@@ -371,6 +373,28 @@ def test_a_timers_warm_up_runs_once_per_problem_and_code_however_many_threads_as
     assert calls == [P1.key]
     GpuTimer("another current code").prepare(P1)
     assert calls == [P1.key, P1.key]
+
+
+def test_a_failed_warm_up_is_tried_again_then_left_to_the_timing_sessions(monkeypatch):
+    from builder.judge import score, timing
+
+    calls = []
+    monkeypatch.setattr(score, "_WARMED", set())
+    monkeypatch.setattr(score, "_TRIED", {})
+    monkeypatch.setattr(timing, "warm_up", lambda problem, warm, phases, **kw: calls.append(problem.key) and False)
+    timer = GpuTimer("current code")
+    for _ in range(4):
+        timer.prepare(P1)
+    assert calls == [P1.key] * score.WARM_UP_TRIES
+
+
+def test_an_empty_batch_is_judged_without_a_look_at_the_gpu(monkeypatch):
+    import torch
+
+    from builder.judge import score
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: pytest.fail("no batch, no GPU"))
+    assert score.judge_batch([], [], [], device="cuda") == [] == score.judge_batch([], [], [], device="cpu")
 
 
 def test_a_gpu_judge_checks_by_its_cpus_and_lets_through_as_many_trials_as_its_memory_holds(monkeypatch):
