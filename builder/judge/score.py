@@ -176,7 +176,8 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
     that is fewer), then, on a GPU, the timing runs of the correct ones, one at a time (a timing
     run has its GPU to itself). Each verdict is the one `score_answer` gives alone. While the
     answers are checked, the timers prepare (GpuTimer.prepare: the trusted codes compiled) and an
-    ncu sandbox starts for the first profile."""
+    ncu sandbox starts for the first profile; between timing runs one sandbox is kept started
+    ahead, the next run's."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
     from builder.judge.runner import keep_spares
@@ -197,7 +198,7 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             verdicts = list(pool.map(check, range(len(answers))))
         wait(preparing)  # no timing run while a warm-up uses the GPU
-        if preparing:  # from now on only the next timing run's sandbox starts ahead (between runs)
+        if preparing and len(answers) > 1:  # from now on only the next timing run's sandbox starts ahead
             keep_spares(device, 1)
         for i, verdict in enumerate(verdicts):
             if verdict.ok and timers[i] is not None and device == "cuda":

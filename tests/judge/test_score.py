@@ -356,6 +356,9 @@ def test_a_batchs_timers_prepare_while_the_answers_are_checked_and_before_any_ti
     assert min(when["prepare"]) < max(when["checked"])  # beside the checks, not after them
     assert min(when["timed"]) >= max(when[f"prepared {P1.key}"] + when[f"prepared {p2.key}"])
     assert max(when["checked"]) <= min(when["keep cuda 1"]) <= min(when["timed"])  # one spare between timing runs
+    events.clear()
+    score.score_batch(["a"], [P1], device="cuda", parallel=3, timers=[GpuTimer("current")])
+    assert "keep cuda 1" not in {what for what, _ in events}  # one answer: its timing session would not find it ready
 
 
 def test_a_timers_warm_up_runs_once_per_problem_and_code_however_many_threads_ask(monkeypatch):
