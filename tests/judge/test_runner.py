@@ -108,6 +108,7 @@ def test_a_session_takes_a_sandbox_started_ahead_and_another_starts_behind_it(tm
     from builder.seeds import get_problem
 
     problem = get_problem("avgpool1d")
+    _spares.stop()  # none left by an earlier test of this process
     keep_spares("cpu", 1)
     try:
         waiting = _spares.ready[("cpu", None)][0]
@@ -174,6 +175,7 @@ def test_no_sandbox_starts_ahead_while_spares_are_held_and_the_wanted_ones_start
     from builder.judge.runner import SandboxSession, _spares, keep_spares, spares_held
     from builder.seeds import get_problem
 
+    _spares.stop()  # none left by an earlier test of this process
     keep_spares("cpu", 1)
     try:
         with spares_held():
