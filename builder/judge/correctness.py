@@ -52,16 +52,16 @@ import torch
 from builder.judge.calls import Caller, CaseResult, OverBudget, Reference, Reject
 from builder.judge.inputs import draw
 from builder.judge.phases import Phases
-from builder.judge.plan import STANDARD, Conditions, both_user_calls, rotation, seeded_specs, trial_conditions, value_classes
+from builder.judge.plan import (STANDARD, Conditions, both_user_calls, rotation, seeded_specs, trial_conditions,
+                                value_classes)
 from builder.judge.reference import STYLES, Build
-from builder.judge.referee import ask_referee
+from builder.judge.referee import ask_referee, output_scales
 from builder.judge.runner import SandboxDied, SandboxSession
 from builder.judge.space import draw_case, draw_twin, stretch_order
 from builder.manifest import Case
 from builder.seeds import Problem
 
 __all__ = ["CaseResult", "VerifyBatch", "VerifyResult", "verify", "verify_codes"]
-
 
 
 class Gate(Protocol):
@@ -228,12 +228,7 @@ def _verify_together(problem: Problem, codes: dict[str, str], chosen: list[Case]
                 verdicts.update({label: (exc.reason, exc.detail) for label, _ in pending})
                 pending.clear()
         finally:
-            try:
-                with phases.span("other"):
-                    session.close()
-            finally:
-                if turn is not None:
-                    turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
+            _close(session, phases, turn)
         if session.strays:
             for label in ran:
                 if verdicts.get(label) is None:
@@ -262,11 +257,7 @@ def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], d
         except SandboxDied as exc:
             verdict = (exc.reason, exc.detail)
         finally:
-            try:
-                with phases.span("other"):
-                    session.close()
-            finally:
-                turn.give_back()  # after the close: the sandbox's benchmark-size memory is freed with it
+            _close(session, phases, turn)
         if session.strays and verdict is None:
             verdict = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
         return verdict, records, phases
@@ -280,6 +271,18 @@ def _verify_apart(problem: Problem, codes: dict[str, str], chosen: list[Case], d
         reason, detail = verdict or (None, "")
         results[label] = VerifyResult(reason is None, reason, detail, problem.atol, problem.rtol, tuple(records))
     return VerifyBatch(results, phases.to_dict())
+
+
+def _close(session: SandboxSession, phases: Phases, turn: _Turn | None) -> None:
+    """End a verification's session, then give back its turn at the trials (if it took one): the
+    sandbox's benchmark-size memory is freed with it. The turn is given back even when the close
+    raised."""
+    try:
+        with phases.span("other"):
+            session.close()
+    finally:
+        if turn is not None:
+            turn.give_back()
 
 
 def _check_one(caller: Caller, code: str, chosen: list[Case], drawn: bool, referral: _Referral | None,
@@ -434,7 +437,7 @@ class _Referral:
             payload = self.future.result()
         groups = payload["groups"]
         return _Trials(self.build, self.specs, self.poisons, payload["outputs"], [bool(g["sequence"]) for g in groups],
-                       [[float(o["scale"]) for o in g["outputs"]] for g in groups],
+                       output_scales(payload),
                        [t["input_hashes"] for t in payload["trials"]], self.key)
 
     def failure(self) -> BaseException | None:

@@ -147,6 +147,11 @@ def ask_referee(problem: Any, hash_key: int, *, build: dict[str, Any], trials: l
     return _service.request(params, timeout_s, wanted)
 
 
+def output_scales(reply: dict[str, Any]) -> list[list[float]]:
+    """Each output's max|ref| as the referee found it, group by group (trial or checkpoint)."""
+    return [[float(o["scale"]) for o in group["outputs"]] for group in reply["groups"]]
+
+
 def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     """params: problem_dir, hash_key, build (builder.judge.reference.Build), trials [{inputs, layout,
     mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,

@@ -699,7 +699,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
 
     from builder.judge.compare import compare
     from builder.judge.phases import Phases
-    from builder.judge.referee import ask_referee
+    from builder.judge.referee import ask_referee, output_scales
     from builder.judge.runner import SandboxDied, SandboxSession
 
     phases = Phases()
@@ -721,7 +721,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         session.close()
         raise
     refs = dict(zip(counts, referee["outputs"]))
-    scales = {count: [float(o["scale"]) for o in group["outputs"]] for count, group in zip(counts, referee["groups"])}
+    scales = dict(zip(counts, output_scales(referee)))
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
     overheads: list[float] = []
