@@ -214,12 +214,21 @@ class _Run:
     def _time(self, plan: _Plan) -> Job | None:
         if not any("timing" in plan.stale[label] for label in plan.labels) or not plan.timed:
             return None
+        then = self.ncu_bin if self._to_profile(plan) else None  # its ncu sandbox starts during the timing job
         return self._send(plan, TimeJob(str(plan.problem.dir), {label: plan.codes[label] for label in plan.timed},
-                                        warm=True))
+                                        warm=True, ncu=then, metrics=self._metrics() if then else []))
+
+    def _metrics(self) -> list[str]:
+        """The metrics a profile asks ncu for: those this GPU's ncu lists."""
+        return [m for m in catalog().all_metrics() if self.available.get(m)]
+
+    @staticmethod
+    def _to_profile(plan: _Plan) -> list[str]:
+        return [label for label in plan.timed if "ncu" in plan.stale[label] and label not in plan.failures]
 
     def _profile(self, plan: _Plan) -> Job | None:
-        wanted = [m for m in catalog().all_metrics() if self.available.get(m)]
-        todo = [label for label in plan.timed if "ncu" in plan.stale[label] and label not in plan.failures]
+        wanted = self._metrics()
+        todo = self._to_profile(plan)
         if self.ncu_bin is None:
             plan.metrics.update({label: ({}, {m: "ncu not found on PATH" for m in catalog().all_metrics()})
                                  for label in todo})

@@ -28,10 +28,14 @@ def fake_runner(job, env):
 
     It appends [kind, labels] of each job it runs to the file $FAKE_LOG; a code containing "# FAIL"
     fails verification, one containing "# TIMED_FAIL" fails in the timing run; with $FAKE_BREAK
-    set, a verify job holding the seed breaks the runner."""
+    set, a verify job holding the seed breaks the runner. With $FAKE_PARAMS set, it appends each
+    job's parameters but its codes there."""
     typed = JOB_TYPES[job["kind"]].from_params(job["params"])
     with Path(os.environ["FAKE_LOG"]).open("a") as f:
         f.write(json.dumps([typed.kind, sorted(typed.codes)]) + "\n")
+    if os.environ.get("FAKE_PARAMS"):
+        with Path(os.environ["FAKE_PARAMS"]).open("a") as f:
+            f.write(json.dumps({k: v for k, v in job["params"].items() if k != "codes"} | {"kind": typed.kind}) + "\n")
     phases = {"checks": 1.5}
     if typed.kind == "verify":
         if os.environ.get("FAKE_BREAK") and "seed" in typed.codes:
@@ -123,6 +127,22 @@ def test_a_kept_stage_shares_its_codes_jobs_and_gets_its_own_record(setup):
     kept = lookup(problem, "advanced_memory", "h100_sxm", root)[1]
     assert kept is not None and kept.verification == lookup(problem, "memory_access", "h100_sxm", root)[1].verification
     assert kept.metrics == lookup(problem, "memory_access", "h100_sxm", root)[1].metrics
+
+
+def test_a_timing_job_starts_the_ncu_sandbox_of_the_profile_that_follows_it(setup, monkeypatch, tmp_path):
+    problem, root, run, ran, _ = setup
+    params = tmp_path / "params.log"
+    monkeypatch.setenv("FAKE_PARAMS", str(params))
+    run()
+    sent = {p["kind"]: p for p in map(json.loads, params.read_text().splitlines())}
+    assert sent["time"]["ncu"] == sent["profile"]["ncu"] == "ncu"
+    assert sent["time"]["metrics"] == sent["profile"]["metrics"]  # an equal recipe: the profile takes that sandbox
+    assert "dram__throughput.avg.pct_of_peak_sustained_elapsed" in sent["time"]["metrics"]
+    params.unlink()
+    monkeypatch.setattr(M.ncu, "ncu_path", lambda: None)  # no profile follows: none starts ahead
+    run(force=True)
+    sent = [json.loads(line) for line in params.read_text().splitlines()]
+    assert [p["kind"] for p in sent] == ["verify", "time"] and sent[1]["ncu"] is None and sent[1]["metrics"] == []
 
 
 def test_fresh_records_are_skipped_unless_forced(setup):

@@ -268,7 +268,8 @@ class LocalExecutor(Executor):
     @staticmethod
     def _assign(slots: list[_Slot], waiting: deque[tuple[int, Job, int]]) -> None:
         """Start waiting jobs on free slots: exclusive jobs first, each on a GPU nothing else runs
-        on; shared jobs only on GPUs no exclusive job runs on or waits for."""
+        on, always in that GPU's first worker (what a timing job starts ahead for the profile
+        after it is there for it); shared jobs only on GPUs no exclusive job runs on or waits for."""
         devices = {slot.device for slot in slots}
         running = {d: [s.running.job for s in slots if s.device == d and s.running] for d in devices}
         reserved: set[str] = set()

@@ -131,18 +131,26 @@ class VerifyJob(TypedJob):
 @dataclass(frozen=True)
 class TimeJob(TypedJob):
     """Time codes side by side in one sandbox (builder.judge.timing), with eager, torch.compile
-    and the problem's ceiling probes when `baselines`."""
+    and the problem's ceiling probes when `baselines`. With `ncu`, a profile of `metrics` follows
+    in the same process (a worker that hosts jobs runs a GPU's exclusive jobs one after another):
+    its ncu-wrapped sandbox starts while the codes load, so that the ProfileJob takes it started."""
 
     kind: ClassVar[str] = "time"
 
     codes: dict[str, str] = field(default_factory=dict)  # label -> code
     baselines: bool = True
     warm: bool = False
+    ncu: str | None = None  # the ncu executable of the profile that follows, if one does
+    metrics: list[str] = field(default_factory=list)  # its ncu metric names
 
     def run(self) -> Any:
-        from builder.judge.runner import JobFailure, SandboxDied
+        from builder.judge.runner import JobFailure, SandboxDied, keep_spares
         from builder.judge.timing import Subject, run_side_by_side
 
+        if self.ncu:
+            from builder.judge.ncu import profiler
+
+            keep_spares("cuda", 1, wrap=profiler(self.ncu, self.metrics))
         subjects = [Subject(label, "code", code) for label, code in self.codes.items()]
         if self.baselines:
             subjects += [Subject("eager", "eager"), Subject("compile", "compile"), Subject("ceiling", "ceiling")]
@@ -170,8 +178,10 @@ class ProfileJob(TypedJob):
     warm: bool = False
 
     def run(self) -> Any:
-        from builder.judge.ncu import profile_codes
+        from builder.judge.ncu import profile_codes, profiler
+        from builder.judge.runner import keep_spares
 
+        keep_spares("cuda", 0, wrap=profiler(self.ncu, self.metrics))  # take one a TimeJob started; none behind it
         return profile_codes(self.problem(), self.codes, self.metrics, self.ncu, timeout_s=TIMEOUTS_S["profile"],
                              warm=self.warm_dir())
 

@@ -85,6 +85,22 @@ def test_an_exclusive_follow_up_waits_for_the_shared_jobs_and_blocks_new_ones(tm
     assert [k for k, (s, _) in times.items() if s >= end] == ["shared01", "shared02"]  # held back for it
 
 
+def test_a_gpus_exclusive_jobs_all_run_in_one_of_its_workers(tmp_path):
+    """A timing job and the profile after it meet in one process: what the first starts ahead for
+    the second (measure's ncu sandbox) is there for it."""
+    log = tmp_path / "log"
+    shared = jobs_for(log, 4, exclusive=False, prefix="v", sleep=0.2)
+
+    def next_job(outcome):
+        step = {"v": "t", "t": "p"}.get(outcome.job.key[0])
+        return [Job("time", step + outcome.job.key[1:], {"log": str(log)}, timeout_s=30)] if step else None
+
+    outcomes = LocalExecutor(devices=["0"], per_gpu=3, runner=standin).run(shared, on_result=next_job)
+    pids = {o.job.key: o.result["payload"]["pid"] for o in outcomes}
+    assert len({pid for key, pid in pids.items() if key[0] == "v"}) > 1  # the shared ones spread out
+    assert len({pid for key, pid in pids.items() if key[0] in "tp"}) == 1, pids
+
+
 def test_follow_up_jobs_run_next_and_come_back_in_order(tmp_path):
     log = tmp_path / "log"
     first = jobs_for(log, 3, exclusive=False, prefix="v")

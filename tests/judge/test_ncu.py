@@ -84,6 +84,44 @@ def test_the_rewards_ncu_sandbox_started_ahead_is_the_one_its_profile_takes(monk
     assert asked[0].prefix(Path("/box/log.csv"))[-1] == "/box/log.csv"
 
 
+def test_a_timing_job_starts_the_sandbox_its_profile_job_takes_and_the_profile_starts_none_behind_it(monkeypatch):
+    """measure's TimeJob, given the ncu and metrics of the ProfileJob that follows it, keeps one
+    sandbox under that profiler before its timing run starts; the ProfileJob stops keeping any,
+    then asks for a session under an equal profiler, which takes that sandbox."""
+    from builder.judge import runner, timing
+    from builder.judge.jobs import ProfileJob, TimeJob
+    from builder.seeds import get_problem
+
+    events = []
+
+    class Session:
+        def __init__(self, device, problem_dir, *, wrap=None, **kwargs):
+            events.append(("session", wrap))
+            self.box = Path("/nonexistent")
+
+        def start(self):
+            raise runner.SandboxDied("crash", "not started in this test")
+
+        def log_tail(self):
+            return ""
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(runner, "keep_spares", lambda device, count, wrap=None: events.append(("keep", count, wrap)))
+    monkeypatch.setattr(runner, "SandboxSession", Session)
+    monkeypatch.setattr(timing, "run_side_by_side", lambda *args, **kwargs: events.append(("timed",)))
+    folder = str(get_problem("avgpool1d").dir)
+    metrics = ["dram__throughput.avg.pct_of_peak_sustained_elapsed"]
+    TimeJob(folder, {"seed": "code"}, ncu="/usr/bin/ncu", metrics=metrics).run()
+    ProfileJob(folder, {"seed": "code"}, metrics=metrics, ncu="/usr/bin/ncu").run()
+    wrap = ncu.profiler("/usr/bin/ncu", metrics)
+    assert events == [("keep", 1, wrap), ("timed",), ("keep", 0, wrap), ("session", wrap)]
+    events.clear()
+    TimeJob(folder, {"seed": "code"}).run()  # no profile follows: nothing starts ahead
+    assert events == [("timed",)]
+
+
 def test_launch_attributes_count_as_available():
     assert ncu.is_launch_attribute("launch__grid_size")
     assert not ncu.is_launch_attribute("sm__throughput.avg.pct_of_peak_sustained_elapsed")
