@@ -309,8 +309,9 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bo
     the seconds its judging spent per phase. A correct answer that breaks an output rule is ok
     with follows_rules false and a reduced reward, unless --strict. Untrusted code runs only in an
     isolated child process, one per answer; the answers of a file are checked several at once,
-    and on a GPU timed one at a time. Exit code 0 when all are ok, 1 when any is rejected, 2 on a
-    usage error.
+    and on a GPU timed one at a time. A line goes to stderr as each answer's checks and timing run
+    end, and each round's wall time and seconds per phase after it. Exit code 0 when all are ok, 1
+    when any is rejected, 2 on a usage error.
 
     \b
     Examples:
@@ -341,7 +342,8 @@ def score(key: str, stage: str | None, device: str, timeout_s: float, strict: bo
         start = time.monotonic()
         judged = judge_batch(answers, [problem] * len(answers), [current] * len(answers), device=device,
                              settings=REWARD_SETTINGS if as_reward else SCORE_SETTINGS, timeout_s=timeout_s,
-                             timer_timeout_s=max(timeout_s, 900.0), strict=strict)
+                             timer_timeout_s=max(timeout_s, 900.0), strict=strict,
+                             progress=lambda line: click.echo(f"round {round_}: {line}", err=True))
         for (path, _), verdict in zip(read, judged):
             click.echo(json.dumps({"problem": key, "stage": stage, "file": str(path),
                                    **({"round": round_} if rounds > 1 else {}), **verdict.to_dict()}))

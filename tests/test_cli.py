@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -72,6 +73,9 @@ def test_score_judges_the_file_once_per_round_and_reports_each_rounds_time(tmp_p
     assert [(v["round"], v["file"], v["reason"]) for v in verdicts] == [(1, *v) for v in once] + [(2, *v) for v in once]
     assert "round 1 of 2: 3 answer(s), 0 ok, on cpu" in result.stderr and "round 2 of 2" in result.stderr
     assert "wall" in result.stderr
+    for round_ in (1, 2):  # a line as each answer's checks end, in whatever order they end
+        said = sorted(re.findall(rf"round {round_}: \[[0-9.]+s\] checked ([0-9])/3: ([a-z_]+) \(", result.stderr))
+        assert said == [("1", "no_code_block"), ("2", "system_access"), ("3", "no_model_new")], result.stderr
 
 
 def test_score_names_the_answer_file_it_cannot_read(tmp_path):

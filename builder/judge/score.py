@@ -170,24 +170,29 @@ def with_timing(verdict: Verdict, code: str, problem: Problem, timer: Timer) -> 
 
 def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: str, timers: Sequence[Timer | None],
                 parallel: int = 1, trial_sets: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
-                trials: int | None = None, strict: bool = False) -> list[Verdict]:
+                trials: int | None = None, strict: bool = False,
+                progress: Callable[[str], None] | None = None) -> list[Verdict]:
     """Judge many answers: the static rules and the checks of up to `parallel` answers at once (each
     in a sandbox of its own; on a GPU, their benchmark-size trials `trial_sets` at a time when
     that is fewer), then, on a GPU, the timing runs of the correct ones, one at a time (a timing
     run has its GPU to itself). Each verdict is the one `score_answer` gives alone. While the
     answers are checked, the timers prepare (GpuTimer.prepare: the trusted codes compiled) and an
     ncu sandbox starts for the first profile; between timing runs one sandbox is kept started
-    ahead, the next run's."""
+    ahead, the next run's. `progress` gets a line as each answer's checks and timing run end."""
     from concurrent.futures import ThreadPoolExecutor, wait
 
     from builder.judge.runner import keep_spares
 
     gate = (threading.BoundedSemaphore(max(1, trial_sets))
             if device == "cuda" and trial_sets is not None and trial_sets < parallel else None)
+    say = _Progress(progress, len(answers))
 
     def check(i: int) -> Verdict:
-        return score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials, strict=strict,
-                            gate=gate)
+        start = time.monotonic()
+        verdict = score_answer(answers[i], problems[i], device=device, timeout_s=timeout_s, trials=trials,
+                               strict=strict, gate=gate)
+        say("checked", i, verdict, time.monotonic() - start)
+        return verdict
 
     with ThreadPoolExecutor(max_workers=1) as beside:
         preparing = []
@@ -203,8 +208,28 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
         for i, verdict in enumerate(verdicts):
             if verdict.ok and timers[i] is not None and device == "cuda":
                 code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
+                start = time.monotonic()
                 verdicts[i] = with_timing(verdict, code, problems[i], timers[i])  # type: ignore[arg-type]
+                timing = {name: s - verdict.phases.get(name, 0.0) for name, s in verdicts[i].phases.items()}
+                say("timed", i, verdicts[i], time.monotonic() - start, timing)
     return verdicts
+
+
+class _Progress:
+    """score_batch's progress lines: "[seconds since the batch began] checked I/N: ok or the reason
+    (seconds it took[, seconds by phase])", and "timed I/N: ..." likewise."""
+
+    def __init__(self, out: Callable[[str], None] | None, count: int) -> None:
+        self.out, self.count, self.started = out, count, time.monotonic()
+
+    def __call__(self, what: str, index: int, verdict: Verdict, seconds: float,
+                 phases: dict[str, float] | None = None) -> None:
+        if self.out is None:
+            return
+        spent = "".join(f", {name} {s:.1f}" for name, s in (phases or {}).items() if s >= 0.05)
+        status = "ok" if verdict.ok else verdict.reason
+        self.out(f"[{time.monotonic() - self.started:.1f}s] {what} {index + 1}/{self.count}: {status} "
+                 f"({seconds:.1f} s{spent})")
 
 
 #: GPU memory a checking sandbox holds besides its tensors (its CUDA context, Triton's modules).
@@ -420,12 +445,13 @@ REWARD_SETTINGS = GpuSettings(1, 30, ("eager",))
 def judge_batch(answers: Sequence[str], problems: Sequence[Problem], currents: Sequence[str | None], *, device: str,
                 settings: GpuSettings = SCORE_SETTINGS, timed: bool = True, profile: bool = True,
                 workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, timer_timeout_s: float | None = None,
-                strict: bool = False) -> list[Verdict]:
+                strict: bool = False, progress: Callable[[str], None] | None = None) -> list[Verdict]:
     """Judge answers to `problems`, each against its current code (`currents`: needed only where a
     GPU times them), as `score` and the reward do: score_batch with sandboxes started ahead, the
     checks of `workers` answers at once (on a GPU by default one per two CPUs, at most 8, their
     benchmark-size trials as many at once as the GPU's free memory holds; on the CPU by default
-    one per CPU), then on a GPU, when `timed`, the timing runs of `settings`."""
+    one per CPU), then on a GPU, when `timed`, the timing runs of `settings`. `progress` gets a
+    line as each answer's checks and timing run end."""
     import os
 
     from builder.judge.runner import keep_spares
@@ -448,7 +474,8 @@ def judge_batch(answers: Sequence[str], problems: Sequence[Problem], currents: S
     if count > 1:  # one answer's sessions follow one another: a sandbox started ahead would not be ready
         keep_spares(device, ahead)
     return score_batch(answers, problems, device=device, timers=timers, parallel=parallel, trial_sets=sets,
-                       timeout_s=timeout_s, trials=settings.trials if device == "cuda" else 0, strict=strict)
+                       timeout_s=timeout_s, trials=settings.trials if device == "cuda" else 0, strict=strict,
+                       progress=progress)
 
 
 def make_reward_fn(*, timed: bool = True, workers: int | None = None, profile: bool = True,

@@ -1,4 +1,5 @@
 import math
+import re
 import tomllib
 
 import pytest
@@ -359,6 +360,31 @@ def test_a_batchs_timers_prepare_while_the_answers_are_checked_and_before_any_ti
     events.clear()
     score.score_batch(["a"], [P1], device="cuda", parallel=3, timers=[GpuTimer("current")])
     assert "keep cuda 1" not in {what for what, _ in events}  # one answer: its timing session would not find it ready
+
+
+def test_a_batch_says_as_each_answers_checks_and_timing_run_end(monkeypatch):
+    """A long batch shows progress: a line per answer checked, then per answer timed, with the
+    seconds of its timing run by phase (not the checks' again)."""
+    from builder.judge import runner, score
+
+    def checked(answer, problem, **kwargs):
+        if answer == "bad":
+            return Verdict(False, "mismatch", "off", phases={"checks": 2.0})
+        return Verdict(True, None, "", phases={"checks": 3.0})
+
+    monkeypatch.setattr(score, "score_answer", checked)
+    monkeypatch.setattr(score, "check_answer", lambda answer, sizes: (answer, []))
+    monkeypatch.setattr(GpuTimer, "prepare", lambda self, problem: {})
+    monkeypatch.setattr(GpuTimer, "keep_ahead", lambda self: None)
+    monkeypatch.setattr(runner, "keep_spares", lambda device, count, wrap=None: None)
+    monkeypatch.setattr(GpuTimer, "__call__", lambda self, code, problem: Timed({"current": 2.0},
+                                                                               phases={"timing": 1.5, "ncu": 0.7}))
+    lines = []
+    score.score_batch(["good", "bad"], [P1, P1], device="cuda", parallel=2, timers=[GpuTimer("current")] * 2,
+                      progress=lines.append)
+    said = sorted(re.sub(r"^\[[0-9.]+s\] ", "", re.sub(r"\([0-9.]+ s", "(", line)) for line in lines)
+    assert said == ["checked 1/2: ok ()", "checked 2/2: mismatch ()", "timed 1/2: ok (, timing 1.5, ncu 0.7)"], lines
+    assert lines[-1].split("] ")[1].startswith("timed")  # after every check
 
 
 def test_a_timers_warm_up_runs_once_per_problem_and_code_however_many_threads_ask(monkeypatch):
