@@ -177,9 +177,10 @@ class _Run:
     """The driver's side of one measure call: plans, follow-up jobs, records, progress."""
 
     def __init__(self, plans: list[_Plan], root: Path, progress: Progress, ncu_bin: str | None,
-                 available: dict[str, bool]) -> None:
+                 available: dict[str, bool], ahead: bool = False) -> None:
+        """`ahead`: a timing job starts the ncu sandbox of the profile after it (Executor.host_jobs)."""
         self.plans, self.root, self.progress, self.ncu_bin = plans, root, progress, ncu_bin
-        self.available = available
+        self.available, self.ahead = available, ahead
         self.by_key: dict[str, _Plan] = {}
         self.sent: dict[str, float] = {}
         self.started = time.monotonic()
@@ -214,7 +215,7 @@ class _Run:
     def _time(self, plan: _Plan) -> Job | None:
         if not any("timing" in plan.stale[label] for label in plan.labels) or not plan.timed:
             return None
-        then = self.ncu_bin if self._to_profile(plan) else None  # its ncu sandbox starts during the timing job
+        then = self.ncu_bin if self.ahead and self._to_profile(plan) else None  # its sandbox starts during the timing
         return self._send(plan, TimeJob(str(plan.problem.dir), {label: plan.codes[label] for label in plan.timed},
                                         warm=True, ncu=then, metrics=self._metrics() if then else []))
 
@@ -356,7 +357,7 @@ def measure(problems: list[Problem], *, force: bool = False, root: Path | None =
     cache = JobCache(root / gpu.key / ".jobs", enabled=not force)
     pool = make_executor(executor, gpus=gpus, address=address, cache=cache, runner=runner, per_gpu=verify_per_gpu)
     ncu_bin = ncu.ncu_path()
-    run = _Run(plans, root, progress, ncu_bin, checked_metrics(gpu, ncu_bin, root, force))
+    run = _Run(plans, root, progress, ncu_bin, checked_metrics(gpu, ncu_bin, root, force), ahead=pool.host_jobs)
     first = run.first_jobs()
     if first:
         pool.run(first, run.on_result)

@@ -135,6 +135,16 @@ def test_a_timing_job_starts_the_ncu_sandbox_of_the_profile_that_follows_it(setu
     monkeypatch.setenv("FAKE_PARAMS", str(params))
     run()
     sent = {p["kind"]: p for p in map(json.loads, params.read_text().splitlines())}
+    assert sent["time"]["ncu"] is None  # a child per job: the profile's process is another one
+    params.unlink()
+
+    class Hosted(M._Run):  # as with the default runner, whose workers host the jobs
+        def __init__(self, *args, ahead=False, **kwargs):
+            super().__init__(*args, ahead=True, **kwargs)
+
+    monkeypatch.setattr(M, "_Run", Hosted)
+    run(force=True)
+    sent = {p["kind"]: p for p in map(json.loads, params.read_text().splitlines())}
     assert sent["time"]["ncu"] == sent["profile"]["ncu"] == "ncu"
     assert sent["time"]["metrics"] == sent["profile"]["metrics"]  # an equal recipe: the profile takes that sandbox
     assert "dram__throughput.avg.pct_of_peak_sustained_elapsed" in sent["time"]["metrics"]

@@ -173,6 +173,10 @@ class Executor(ABC):
     queued), and their outcomes are in the returned list too.
     """
 
+    #: Whether a GPU's exclusive jobs run one after another in one long-lived process, so that what
+    #: one starts ahead (measure's timing job: the profile's ncu sandbox) the next can take.
+    host_jobs: bool = False
+
     def __init__(self, runner: JobRunner = default_runner, cache: JobCache | None = None) -> None:
         self.runner = runner
         self.cache = cache
