@@ -51,18 +51,14 @@ def test_wrap_command_scopes_to_the_nvtx_range_and_leaves_clocks_alone(tmp_path)
     assert cmd[cmd.index("--metrics") + 1] == "a.b,c.d"
 
 
-def test_the_rewards_ncu_sandbox_started_ahead_is_the_one_its_profile_takes(monkeypatch):
-    """GpuTimer.keep_ahead keeps a sandbox under the profiler that profile_codes then asks for: equal
-    wraps, so the session takes it."""
+def _unstarted(seen):
+    """A stand-in SandboxSession class that tells `seen` the wrap each session asks for, and whose
+    start fails (the profile then ends without running anything)."""
     from builder.judge import runner
-    from builder.judge.score import GpuTimer
-    from builder.seeds import get_problem
-
-    kept, asked = [], []
 
     class Session:
         def __init__(self, device, problem_dir, *, wrap=None, **kwargs):
-            asked.append(wrap)
+            seen(wrap)
             self.box = Path("/nonexistent")
 
         def start(self):
@@ -74,9 +70,20 @@ def test_the_rewards_ncu_sandbox_started_ahead_is_the_one_its_profile_takes(monk
         def close(self):
             pass
 
+    return Session
+
+
+def test_the_rewards_ncu_sandbox_started_ahead_is_the_one_its_profile_takes(monkeypatch):
+    """GpuTimer.keep_ahead keeps a sandbox under the profiler that profile_codes then asks for: equal
+    wraps, so the session takes it."""
+    from builder.judge import runner
+    from builder.judge.score import GpuTimer
+    from builder.seeds import get_problem
+
+    kept, asked = [], []
     monkeypatch.setattr(ncu, "ncu_path", lambda: "/usr/bin/ncu")
     monkeypatch.setattr(runner, "keep_spares", lambda device, count, wrap=None: kept.append((device, wrap)))
-    monkeypatch.setattr(runner, "SandboxSession", Session)
+    monkeypatch.setattr(runner, "SandboxSession", _unstarted(asked.append))
     GpuTimer("current").keep_ahead()
     ncu.profile_codes(get_problem("avgpool1d"), {"candidate": "code"}, [], "/usr/bin/ncu", timeout_s=60, trusted=False)
     assert kept == [("cuda", asked[0])] and hash(kept[0][1]) == hash(asked[0])
@@ -93,23 +100,8 @@ def test_a_timing_job_starts_the_sandbox_its_profile_job_takes_and_the_profile_s
     from builder.seeds import get_problem
 
     events = []
-
-    class Session:
-        def __init__(self, device, problem_dir, *, wrap=None, **kwargs):
-            events.append(("session", wrap))
-            self.box = Path("/nonexistent")
-
-        def start(self):
-            raise runner.SandboxDied("crash", "not started in this test")
-
-        def log_tail(self):
-            return ""
-
-        def close(self):
-            pass
-
     monkeypatch.setattr(runner, "keep_spares", lambda device, count, wrap=None: events.append(("keep", count, wrap)))
-    monkeypatch.setattr(runner, "SandboxSession", Session)
+    monkeypatch.setattr(runner, "SandboxSession", _unstarted(lambda wrap: events.append(("session", wrap))))
     monkeypatch.setattr(timing, "run_side_by_side", lambda *args, **kwargs: events.append(("timed",)))
     folder = str(get_problem("avgpool1d").dir)
     metrics = ["dram__throughput.avg.pct_of_peak_sustained_elapsed"]
