@@ -152,14 +152,13 @@ def score_answer(
                       correct=True, follows_rules=follows)
     if timer is None or device != "cuda":
         return verdict
-    return with_timing(verdict, code, problem, timer)
+    return with_timing(verdict, timer(code, problem))
 
 
-def with_timing(verdict: Verdict, code: str, problem: Problem, timer: Timer) -> Verdict:
-    """A correct verdict with the timer's speedups and reward (or its reject), and its phases."""
+def with_timing(verdict: Verdict, timed: Timed) -> Verdict:
+    """A correct verdict with a timer's speedups and reward (or its reject), and its phases."""
     from builder.judge.phases import Phases
 
-    timed = timer(code, problem)
     phases = Phases(verdict.phases).merge(timed.phases).to_dict()
     if timed.reason:
         return replace(verdict, ok=False, reason=timed.reason, detail=timed.detail, speedups=timed.speedups,
@@ -209,9 +208,9 @@ def score_batch(answers: Sequence[str], problems: Sequence[Problem], *, device: 
             if verdict.ok and timers[i] is not None and device == "cuda":
                 code, _ = check_answer(answers[i], benchmark_sizes(problems[i]))
                 start = time.monotonic()
-                verdicts[i] = with_timing(verdict, code, problems[i], timers[i])  # type: ignore[arg-type]
-                timing = {name: s - verdict.phases.get(name, 0.0) for name, s in verdicts[i].phases.items()}
-                say("timed", i, verdicts[i], time.monotonic() - start, timing)
+                timed = timers[i](code, problems[i])  # type: ignore[misc]
+                verdicts[i] = with_timing(verdict, timed)
+                say("timed", i, verdicts[i], time.monotonic() - start, timed.phases)
     return verdicts
 
 
