@@ -90,6 +90,29 @@ def test_a_collection_that_frees_nothing_raises_the_limit_instead_of_running_aft
     assert runs == [1, 2, 1, 2]
 
 
+def test_outputs_held_for_the_judge_raise_the_limit_by_their_allocations_and_set_off_no_collection(monkeypatch):
+    import torch
+
+    from builder.judge import timing
+
+    runs = []
+    monkeypatch.setattr(timing.gc, "collect", lambda generation=2: runs.append(generation))
+    base, out = 1000, torch.ones(250)  # 1,000 bytes, which the allocator counts as 1,024
+    held = [base]
+    collect = timing.CycleCollector(timing.cycle_limit(base, 1024), lambda: held[0])
+    for _ in range(2):  # two runs the judge checks: each keeps its output (and a view of it) alive
+        held[0] += 1024
+        collect.hold([out, out.view(10, 25), "not a tensor"])
+        collect()
+    assert runs == [] and collect.limit == base + 3 * 1024
+    held[0] += 1024  # as without held outputs, one output a reference cycle holds is let be
+    collect()
+    assert runs == []
+    held[0] += 1024  # and a second one is collected
+    collect()
+    assert runs == [1, 2]
+
+
 def test_a_timed_code_peaks_at_its_input_and_two_outputs():
     from builder.judge.timing import cycle_limit
 
@@ -227,3 +250,40 @@ def test_a_run_of_trusted_code_alone_times_a_slow_subject_fewer_times(monkeypatc
     assert run.errors == {}, run.errors
     assert run.stats["seed"]["runs"] == 2 and run.stats["eager"]["runs"] == 2
     assert "repeat_median_ms" in run.stats["seed"]
+
+
+def _pace(outside_ms: float, lead_ms: float = 5.0, events_ms: float = 1.5, checks_ms: float = 0.2):
+    from builder.judge.timing import Pace
+
+    return Pace(events_ms=events_ms, lead_ms=lead_ms, outside_ms=outside_ms, checks_ms=checks_ms)
+
+
+def test_an_answer_is_held_against_the_trusted_batches_timed_after_it_as_well_as_before():
+    """The seed's batch before torch.compile was imported left 3 ms a run outside its events, the
+    one after the answer 6.5 ms: an honest answer between them, at 12 ms, is within twice the most."""
+    from builder.judge.timing import wall_finding
+
+    assert wall_finding(_pace(12.0), [_pace(3.0), _pace(6.5)]) is None
+    assert wall_finding(_pace(12.0), [_pace(3.0)]) is not None  # against the first batch alone
+
+
+def test_work_hidden_outside_the_events_or_events_longer_than_the_wall_are_a_timing_mismatch():
+    from builder.judge.timing import TIMING_FACTOR, TIMING_SLACK_MS, wall_finding
+
+    trusted = [_pace(3.0), _pace(4.0)]
+    limit = TIMING_FACTOR * 4.0 + TIMING_SLACK_MS
+    assert wall_finding(_pace(limit - 0.01), trusted) is None
+    found = wall_finding(_pace(limit + 0.01, checks_ms=0.7), trusted)
+    assert found is not None and "at most 4.000 ms" in found and "0.700 ms" in found
+    assert wall_finding(_pace(-0.5, events_ms=1.5), trusted) is not None  # its events claim more than the wall
+    assert wall_finding(_pace(-0.05, events_ms=1.5), trusted) is None  # within 5% of the events, plus slack
+
+
+def test_a_lead_that_strays_from_the_trusted_codes_spin_is_a_timing_mismatch_and_none_is_judged_alone():
+    from builder.judge.timing import wall_finding
+
+    trusted = [_pace(3.0, lead_ms=5.0), _pace(3.0, lead_ms=5.1)]
+    assert wall_finding(_pace(3.0, lead_ms=5.2), trusted) is None
+    found = wall_finding(_pace(3.0, lead_ms=4.0), trusted)
+    assert found is not None and "lead" in found
+    assert wall_finding(_pace(100.0), []) is None  # no trusted batch in the session: nothing to hold it against
