@@ -647,11 +647,10 @@ class Pace:
 
 
 def wall_finding(answer: Pace, trusted: list[Pace]) -> str | None:
-    """Why the answer's batch hides work from its events, or None. It is held against every batch
-    of trusted code in its session, those timed before it and those after (what the session
-    imported and allocated meanwhile costs them as much): its lead is the same spin, so a lead
-    that differs claims time that was not spun; its wall time outside the events may be at most
-    TIMING_FACTOR times the most a trusted batch left outside, plus TIMING_SLACK_MS."""
+    """Why the answer's batch hides work from its events, or None, against the trusted code's
+    batches timed before it (timing_order): its lead is the same spin, so a lead that differs
+    claims time that was not spun; its wall time outside the events may be at most TIMING_FACTOR
+    times the most a trusted batch left outside, plus TIMING_SLACK_MS."""
     if not trusted:
         return None
     usual = statistics.median(p.lead_ms for p in trusted)
@@ -720,15 +719,24 @@ def runs_within_budget(estimate_ms: list[float], runs: int) -> int:
     return max(min(runs, math.ceil(RUN_BUDGET_MS / per_call)), min(runs, MIN_TIMED_RUNS))
 
 
+def timing_order(subjects: list[Subject]) -> list[Subject]:
+    """The batches of a side-by-side run, in order: the baselines (eager, torch.compile, the
+    ceiling probes), the trusted codes, each untrusted code, then the trusted codes again. A
+    trusted code's first batch thus runs in the state the baselines leave (torch.compile
+    imported, its memory cached), as the answer's does, and is what the answer is held against."""
+    trusted = [s for s in subjects if s.trusted]
+    codes = [s for s in trusted if s.kind == "code"]
+    return [s for s in trusted if s.kind != "code"] + codes + [s for s in subjects if not s.trusted] + codes
+
+
 def plan_checkpoints(subjects: list[Subject], runs: int) -> dict[str, dict[int, int]]:
-    """For each untrusted code subject, CHECKED_RUNS random runs -> the perturbation count then."""
+    """For each untrusted code subject, CHECKED_RUNS random runs -> the perturbation count then
+    (every batch but the ceiling probes', in timing_order, perturbs the input once per run)."""
     import secrets
 
-    order = [s for s in subjects if s.trusted and s.kind != "ceiling"]
-    order += [s for s in subjects if not s.trusted] + [s for s in subjects if s.trusted and s.kind == "code"]
     plan: dict[str, dict[int, int]] = {}
     done = 0
-    for subject in order:
+    for subject in (s for s in timing_order(subjects) if s.kind != "ceiling"):
         if not subject.trusted:
             picks = sorted(secrets.SystemRandom().sample(range(runs), min(CHECKED_RUNS, runs)))
             plan[subject.label] = {i: done + i + 1 for i in picks}
@@ -740,8 +748,9 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                      timeout_s: float = 1800.0, warm: Any = None, device: str = "cuda") -> TimingRun:
     """Time `subjects` on one benchmark input in one sandbox, as the module doc describes.
 
-    Trusted subjects are timed first (codes, eager, compile, the ceiling), then each untrusted
-    one, then every trusted code again: the A-B-A spread is the run's noise. Untrusted outputs
+    Trusted subjects are timed first (eager, compile, the ceiling, then the codes), then each
+    untrusted one, then every trusted code again (timing_order): the A-B-A spread is the run's
+    noise. Untrusted outputs
     are checked at random runs against the referee's reference, the input's keyed hash at the
     end, and each code's event times against the wall time this process saw. Where every
     subject is trusted, a slow one is timed fewer than `runs` times (runs_within_budget).
@@ -867,19 +876,15 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     try:
         session.start()
         names = {s.label: f"s{i}" for i, s in enumerate(subjects)}
-        trusted = [s for s in subjects if s.trusted]
         untrusted = [s for s in subjects if not s.trusted]
-        for subject in trusted:
-            if subject.kind == "code" and not load(subject, names[subject.label]):
-                continue
-            if subject.label not in errors:
-                timed(subject, names[subject.label], first)
-        for subject in untrusted:
-            if load(subject, names[subject.label]):
-                timed(subject, names[subject.label], first)
-        for subject in trusted:
-            if subject.kind == "code" and subject.label in first:
-                timed(subject, names[subject.label], second)
+        for subject in timing_order(subjects):
+            name = names[subject.label]
+            if subject.kind != "code":
+                timed(subject, name, first)
+            elif subject.label in first:  # a trusted code's second batch
+                timed(subject, name, second)
+            elif subject.label not in errors and load(subject, name):
+                timed(subject, name, first)
         with phases.span("checks"):
             reply = session.request({"op": "time", **spec, "subjects": [], "hash_key": key})
         if untrusted and reply.get("input_hashes") != referee["final_hashes"]:
@@ -889,9 +894,9 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         with phases.span("other"):
             session.close()
     if device == "cuda":  # (a CPU's busy wait stretches with its load: there nothing is timed for a record)
-        trusted_paces = [pace for subject, pace in paces if subject.trusted]
-        for subject, pace in paces:
-            finding = None if subject.trusted else wall_finding(pace, trusted_paces)
+        for index, (subject, pace) in enumerate(paces):
+            # Only batches timed before it: what the answer leaves behind must not widen its own bound.
+            finding = None if subject.trusted else wall_finding(pace, [p for s, p in paces[:index] if s.trusted])
             if finding is not None:
                 errors.setdefault(subject.label, ("timing_mismatch", finding))
     if session.strays:

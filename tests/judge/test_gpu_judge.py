@@ -58,7 +58,7 @@ def bare_ms(problem, path, runs=30):
 
 @pytest.mark.parametrize("stage", ["block_tiling", "memory_access", "advanced_memory"])
 def test_an_honest_answer_timed_as_the_reward_times_it_is_no_timing_mismatch(stage):
-    """The reward's run (the current code, eager, torch.compile, then the answer, 100 timed runs
+    """The reward's run (eager, torch.compile, the current code, then the answer, 100 timed runs
     each, two of the answer's outputs kept and checked): an honest solution passes. On 2026-12-07,
     8 of 15 correct avg-pool 1D answers failed here, two of these solutions among them."""
     current, answer = P1.solutions["grid_and_parallel"].read_text(), P1.solutions[stage].read_text()

@@ -258,13 +258,24 @@ def _pace(outside_ms: float, lead_ms: float = 5.0, events_ms: float = 1.5, check
     return Pace(events_ms=events_ms, lead_ms=lead_ms, outside_ms=outside_ms, checks_ms=checks_ms)
 
 
-def test_an_answer_is_held_against_the_trusted_batches_timed_after_it_as_well_as_before():
-    """The seed's batch before torch.compile was imported left 3 ms a run outside its events, the
-    one after the answer 6.5 ms: an honest answer between them, at 12 ms, is within twice the most."""
+def test_an_answer_is_held_against_the_most_any_trusted_batch_left_outside_its_events():
     from builder.judge.timing import wall_finding
 
     assert wall_finding(_pace(12.0), [_pace(3.0), _pace(6.5)]) is None
-    assert wall_finding(_pace(12.0), [_pace(3.0)]) is not None  # against the first batch alone
+    assert wall_finding(_pace(12.0), [_pace(3.0)]) is not None
+
+
+def test_the_trusted_codes_run_after_the_baselines_and_right_before_the_answer_whose_checks_count_them():
+    """A trusted code's first batch runs where torch.compile is already imported, as the answer's
+    does; the perturbations of every batch before a checked run are counted in that order."""
+    from builder.judge.timing import Subject, plan_checkpoints, timing_order
+
+    subjects = [Subject("seed", "code", "s"), Subject("b", "code", "b"), Subject("eager", "eager"),
+                Subject("compile", "compile"), Subject("ceiling", "ceiling"), Subject("answer", "code", "a", trusted=False)]
+    assert [s.label for s in timing_order(subjects)] == ["eager", "compile", "ceiling", "seed", "b", "answer", "seed", "b"]
+    plan = plan_checkpoints(subjects, 10)
+    assert plan.keys() == {"answer"} and len(plan["answer"]) == 2
+    assert all(count == 4 * 10 + run + 1 for run, count in plan["answer"].items())  # eager, compile, seed, b
 
 
 def test_work_hidden_outside_the_events_or_events_longer_than_the_wall_are_a_timing_mismatch():
