@@ -344,8 +344,8 @@ class CycleCollector:
     def hold(self, tensors: list[Any]) -> None:
         """These outputs stay alive on purpose (a run the judge checks): the limit rises by their
         allocations (rounded up to 512 bytes, as the allocator counts them), so that holding them
-        costs no full collection. Two held 2 GiB outputs of avg-pool 1D set off two, in a sandbox
-        that had run torch.compile, and the answer's batch took 0.6-0.9 s more than a trusted code's."""
+        costs no full collection (each held output set one off, about 0.1 s in a sandbox that has
+        imported torch.compile, where the trusted codes' batches hold none)."""
         import torch
 
         storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors
@@ -750,10 +750,10 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
 
     Trusted subjects are timed first (eager, compile, the ceiling, then the codes), then each
     untrusted one, then every trusted code again (timing_order): the A-B-A spread is the run's
-    noise. Untrusted outputs
-    are checked at random runs against the referee's reference, the input's keyed hash at the
-    end, and each code's event times against the wall time this process saw. Where every
-    subject is trusted, a slow one is timed fewer than `runs` times (runs_within_budget).
+    noise. Untrusted outputs are checked at random runs against the referee's reference, the
+    input's keyed hash at the end, and each code's event times against the wall time this
+    process saw (wall_finding). Where every subject is trusted, a slow one is timed fewer than
+    `runs` times (runs_within_budget).
     """
     import secrets
 
