@@ -148,6 +148,17 @@ def test_the_whole_check_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
         assert run.errors == {}, run.errors
 
 
+def test_the_rewards_timed_run_of_the_largest_outputs_fits_a_24_gb_card(monkeypatch):
+    """Group norm's 7 GiB input and output, with the answer's two checked outputs kept on the
+    GPU for the judge while its later runs go on."""
+    monkeypatch.setenv("KP_GPU_MEMORY_GIB", "22")
+    problem = get_problem("groupnorm")
+    current, answer = (problem.solutions[stage].read_text() for stage in ("grid_and_parallel", "advanced_memory"))
+    run = run_side_by_side(problem, [Subject("current", "code", current), Subject("eager", "eager"),
+                                     Subject("answer", "code", answer, trusted=False)], runs=10)
+    assert run.errors == {}, run.errors
+
+
 def test_a_large_comparison_runs_on_the_gpu_and_counts_as_on_the_cpu():
     import torch
 
