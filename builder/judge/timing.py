@@ -784,7 +784,7 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     scales = dict(zip(counts, output_scales(referee)))
     first: dict[str, list[float]] = {}
     second: dict[str, list[float]] = {}
-    paces: list[tuple[Subject, Pace]] = []  # each timed batch of code, in order
+    trusted_paces: list[Pace] = []  # the trusted codes' batches so far
     walls: dict[str, dict[str, float]] = {}
     ceiling: dict[str, Any] = {}
     # Without code under test no checkpoint counts perturbations: a slow code may run fewer times.
@@ -870,7 +870,14 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
                                 "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3,
                                 **{f"{part}_ms": ms for part, ms in host.items()}}
         if subject.kind == "code":
-            paces.append((subject, Pace.of(times, leads, wall_ms, host)))
+            pace = Pace.of(times, leads, wall_ms, host)
+            if subject.trusted:
+                trusted_paces.append(pace)
+            elif device == "cuda":  # (a CPU's busy wait stretches with its load: there nothing is timed for a record)
+                # Held against the batches before it only: what it leaves behind must not widen its own bound.
+                finding = wall_finding(pace, trusted_paces)
+                if finding is not None:
+                    errors.setdefault(subject.label, ("timing_mismatch", finding))
         into[subject.label] = times
 
     try:
@@ -893,12 +900,6 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
     finally:
         with phases.span("other"):
             session.close()
-    if device == "cuda":  # (a CPU's busy wait stretches with its load: there nothing is timed for a record)
-        for index, (subject, pace) in enumerate(paces):
-            # Only batches timed before it: what the answer leaves behind must not widen its own bound.
-            finding = None if subject.trusted else wall_finding(pace, [p for s, p in paces[:index] if s.trusted])
-            if finding is not None:
-                errors.setdefault(subject.label, ("timing_mismatch", finding))
     if session.strays:
         for subject in untrusted:
             errors[subject.label] = ("sandbox_violation", f"{session.strays} process(es) outlived the sandbox")
