@@ -40,16 +40,40 @@ def widen(*streams: Any) -> None:
 
 
 def send(stream: BinaryIO, header: dict[str, Any], payload: Any = None) -> None:
-    """Write one message; `payload` is a C-contiguous CPU tensor (its bytes follow the header)."""
+    """Write one message; `payload` is a flat uint8 tensor (builder.judge.inputs.flat_bytes) whose
+    bytes follow the header: a CPU tensor's as they are, a GPU tensor's through one pinned host
+    buffer, CHUNK_BYTES at a time, so that no host copy of the whole tensor is made."""
     if payload is not None:
-        data = memoryview(payload.numpy()).cast("B")
-        header = {**header, "nbytes": data.nbytes}
+        header = {**header, "nbytes": payload.numel() * payload.element_size()}
     raw = json.dumps(header, default=str).encode()
     stream.write(struct.pack(">I", len(raw)) + raw)
     if payload is not None:
-        for start in range(0, data.nbytes, CHUNK_BYTES):
-            stream.write(data[start:start + CHUNK_BYTES])
+        for chunk in _host_chunks(payload):
+            stream.write(chunk)
     stream.flush()
+
+
+_staging: Any = None  # the pinned host buffer a GPU tensor's bytes pass through, made on first use
+
+
+def _host_chunks(payload: Any) -> Any:
+    """`payload`'s bytes as host memory views of at most CHUNK_BYTES each; a GPU tensor's share one
+    pinned buffer, so each view must be written before the next is taken."""
+    global _staging
+    import torch
+
+    if payload.device.type == "cpu":
+        data = memoryview(payload.numpy()).cast("B")
+        for start in range(0, data.nbytes, CHUNK_BYTES):
+            yield data[start:start + CHUNK_BYTES]
+        return
+    if _staging is None:
+        _staging = torch.empty(CHUNK_BYTES, dtype=torch.uint8, pin_memory=True)
+    flat, step = payload.reshape(-1).view(torch.uint8), _staging.numel()
+    for start in range(0, flat.numel(), step):
+        part = _staging[:min(step, flat.numel() - start)]
+        part.copy_(flat[start:start + part.numel()])
+        yield memoryview(part.numpy()).cast("B")
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:

@@ -105,12 +105,18 @@ def draw(spec: dict[str, Any], seed: int, device: str | torch.device = "cpu") ->
     return tensor
 
 
+def flat_bytes(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor's values as a flat uint8 tensor on its own device (in logical, contiguous order):
+    what builder.judge.channel sends."""
+    flat = tensor.detach().contiguous().reshape(-1)
+    if flat.numel() and flat.stride(0) != 1:  # one element, or size-1 dims, may keep any stride
+        flat = torch.empty(flat.numel(), dtype=flat.dtype, device=flat.device).copy_(flat)
+    return flat.view(torch.uint8)
+
+
 def as_bytes(tensor: torch.Tensor) -> torch.Tensor:
     """A tensor's values as a flat uint8 CPU tensor (in logical, contiguous order)."""
-    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
-    if flat.numel() and flat.stride(0) != 1:  # one element, or size-1 dims, may keep any stride
-        flat = torch.empty(flat.numel(), dtype=flat.dtype).copy_(flat)
-    return flat.view(torch.uint8)
+    return flat_bytes(tensor.detach().to("cpu"))
 
 
 def from_bytes(raw: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:

@@ -3,7 +3,9 @@
 For benchmark-size checks the judge cannot ship inputs to the sandbox, so the sandbox draws them
 from seeds it is told only when it must use them. The referee, a child of the judge that runs no
 candidate code, draws the same inputs from the same seeds, computes the reference outputs and
-the keyed hashes of the inputs, and sends the outputs to the judge over a pipe, as bytes. For a
+the keyed hashes of the inputs, and sends each output to the judge over a pipe, as bytes, as
+soon as it is computed (from the GPU through a small pinned buffer: no host copy of the whole
+output is made, and only one benchmark-size output is alive in the referee at a time). For a
 timing session it replays the perturbations (builder.judge.timing.perturb) up to each run the
 judge will check. A verification asks as it starts and reads the answer when its first trial
 needs it, so the referee computes while the sandbox runs its small checks; one that ends before
@@ -82,9 +84,10 @@ class _Service:
     def request(self, params: dict[str, Any], timeout_s: float,
                 wanted: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Send one request; its reply with the outputs read into this process (`"outputs"`: one
-        list of tensors per trial or checkpoint, as the reply's `groups` describe them). Raises
-        SandboxDied when the referee fails, dies or overruns, and Withdrawn when `wanted` says no
-        before the referee took the request up."""
+        list of tensors per trial or checkpoint, as `"groups"` describe them: the referee sends
+        each group's description, then its outputs, then the reply). Raises SandboxDied when the
+        referee fails, dies or overruns, and Withdrawn when `wanted` says no before the referee
+        took the request up."""
         import torch
 
         from builder.judge import channel
@@ -101,17 +104,21 @@ class _Service:
             timer.start()
             try:
                 channel.send(proc.stdin, params)  # type: ignore[arg-type]
+                groups, outputs = [], []
                 reply, _ = channel.receive(proc.stdout)  # type: ignore[arg-type]
-                if not reply.get("ok"):
-                    raise SandboxDied(reply.get("reason") or "crash", f"the referee failed: {reply.get('detail', '')[-500:]}")
-                outputs = []
-                for group in reply["groups"]:
+                while "group" in reply:
                     outs = []
-                    for meta in group["outputs"]:
+                    for meta in reply["group"]["outputs"]:
                         size = torch.Size(meta["shape"]).numel() * getattr(torch, meta["dtype"]).itemsize
                         _, raw = channel.receive(proc.stdout, max_payload=size)  # type: ignore[arg-type]
+                        if raw is None:
+                            raise channel.ProtocolError("an output ended before its bytes")
                         outs.append(raw.view(getattr(torch, meta["dtype"])).reshape(meta["shape"]))
+                    groups.append(reply["group"])
                     outputs.append(outs)
+                    reply, _ = channel.receive(proc.stdout)  # type: ignore[arg-type]
+                if not reply.get("ok"):
+                    raise SandboxDied(reply.get("reason") or "crash", f"the referee failed: {reply.get('detail', '')[-500:]}")
             except (channel.ProtocolError, BrokenPipeError, OSError, ValueError) as exc:
                 timed_out = not timer.is_alive()
                 self.stop()
@@ -121,7 +128,7 @@ class _Service:
                 timer.cancel()
         finally:
             self.lock.release()
-        return {**reply, "outputs": outputs}
+        return {**reply, "groups": groups, "outputs": outputs}
 
 
 _service = _Service()
@@ -152,18 +159,19 @@ def output_scales(reply: dict[str, Any]) -> list[list[float]]:
     return [[float(o["scale"]) for o in group["outputs"]] for group in reply["groups"]]
 
 
-def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+def compute(params: dict[str, Any], emit: Callable[[dict[str, Any], list[Any]], None]) -> dict[str, Any]:
     """params: problem_dir, hash_key, build (builder.judge.reference.Build), trials [{inputs, layout,
     mode, grad}], timing {inputs, seed, layout, checkpoints [perturbation counts], total} or None,
     device (the GPU, "cuda", where the judge draws benchmark-size inputs; "cpu" in tests).
-    Returns the reply (per trial the inputs' keyed hashes, the final hashes of a timing input, the
-    shape, dtype and max|ref| (builder.judge.compare.reference_scale) of each output, the
-    environment) and the outputs as flat CPU byte tensors, trial by trial then checkpoint by
-    checkpoint."""
+    Each trial's outputs, then each checkpoint's, go to `emit(group, outputs)` as they are computed:
+    the group says whether the reference returned a sequence, and each output's shape, dtype and
+    max|ref| (builder.judge.compare.reference_scale); the outputs are flat byte tensors on the
+    device. Returns the reply: per trial the inputs' keyed hashes, the final hashes of a timing
+    input, the environment."""
     import torch
 
     from builder.judge.compare import reference_scale
-    from builder.judge.inputs import PlacedInputs, as_bytes
+    from builder.judge.inputs import PlacedInputs, flat_bytes
     from builder.judge.loader import load_module
     from builder.judge.reference import Build, build, call
     from builder.judge.timing import environment, perturb_inputs
@@ -172,20 +180,17 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     key = int(params["hash_key"])
     device = params.get("device", "cuda")
     model, _ = build(load_module(problem.reference_path), Build.from_spec(params["build"]), device)
-    outputs: list[Any] = []
-    groups: list[dict[str, Any]] = []
 
-    def keep(result: tuple[list[Any], bool]) -> None:
+    def deliver(result: tuple[list[Any], bool]) -> None:
         outs, sequence = result
         metas = [{"shape": list(o.shape), "dtype": str(o.dtype).removeprefix("torch."), "scale": reference_scale(o)}
                  for o in outs]
-        groups.append({"sequence": sequence, "outputs": metas})
-        outputs.extend(as_bytes(o) for o in outs)
+        emit({"sequence": sequence, "outputs": metas}, [flat_bytes(o) for o in outs])
 
     trials = []
     for spec in params.get("trials", []):
         placed = PlacedInputs(spec["inputs"], spec.get("layout", "guarded"), device)
-        keep(call(model, placed.tensors, mode=spec.get("mode", "train"), clone=False))
+        deliver(call(model, placed.tensors, mode=spec.get("mode", "train"), clone=False))
         trials.append({"input_hashes": placed.fingerprints(key)})
         del placed
         if device == "cuda":
@@ -200,7 +205,7 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
             while applied < count:
                 perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
                 applied += 1
-            keep(call(model, placed.tensors, mode="train", clone=False))
+            deliver(call(model, placed.tensors, mode="train", clone=False))
             checked.append({"perturbed": count})
         while applied < int(timing["total"]):
             perturb_inputs(placed.tensors, timing["inputs"], int(timing["seed"]), applied)
@@ -210,9 +215,8 @@ def compute(params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
-    reply = {"ok": True, "trials": trials, "checkpoints": checked, "final_hashes": final_hashes, "groups": groups,
-             "env": environment() if device == "cuda" else {}}
-    return reply, outputs
+    return {"ok": True, "trials": trials, "checkpoints": checked, "final_hashes": final_hashes,
+            "env": environment() if device == "cuda" else {}}
 
 
 def load_problem_at(folder: str) -> Any:
@@ -233,15 +237,17 @@ def serve(reader: BinaryIO, writer: BinaryIO) -> None:
             params, _ = channel.receive(reader)
         except channel.ProtocolError:
             return
+
+        def emit(group: dict[str, Any], outputs: list[Any]) -> None:
+            channel.send(writer, {"group": group})
+            for out in outputs:
+                channel.send(writer, {}, out)
+
         try:
-            reply, outputs = compute(params)
+            reply = compute(params, emit)
         except Exception as exc:  # any failure is the request's answer
-            channel.send(writer, {"ok": False, "reason": _classify(exc), "detail": traceback.format_exc(limit=6)})
-            continue
+            reply = {"ok": False, "reason": _classify(exc), "detail": traceback.format_exc(limit=6)}
         channel.send(writer, reply)
-        for out in outputs:
-            channel.send(writer, {}, out)
-        del outputs
 
 
 def main() -> int:

@@ -36,7 +36,8 @@ class Sandbox:
         self.baselines: dict[str, Any] = {}  # eager and compiled reference, built once per session
         self.bench: Any = None  # the timing input, alive for the whole session
         self.perturbed = 0  # perturbations applied to the timing input so far
-        self.kept: dict[int, Any] = {}  # run -> (output, perturbations) the last `time` batch kept
+        self.kept: dict[int, Any] = {}  # run -> (outputs, perturbations) the last `time` batch kept
+        self.slots: list[list[Any]] = []  # host buffers the checked runs' outputs are copied into
         self.untrusted = False  # True once code under test was loaded: the guards' state is then fixed
         self.compiler: Any = None  # on the CPU: compiles each kernel specialisation launched for a GPU
         self.lifted: dict[tuple[Any, ...], list[str]] = {}  # (model, mode, shapes) -> tensors made from Python
@@ -170,7 +171,7 @@ class Sandbox:
         dtype, of each buffer asked for, and of the inputs when `return_inputs`. With `keep`, the
         outputs stay alive under that key for `held`; with `budget_s`, the call is ended once its
         programs run past that many seconds (in the CPU interpreter)."""
-        from builder.judge.inputs import as_bytes
+        from builder.judge.inputs import flat_bytes
         from builder.judge.interpreter import Deadline
         from builder.judge.poison import Poison
 
@@ -196,10 +197,10 @@ class Sandbox:
         channel.send(self.writer, {"part": "output", **reply, "sent": sent, "buffers": buffers})
         for out, flag in zip(outs or (), sent):
             if flag:
-                channel.send(self.writer, {"part": "data"}, as_bytes(out))
+                channel.send(self.writer, {"part": "data"}, flat_bytes(out))
         for ref in buffers:
             dtype = getattr(self.torch, header["buffer_dtypes"][ref])
-            channel.send(self.writer, {"part": "buffer", "name": ref}, as_bytes(tensors[mapping[ref]].to(dtype)))
+            channel.send(self.writer, {"part": "buffer", "name": ref}, flat_bytes(tensors[mapping[ref]].to(dtype)))
         if header.get("keep") is not None and outs is not None:
             self.held[str(header["keep"])] = outs
         del outs
@@ -211,14 +212,14 @@ class Sandbox:
     def do_held(self, header: dict[str, Any], _: Any) -> None:
         """Send again the outputs a forward kept under `key` (they stay kept): an answer that hands
         every call the same buffer has overwritten them since."""
-        from builder.judge.inputs import as_bytes
+        from builder.judge.inputs import flat_bytes
 
         outs = self.held.get(str(header["key"])) or []
         sent = _sendable(outs, header.get("expect") or [])
         channel.send(self.writer, {"ok": True, "sent": sent})
         for out, flag in zip(outs, sent):
             if flag:
-                channel.send(self.writer, {"part": "data"}, as_bytes(out))
+                channel.send(self.writer, {"part": "data"}, flat_bytes(out))
 
     def do_profile(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Warm up, then one forward inside the NVTX range that ncu collects (its fresh
@@ -259,9 +260,9 @@ class Sandbox:
         return reply, None
 
     def do_kept(self, header: dict[str, Any], _: Any) -> None:
-        """Send (and let go of) the outputs the last `time` batch kept of one run, with the
+        """Send the outputs the last `time` batch copied to the host of one run, with the
         perturbation count it ran at: a reply, then one message per output."""
-        from builder.judge.inputs import as_bytes
+        from builder.judge.inputs import flat_bytes
 
         kept = self.kept.pop(int(header["run"]), None)
         if kept is None:
@@ -271,7 +272,7 @@ class Sandbox:
         outs, perturbed = kept
         channel.send(self.writer, {"ok": True, "perturbed": perturbed, "count": len(outs)})
         for out in outs:
-            channel.send(self.writer, {"part": "data"}, as_bytes(out))
+            channel.send(self.writer, {"part": "data"}, flat_bytes(out))
 
     # -- helpers --------------------------------------------------------------------------
 

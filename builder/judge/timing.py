@@ -14,8 +14,11 @@ synchronize are the C-level functions captured before any candidate code was imp
 subjects run under the same guards as the checking runs, but a fresh allocation is not filled
 with poison while timed (the fill would be timed): each output is poisoned after its end event,
 so the block the allocator hands to the next run starts as poison all the same. The outputs of
-the runs the judge picked are sent back to it to be checked against its own reference
-(builder.judge.referee computes it).
+the runs the judge picked leave the GPU right after their run's end event, by an asynchronous
+copy into host buffers made before the batch (pinned, on a GPU), timed by events of its own; once
+the batch is done they are sent to the judge to be checked against its own reference
+(builder.judge.referee computes it). A checked output so holds no GPU memory past its run: a
+batch of an answer peaks where a trusted code's does.
 
 The batch wall time seen by the judge and the events' total are compared outside the sandbox.
 """
@@ -49,10 +52,11 @@ SPIN_PROBE_CYCLES = 2_000_000
 
 #: Where the host time of a timed batch goes, as the sandbox measures it: rewriting the input
 #: slab before each run, calling the code (launches, under the guards), the guards' verdict and
-#: the output checks after each run, the poison fill of each output, and garbage collection.
-HOST_PARTS = ("perturb", "call", "verdict", "fill", "collect")
+#: the output checks after each run, the copy of a checked run's outputs to the host, the poison
+#: fill of each output, and garbage collection.
+HOST_PARTS = ("perturb", "call", "verdict", "keep", "fill", "collect")
 #: The parts that are checks of the call rather than the call: reported in the "checks" phase.
-CHECK_PARTS = ("verdict", "fill", "collect")
+CHECK_PARTS = ("verdict", "keep", "fill", "collect")
 
 #: The keys of a timing summary.
 TIMING_KEYS = ("median_ms", "min_ms", "max_ms", "runs")
@@ -341,17 +345,6 @@ class CycleCollector:
     def __init__(self, limit: int, allocated: Callable[[], int]) -> None:
         self.limit, self.allocated = limit, allocated
 
-    def hold(self, tensors: list[Any]) -> None:
-        """These outputs stay alive on purpose (a run the judge checks): the limit rises by their
-        allocations (rounded up to 512 bytes, as the allocator counts them), so that holding them
-        costs no full collection (each held output set one off, about 0.1 s in a sandbox that has
-        imported torch.compile, where the trusted codes' batches hold none)."""
-        import torch
-
-        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors
-                    if type(t) is torch.Tensor}
-        self.limit += sum(-(-nbytes // 512) * 512 for nbytes in storages.values())
-
     def __call__(self) -> None:
         if self.allocated() <= self.limit:
             return
@@ -399,13 +392,27 @@ def _bench_inputs(sandbox: Any, header: dict[str, Any]) -> Any:
     return sandbox.bench
 
 
+def host_slots(sandbox: Any, count: int) -> list[list[Any]]:
+    """`count` sets of host buffers, one per reference output (its shape and dtype), that the
+    outputs of the runs the judge checks are copied into: pinned on a GPU, so that the copy is
+    asynchronous. Made on first use and kept for the session (a judge asks for them in the
+    request before the batch, so that making them is not timed)."""
+    import torch
+
+    while len(sandbox.slots) < count:
+        sandbox.slots.append([torch.empty(shape, dtype=getattr(torch, dtype), pin_memory=sandbox.device == "cuda")
+                              for shape, dtype in sandbox.out_meta])
+    return sandbox.slots[:count]
+
+
 def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     """Time the batch `header["subjects"]` (see the module doc); called by the sandbox's `time` op.
 
     Returns, per subject, its run times or the reason it failed, the ceiling figures for probe
     subjects, the perturbations applied so far and, when asked, the keyed hashes of the inputs.
-    The outputs of the runs listed in `keep` stay alive (on the device) for the `kept` op, which
-    sends them once the judge has stopped its clock.
+    The outputs of the runs listed in `keep` are copied to host buffers (host_slots; `reserve`
+    makes that many ahead) for the `kept` op, which sends them once the judge has stopped its
+    clock; the copies' event times are the subject's `kept_ms`.
     """
     import torch
 
@@ -418,6 +425,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
     allocated = torch.cuda.memory_allocated if cuda else _nothing_allocated
     placed = _bench_inputs(sandbox, header)
     sandbox.kept = {}
+    host_slots(sandbox, int(header.get("reserve", 0)))
     tensors = placed.tensors
     runs, warmup = int(header.get("runs", 100)), int(header.get("warmup", 5))
     out_bytes = nbytes([(tuple(shape), dtype) for shape, dtype in sandbox.out_meta])
@@ -455,7 +463,9 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
             model = sandbox.models.get(subject.get("name", ""))
             problems: list[str] = []
 
-            keep = set(header.get("keep") or ())
+            keep = sorted(header.get("keep") or ())
+            slots = dict(zip(keep, host_slots(sandbox, len(keep))))  # run -> host buffers for its outputs
+            copies: list[tuple[Any, Any]] = []  # events around each copy of a checked run's outputs
             pending: list[Any] = []  # (guard record, output) of the call not yet settled
             gc.collect()
             collect = CycleCollector(cycle_limit(allocated(), out_bytes), allocated)
@@ -481,10 +491,16 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                     problems.append(f"{finding.reason}: {finding.detail}")
                 elif outs is None or (shapes != sandbox.out_meta and not trusted):  # a seed's wrong shape is data
                     problems.append(f"wrong_while_timed: forward returned {type(out).__name__} {shapes}")
-                elif i in keep:
-                    sandbox.kept[i] = (outs, sandbox.perturbed)
-                    collect.hold(outs)
                 else:
+                    if i in slots and shapes == sandbox.out_meta:
+                        marks = clock.event(), clock.event()
+                        clock.record(marks[0])
+                        for slot, o in zip(slots[i], outs):
+                            slot.copy_(o, non_blocking=True)
+                        clock.record(marks[1])
+                        copies.append(marks)
+                        sandbox.kept[i] = (slots[i], sandbox.perturbed)
+                        since = spent("keep", since)
                     for o in outs:  # the allocator hands these blocks to the next run: they start as poison, untimed
                         fill(o)
                     since = spent("fill", since)
@@ -509,6 +525,7 @@ def time_subjects(sandbox: Any, header: dict[str, Any]) -> dict[str, Any]:
                 results[label] = {"error": reason, "detail": detail}
             else:
                 results[label] = {"times": times, "leads": clock.leads,
+                                  "kept_ms": [clock.elapsed_ms(*marks) for marks in copies],
                                   "host_ms": {part: 1e3 * seconds for part, seconds in host.items()}}
             fn = None
             if cuda:
@@ -631,8 +648,8 @@ LEAD_TOLERANCE = 0.05
 @dataclass(frozen=True)
 class Pace:
     """A timed batch of code as the judge saw it, per run: the events, the lead's spin, the wall
-    time outside both (the judge's clock around the request), and the sandbox's host time in its
-    checks of each call (CHECK_PARTS)."""
+    time outside them and the copies of the checked runs' outputs (the judge's clock around the
+    request), and the sandbox's host time in its checks of each call (CHECK_PARTS)."""
 
     events_ms: float  # mean
     lead_ms: float  # median
@@ -640,9 +657,10 @@ class Pace:
     checks_ms: float  # mean
 
     @classmethod
-    def of(cls, times: list[float], leads: list[float], wall_ms: float, host: dict[str, float]) -> Pace:
+    def of(cls, times: list[float], leads: list[float], wall_ms: float, host: dict[str, float],
+           copies_ms: float) -> Pace:
         runs = len(times)
-        return cls(sum(times) / runs, statistics.median(leads), (wall_ms - sum(times) - sum(leads)) / runs,
+        return cls(sum(times) / runs, statistics.median(leads), (wall_ms - sum(times) - sum(leads) - copies_ms) / runs,
                    sum(host.get(part, 0.0) for part in CHECK_PARTS) / runs)
 
 
@@ -709,6 +727,16 @@ def host_parts(result: Any) -> dict[str, float]:
         return {}
     return {part: max(0.0, float(ms)) for part, ms in reported.items()
             if part in HOST_PARTS and isinstance(ms, (int, float)) and ms == ms and ms != float("inf")}
+
+
+def copy_times(result: Any, wall_ms: float) -> list[float] | None:
+    """The event milliseconds of each copy of a checked run's outputs to the host, as the sandbox
+    reported them; None for a report of another form, or copies that would outlast the batch."""
+    reported = result.get("kept_ms") if isinstance(result, dict) else None
+    if not isinstance(reported, list) or not all(type(ms) in (int, float) and 0 <= ms for ms in reported) \
+            or not sum(reported) <= wall_ms:
+        return None
+    return [float(ms) for ms in reported]
 
 
 def runs_within_budget(estimate_ms: list[float], runs: int) -> int:
@@ -829,25 +857,26 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
         base = {"op": "time", **spec, "perturb": subject.kind != "ceiling",
                 "lead_ms": LEAD_MS,
                 "subjects": [{"label": subject.label, "kind": subject.kind, "name": name, "trusted": subject.trusted}]}
+        checks = plan.get(subject.label, {})
         if subject.kind != "ceiling":
             estimate = budgeted and subject.label not in counts
             with phases.span("compile" if subject.label not in first else "timing"):
                 reply = ask(subject, {**base, "runs": ESTIMATE_RUNS if estimate else 0, "warmup": warmup,
-                                      "perturb": False})
+                                      "perturb": False, "reserve": len(checks)})
             if not reply.get("ok"):
                 errors[subject.label] = (reply.get("reason") or "runtime_error", reply.get("detail", ""))
                 return
             if estimate:
                 times = (reply.get("subjects") or {}).get(subject.label, {}).get("times") or []
                 counts[subject.label] = runs_within_budget(times, runs)
-        checks = plan.get(subject.label, {})
         subject_runs = counts.get(subject.label, runs)
         start = time.perf_counter()
         reply = ask(subject, {**base, "runs": subject_runs, "warmup": 0, "keep": sorted(checks)})
         wall_ms = (time.perf_counter() - start) * 1e3
         result = reply["subjects"][subject.label] if reply.get("ok") else {}
         host = host_parts(result)
-        checking = min(sum(host.get(part, 0.0) for part in CHECK_PARTS), wall_ms)
+        kept = copy_times(result, wall_ms)
+        checking = min(sum(host.get(part, 0.0) for part in CHECK_PARTS) + sum(kept or ()), wall_ms)
         phases.add("timing", (wall_ms - checking) / 1e3)
         phases.add("checks", checking / 1e3)
         if not reply.get("ok"):
@@ -864,13 +893,14 @@ def run_side_by_side(problem: Any, subjects: list[Subject], *, runs: int = TIMED
             return
         times, leads = result["times"], result.get("leads")
         if (len(times) != subject_runs or any(t <= 0 for t in times) or not isinstance(leads, list)
-                or len(leads) != subject_runs or any(not 0 <= t < 10 * LEAD_MS for t in leads)):
+                or len(leads) != subject_runs or any(not 0 <= t < 10 * LEAD_MS for t in leads)
+                or kept is None or len(kept) != len(checks)):
             raise SandboxDied("sandbox_violation", f"{subject.label}: the sandbox sent malformed timings")
         walls[subject.label] = {"wall_ms": wall_ms, "events_ms": sum(times), "leads_ms": sum(leads),
-                                "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3,
+                                "copies_ms": sum(kept), "sandbox_wall_ms": float(reply.get("child_wall_s", 0.0)) * 1e3,
                                 **{f"{part}_ms": ms for part, ms in host.items()}}
         if subject.kind == "code":
-            pace = Pace.of(times, leads, wall_ms, host)
+            pace = Pace.of(times, leads, wall_ms, host, sum(kept))
             if subject.trusted:
                 trusted_paces.append(pace)
             elif device == "cuda":  # (a CPU's busy wait stretches with its load: there nothing is timed for a record)

@@ -145,8 +145,10 @@ def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_s
     specs = seeded_specs(inputs, 9)
     trials = [{"inputs": specs, "layout": layout, "mode": "train", "grad": grad}
               for layout, grad in (("plain", True), ("guarded", False))]
-    reply, outputs = compute({"problem_dir": str(problem.dir), "hash_key": 3, "build": Build({}, 1, 2).to_spec(),
-                              "trials": trials, "timing": None, "device": "cpu"})
+    groups, outputs = [], []
+    reply = compute({"problem_dir": str(problem.dir), "hash_key": 3, "build": Build({}, 1, 2).to_spec(),
+                     "trials": trials, "timing": None, "device": "cpu"},
+                    lambda group, outs: (groups.append(group), outputs.extend(outs)))
     placed = PlacedInputs(specs, "plain", "cpu")
     assert bool((placed.tensors[1] < 50).all()) and placed.tensors[1].dtype == torch.int64
     model, _ = build(load_module(problem.reference_path), Build({}, 1, 2))
@@ -154,8 +156,32 @@ def test_the_referee_computes_every_output_of_a_multi_input_reference_from_the_s
     assert torch.equal(outputs[0].view(torch.float32).reshape(()), expected[0])
     scale = abs(float(expected[0]))  # what the judge's compare uses for the absolute part
     assert scale > 0
-    assert reply["groups"] == [{"sequence": False, "outputs": [{"shape": [], "dtype": "float32", "scale": scale}]}] * 2
+    assert groups == [{"sequence": False, "outputs": [{"shape": [], "dtype": "float32", "scale": scale}]}] * 2
+    assert len(outputs) == 2 and torch.equal(outputs[0], outputs[1])
     assert reply["trials"][0]["input_hashes"] == placed.fingerprints(3) == reply["trials"][1]["input_hashes"]
+
+
+def test_a_referee_that_fails_after_sending_some_outputs_fails_the_request_and_serves_the_next():
+    """The referee sends each trial's outputs as it computes them: a later trial's failure is still
+    the request's answer, read in step, and the referee goes on with the next request."""
+    import torch
+
+    from builder.judge.plan import seeded_specs
+    from builder.judge.reference import Build
+    from builder.judge.referee import ask_referee
+    from builder.judge.runner import SandboxDied
+    from builder.manifest import Input
+
+    problem = PROBLEMS["rowloss"]
+    good = {"inputs": seeded_specs((Input("predictions", (6, 50), "float32", -1.0, 1.0),
+                                    Input("targets", (6,), "int64", 0, 50)), 9), "layout": "plain", "mode": "train"}
+    bad = {**good, "inputs": good["inputs"][:1]}  # forward is missing its second input
+    build = Build({}, 1, 2).to_spec()
+    with pytest.raises(SandboxDied, match="the referee failed"):
+        ask_referee(problem, 3, build=build, trials=[good, bad], device="cpu", timeout_s=120)
+    reply = ask_referee(problem, 3, build=build, trials=[good, good], device="cpu", timeout_s=120)
+    assert len(reply["groups"]) == len(reply["outputs"]) == 2 and reply["ok"]
+    assert torch.equal(reply["outputs"][0][0], reply["outputs"][1][0]) and reply["outputs"][0][0].shape == ()
 
 
 @pytest.mark.slow

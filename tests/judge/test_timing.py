@@ -1,3 +1,5 @@
+import contextlib
+import types
 from pathlib import Path
 
 import pytest
@@ -90,27 +92,63 @@ def test_a_collection_that_frees_nothing_raises_the_limit_instead_of_running_aft
     assert runs == [1, 2, 1, 2]
 
 
-def test_outputs_held_for_the_judge_raise_the_limit_by_their_allocations_and_set_off_no_collection(monkeypatch):
+class _Guards:
+    """The guards of a sandbox that finds nothing wrong."""
+
+    @contextlib.contextmanager
+    def watch(self):
+        yield None
+
+    @contextlib.contextmanager
+    def unpoisoned(self):
+        yield
+
+    def verdict(self, record):
+        return None
+
+
+def _sandbox(model):
+    """What time_subjects reads of a sandbox session on the CPU, with `model` built as "m"."""
+    from builder.judge.timing import Clock
+
+    return types.SimpleNamespace(clock=Clock("cpu"), device="cpu", guards=_Guards(), models={"m": model},
+                                 baselines={}, bench=None, perturbed=0, kept={}, slots=[])
+
+
+def test_a_checked_runs_outputs_leave_for_host_buffers_made_ahead_and_its_own_are_poisoned():
+    """The outputs of the runs the judge checks are copied into host buffers made in the request
+    before the batch, with the perturbation count they ran at and each copy's event time; the
+    output the code returned is then poisoned like any other, so it holds nothing for the judge."""
     import torch
 
-    from builder.judge import timing
+    from builder.judge.poison import untouched
+    from builder.judge.timing import time_subjects
 
-    runs = []
-    monkeypatch.setattr(timing.gc, "collect", lambda generation=2: runs.append(generation))
-    base, out = 1000, torch.ones(250)  # 1,000 bytes, which the allocator counts as 1,024
-    held = [base]
-    collect = timing.CycleCollector(timing.cycle_limit(base, 1024), lambda: held[0])
-    for _ in range(2):  # two runs the judge checks: each keeps its output (and a view of it) alive
-        held[0] += 1024
-        collect.hold([out, out.view(10, 25), "not a tensor"])
-        collect()
-    assert runs == [] and collect.limit == base + 3 * 1024
-    held[0] += 1024  # as without held outputs, one output a reference cycle holds is let be
-    collect()
-    assert runs == []
-    held[0] += 1024  # and a second one is collected
-    collect()
-    assert runs == [1, 2]
+    seen, returned = [], []
+
+    def model(x):
+        seen.append(x.clone())
+        returned.append(x * 2)
+        return returned[-1]
+
+    sandbox = _sandbox(model)
+    header = {"inputs": [{"shape": [64], "dtype": "float32", "low": 0.0, "high": 1.0, "seed": 5}], "seed": 9,
+              "expect": [{"shape": [64], "dtype": "float32"}], "poison": ["sentinel", 0],
+              "subjects": [{"label": "answer", "kind": "code", "name": "m", "trusted": False}]}
+    time_subjects(sandbox, {**header, "runs": 0, "warmup": 1, "perturb": False, "reserve": 2})
+    made = [slot[0].data_ptr() for slot in sandbox.slots]
+    assert len(made) == 2
+    reply = time_subjects(sandbox, {**header, "runs": 4, "warmup": 0, "keep": [1, 3]})
+    result = reply["subjects"]["answer"]
+    assert len(result["kept_ms"]) == 2 and all(ms >= 0 for ms in result["kept_ms"]) and "keep" in result["host_ms"]
+    assert sorted(sandbox.kept) == [1, 3] and [sandbox.kept[i][1] for i in (1, 3)] == [2, 4]
+    inputs, outputs = seen[1:], returned[1:]  # the timed calls, after the warm-up call
+    for run, slot in zip((1, 3), made):
+        (kept,), _ = sandbox.kept[run]
+        assert kept.data_ptr() == slot and kept.device.type == "cpu"
+        assert torch.equal(kept, inputs[run] * 2)  # the output of that run, on its perturbed input
+        assert untouched(outputs[run]) == 64  # the code's own output was poisoned after the copy
+    assert not torch.equal(inputs[1], inputs[3])
 
 
 def test_a_timed_code_peaks_at_its_input_and_two_outputs():
@@ -207,10 +245,12 @@ def test_a_timed_run_on_the_cpu_times_trusted_code_twice_and_checks_the_answer(l
     assert all(run.stats[label]["runs"] == 6 and run.stats[label]["median_ms"] > 0 for label in run.stats)
     assert "repeat_median_ms" in run.stats["seed"] and run.noise >= 0
     # The host time of each batch is split by part; the checks after each call count as checks.
-    for label in ("seed", "answer"):
+    for label, checked in (("seed", False), ("answer", True)):
         wall = run.walls[label]
-        assert {f"{part}_ms" for part in HOST_PARTS} <= wall.keys(), wall
-        assert 0 < sum(wall[f"{part}_ms"] for part in HOST_PARTS) <= wall["sandbox_wall_ms"], wall
+        parts = {part for part in HOST_PARTS if checked or part != "keep"}  # only checked runs copy outputs out
+        assert {f"{part}_ms" for part in parts} <= wall.keys() and ("keep_ms" in wall) == checked, wall
+        assert 0 < sum(wall[f"{part}_ms"] for part in parts) <= wall["sandbox_wall_ms"], wall
+        assert (wall["copies_ms"] > 0) == checked, wall
     assert "call_ms" in run.walls["eager"] and "verdict_ms" not in run.walls["eager"]
     assert run.phases["checks"] > 0 and run.phases["timing"] > 0
 
@@ -298,3 +338,18 @@ def test_a_lead_that_strays_from_the_trusted_codes_spin_is_a_timing_mismatch_and
     found = wall_finding(_pace(3.0, lead_ms=4.0), trusted)
     assert found is not None and "lead" in found
     assert wall_finding(_pace(100.0), []) is None  # no trusted batch in the session: nothing to hold it against
+
+
+def test_the_copies_of_the_checked_runs_outputs_are_not_taken_for_hidden_work_and_must_fit_the_wall():
+    """Each copy to the host is timed by events of its own: the wall time they take is not counted
+    outside the events. A report of copies that is not a list of times, or that outlasts the
+    batch, is no report (the judge then takes the sandbox's timings for malformed)."""
+    from builder.judge.timing import Pace, copy_times
+
+    pace = Pace.of([1.0] * 10, [5.0] * 10, wall_ms=100.0, host={"verdict": 2.0}, copies_ms=20.0)
+    assert pace.outside_ms == (100.0 - 10.0 - 50.0 - 20.0) / 10 and pace.checks_ms == 0.2
+    assert copy_times({"kept_ms": [8.0, 12.0]}, 100.0) == [8.0, 12.0]
+    assert copy_times({"kept_ms": []}, 100.0) == []
+    for bad in ({"kept_ms": [60.0, 50.0]}, {"kept_ms": [-1.0]}, {"kept_ms": [float("nan")]}, {"kept_ms": "8"},
+                {"kept_ms": [True]}, {}, None):
+        assert copy_times(bad, 100.0) is None, bad
