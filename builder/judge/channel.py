@@ -40,9 +40,9 @@ def widen(*streams: Any) -> None:
 
 
 def send(stream: BinaryIO, header: dict[str, Any], payload: Any = None) -> None:
-    """Write one message; `payload` is a flat uint8 tensor (builder.judge.inputs.flat_bytes) whose
-    bytes follow the header: a CPU tensor's as they are, a GPU tensor's through one pinned host
-    buffer, CHUNK_BYTES at a time, so that no host copy of the whole tensor is made."""
+    """Write one message; `payload` is a contiguous tensor (builder.judge.inputs.flat_bytes makes
+    one) whose bytes follow the header: a CPU tensor's as they are, a GPU tensor's through one
+    pinned host buffer, CHUNK_BYTES at a time, so that no host copy of the whole tensor is made."""
     if payload is not None:
         header = {**header, "nbytes": payload.numel() * payload.element_size()}
     raw = json.dumps(header, default=str).encode()
