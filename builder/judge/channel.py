@@ -62,13 +62,15 @@ def _host_chunks(payload: Any) -> Any:
     global _staging
     import torch
 
+    from builder.judge.inputs import host_buffer
+
     if payload.device.type == "cpu":
         data = memoryview(payload.numpy()).cast("B")
         for start in range(0, data.nbytes, CHUNK_BYTES):
             yield data[start:start + CHUNK_BYTES]
         return
     if _staging is None:
-        _staging = torch.empty(CHUNK_BYTES, dtype=torch.uint8, pin_memory=True)
+        _staging = host_buffer(CHUNK_BYTES, torch.uint8, pinned=True)
     flat, step = payload.reshape(-1).view(torch.uint8), _staging.numel()
     for start in range(0, flat.numel(), step):
         part = _staging[:min(step, flat.numel() - start)]

@@ -119,6 +119,17 @@ def as_bytes(tensor: torch.Tensor) -> torch.Tensor:
     return flat_bytes(tensor.detach().to("cpu"))
 
 
+def host_buffer(shape: Any, dtype: torch.dtype, *, pinned: bool) -> torch.Tensor:
+    """An empty host tensor; with `pinned`, in pinned memory (copies from a GPU into it need not
+    wait) where the machine lets memory be pinned, else in plain memory (they wait, and are as right)."""
+    if pinned:
+        try:
+            return torch.empty(shape, dtype=dtype, pin_memory=True)
+        except RuntimeError:
+            pass
+    return torch.empty(shape, dtype=dtype)
+
+
 def from_bytes(raw: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """The inverse of as_bytes (`raw` may be a slice at any offset)."""
     if raw.storage_offset() % dtype.itemsize:

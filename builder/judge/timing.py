@@ -395,12 +395,15 @@ def _bench_inputs(sandbox: Any, header: dict[str, Any]) -> Any:
 def host_slots(sandbox: Any, count: int) -> list[list[Any]]:
     """`count` sets of host buffers, one per reference output (its shape and dtype), that the
     outputs of the runs the judge checks are copied into: pinned on a GPU, so that the copy is
-    asynchronous. Made on first use and kept for the session (a judge asks for them in the
+    asynchronous, where the machine lets memory be pinned (else the copy waits for itself, still
+    between its events). Made on first use and kept for the session (a judge asks for them in the
     request before the batch, so that making them is not timed)."""
     import torch
 
+    from builder.judge.inputs import host_buffer
+
     while len(sandbox.slots) < count:
-        sandbox.slots.append([torch.empty(shape, dtype=getattr(torch, dtype), pin_memory=sandbox.device == "cuda")
+        sandbox.slots.append([host_buffer(shape, getattr(torch, dtype), pinned=sandbox.device == "cuda")
                               for shape, dtype in sandbox.out_meta])
     return sandbox.slots[:count]
 

@@ -151,6 +151,22 @@ def test_a_checked_runs_outputs_leave_for_host_buffers_made_ahead_and_its_own_ar
     assert not torch.equal(inputs[1], inputs[3])
 
 
+def test_where_no_memory_can_be_pinned_a_gpus_checked_outputs_go_to_pageable_buffers():
+    """This machine has no pinned memory allocator, as a GPU host that refuses to pin would not:
+    the buffers are then plain host memory, of the reference outputs' shapes and dtypes."""
+    import torch
+
+    from builder.judge.timing import host_slots
+
+    sandbox = types.SimpleNamespace(device="cuda", slots=[], out_meta=[([2, 3], "float16"), ([], "int64")])
+    with pytest.raises(RuntimeError):
+        torch.empty(1, pin_memory=True)
+    slots = host_slots(sandbox, 2)
+    assert [[(list(b.shape), b.dtype, b.device.type) for b in slot] for slot in slots] == \
+        [[([2, 3], torch.float16, "cpu"), ([], torch.int64, "cpu")]] * 2
+    assert host_slots(sandbox, 1)[0] is slots[0] and len(sandbox.slots) == 2  # made once per session
+
+
 def test_a_timed_code_peaks_at_its_input_and_two_outputs():
     from builder.judge.timing import cycle_limit
 
