@@ -11,6 +11,12 @@ sent with the request; it sets up its device (a GPU's context cannot cross a for
 zygote never makes one) and then serves the channel as `python -m builder.judge.sandbox DEVICE`
 would.
 
+The zygote writes the bytecode of what it imports where Python can (it runs no code under
+test), so that a sandbox started as a new process later (the profiler's) reads torch's compiled
+modules instead of compiling their sources again: a GPU host whose environment was installed
+without bytecode spent seconds of every such start there. A fork writes none, as a sandbox
+started as a new process writes none.
+
 Before it says it is ready, a GPU's zygote forks one probe that sets up the GPU and runs an op
 on it: where a fork of it could not use the GPU, the zygote says so and the judge starts its
 sandboxes as new processes instead.
@@ -46,6 +52,7 @@ class Zygote:
 
     def __init__(self, env: dict[str, str], log: Path, device: str = "cpu") -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
         with open(log, "wb") as stderr:
             self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.zygote", str(theirs.fileno()), device],
                                          cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
@@ -235,6 +242,7 @@ def _become_sandbox(request: dict[str, Any], fds: list[int], prepared: dict[str,
             os.setgid(uid)
             os.setuid(uid)
         set_dumpable(True)  # as a new process is
+        sys.dont_write_bytecode = True  # as PYTHONDONTWRITEBYTECODE, in request["env"], makes a new one
         os.environ.clear()
         os.environ.update({**request["env"], **prepared})
         import tempfile

@@ -234,9 +234,12 @@ def test_a_cpu_sandbox_forked_from_the_zygote_is_a_process_of_its_own(tmp_path):
         assert zygote is not None and parent == zygote.proc.pid
         assert session_id == pid != os.getsid(zygote.proc.pid)
         assert os.readlink(f"/proc/{pid}/cwd") == str(session.box)
-        code = "import os\nopen('seen.txt', 'w').write(os.environ['HOME'] + ' ' + os.environ['TRITON_INTERPRET'])\n"
+        code = ("import os, sys\nopen('seen.txt', 'w').write(' '.join([os.environ['HOME'], os.environ['TRITON_INTERPRET'],"
+                " os.environ['PYTHONDONTWRITEBYTECODE'], str(sys.dont_write_bytecode)]))\n")
         session.request({"op": "load", "label": "probe", "path": str(session.write_code("probe", code))})
-        assert (session.box / "seen.txt").read_text() == f"{session.box} 1"
+        assert (session.box / "seen.txt").read_text() == f"{session.box} 1 1 True"  # a fork writes no bytecode
+        zygote_env = open(f"/proc/{zygote.proc.pid}/environ", "rb").read().split(b"\0")
+        assert not [v for v in zygote_env if v.startswith(b"PYTHONDONTWRITEBYTECODE=")]  # the zygote writes its imports'
         links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         assert not [link for link in links if link.startswith("socket:")]  # the zygote's socket stays behind
         assert uid == (session.uid if _drop_privileges() else os.getuid())
