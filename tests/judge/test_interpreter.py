@@ -279,3 +279,71 @@ print(len(types))
 
 def test_the_dtype_table_answers_as_the_interpreters_own_function():
     assert run_script(DTYPE_SCRIPT).split() == ["46"]
+
+
+SHARED_TYPES_SCRIPT = """
+import copy, sys
+from builder.judge.interpreter import prepare_cpu
+prepare_cpu()
+import torch, triton, triton.language as tl
+
+bt = tl.block_type(tl.float32, [4, 8])
+assert bt is tl.block_type(tl.float32, [tl.constexpr(4), 8]) and list(bt.shape) == [4, 8] and bt.numel == 32
+assert bt is not tl.block_type(tl.float32, [8, 4]) and bt is not tl.block_type(tl.int32, [4, 8])
+assert tl.block_type(tl.pointer_type(tl.float32), [4]) is not tl.block_type(tl.pointer_type(tl.float32, const=True), [4])
+assert copy.copy(bt) == bt and copy.copy(bt) is not bt
+for bad in ([3], [0], []):
+    try:
+        tl.block_type(tl.float32, bad)
+    except (ValueError, TypeError):
+        pass
+    else:
+        raise AssertionError(f"a block type of shape {bad} was made")
+for t, shape, numel in ((tl.tensor(None, bt), [4, 8], 32), (tl.tensor(None, tl.block_type(tl.int8, [16])), [16], 16),
+                        (tl.tensor(None, tl.float16), [], 1), (tl.tensor(None, copy.copy(bt)), [4, 8], 32)):
+    assert [int(s) for s in t.shape] == shape and t.numel.value == numel and t.dtype is t.type.scalar, (t.shape, t.numel)
+
+
+@triton.jit
+def shapes(x_ptr, y_ptr, out_ptr, n, B: tl.constexpr):
+    rows = tl.arange(0, B)[:, None]
+    cols = tl.arange(0, B)[None, :]
+    x = tl.load(x_ptr + rows * n + cols, mask=(rows < n) & (cols < n), other=0.0)  # [B, B] with [B, 1] and [1, B]
+    y = tl.load(y_ptr + tl.arange(0, B), mask=tl.arange(0, B) < n, other=0.0)  # [B]
+    wide = x * 2 + y  # [B, B] with [B]: a rank added, then broadcast
+    same = wide - x.to(tl.float64).to(tl.float32)  # two blocks of the same dims
+    lifted = same + rows.to(tl.int64) + 0.5  # int64 against float32, then a scalar
+    tl.store(out_ptr + rows * n + cols, lifted, mask=(rows < n) & (cols < n))
+
+
+x, y, out = torch.rand(6, 6), torch.rand(6), torch.zeros(6, 6)
+shapes[(1,)](x, y, out, 6, B=8)
+rows = torch.arange(6, dtype=torch.float32)[:, None]
+expected = x * 2 + y - x + rows + 0.5
+assert torch.allclose(out, expected), (out - expected).abs().max()
+print("ok")
+"""
+
+OTHER_TENSOR_SCRIPT = """
+import triton.language as tl
+make = tl.tensor.__init__
+def init(self, handle, type):
+    make(self, handle, type)
+    self.extra = True
+tl.tensor.__init__ = init
+from builder.judge.interpreter import prepare_cpu
+prepare_cpu()
+assert tl.tensor.__init__ is init  # a tensor of another make: made as it was
+assert tl.tensor(None, tl.block_type(tl.float32, [2])).extra
+print("ok")
+"""
+
+
+def test_block_types_and_tensor_shapes_are_made_once_and_compute_the_same():
+    """One block type per element type and dims; a tensor's shape and numel from its type, as
+    Triton's own tensor has them; broadcasts of equal, added and unit dims as before."""
+    assert run_script(SHARED_TYPES_SCRIPT).strip() == "ok"
+
+
+def test_a_tensor_that_sets_more_than_its_shape_is_made_as_before():
+    assert run_script(OTHER_TENSOR_SCRIPT).strip() == "ok"
