@@ -11,8 +11,8 @@ sent with the request; it sets up its device (a GPU's context cannot cross a for
 zygote never makes one) and then serves the channel as `python -m builder.judge.sandbox DEVICE`
 would.
 
-The zygote writes the bytecode of what it imports where Python can (it runs no code under
-test), so that a sandbox started as a new process later (the profiler's) reads torch's compiled
+The zygote writes the bytecode of what it imports where Python can and the judge itself would
+(it runs no code under test), so that a sandbox started as a new process later (the profiler's) reads torch's compiled
 modules instead of compiling their sources again: a GPU host whose environment was installed
 without bytecode spent seconds of every such start there. A fork writes none, as a sandbox
 started as a new process writes none.
@@ -52,7 +52,8 @@ class Zygote:
 
     def __init__(self, env: dict[str, str], log: Path, device: str = "cpu") -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        if not sys.dont_write_bytecode:  # as the judge would itself: not where its environment says not to
+            env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
         with open(log, "wb") as stderr:
             self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.zygote", str(theirs.fileno()), device],
                                          cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
