@@ -3,9 +3,10 @@
 For benchmark-size checks the judge cannot ship inputs to the sandbox, so the sandbox draws them
 from seeds it is told only when it must use them. The referee, a child of the judge that runs no
 candidate code, draws the same inputs from the same seeds, computes the reference outputs and
-the keyed hashes of the inputs, and sends each output to the judge over a pipe, as bytes, as
-soon as it is computed (from the GPU through a small pinned buffer: no host copy of the whole
-output is made, and only one benchmark-size output is alive in the referee at a time). For a
+the keyed hashes of the inputs, and sends each output to the judge as soon as it is computed
+(builder.judge.channel: a benchmark-size one as a sealed memory file the judge maps, filled from
+the GPU through a small pinned buffer; only one benchmark-size output is alive in the referee's
+GPU memory at a time). For a
 timing session it replays the perturbations (builder.judge.timing.perturb) up to each run the
 judge will check. A verification asks as it starts and reads the answer when its first trial
 needs it, so the referee computes while the sandbox runs its small checks; one that ends before
@@ -30,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 #: Seconds a referee may take for one request.
 REFEREE_TIMEOUT_S = 900.0
@@ -49,24 +50,33 @@ class _Service:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.link: Any = None  # the judge's end of the referee's channel (builder.judge.channel.Channel)
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> Any:
+        """The referee's channel, starting the referee when none runs."""
         from builder import PROJECT_ROOT
         from builder.judge import channel
         from builder.judge.runner import _child_env, _children_lock, _live_children
 
         if self.proc is None or self.proc.poll() is not None:
-            if self.proc is not None:
-                _live_children.discard(self.proc.pid)
+            self.stop()
+            link, child_in, child_out = channel.Channel.for_child()
             # Registered as the judge's own child: a sandbox session's clean-up must not take the
             # referee, which lives in a session of its own, for a process the sandbox left behind.
-            with _children_lock:
-                self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
-                                             env=_child_env(None), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.DEVNULL, start_new_session=True)
-                _live_children.add(self.proc.pid)
-            channel.widen(self.proc.stdin, self.proc.stdout)
-        return self.proc
+            try:
+                with _children_lock:
+                    self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
+                                                 env=_child_env(None), stdin=child_in, stdout=child_out,
+                                                 stderr=subprocess.DEVNULL, start_new_session=True)
+                    _live_children.add(self.proc.pid)
+            except BaseException:
+                link.close()
+                raise
+            finally:
+                os.close(child_in)
+                os.close(child_out)
+            self.link = link
+        return self.link
 
     def stop(self) -> None:
         from builder.judge.runner import _live_children
@@ -79,7 +89,9 @@ class _Service:
             self.proc.wait()
         if self.proc is not None:
             _live_children.discard(self.proc.pid)
-        self.proc = None
+        if self.link is not None:
+            self.link.close()
+        self.proc = self.link = None
 
     def request(self, params: dict[str, Any], timeout_s: float,
                 wanted: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -99,24 +111,24 @@ class _Service:
         try:
             if wanted is not None and not wanted():
                 raise Withdrawn()
-            proc = self._start()
+            link = self._start()
             timer = threading.Timer(timeout_s, self.stop)
             timer.start()
             try:
-                channel.send(proc.stdin, params)  # type: ignore[arg-type]
+                link.send(params)
                 groups, outputs = [], []
-                reply, _ = channel.receive(proc.stdout)  # type: ignore[arg-type]
+                reply, _ = link.receive()
                 while "group" in reply:
                     outs = []
                     for meta in reply["group"]["outputs"]:
                         size = torch.Size(meta["shape"]).numel() * getattr(torch, meta["dtype"]).itemsize
-                        _, raw = channel.receive(proc.stdout, max_payload=size)  # type: ignore[arg-type]
+                        _, raw = link.receive(max_payload=size)
                         if raw is None:
                             raise channel.ProtocolError("an output ended before its bytes")
                         outs.append(raw.view(getattr(torch, meta["dtype"])).reshape(meta["shape"]))
                     groups.append(reply["group"])
                     outputs.append(outs)
-                    reply, _ = channel.receive(proc.stdout)  # type: ignore[arg-type]
+                    reply, _ = link.receive()
                 if not reply.get("ok"):
                     raise SandboxDied(reply.get("reason") or "crash", f"the referee failed: {reply.get('detail', '')[-500:]}")
             except (channel.ProtocolError, BrokenPipeError, OSError, ValueError) as exc:
@@ -225,8 +237,8 @@ def load_problem_at(folder: str) -> Any:
     return load_problem(Path(folder))
 
 
-def serve(reader: BinaryIO, writer: BinaryIO) -> None:
-    """Answer requests until the judge closes the pipe."""
+def serve(end: Any) -> None:
+    """Answer requests over `end` (builder.judge.channel.Channel) until the judge closes it."""
     import traceback
 
     from builder.judge import channel
@@ -234,20 +246,20 @@ def serve(reader: BinaryIO, writer: BinaryIO) -> None:
 
     while True:
         try:
-            params, _ = channel.receive(reader)
+            params, _ = end.receive()
         except channel.ProtocolError:
             return
 
         def emit(group: dict[str, Any], outputs: list[Any]) -> None:
-            channel.send(writer, {"group": group})
+            end.send({"group": group})
             for out in outputs:
-                channel.send(writer, {}, out)
+                end.send({}, out)
 
         try:
             reply = compute(params, emit)
         except Exception as exc:  # any failure is the request's answer
             reply = {"ok": False, "reason": _classify(exc), "detail": traceback.format_exc(limit=6)}
-        channel.send(writer, reply)
+        end.send(reply)
 
 
 def main() -> int:
@@ -261,8 +273,7 @@ def main() -> int:
     import torch  # noqa: F401  (imported before the first request: the start-up is paid once)
 
     apply_memory_cap()
-    reader, writer = channel.open_pair(read_fd, write_fd)
-    serve(reader, writer)
+    serve(channel.Channel.of_child(read_fd, write_fd))
     return 0
 
 

@@ -528,43 +528,36 @@ class SandboxSession:
         self.log_path = self.scratch / "sandbox.log"
         log = open(self.log_path, "wb")
         zygote = None if self.wrap is not None else _zygotes.get(self.device)
-        with _children_lock:
-            try:
-                self.proc = self._fork(zygote, log.fileno()) if zygote is not None else None
-            except OSError:  # the zygote died under the request: a new process instead
-                self.proc = None
-            if self.proc is None:
-                cmd = [sys.executable, "-m", "builder.judge.sandbox", self.device]
-                if self.wrap is not None:
-                    cmd = [*self.wrap.prefix(self.wrap_log), *cmd, LATE_CONTEXT]
-                self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, stderr=log, start_new_session=True, **kwargs)
-            _live_children.add(self.proc.pid)
-        log.close()
-        channel.widen(self.proc.stdin, self.proc.stdout)
-
-    def _fork(self, zygote: Zygote, log: int) -> Forked:
-        """The sandbox as a fork of the zygote (builder.judge.zygote), on pipes of its own."""
-        child_in, to_child = os.pipe()
-        from_child, child_out = os.pipe()
-        channel.widen(child_in, child_out)
+        link, child_in, child_out = channel.Channel.for_child()
         try:
-            pid = zygote.fork(self.box, self._env(), self.uid, child_in, child_out, log)
+            with _children_lock:
+                try:  # a fork of the zygote (builder.judge.zygote)
+                    self.proc = Forked(zygote, zygote.fork(self.box, self._env(), self.uid, child_in, child_out,
+                                                           log.fileno())) if zygote is not None else None
+                except OSError:  # the zygote died under the request: a new process instead
+                    self.proc = None
+                if self.proc is None:
+                    cmd = [sys.executable, "-m", "builder.judge.sandbox", self.device]
+                    if self.wrap is not None:
+                        cmd = [*self.wrap.prefix(self.wrap_log), *cmd, LATE_CONTEXT]
+                    self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=child_in, stdout=child_out,
+                                                 stderr=log, start_new_session=True, **kwargs)
+                _live_children.add(self.proc.pid)
         except BaseException:
-            os.close(to_child)
-            os.close(from_child)
+            link.close()
             raise
         finally:
             os.close(child_in)
             os.close(child_out)
-        return Forked(zygote, pid, os.fdopen(to_child, "wb"), os.fdopen(from_child, "rb"))
+            log.close()
+        self.link = link
 
     def _adopt(self, spare: SandboxSession) -> None:
         """Take over a sandbox started ahead (fresh: it has imported its modules, nothing else)."""
         import shutil
 
         shutil.rmtree(self.scratch, ignore_errors=True)  # the spare's scratch replaces this session's own
-        for name in ("scratch", "box", "wrap_log", "proc", "uid", "slot", "log_path"):
+        for name in ("scratch", "box", "wrap_log", "proc", "link", "uid", "slot", "log_path"):
             setattr(self, name, getattr(spare, name))
         if spare.slot is not None:
             self._slot_lock = spare._slot_lock
@@ -609,16 +602,16 @@ class SandboxSession:
         return path
 
     def send(self, header: dict[str, Any], payload: Any = None) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
+        assert self.proc is not None
         try:
-            channel.send(self.proc.stdin, header, payload)  # type: ignore[arg-type]
+            self.link.send(header, payload)
         except (BrokenPipeError, OSError) as exc:
             raise self._died(f"could not write to the sandbox: {exc}") from None
 
     def receive(self, max_payload: int = 0) -> tuple[dict[str, Any], Any]:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
         try:
-            return channel.receive(self.proc.stdout, max_payload)  # type: ignore[arg-type]
+            return self.link.receive(max_payload)
         except channel.ProtocolError as exc:
             raise self._died(str(exc)) from None
 
@@ -679,12 +672,7 @@ class SandboxSession:
         self.proc.wait()
         _live_children.discard(self.proc.pid)
         self.strays = _kill_strays(self.uid, self.proc.pid)
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:  # a pipe the sandbox closed first
-                    pass
+        self.link.close()
         if self.slot is not None:
             os.close(self._slot_lock)  # releases the slot's lock
             self.slot = None

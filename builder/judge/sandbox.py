@@ -19,7 +19,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from builder.judge import channel
 
@@ -27,8 +27,8 @@ from builder.judge import channel
 class Sandbox:
     """The state of one sandbox session: the problem, the guards, loaded code and models."""
 
-    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
-        self.reader, self.writer = reader, writer
+    def __init__(self, end: channel.Channel) -> None:
+        self.end = end
         self.modules: dict[str, Any] = {}
         self.models: dict[str, Any] = {}
         self.targets: dict[str, dict[str, str]] = {}  # model -> reference tensor name -> its own tensor's name
@@ -46,28 +46,28 @@ class Sandbox:
     def serve(self) -> None:
         while True:
             try:
-                header, payload = channel.receive(self.reader, max_payload=1 << 40)
+                header, payload = self.end.receive(max_payload=1 << 40)
             except channel.ProtocolError:
                 return
             op = header.get("op")
             if op == "bye":
-                channel.send(self.writer, {"ok": True})
+                self.end.send({"ok": True})
                 return
             handler = getattr(self, f"do_{op}", None)
             if handler is None:
-                channel.send(self.writer, {"ok": False, "reason": "runtime_error", "detail": f"unknown op {op!r}"})
+                self.end.send({"ok": False, "reason": "runtime_error", "detail": f"unknown op {op!r}"})
                 continue
             try:
                 result = handler(header, payload)
             except Exception as exc:  # reported to the judge, which decides
                 crashed = self._device_failed(exc)
-                channel.send(self.writer, {"ok": False, "reason": "crash" if crashed else "runtime_error",
+                self.end.send({"ok": False, "reason": "crash" if crashed else "runtime_error",
                                            "detail": _last_lines(traceback.format_exc())})
                 if crashed:
                     return
                 continue
             if result is not None:  # a handler that streams sends its messages itself
-                channel.send(self.writer, *result)
+                self.end.send(*result)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -195,20 +195,20 @@ class Sandbox:
         plain = (self.torch.Tensor, self.torch.nn.Parameter)
         buffers = [ref for ref in header.get("buffers") or ()
                    if ref in mapping and type(tensors.get(mapping[ref])) in plain and not vars(tensors[mapping[ref]])]
-        channel.send(self.writer, {"part": "output", **reply, "sent": sent, "buffers": buffers})
+        self.end.send({"part": "output", **reply, "sent": sent, "buffers": buffers})
         for out, flag in zip(outs or (), sent):
             if flag:
-                channel.send(self.writer, {"part": "data"}, flat_bytes(out))
+                self.end.send({"part": "data"}, flat_bytes(out))
         for ref in buffers:
             dtype = getattr(self.torch, header["buffer_dtypes"][ref])
-            channel.send(self.writer, {"part": "buffer", "name": ref}, flat_bytes(tensors[mapping[ref]].to(dtype)))
+            self.end.send({"part": "buffer", "name": ref}, flat_bytes(tensors[mapping[ref]].to(dtype)))
         if header.get("keep") is not None and outs is not None:
             self.held[str(header["keep"])] = outs
         del outs
         if header.get("return_inputs"):
-            channel.send(self.writer, {"part": "input"}, placed.contents())
+            self.end.send({"part": "input"}, placed.contents())
         else:
-            channel.send(self.writer, {"part": "end"})
+            self.end.send({"part": "end"})
 
     def do_held(self, header: dict[str, Any], _: Any) -> None:
         """Send again the outputs a forward kept under `key` (they stay kept): an answer that hands
@@ -217,10 +217,10 @@ class Sandbox:
 
         outs = self.held.get(str(header["key"])) or []
         sent = _sendable(outs, header.get("expect") or [])
-        channel.send(self.writer, {"ok": True, "sent": sent})
+        self.end.send({"ok": True, "sent": sent})
         for out, flag in zip(outs, sent):
             if flag:
-                channel.send(self.writer, {"part": "data"}, flat_bytes(out))
+                self.end.send({"part": "data"}, flat_bytes(out))
 
     def do_profile(self, header: dict[str, Any], _: Any) -> tuple[dict[str, Any], None]:
         """Warm up, then one forward inside the NVTX range that ncu collects (its fresh
@@ -267,13 +267,13 @@ class Sandbox:
 
         kept = self.kept.pop(int(header["run"]), None)
         if kept is None:
-            channel.send(self.writer, {"ok": False, "reason": "wrong_while_timed",
+            self.end.send({"ok": False, "reason": "wrong_while_timed",
                                        "detail": "no output was kept for that run"})
             return
         outs, perturbed = kept
-        channel.send(self.writer, {"ok": True, "perturbed": perturbed, "count": len(outs)})
+        self.end.send({"ok": True, "perturbed": perturbed, "count": len(outs)})
         for out in outs:
-            channel.send(self.writer, {"part": "data"}, flat_bytes(out))
+            self.end.send({"part": "data"}, flat_bytes(out))
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -505,9 +505,9 @@ def serve_stdio() -> int:
     os.dup2(null, 0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    reader, writer = channel.open_pair(read_fd, write_fd)
-    Sandbox(reader, writer).serve()
-    writer.flush()
+    end = channel.Channel.of_child(read_fd, write_fd)
+    Sandbox(end).serve()
+    end.writer.flush()
     return 0
 
 

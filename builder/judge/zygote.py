@@ -6,7 +6,7 @@ device kind: it runs `builder.judge.sandbox.prepare(device, context=False)` once
 forks. Each fork becomes one sandbox, as fresh as a new process: the zygote never loads code
 under test, and it was started from the sandboxes' own environment, not forked from the judge,
 so it holds none of the judge's secrets. The child takes its own session, its box as working
-folder, the box's environment, its own user where the judge is root, and the pipes the judge
+folder, the box's environment, its own user where the judge is root, and the channel the judge
 sent with the request; it sets up its device (a GPU's context cannot cross a fork, so the
 zygote never makes one) and then serves the channel as `python -m builder.judge.sandbox DEVICE`
 would.
@@ -38,7 +38,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 #: Seconds the zygote gets to import and prepare.
 READY_TIMEOUT_S = 300.0
@@ -122,8 +122,8 @@ class Zygote:
 class Forked:
     """A sandbox forked by the zygote, with the part of subprocess.Popen's interface the judge uses."""
 
-    def __init__(self, zygote: Zygote, pid: int, stdin: IO[bytes], stdout: IO[bytes]) -> None:
-        self.zygote, self.pid, self.stdin, self.stdout = zygote, pid, stdin, stdout
+    def __init__(self, zygote: Zygote, pid: int) -> None:
+        self.zygote, self.pid = zygote, pid
         self.returncode: int | None = None
 
     def poll(self) -> int | None:

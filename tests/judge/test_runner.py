@@ -244,8 +244,12 @@ def test_a_cpu_sandbox_forked_from_the_zygote_is_a_process_of_its_own(tmp_path):
         zygote_env = open(f"/proc/{zygote.proc.pid}/environ", "rb").read().split(b"\0")
         # the zygote writes its imports' bytecode as the judge would
         assert any(v.startswith(b"PYTHONDONTWRITEBYTECODE=") for v in zygote_env) == sys.dont_write_bytecode
-        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-        assert not [link for link in links if link.startswith("socket:")]  # the zygote's socket stays behind
+        def sockets(process):
+            links = [os.readlink(f"/proc/{process}/fd/{fd}") for fd in os.listdir(f"/proc/{process}/fd")]
+            return {link for link in links if link.startswith("socket:")}
+
+        # the zygote's socket stays behind: the sandbox's one socket is its channel's end
+        assert len(sockets(pid)) == 1 and not sockets(pid) & sockets(zygote.proc.pid)
         assert uid == (session.uid if _drop_privileges() else os.getuid())
         assert session.request({"op": "bye"}) == {"ok": True}
     finally:
@@ -346,6 +350,7 @@ def test_a_sessions_clock_stops_while_the_judge_waits_on_its_own_work():
 def test_a_sandboxs_pipes_and_the_referees_carry_a_mebibyte_at_a_time(monkeypatch, zygote):
     """Tensors cross these pipes: a 1 MiB buffer moved them 1.7 times as fast as Linux's 64 KiB."""
     import fcntl
+    import socket
 
     from builder.judge import channel, referee
     from builder.judge.runner import SandboxSession, _spares
@@ -355,17 +360,19 @@ def test_a_sandboxs_pipes_and_the_referees_carry_a_mebibyte_at_a_time(monkeypatc
     def size(stream):
         return fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_GETPIPE_SZ", 1032))
 
+    def buffers(link):  # the pipe from the child, the socket to it (Linux doubles what is asked)
+        return size(link.reader), link.share_in.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+
     monkeypatch.setenv(ZYGOTE_ENV, zygote)
     _spares.stop()
     session = SandboxSession("cpu", get_problem("avgpool1d").dir, timeout_s=120)
     session.start()
     try:
-        assert size(session.proc.stdin) == size(session.proc.stdout) == channel.PIPE_BYTES
+        assert buffers(session.link) == (channel.PIPE_BYTES, channel.PIPE_BYTES)
     finally:
         session.close()
     try:
-        proc = referee._service._start()
-        assert size(proc.stdin) == size(proc.stdout) == channel.PIPE_BYTES
+        assert buffers(referee._service._start()) == (channel.PIPE_BYTES, channel.PIPE_BYTES)
     finally:
         referee.stop_referee()
 
