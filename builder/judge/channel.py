@@ -112,6 +112,9 @@ def _sealed_file(payload: Any) -> int:
 
     fd = os.memfd_create("kp-payload", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
+        # Its pages made at once: writes that grow the file page by page took 1 to 7 s a GiB
+        # where these took 0.5 s.
+        os.posix_fallocate(fd, 0, payload.numel() * payload.element_size())
         for chunk in _host_chunks(payload):
             while chunk.nbytes:
                 chunk = chunk[os.write(fd, chunk):]
