@@ -3,6 +3,7 @@ several inputs, integer inputs, a 0-dim output, learned parameters and a running
 laid out as a user's, fills that vary, both modes, autograd on and off, long rows, NaN. Each
 known-bad answer must get its reason; each correct one must pass."""
 
+import math
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,6 +70,21 @@ def test_benchmark_trials_draw_in_the_sandbox_and_the_referee_alike(name, reason
         assert [c.name for c in result.cases] == ["benchmark_0", "benchmark_1"]
     else:
         assert result.reason in (reason, "uninitialized_output", "nan_inf"), (result.reason, result.detail)
+
+
+def test_benchmark_size_results_reach_the_judge_as_sealed_memory_files(monkeypatch):
+    """The referee's references and the sandbox's outputs of two trials, each over 1 MiB, come as
+    memory files the judge maps (builder.judge.channel), from processes started as in production."""
+    from builder.judge import channel
+
+    mapped = []
+    take = channel._mapped
+    monkeypatch.setattr(channel, "_mapped", lambda share, nbytes: mapped.append(nbytes) or take(share, nbytes))
+    problem = PROBLEMS["relu"]
+    result = verify(problem, problem.kernel_path.read_text(), device="cpu", timeout_s=300, cases=[], trials=2)
+    assert result.ok, (result.reason, result.detail)
+    size = 4 * math.prod(problem.benchmark_case.shape)
+    assert size >= channel.SHARE_MIN_BYTES and mapped == [size] * 4
 
 
 @pytest.mark.slow
