@@ -18,11 +18,13 @@ their system calls, and the judge's read is a mapping, not a copy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import stat
 import struct
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 #: Largest JSON header the judge accepts.
@@ -219,15 +221,25 @@ class Channel:
         self.reader, self.writer, self.share_out, self.share_in = reader, writer, share_out, share_in
 
     @classmethod
-    def for_child(cls) -> tuple[Channel, int, int]:
-        """The parent's end of a new child's channel, and the descriptors the child takes as its
-        stdin (a socket) and stdout (a pipe): the parent closes those two once the child has them."""
+    @contextlib.contextmanager
+    def for_child(cls) -> Iterator[tuple[Channel, int, int]]:
+        """For the block that starts a child: the parent's end of its channel, and the descriptors
+        the child takes as its stdin (a socket) and stdout (a pipe). Those two are closed in this
+        process after the block; the parent's end too where the block raised."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BYTES)
         from_child, child_out = os.pipe()
         widen(from_child)
-        writer = os.fdopen(os.dup(ours.fileno()), "wb")
-        return cls(os.fdopen(from_child, "rb"), writer, share_in=ours), theirs.detach(), child_out
+        end = cls(os.fdopen(from_child, "rb"), os.fdopen(os.dup(ours.fileno()), "wb"), share_in=ours)
+        child_in = theirs.detach()
+        try:
+            yield end, child_in, child_out
+        except BaseException:
+            end.close()
+            raise
+        finally:
+            os.close(child_in)
+            os.close(child_out)
 
     @classmethod
     def of_child(cls, read_fd: int, write_fd: int) -> Channel:

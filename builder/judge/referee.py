@@ -60,21 +60,13 @@ class _Service:
 
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
-            link, child_in, child_out = channel.Channel.for_child()
             # Registered as the judge's own child: a sandbox session's clean-up must not take the
             # referee, which lives in a session of its own, for a process the sandbox left behind.
-            try:
-                with _children_lock:
-                    self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
-                                                 env=_child_env(None), stdin=child_in, stdout=child_out,
-                                                 stderr=subprocess.DEVNULL, start_new_session=True)
-                    _live_children.add(self.proc.pid)
-            except BaseException:
-                link.close()
-                raise
-            finally:
-                os.close(child_in)
-                os.close(child_out)
+            with channel.Channel.for_child() as (link, child_in, child_out), _children_lock:
+                self.proc = subprocess.Popen([sys.executable, "-m", "builder.judge.referee"], cwd=PROJECT_ROOT,
+                                             env=_child_env(None), stdin=child_in, stdout=child_out,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)
+                _live_children.add(self.proc.pid)
             self.link = link
         return self.link
 

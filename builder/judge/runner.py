@@ -526,30 +526,21 @@ class SandboxSession:
             kwargs = {"user": self.uid, "group": self.uid, "extra_groups": []}
         os.chmod(self.box, 0o700)
         self.log_path = self.scratch / "sandbox.log"
-        log = open(self.log_path, "wb")
         zygote = None if self.wrap is not None else _zygotes.get(self.device)
-        link, child_in, child_out = channel.Channel.for_child()
-        try:
-            with _children_lock:
-                try:  # a fork of the zygote (builder.judge.zygote)
-                    self.proc = Forked(zygote, zygote.fork(self.box, self._env(), self.uid, child_in, child_out,
-                                                           log.fileno())) if zygote is not None else None
-                except OSError:  # the zygote died under the request: a new process instead
-                    self.proc = None
-                if self.proc is None:
-                    cmd = [sys.executable, "-m", "builder.judge.sandbox", self.device]
-                    if self.wrap is not None:
-                        cmd = [*self.wrap.prefix(self.wrap_log), *cmd, LATE_CONTEXT]
-                    self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=child_in, stdout=child_out,
-                                                 stderr=log, start_new_session=True, **kwargs)
-                _live_children.add(self.proc.pid)
-        except BaseException:
-            link.close()
-            raise
-        finally:
-            os.close(child_in)
-            os.close(child_out)
-            log.close()
+        with (open(self.log_path, "wb") as log, channel.Channel.for_child() as (link, child_in, child_out),
+              _children_lock):
+            try:  # a fork of the zygote (builder.judge.zygote)
+                self.proc = Forked(zygote, zygote.fork(self.box, self._env(), self.uid, child_in, child_out,
+                                                       log.fileno())) if zygote is not None else None
+            except OSError:  # the zygote died under the request: a new process instead
+                self.proc = None
+            if self.proc is None:
+                cmd = [sys.executable, "-m", "builder.judge.sandbox", self.device]
+                if self.wrap is not None:
+                    cmd = [*self.wrap.prefix(self.wrap_log), *cmd, LATE_CONTEXT]
+                self.proc = subprocess.Popen(cmd, cwd=self.box, env=self._env(), stdin=child_in, stdout=child_out,
+                                             stderr=log, start_new_session=True, **kwargs)
+            _live_children.add(self.proc.pid)
         self.link = link
 
     def _adopt(self, spare: SandboxSession) -> None:

@@ -62,7 +62,7 @@ class Sandbox:
             except Exception as exc:  # reported to the judge, which decides
                 crashed = self._device_failed(exc)
                 self.end.send({"ok": False, "reason": "crash" if crashed else "runtime_error",
-                                           "detail": _last_lines(traceback.format_exc())})
+                               "detail": _last_lines(traceback.format_exc())})
                 if crashed:
                     return
                 continue
@@ -268,7 +268,7 @@ class Sandbox:
         kept = self.kept.pop(int(header["run"]), None)
         if kept is None:
             self.end.send({"ok": False, "reason": "wrong_while_timed",
-                                       "detail": "no output was kept for that run"})
+                           "detail": "no output was kept for that run"})
             return
         outs, perturbed = kept
         self.end.send({"ok": True, "perturbed": perturbed, "count": len(outs)})

@@ -12,10 +12,10 @@ zygote never makes one) and then serves the channel as `python -m builder.judge.
 would.
 
 The zygote writes the bytecode of what it imports where Python can and the judge itself would
-(it runs no code under test), so that a sandbox started as a new process later (the profiler's) reads torch's compiled
-modules instead of compiling their sources again: a GPU host whose environment was installed
-without bytecode spent seconds of every such start there. A fork writes none, as a sandbox
-started as a new process writes none.
+(it runs no code under test), so that a sandbox started as a new process later (the
+profiler's) reads torch's compiled modules instead of compiling their sources again: a GPU host
+whose environment was installed without bytecode spent seconds of every such start there. A
+fork writes none, as a sandbox started as a new process writes none.
 
 Before it says it is ready, a GPU's zygote forks one probe that sets up the GPU and runs an op
 on it: where a fork of it could not use the GPU, the zygote says so and the judge starts its

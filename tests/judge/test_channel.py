@@ -51,8 +51,8 @@ def _link():
     """A parent's end and a child's end of one channel, in this process."""
     from builder.judge import channel
 
-    parent, child_in, child_out = channel.Channel.for_child()
-    return parent, channel.Channel.of_child(child_in, child_out)
+    with channel.Channel.for_child() as (parent, child_in, child_out):
+        return parent, channel.Channel.of_child(os.dup(child_in), os.dup(child_out))
 
 
 def _exchange(parent, child, header, payload):
