@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from builder.dataset import features, write_dataset
 from builder.rows import Skipped, build_rows
 from builder.schema import load_schema
 from builder.seeds import load_problems
-from builder.tokens import CHAT_TEMPLATE, config_stats, qwen_tokenizer, row_counts, train_settings
+from builder.tokens import CHAT_TEMPLATE, Lengths, config_stats, qwen_tokenizer, row_counts, train_settings
 from tests.rowfactory import make_row, make_rows
 
 SKIPPED = (Skipped("avgpool2d/block_tiling/h100", "record of 'block_tiling' is missing"),
@@ -160,36 +161,49 @@ def test_card_snippets_use_the_settings_from_the_counts(card: DatasetCard) -> No
     assert "{% generation %}" in CHAT_TEMPLATE
 
 
-class EncodeOnce:
-    """`tokenizer`, encoding each distinct text once. Its counts are the tokenizer's own (it is
-    deterministic); the real preference rows repeat a few dozen prompts and answers hundreds of
-    times, and the test counts every row again after config_stats has."""
+class Counted:
+    """`tokenizer`, keeping the texts it was asked to encode."""
 
     def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer, self.encoded = tokenizer, {}
+        self.tokenizer, self.texts = tokenizer, []
 
     def __call__(self, text: str, **kwargs: Any) -> Any:
-        key = (text, tuple(sorted(kwargs.items())))
-        if key not in self.encoded:
-            self.encoded[key] = self.tokenizer(text, **kwargs)
-        return self.encoded[key]
+        self.texts.append(text)
+        return self.tokenizer(text, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.tokenizer, name)
 
 
+def test_config_stats_tokenize_each_distinct_text_once() -> None:
+    """The preference rows repeat their prompts and chosen answers: each distinct text is
+    tokenized once, and the counts are those of counting every row on its own."""
+    tables = config_rows(make_rows()).tables
+    pairs = [row[k] for row in tables["preference"] for k in ("prompt", "chosen", "rejected")]
+    assert len(set(pairs)) < len(pairs)
+    tokenizer = Counted(qwen_tokenizer())
+    stats = config_stats(tables, tokenizer)
+    assert tokenizer.texts and len(tokenizer.texts) == len(set(tokenizer.texts))
+    solutions = {row["id"]: row["completion"] for row in tables["sft"]}
+    for name, rows in tables.items():
+        counts = [row_counts(name, row, tokenizer.tokenizer, solutions.get(row["id"])) for row in rows]
+        assert (stats[name].total_max, stats[name].completion_median) == \
+            (max(c[2] for c in counts), statistics.median(c[1] for c in counts))
+
+
 def test_settings_cover_every_real_row_with_the_card_tokenizer() -> None:
     rows, _ = build_rows(load_problems())
     tables = config_rows(rows).tables
-    tokenizer = EncodeOnce(qwen_tokenizer())
+    tokenizer = qwen_tokenizer()
+    lengths = Lengths(tokenizer)
     settings = train_settings(config_stats(tables, tokenizer))
     limits = {"sft": settings.sft_max_length, "trajectories": settings.trajectories_max_length,
               "preference": settings.dpo_max_length}
     for name, limit in limits.items():
         for row in tables[name]:
-            assert row_counts(name, row, tokenizer)[2] <= limit, (name, row["id"])
+            assert row_counts(name, row, tokenizer, lengths=lengths)[2] <= limit, (name, row["id"])
         assert limit > 1024, "TRL's default max_length would do"
-    longest = max(row_counts("sft", row, tokenizer)[1] for row in tables["sft"])
+    longest = max(row_counts("sft", row, tokenizer, lengths=lengths)[1] for row in tables["sft"])
     assert longest <= settings.grpo_max_completion_length and longest > 512
 
 
