@@ -90,7 +90,8 @@ class Lengths:
     in a build of 52 rows)."""
 
     def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer, self.known = tokenizer, {}
+        self.tokenizer = tokenizer
+        self.known: dict[str, int] = {}
 
     def __call__(self, text: str) -> int:
         if text not in self.known:
