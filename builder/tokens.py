@@ -99,21 +99,20 @@ class Lengths:
         return self.known[text]
 
 
-def row_counts(name: str, row: dict[str, Any], tokenizer: Any, solution: str | None = None,
-               lengths: Lengths | None = None) -> tuple[int, int, int]:
-    """(prompt, completion, total) tokens of one row of config `name` as its trainer sees it.
+def row_counts(name: str, row: dict[str, Any], count: Lengths, solution: str | None = None) -> tuple[int, int, int]:
+    """(prompt, completion, total) tokens of one row of config `name` as its trainer sees it,
+    counted by `count` (share one over many rows).
 
     A completion counts its end-of-turn token. For `rl`, `solution` is the reference answer the
-    completion budget is sized on. `lengths` counts the texts (one per call by default; share
-    one over many rows).
+    completion budget is sized on.
     """
-    count = lengths or Lengths(tokenizer)
     if name == "sft":
         completion = count(row["completion"]) + 1
         total = count(row["prompt"] + row["completion"]) + 1
         return count(row["prompt"]), completion, total
     if name == "trajectories":
-        total = len(tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"])
+        total = len(count.tokenizer.apply_chat_template(row["messages"], tokenize=True,
+                                                        return_dict=True)["input_ids"])
         completion = sum(count(m["content"]) + 1 for m in row["messages"] if m["role"] == "assistant")
         return total - completion, completion, total
     if name == "preference":
@@ -133,9 +132,9 @@ def config_stats(tables: dict[str, list[dict[str, Any]]], tokenizer: Any) -> dic
     A config without rows counts as one empty row, so its settings stay defined.
     """
     solutions = {row["id"]: row["completion"] for row in tables.get("sft", [])}
-    found, lengths = {}, Lengths(tokenizer)
+    found, count = {}, Lengths(tokenizer)
     for name, rows in tables.items():
-        counts = [row_counts(name, row, tokenizer, solutions.get(row["id"]), lengths) for row in rows] or [(0, 0, 0)]
+        counts = [row_counts(name, row, count, solutions.get(row["id"])) for row in rows] or [(0, 0, 0)]
         prompts, completions, totals = zip(*counts)
         found[name] = TokenStats(len(rows), max(prompts), statistics.median(prompts), max(completions),
                                  statistics.median(completions), max(totals), statistics.median(totals))

@@ -186,7 +186,7 @@ def test_config_stats_tokenize_each_distinct_text_once() -> None:
     assert tokenizer.texts and len(tokenizer.texts) == len(set(tokenizer.texts))
     solutions = {row["id"]: row["completion"] for row in tables["sft"]}
     for name, rows in tables.items():
-        counts = [row_counts(name, row, tokenizer.tokenizer, solutions.get(row["id"])) for row in rows]
+        counts = [row_counts(name, row, Lengths(tokenizer.tokenizer), solutions.get(row["id"])) for row in rows]
         assert (stats[name].total_max, stats[name].completion_median) == \
             (max(c[2] for c in counts), statistics.median(c[1] for c in counts))
 
@@ -195,15 +195,15 @@ def test_settings_cover_every_real_row_with_the_card_tokenizer() -> None:
     rows, _ = build_rows(load_problems())
     tables = config_rows(rows).tables
     tokenizer = qwen_tokenizer()
-    lengths = Lengths(tokenizer)
+    count = Lengths(tokenizer)
     settings = train_settings(config_stats(tables, tokenizer))
     limits = {"sft": settings.sft_max_length, "trajectories": settings.trajectories_max_length,
               "preference": settings.dpo_max_length}
     for name, limit in limits.items():
         for row in tables[name]:
-            assert row_counts(name, row, tokenizer, lengths=lengths)[2] <= limit, (name, row["id"])
+            assert row_counts(name, row, count)[2] <= limit, (name, row["id"])
         assert limit > 1024, "TRL's default max_length would do"
-    longest = max(row_counts("sft", row, tokenizer, lengths=lengths)[1] for row in tables["sft"])
+    longest = max(row_counts("sft", row, count)[1] for row in tables["sft"])
     assert longest <= settings.grpo_max_completion_length and longest > 512
 
 
